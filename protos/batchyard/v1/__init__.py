@@ -1,0 +1,1 @@
+"""Generated gRPC API: package batchyard.v1."""
