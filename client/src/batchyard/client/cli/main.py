@@ -1,0 +1,39 @@
+"""`batchyard`: one command for people and for deployment.
+
+The client's own commands (definitions, ...) live here; `server`, `worker` and `dev`
+come from the installed server and worker packages through the entry-point group
+`batchyard.commands`, so a client-only install has no database driver.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib.metadata import entry_points
+
+
+PLUGIN_GROUP = "batchyard.commands"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="batchyard",
+        description="Batchyard: define batch jobs, run them, follow their logs, collect results.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for entry in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
+        entry.load()(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(handler(args))
+    except KeyboardInterrupt:
+        return 130

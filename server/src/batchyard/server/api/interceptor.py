@@ -1,0 +1,137 @@
+"""One interceptor for every RPC: a summary log line, and domain errors as rich status.
+
+Domain errors become their status code with ErrorInfo (and BadRequest) details;
+transient database failures become UNAVAILABLE; anything else is logged with its
+traceback and answered INTERNAL with no detail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+import structlog
+from google.rpc import status_pb2
+
+from batchyard.server.api.errors import INTERNAL_STATUS, UNAVAILABLE_STATUS, status_of
+from batchyard.server.db.errors import is_transient
+from batchyard.server.domain.errors import DomainError
+
+log = structlog.get_logger("batchyard.server.rpc")
+QUIET_METHODS = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
+class _Call:
+    """The bookkeeping of one call: its outcome code and the summary line."""
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.code = grpc.StatusCode.OK
+        self.started = time.perf_counter()
+
+    async def fail(self, context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:
+        """Turn `exc` into the call's status; always raises (abort)."""
+        if isinstance(exc, DomainError):
+            code, status = status_of(exc)
+        elif is_transient(exc):
+            code, status = grpc.StatusCode.UNAVAILABLE, UNAVAILABLE_STATUS
+            log.warning("database_unavailable", method=self.method, error=type(exc).__name__)
+        else:
+            code, status = grpc.StatusCode.INTERNAL, INTERNAL_STATUS
+            log.error("rpc_crashed", method=self.method, exc_info=exc)
+        self.code = code
+        await _abort(context, code, status)
+
+    def done(self) -> None:
+        if self.method.startswith(QUIET_METHODS) and self.code == grpc.StatusCode.OK:
+            return
+        log.info(
+            "rpc_finished",
+            method=self.method,
+            code=self.code.name,
+            duration_ms=round((time.perf_counter() - self.started) * 1000, 2),
+        )
+
+
+async def _abort(
+    context: grpc.aio.ServicerContext[Any, Any], code: grpc.StatusCode, status: status_pb2.Status
+) -> None:
+    await context.abort(
+        code,
+        status.message,
+        trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
+    )
+
+
+def _wrap_unary(behavior: Callable[..., Awaitable[Any]], method: str) -> Callable[..., Awaitable[Any]]:
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        call = _Call(method)
+        try:
+            return await behavior(request, context)
+        except (grpc.aio.AbortError, asyncio.CancelledError) as exc:
+            call.code = _aborted_code(context, exc)
+            raise
+        except Exception as exc:
+            await call.fail(context, exc)
+        finally:
+            call.done()
+
+    return wrapper
+
+
+def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]], method: str) -> Callable[..., AsyncIterator[Any]]:
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        call = _Call(method)
+        try:
+            async for response in behavior(request, context):
+                yield response
+        except (grpc.aio.AbortError, asyncio.CancelledError) as exc:
+            call.code = _aborted_code(context, exc)
+            raise
+        except Exception as exc:
+            await call.fail(context, exc)
+        finally:
+            call.done()
+
+    return wrapper
+
+
+def _aborted_code(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> grpc.StatusCode:
+    if isinstance(exc, asyncio.CancelledError):
+        return grpc.StatusCode.CANCELLED
+    code = context.code()
+    return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
+
+
+class ErrorsAndLogging(grpc.aio.ServerInterceptor):
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+        kind = "unary" if not handler.response_streaming else "stream"
+        if handler.request_streaming and handler.response_streaming:
+            behavior, factory = handler.stream_stream, grpc.stream_stream_rpc_method_handler
+        elif handler.request_streaming:
+            behavior, factory = handler.stream_unary, grpc.stream_unary_rpc_method_handler
+        elif handler.response_streaming:
+            behavior, factory = handler.unary_stream, grpc.unary_stream_rpc_method_handler
+        else:
+            behavior, factory = handler.unary_unary, grpc.unary_unary_rpc_method_handler
+        if kind == "stream" and inspect.isasyncgenfunction(behavior):
+            wrapped = _wrap_stream(behavior, method)
+        else:
+            wrapped = _wrap_unary(behavior, method)
+        return factory(
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )

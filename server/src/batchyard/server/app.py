@@ -1,0 +1,124 @@
+"""The composition root: wires the database, the servicers and the gRPC server, and owns
+start-up and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from dataclasses import dataclass, field
+
+import asyncpg
+import grpc
+import structlog
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from batchyard.server.api.definitions import DefinitionServicer
+from batchyard.server.api.interceptor import ErrorsAndLogging
+from batchyard.server.api.workspaces import WorkspaceResolver
+from batchyard.server.db.migrate import migrate
+from batchyard.server.db.pool import create_pool
+from batchyard.server.embedded import EmbeddedPostgres, start_embedded
+from batchyard.server.settings import ServerSettings
+from batchyard.v1 import definition_service_pb2, definition_service_pb2_grpc
+
+log = structlog.get_logger(__name__)
+
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+SERVICES = [definition_service_pb2.DESCRIPTOR.services_by_name["DefinitionService"].full_name]
+
+
+async def resolve_database(settings: ServerSettings) -> tuple[str, EmbeddedPostgres | None]:
+    """The DSN to use, starting the embedded PostgreSQL when no URL is configured."""
+    if settings.database_url:
+        return settings.database_url, None
+    embedded = await start_embedded(settings.data_dir)
+    return embedded.dsn(), embedded
+
+
+async def run_migrations(dsn: str) -> list[int]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await migrate(conn)
+    finally:
+        await conn.close()
+
+
+@dataclass
+class App:
+    settings: ServerSettings
+    port: int = 0
+    _server: grpc.aio.Server | None = None
+    _pool: asyncpg.Pool | None = None
+    _embedded: EmbeddedPostgres | None = None
+    _health: HealthServicer = field(default_factory=HealthServicer)
+    _stopped: bool = False
+
+    async def start(self) -> None:
+        dsn, self._embedded = await resolve_database(self.settings)
+        try:
+            await run_migrations(dsn)
+            self._pool = await create_pool(dsn, max_size=self.settings.pool_size)
+            self._server = self._build_server(self._pool)
+            self.port = self._server.add_insecure_port(self.settings.listen)
+            if self.port == 0:
+                raise OSError(f"cannot listen on {self.settings.listen}")
+            await self._server.start()
+        except BaseException:
+            await self.stop(0)
+            raise
+        for name in ["", *SERVICES]:
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("server_started", listen=self.settings.listen, port=self.port)
+
+    def _build_server(self, pool: asyncpg.Pool) -> grpc.aio.Server:
+        server = grpc.aio.server(
+            interceptors=[ErrorsAndLogging()],
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        workspaces = WorkspaceResolver(pool)
+        definition_service_pb2_grpc.add_DefinitionServiceServicer_to_server(
+            DefinitionServicer(pool, workspaces), server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            [*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            server,
+        )
+        return server
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Health NOT_SERVING, stop accepting, drain in-flight calls, close the database."""
+        if self._stopped:
+            return
+        self._stopped = True
+        grace = self.settings.grace_seconds if grace is None else grace
+        await self._health.enter_graceful_shutdown()
+        if self._server is not None:
+            log.info("server_draining", grace_seconds=grace)
+            await self._server.stop(grace)
+        if self._pool is not None:
+            await self._pool.close()
+        if self._embedded is not None:
+            await self._embedded.stop()
+        log.info("server_stopped")
+
+
+async def serve(settings: ServerSettings) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    app = App(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await app.start()
+    try:
+        await stop.wait()
+        log.info("shutdown_requested")
+    finally:
+        await app.stop()

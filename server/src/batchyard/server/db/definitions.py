@@ -1,0 +1,140 @@
+"""Typed queries for job definitions."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from batchyard.server.db.job_codec import (
+    config_from_json,
+    config_to_json,
+    secrets_from_json,
+    secrets_to_json,
+)
+from batchyard.server.db.sql import q
+from batchyard.server.domain.definitions import Definition, DefinitionDraft, is_uuid_ref
+from batchyard.server.domain.errors import Conflict, DefinitionExists, DefinitionNotFound
+from batchyard.server.domain.jobs import JobType
+
+
+@dataclass(frozen=True)
+class Workspace:
+    id: UUID
+    name: str
+
+
+async def workspace_by_name(pool: asyncpg.Pool, name: str) -> Workspace | None:
+    row = await pool.fetchrow(q("workspace_by_name"), name)
+    return Workspace(row["id"], row["name"]) if row else None
+
+
+def _ref_args(ref: str) -> tuple[UUID | None, str | None]:
+    return (UUID(ref), None) if is_uuid_ref(ref) else (None, ref)
+
+
+def _draft_args(draft: DefinitionDraft) -> tuple[Any, ...]:
+    job_type = draft.config.type.value if draft.config.type else JobType.SHELL.value
+    return (
+        draft.name,
+        draft.description,
+        job_type,
+        config_to_json(draft.config),
+        secrets_to_json(draft.secrets),
+    )
+
+
+def _from_row(row: asyncpg.Record) -> Definition:
+    draft = DefinitionDraft(
+        name=row["name"],
+        description=row["description"],
+        config=config_from_json(row["config"]),
+        secrets=secrets_from_json(row["secrets"]),
+    )
+    return Definition(
+        uuid=row["id"],
+        workspace=row["workspace"],
+        version=row["version"],
+        draft=draft,
+        create_time=row["created_at"],
+        update_time=row["updated_at"],
+    )
+
+
+def _name_taken(exc: asyncpg.UniqueViolationError, name: str) -> Exception:
+    if exc.constraint_name == "definitions_workspace_name_key":
+        return DefinitionExists(name)
+    return exc
+
+
+async def create(pool: asyncpg.Pool, ws: Workspace, draft: DefinitionDraft) -> Definition:
+    new_id = uuid.uuid4()
+    try:
+        created = await pool.fetchval(q("create_definition"), new_id, ws.id, *_draft_args(draft))
+    except asyncpg.UniqueViolationError as exc:
+        raise _name_taken(exc, draft.name) from None
+    return Definition(new_id, ws.name, 1, draft, created, created)
+
+
+async def get(pool: asyncpg.Pool | asyncpg.Connection, ws: Workspace, ref: str, version: int = 0) -> Definition:
+    row = await pool.fetchrow(q("get_definition"), ws.id, *_ref_args(ref), version)
+    if row is None:
+        raise DefinitionNotFound(ref if not version else f"{ref}@{version}")
+    return _from_row(row)
+
+
+async def update(
+    pool: asyncpg.Pool,
+    ws: Workspace,
+    ref: str,
+    change: Callable[[DefinitionDraft], DefinitionDraft],
+    expected_version: int = 0,
+) -> Definition:
+    """Lock the definition, compute its next draft with `change`, and store it."""
+    async with pool.acquire() as conn, conn.transaction():
+        if await conn.fetchval(q("lock_definition"), ws.id, *_ref_args(ref)) is None:
+            raise DefinitionNotFound(ref)
+        current = await get(conn, ws, ref)
+        if expected_version and expected_version != current.version:
+            raise Conflict(
+                f"definition {ref!r} is at version {current.version}, not {expected_version}"
+            )
+        draft = change(current.draft)
+        version = current.version + 1
+        try:
+            row = await conn.fetchrow(
+                q("add_definition_version"), current.uuid, version, *_draft_args(draft)
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise _name_taken(exc, draft.name) from None
+    return Definition(current.uuid, ws.name, version, draft, row["created_at"], row["updated_at"])
+
+
+async def delete(pool: asyncpg.Pool, ws: Workspace, ref: str) -> None:
+    if await pool.fetchval(q("delete_definition"), ws.id, *_ref_args(ref)) is None:
+        raise DefinitionNotFound(ref)
+
+
+async def list_page(
+    pool: asyncpg.Pool,
+    ws: Workspace,
+    *,
+    after: tuple[str, UUID] | None,
+    name_prefix: str,
+    job_type: JobType | None,
+    limit: int,
+) -> list[Definition]:
+    rows = await pool.fetch(
+        q("list_definitions"),
+        ws.id,
+        after[0] if after else None,
+        after[1] if after else None,
+        name_prefix,
+        job_type.value if job_type else None,
+        limit,
+    )
+    return [_from_row(r) for r in rows]

@@ -1,0 +1,23 @@
+"""Which database failures are transient (the caller may retry) rather than bugs."""
+
+from __future__ import annotations
+
+import asyncpg
+
+_TRANSIENT = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.QueryCanceledError,
+    asyncpg.LockNotAvailableError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether `exc` means "the database could not answer now" (UNAVAILABLE)."""
+    return isinstance(exc, _TRANSIENT)

@@ -1,0 +1,72 @@
+-- name: workspace_by_name
+SELECT id, name FROM workspaces WHERE name = $1;
+
+-- name: create_definition
+-- $1 id, $2 workspace_id, $3 name, $4 description, $5 job_type, $6 config, $7 secrets
+WITH d AS (
+    INSERT INTO definitions (id, workspace_id, name, current_version)
+    VALUES ($1, $2, $3, 1)
+    RETURNING id, created_at
+)
+INSERT INTO definition_versions
+    (definition_id, version, name, description, job_type, config, secrets, created_at)
+SELECT d.id, 1, $3, $4, $5, $6, $7, d.created_at FROM d
+RETURNING created_at;
+
+-- name: get_definition
+-- $1 workspace_id, $2 id (or NULL), $3 name (or NULL), $4 version (0 = current)
+SELECT d.id, w.name AS workspace, v.version, v.name, v.description, v.config, v.secrets,
+       d.created_at, v.created_at AS updated_at, d.current_version
+FROM definitions d
+JOIN workspaces w ON w.id = d.workspace_id
+JOIN definition_versions v
+  ON v.definition_id = d.id
+ AND v.version = CASE WHEN $4::bigint = 0 THEN d.current_version ELSE $4::bigint END
+WHERE d.workspace_id = $1
+  AND d.deleted_at IS NULL
+  AND (d.id = $2::uuid OR ($2::uuid IS NULL AND d.name = $3::text));
+
+-- name: lock_definition
+-- $1 workspace_id, $2 id (or NULL), $3 name (or NULL)
+SELECT d.id
+FROM definitions d
+WHERE d.workspace_id = $1
+  AND d.deleted_at IS NULL
+  AND (d.id = $2::uuid OR ($2::uuid IS NULL AND d.name = $3::text))
+FOR UPDATE;
+
+-- name: add_definition_version
+-- $1 id, $2 version, $3 name, $4 description, $5 job_type, $6 config, $7 secrets
+WITH v AS (
+    INSERT INTO definition_versions
+        (definition_id, version, name, description, job_type, config, secrets)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    RETURNING created_at
+)
+UPDATE definitions SET name = $3, current_version = $2
+WHERE id = $1
+RETURNING (SELECT created_at FROM v) AS updated_at, created_at;
+
+-- name: delete_definition
+-- $1 workspace_id, $2 id (or NULL), $3 name (or NULL)
+UPDATE definitions SET deleted_at = clock_timestamp()
+WHERE workspace_id = $1
+  AND deleted_at IS NULL
+  AND (id = $2::uuid OR ($2::uuid IS NULL AND name = $3::text))
+RETURNING id;
+
+-- name: list_definitions
+-- $1 workspace_id, $2 after name (or NULL), $3 after id, $4 name prefix, $5 job type (or NULL),
+-- $6 limit. Keyset paging on (name, id): stable under concurrent inserts and deletes.
+SELECT d.id, w.name AS workspace, v.version, v.name, v.description, v.config, v.secrets,
+       d.created_at, v.created_at AS updated_at, d.current_version
+FROM definitions d
+JOIN workspaces w ON w.id = d.workspace_id
+JOIN definition_versions v ON v.definition_id = d.id AND v.version = d.current_version
+WHERE d.workspace_id = $1
+  AND d.deleted_at IS NULL
+  AND ($2::text IS NULL OR (d.name, d.id) > ($2::text, $3::uuid))
+  AND starts_with(d.name, $4::text)
+  AND ($5::text IS NULL OR v.job_type = $5::text)
+ORDER BY d.name, d.id
+LIMIT $6;

@@ -1,0 +1,1 @@
+"""The pure core: dataclasses, validation, state transitions, page tokens. No I/O."""

@@ -1,0 +1,94 @@
+"""Domain errors. The API layer maps each kind to a status code and an ErrorInfo reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    """One bad field: its path in the request and what is wrong with it."""
+
+    field: str
+    description: str
+
+    def under(self, prefix: str) -> FieldViolation:
+        """The same violation with its path below `prefix` (e.g. "definition")."""
+        path = f"{prefix}.{self.field}" if self.field else prefix
+        return FieldViolation(path, self.description)
+
+
+class DomainError(Exception):
+    """Base of every error meant for the caller. `reason` is an ErrorReason name."""
+
+    reason = "INTERNAL"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass
+class InvalidArgument(DomainError):
+    """One or more fields of the request are bad."""
+
+    violations: list[FieldViolation] = field(default_factory=list)
+    reason = "INVALID_FIELD"
+
+    def __post_init__(self) -> None:
+        summary = "; ".join(f"{v.field}: {v.description}" for v in self.violations[:5])
+        more = f" (and {len(self.violations) - 5} more)" if len(self.violations) > 5 else ""
+        DomainError.__init__(self, f"invalid request: {summary}{more}")
+
+    def under(self, prefix: str) -> InvalidArgument:
+        return InvalidArgument([v.under(prefix) for v in self.violations])
+
+
+class InvalidPageToken(DomainError):
+    reason = "INVALID_PAGE_TOKEN"
+
+
+class NotFound(DomainError):
+    reason = "NOT_FOUND"
+
+
+class DefinitionNotFound(NotFound):
+    reason = "DEFINITION_NOT_FOUND"
+
+    def __init__(self, ref: str) -> None:
+        super().__init__(f"definition {ref!r} not found")
+
+
+class AlreadyExists(DomainError):
+    reason = "ALREADY_EXISTS"
+
+
+class DefinitionExists(AlreadyExists):
+    reason = "DEFINITION_EXISTS"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a definition named {name!r} already exists")
+
+
+class Conflict(DomainError):
+    """The object changed under the caller (optimistic concurrency)."""
+
+    reason = "VERSION_CONFLICT"
+
+
+class WrongState(DomainError):
+    """The object is not in a state that allows the call."""
+
+    reason = "WRONG_STATE"
+
+
+class Unavailable(DomainError):
+    """The service cannot answer now; the caller may retry."""
+
+    reason = "SERVER_UNAVAILABLE"
+
+
+def check(violations: list[FieldViolation]) -> None:
+    """Raise InvalidArgument if there is any violation."""
+    if violations:
+        raise InvalidArgument(violations)

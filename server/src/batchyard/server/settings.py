@@ -1,0 +1,93 @@
+"""The server's settings: one frozen object built from flags and BATCHYARD_* variables."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+DEFAULT_LISTEN = "127.0.0.1:50051"
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("batchyard")) / "postgres"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    listen: str = DEFAULT_LISTEN
+    # None: start the embedded PostgreSQL in `data_dir`.
+    database_url: str | None = None
+    data_dir: Path = Path()
+    pool_size: int = 10
+    grace_seconds: float = 10.0
+    log_format: str = "auto"  # auto | json | console
+    log_level: str = "info"
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"BATCHYARD_{name}", default)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of `batchyard server` (and `batchyard dev`); defaults come from the env."""
+    parser.add_argument(
+        "--listen",
+        default=_env("LISTEN", DEFAULT_LISTEN),
+        help="HOST:PORT to serve gRPC on (BATCHYARD_LISTEN; default %(default)s)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=_env("DATABASE_URL") or os.environ.get("DATABASE_URL"),
+        help="PostgreSQL URL (BATCHYARD_DATABASE_URL or DATABASE_URL); "
+        "without it the server runs an embedded PostgreSQL",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(_env("DATA_DIR") or default_data_dir()),
+        help="data directory of the embedded PostgreSQL (BATCHYARD_DATA_DIR; default %(default)s)",
+    )
+    parser.add_argument(
+        "--pool-size",
+        type=int,
+        default=int(_env("POOL_SIZE", "10") or 10),
+        help="database connections (BATCHYARD_POOL_SIZE; default %(default)s)",
+    )
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=float(_env("GRACE", "10") or 10),
+        help="seconds to drain in-flight calls on shutdown (BATCHYARD_GRACE; default %(default)s)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=["auto", "json", "console"],
+        default=_env("LOG_FORMAT", "auto"),
+        help="process log format (BATCHYARD_LOG_FORMAT; auto: console on a terminal, else JSON)",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default=_env("LOG_LEVEL", "info"),
+        help="process log level (BATCHYARD_LOG_LEVEL; default %(default)s)",
+    )
+
+
+def from_args(args: argparse.Namespace) -> ServerSettings:
+    if args.pool_size < 1:
+        raise ValueError("--pool-size must be at least 1")
+    if args.grace < 0:
+        raise ValueError("--grace must not be negative")
+    return ServerSettings(
+        listen=args.listen,
+        database_url=args.database_url or None,
+        data_dir=args.data_dir.expanduser().resolve(),
+        pool_size=args.pool_size,
+        grace_seconds=args.grace,
+        log_format=args.log_format,
+        log_level=args.log_level,
+    )

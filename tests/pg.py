@@ -1,0 +1,43 @@
+"""The suite's PostgreSQL: an embedded server (or BATCHYARD_TEST_DATABASE_URL), a template
+database migrated once per session, and a fresh database per test."""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from batchyard.server.app import run_migrations
+
+
+def dsn_for(dsn: str, database: str) -> str:
+    """The same server and credentials, another database."""
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+async def create_database(admin_dsn: str, template: str | None = None) -> str:
+    name = f"by_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        suffix = f' TEMPLATE "{template}"' if template else ""
+        await conn.execute(f'CREATE DATABASE "{name}"{suffix}')
+    finally:
+        await conn.close()
+    return name
+
+
+async def drop_database(admin_dsn: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def create_template(admin_dsn: str) -> str:
+    """A database with every migration applied, to copy per test."""
+    name = await create_database(admin_dsn)
+    await run_migrations(dsn_for(admin_dsn, name))
+    return name
