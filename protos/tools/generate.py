@@ -58,7 +58,11 @@ def main() -> int:
             if fresh != committed:
                 print(f"generated files differ: {sorted(set(fresh) ^ set(committed))}")
                 return 1
-            stale = [n for n in fresh if not filecmp.cmp(out / PACKAGE / n, PROTOS / PACKAGE / n, shallow=False)]
+            stale = [
+                n
+                for n in fresh
+                if not filecmp.cmp(out / PACKAGE / n, PROTOS / PACKAGE / n, shallow=False)
+            ]
             if stale:
                 print(f"generated code is stale, run protos/tools/generate.py: {stale}")
                 return 1

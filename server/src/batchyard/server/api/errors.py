@@ -29,7 +29,9 @@ def status_code_of(error: d.DomainError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
-def rich_status(code: grpc.StatusCode, message: str, reason: str, details: list[object]) -> status_pb2.Status:
+def rich_status(
+    code: grpc.StatusCode, message: str, reason: str, details: list[object]
+) -> status_pb2.Status:
     info = error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN)
     packed = []
     for detail in [info, *details]:

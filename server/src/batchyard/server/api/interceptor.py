@@ -11,7 +11,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import structlog
@@ -67,7 +67,9 @@ async def _abort(
     )
 
 
-def _wrap_unary(behavior: Callable[..., Awaitable[Any]], method: str) -> Callable[..., Awaitable[Any]]:
+def _wrap_unary(
+    behavior: Callable[..., Awaitable[Any]], method: str
+) -> Callable[..., Awaitable[Any]]:
     async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         call = _Call(method)
         try:
@@ -83,8 +85,12 @@ def _wrap_unary(behavior: Callable[..., Awaitable[Any]], method: str) -> Callabl
     return wrapper
 
 
-def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]], method: str) -> Callable[..., AsyncIterator[Any]]:
-    async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+def _wrap_stream(
+    behavior: Callable[..., AsyncIterator[Any]], method: str
+) -> Callable[..., AsyncIterator[Any]]:
+    async def wrapper(
+        request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
         call = _Call(method)
         try:
             async for response in behavior(request, context):
@@ -100,24 +106,34 @@ def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]], method: str) -> Ca
     return wrapper
 
 
-def _aborted_code(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> grpc.StatusCode:
+def _aborted_code(
+    context: grpc.aio.ServicerContext[Any, Any], exc: BaseException
+) -> grpc.StatusCode:
     if isinstance(exc, asyncio.CancelledError):
         return grpc.StatusCode.CANCELLED
     code = context.code()
     return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
 
 
-class ErrorsAndLogging(grpc.aio.ServerInterceptor):
+if TYPE_CHECKING:
+    _Interceptor = grpc.aio.ServerInterceptor[Any, Any]
+else:
+    _Interceptor = grpc.aio.ServerInterceptor
+
+
+class ErrorsAndLogging(_Interceptor):
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        method = handler_call_details.method
-        kind = "unary" if not handler.response_streaming else "stream"
+        if handler is None:  # unknown method: let grpc answer UNIMPLEMENTED
+            return None  # type: ignore[return-value]
+        method: str = handler_call_details.method
+        behavior: Any
         if handler.request_streaming and handler.response_streaming:
             behavior, factory = handler.stream_stream, grpc.stream_stream_rpc_method_handler
         elif handler.request_streaming:
@@ -126,10 +142,11 @@ class ErrorsAndLogging(grpc.aio.ServerInterceptor):
             behavior, factory = handler.unary_stream, grpc.unary_stream_rpc_method_handler
         else:
             behavior, factory = handler.unary_unary, grpc.unary_unary_rpc_method_handler
-        if kind == "stream" and inspect.isasyncgenfunction(behavior):
-            wrapped = _wrap_stream(behavior, method)
-        else:
-            wrapped = _wrap_unary(behavior, method)
+        wrapped: Any = (
+            _wrap_stream(behavior, method)
+            if inspect.isasyncgenfunction(behavior)
+            else _wrap_unary(behavior, method)
+        )
         return factory(
             wrapped,
             request_deserializer=handler.request_deserializer,

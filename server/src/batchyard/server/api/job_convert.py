@@ -9,9 +9,16 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from batchyard.server.domain import jobs as d
 from batchyard.v1 import job_pb2 as pb
 
-_TYPES = {pb.JOB_TYPE_PYTHON: d.JobType.PYTHON, pb.JOB_TYPE_SQL: d.JobType.SQL, pb.JOB_TYPE_SHELL: d.JobType.SHELL}
+_TYPES: dict[int, d.JobType] = {
+    pb.JOB_TYPE_PYTHON: d.JobType.PYTHON,
+    pb.JOB_TYPE_SQL: d.JobType.SQL,
+    pb.JOB_TYPE_SHELL: d.JobType.SHELL,
+}
 _TYPES_BACK = {v: k for k, v in _TYPES.items()}
-_ACTIONS = {pb.EXIT_CODE_ACTION_RETRY: d.ExitCodeAction.RETRY, pb.EXIT_CODE_ACTION_EXIT: d.ExitCodeAction.EXIT}
+_ACTIONS: dict[int, d.ExitCodeAction] = {
+    pb.EXIT_CODE_ACTION_RETRY: d.ExitCodeAction.RETRY,
+    pb.EXIT_CODE_ACTION_EXIT: d.ExitCodeAction.EXIT,
+}
 _ACTIONS_BACK = {v: k for k, v in _ACTIONS.items()}
 
 
@@ -34,11 +41,11 @@ def timestamp(when: datetime | None) -> timestamp_pb2.Timestamp | None:
 
 
 def job_type_from_pb(value: int) -> d.JobType | None:
-    return _TYPES.get(value)  # type: ignore[call-overload]
+    return _TYPES.get(value)
 
 
 def job_type_to_pb(value: d.JobType | None) -> pb.JobType.ValueType:
-    return _TYPES_BACK[value] if value else pb.JOB_TYPE_UNSPECIFIED
+    return pb.JobType.ValueType(_TYPES_BACK[value]) if value else pb.JOB_TYPE_UNSPECIFIED
 
 
 def _source_from_pb(source: pb.Source) -> d.Source | None:
@@ -63,7 +70,7 @@ def retry_from_pb(retry: pb.RetryStrategy) -> d.RetryStrategy:
         else None,
         retry_on_timeout=retry.retry_on_timeout,
         exit_code_rules=tuple(
-            d.ExitCodeRule(tuple(r.exit_codes), _ACTIONS.get(r.action))  # type: ignore[call-overload]
+            d.ExitCodeRule(tuple(r.exit_codes), _ACTIONS.get(r.action))
             for r in retry.exit_code_rules
         ),
     )
@@ -116,7 +123,11 @@ def _source_to_pb(source: d.Source, secrets: d.Secrets, out: pb.Source, reveal: 
         if reveal:
             out.git.access_token = secrets.git_token
     elif isinstance(source, d.S3Source):
-        out.s3.uri, out.s3.region, out.s3.endpoint_url = source.uri, source.region, source.endpoint_url
+        out.s3.uri, out.s3.region, out.s3.endpoint_url = (
+            source.uri,
+            source.region,
+            source.endpoint_url,
+        )
     else:
         out.inline.text = source.text
 
@@ -129,7 +140,9 @@ def retry_to_pb(retry: d.RetryStrategy, out: pb.RetryStrategy) -> None:
     for rule in retry.exit_code_rules:
         out.exit_code_rules.add(
             exit_codes=rule.exit_codes,
-            action=_ACTIONS_BACK[rule.action] if rule.action else pb.EXIT_CODE_ACTION_UNSPECIFIED,
+            action=pb.ExitCodeAction.ValueType(_ACTIONS_BACK[rule.action])
+            if rule.action
+            else pb.EXIT_CODE_ACTION_UNSPECIFIED,
         )
 
 

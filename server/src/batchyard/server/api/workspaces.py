@@ -6,9 +6,8 @@ from typing import Any
 
 import grpc
 
-from batchyard.server.db.pool import Pool
-
 from batchyard.server.db.definitions import Workspace, workspace_by_name
+from batchyard.server.db.pool import Pool
 from batchyard.server.domain.errors import Unavailable
 
 DEFAULT_WORKSPACE = "default"
@@ -24,6 +23,8 @@ class WorkspaceResolver:
         if self._default is None:
             found = await workspace_by_name(self._pool, DEFAULT_WORKSPACE)
             if found is None:
-                raise Unavailable("the default workspace is missing; run `batchyard server migrate`")
+                raise Unavailable(
+                    "the default workspace is missing; run `batchyard server migrate`"
+                )
             self._default = found
         return self._default

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 from uuid import UUID
 
 import asyncpg
@@ -65,10 +65,11 @@ def _from_row(row: asyncpg.Record) -> Definition:
     )
 
 
-def _name_taken(exc: asyncpg.UniqueViolationError, name: str) -> Exception:
+def _raise_name_taken(exc: asyncpg.UniqueViolationError, name: str) -> NoReturn:
+    """A unique violation becomes a domain error by its constraint's name."""
     if exc.constraint_name == "definitions_workspace_name_key":
-        return DefinitionExists(name)
-    return exc
+        raise DefinitionExists(name) from None
+    raise exc
 
 
 async def create(pool: asyncpg.Pool, ws: Workspace, draft: DefinitionDraft) -> Definition:
@@ -76,11 +77,13 @@ async def create(pool: asyncpg.Pool, ws: Workspace, draft: DefinitionDraft) -> D
     try:
         created = await pool.fetchval(q("create_definition"), new_id, ws.id, *_draft_args(draft))
     except asyncpg.UniqueViolationError as exc:
-        raise _name_taken(exc, draft.name) from None
+        _raise_name_taken(exc, draft.name)
     return Definition(new_id, ws.name, 1, draft, created, created)
 
 
-async def get(pool: asyncpg.Pool | asyncpg.Connection, ws: Workspace, ref: str, version: int = 0) -> Definition:
+async def get(
+    pool: asyncpg.Pool | asyncpg.Connection, ws: Workspace, ref: str, version: int = 0
+) -> Definition:
     row = await pool.fetchrow(q("get_definition"), ws.id, *_ref_args(ref), version)
     if row is None:
         raise DefinitionNotFound(ref if not version else f"{ref}@{version}")
@@ -110,7 +113,7 @@ async def update(
                 q("add_definition_version"), current.uuid, version, *_draft_args(draft)
             )
         except asyncpg.UniqueViolationError as exc:
-            raise _name_taken(exc, draft.name) from None
+            _raise_name_taken(exc, draft.name)
     return Definition(current.uuid, ws.name, version, draft, row["created_at"], row["updated_at"])
 
 

@@ -91,14 +91,18 @@ SECRET_PATHS = {"config.secret_env", "config.source.git.access_token", "config.s
 UPDATABLE = {"name", "description", "config", *CONFIG_FIELDS, *SECRET_PATHS}
 
 
-def apply_update(current: DefinitionDraft, changes: DefinitionDraft, paths: list[str]) -> DefinitionDraft:
+def apply_update(
+    current: DefinitionDraft, changes: DefinitionDraft, paths: list[str]
+) -> DefinitionDraft:
     """The draft after replacing the fields named by `paths` with those of `changes`.
 
     Secrets are write-only, so a caller who edits what GetDefinition returned sends
     them empty: an empty secret keeps the stored one unless its own path is named.
     """
     if not paths:
-        raise InvalidArgument([FieldViolation("update_mask", "required: name the fields to update")])
+        raise InvalidArgument(
+            [FieldViolation("update_mask", "required: name the fields to update")]
+        )
     unknown = sorted(set(paths) - UPDATABLE)
     if unknown:
         raise InvalidArgument(

@@ -83,12 +83,10 @@ def _source(config: JobConfig) -> list[FieldViolation]:
         return _git(source)
     if isinstance(source, S3Source):
         return _s3(source)
-    if isinstance(source, InlineSource):
-        size = len(source.text.encode("utf-8"))
-        if size > MAX_INLINE_BYTES:
-            return [FieldViolation("source.inline.text", f"{size} bytes; at most 1 MiB")]
-        return []
-    return [FieldViolation("source", "unknown source kind")]
+    size = len(source.text.encode("utf-8"))
+    if size > MAX_INLINE_BYTES:
+        return [FieldViolation("source.inline.text", f"{size} bytes; at most 1 MiB")]
+    return []
 
 
 def _git(source: GitSource) -> list[FieldViolation]:
@@ -102,7 +100,9 @@ def _git(source: GitSource) -> list[FieldViolation]:
         parts = urlsplit(url)
         if parts.scheme not in GIT_SCHEMES:
             out.append(
-                FieldViolation("source.git.repo_url", "scheme must be https, http, ssh, git or file")
+                FieldViolation(
+                    "source.git.repo_url", "scheme must be https, http, ssh, git or file"
+                )
             )
         elif parts.scheme != "file" and not parts.hostname:
             out.append(FieldViolation("source.git.repo_url", "has no host"))
@@ -126,7 +126,9 @@ def _s3(source: S3Source) -> list[FieldViolation]:
     if not source.uri:
         out.append(FieldViolation("source.s3.uri", "required"))
     elif parts.scheme != "s3" or not S3_BUCKET.match(parts.netloc) or CONTROL.search(source.uri):
-        out.append(FieldViolation("source.s3.uri", "must be s3://bucket/key or s3://bucket/prefix/"))
+        out.append(
+            FieldViolation("source.s3.uri", "must be s3://bucket/key or s3://bucket/prefix/")
+        )
     if not REGION.match(source.region):
         out.append(FieldViolation("source.s3.region", "not a valid region name"))
     if source.endpoint_url:
@@ -144,7 +146,7 @@ def relative_path_problem(path: str, *, allow_empty: bool) -> str | None:
         return "contains control characters"
     if len(path) > MAX_PATH:
         return f"at most {MAX_PATH} characters"
-    if path.startswith("/") or path.startswith("\\"):
+    if path.startswith(("/", "\\")):
         return "must be relative to the source root, not absolute"
     if ".." in PurePosixPath(path).parts or ".." in path.split("\\"):
         return "must not contain '..'"
@@ -173,7 +175,9 @@ def _args(args: tuple[str, ...]) -> list[FieldViolation]:
     return []
 
 
-def _env(name: str, env: dict[str, str], reserved_clash: dict[str, str] | None) -> list[FieldViolation]:
+def _env(
+    name: str, env: dict[str, str], reserved_clash: dict[str, str] | None
+) -> list[FieldViolation]:
     out = []
     if len(env) > MAX_ENV:
         out.append(FieldViolation(name, f"at most {MAX_ENV} variables"))
@@ -181,7 +185,9 @@ def _env(name: str, env: dict[str, str], reserved_clash: dict[str, str] | None) 
         if not ENV_KEY.match(key):
             out.append(FieldViolation(f"{name}.{key}", "key must match [A-Za-z_][A-Za-z0-9_]*"))
         elif key.upper().startswith("BATCHYARD_"):
-            out.append(FieldViolation(f"{name}.{key}", "BATCHYARD_ variables are set by the worker"))
+            out.append(
+                FieldViolation(f"{name}.{key}", "BATCHYARD_ variables are set by the worker")
+            )
         elif reserved_clash is not None and key in reserved_clash:
             out.append(FieldViolation(f"{name}.{key}", "also set in env; use one or the other"))
         elif "\x00" in value or len(value.encode("utf-8")) > MAX_ENV_VALUE_BYTES:

@@ -1,0 +1,67 @@
+"""Start Batchyard processes the way users do, and wait for them over gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(
+    *args: str, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`python -m batchyard.server ARGS` with its log in `log`."""
+    full_env = {**os.environ, "BATCHYARD_LOG_FORMAT": "json", **(env or {})}
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "batchyard.server", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+        )
+
+
+async def wait_serving(target: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Poll gRPC health until SERVING; fail early if the process died."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"process exited with {proc.returncode} before serving")
+            try:
+                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)  # type: ignore[attr-defined]
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.aio.AioRpcError:
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{target} did not become healthy in {timeout}s")
+            await asyncio.sleep(0.1)
+
+
+async def stop(
+    proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30
+) -> int:
+    """Signal the process and wait for it; kill it if it does not exit in time."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(proc.wait), timeout)
+    except TimeoutError:
+        proc.kill()
+        proc.wait()
+        raise
