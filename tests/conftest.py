@@ -7,7 +7,10 @@ server (its database is used only to create and drop the per-test databases).
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -15,27 +18,34 @@ import pytest
 
 from batchyard.server.app import App
 from batchyard.server.embedded import start_embedded
+from batchyard.server.log_config import configure_logging
 from batchyard.server.settings import ServerSettings
-from batchyard.v1 import definition_service_pb2_grpc
+from batchyard.v1 import definition_service_pb2_grpc, run_service_pb2_grpc, worker_service_pb2_grpc
 from tests import pg
 
 
-@pytest.fixture(scope="session")
-def anyio_backend() -> str:
-    return "asyncio"
+@pytest.fixture(scope="session", autouse=True)
+def server_logs_to_stderr() -> None:
+    """In-process servers log as `batchyard server` does, to the stderr of the session (so
+    a test reading the CLI's output through capsys never sees server lines)."""
+    configure_logging("console", "info")
 
 
 @pytest.fixture(scope="session")
-async def pg_admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+async def pg_admin_dsn() -> AsyncIterator[str]:
     given = os.environ.get("BATCHYARD_TEST_DATABASE_URL")
     if given:
         yield given
         return
-    embedded = await start_embedded(tmp_path_factory.mktemp("pg") / "data")
+    # Not under pytest's basetemp: a concurrent pytest run prunes old basetemps, and a
+    # PostgreSQL whose data directory vanishes shuts down.
+    home = Path(tempfile.mkdtemp(prefix="batchyard-test-pg-"))
+    embedded = await start_embedded(home / "data")
     try:
         yield embedded.admin_dsn
     finally:
         await embedded.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -54,12 +64,26 @@ async def database_url(pg_admin_dsn: str, template_db: str) -> AsyncIterator[str
 
 
 @pytest.fixture
-async def server(database_url: str) -> AsyncIterator[App]:
+async def server_factory(database_url: str) -> AsyncIterator[Callable[..., Awaitable[App]]]:
+    """Start real servers on 127.0.0.1 over this test's database, with settings changed."""
+    started: list[App] = []
+
+    async def start(**changes: object) -> App:
+        settings = ServerSettings(listen="127.0.0.1:0", database_url=database_url, grace_seconds=1)
+        app = App(replace(settings, **changes))  # type: ignore[arg-type]
+        await app.start()
+        started.append(app)
+        return app
+
+    yield start
+    for app in started:
+        await app.stop(0)
+
+
+@pytest.fixture
+async def server(server_factory: Callable[..., Awaitable[App]]) -> App:
     """The real server, in this process, on 127.0.0.1 with a free port."""
-    app = App(ServerSettings(listen="127.0.0.1:0", database_url=database_url, grace_seconds=1))
-    await app.start()
-    yield app
-    await app.stop(0)
+    return await server_factory()
 
 
 @pytest.fixture
@@ -77,6 +101,16 @@ async def channel(target: str) -> AsyncIterator[grpc.aio.Channel]:
 @pytest.fixture
 def definitions(channel: grpc.aio.Channel) -> definition_service_pb2_grpc.DefinitionServiceStub:
     return definition_service_pb2_grpc.DefinitionServiceStub(channel)
+
+
+@pytest.fixture
+def runs(channel: grpc.aio.Channel) -> run_service_pb2_grpc.RunServiceStub:
+    return run_service_pb2_grpc.RunServiceStub(channel)
+
+
+@pytest.fixture
+def workers(channel: grpc.aio.Channel) -> worker_service_pb2_grpc.WorkerServiceStub:
+    return worker_service_pb2_grpc.WorkerServiceStub(channel)
 
 
 @pytest.fixture

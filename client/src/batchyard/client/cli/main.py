@@ -11,6 +11,8 @@ import argparse
 import sys
 from importlib.metadata import entry_points
 
+from batchyard.client.cli import definitions
+from batchyard.client.cli.failures import EXIT_USAGE, run
 
 PLUGIN_GROUP = "batchyard.commands"
 
@@ -21,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Batchyard: define batch jobs, run them, follow their logs, collect results.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    definitions.register(subparsers)
     for entry in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
         entry.load()(subparsers)
     return parser
@@ -32,8 +35,5 @@ def main(argv: list[str] | None = None) -> int:
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)
-        return 2
-    try:
-        return int(handler(args))
-    except KeyboardInterrupt:
-        return 130
+        return EXIT_USAGE
+    return run(handler, args)
