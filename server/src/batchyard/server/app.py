@@ -16,17 +16,32 @@ from grpc_reflection.v1alpha import reflection
 
 from batchyard.server.api.definitions import DefinitionServicer
 from batchyard.server.api.interceptor import ErrorsAndLogging
+from batchyard.server.api.runs import RunServicer
+from batchyard.server.api.workers import LeaseSettings, WorkerServicer
 from batchyard.server.api.workspaces import WorkspaceResolver
 from batchyard.server.db.migrate import migrate
 from batchyard.server.db.pool import create_pool
+from batchyard.server.db.wakeups import Wakeups
 from batchyard.server.embedded import EmbeddedPostgres, start_embedded
+from batchyard.server.maintenance.rescuer import Rescuer
 from batchyard.server.settings import ServerSettings
-from batchyard.v1 import definition_service_pb2, definition_service_pb2_grpc
+from batchyard.v1 import (
+    definition_service_pb2,
+    definition_service_pb2_grpc,
+    run_service_pb2,
+    run_service_pb2_grpc,
+    worker_service_pb2,
+    worker_service_pb2_grpc,
+)
 
 log = structlog.get_logger(__name__)
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
-SERVICES = [definition_service_pb2.DESCRIPTOR.services_by_name["DefinitionService"].full_name]
+SERVICES = [
+    definition_service_pb2.DESCRIPTOR.services_by_name["DefinitionService"].full_name,
+    run_service_pb2.DESCRIPTOR.services_by_name["RunService"].full_name,
+    worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
+]
 
 
 async def resolve_database(settings: ServerSettings) -> tuple[str, EmbeddedPostgres | None]:
@@ -52,6 +67,8 @@ class App:
     _server: grpc.aio.Server | None = None
     _pool: asyncpg.Pool | None = None
     _embedded: EmbeddedPostgres | None = None
+    _wakeups: Wakeups | None = None
+    rescuer: Rescuer | None = None
     _health: HealthServicer = field(default_factory=HealthServicer)
     _stopped: bool = False
 
@@ -60,7 +77,11 @@ class App:
         try:
             await run_migrations(dsn)
             self._pool = await create_pool(dsn, max_size=self.settings.pool_size)
-            self._server = self._build_server(self._pool)
+            self._wakeups = Wakeups(self._pool, dsn)
+            await self._wakeups.start()
+            self.rescuer = Rescuer(self._pool, self._wakeups, self.settings.rescue_interval_seconds)
+            self.rescuer.start()
+            self._server = self._build_server(self._pool, self._wakeups)
             self.port = self._server.add_insecure_port(self.settings.listen)
             if self.port == 0:
                 raise OSError(f"cannot listen on {self.settings.listen}")
@@ -72,7 +93,7 @@ class App:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("server_started", listen=self.settings.listen, port=self.port)
 
-    def _build_server(self, pool: asyncpg.Pool) -> grpc.aio.Server:
+    def _build_server(self, pool: asyncpg.Pool, wakeups: Wakeups) -> grpc.aio.Server:
         server = grpc.aio.server(
             interceptors=[ErrorsAndLogging()],
             options=[
@@ -84,6 +105,18 @@ class App:
         workspaces = WorkspaceResolver(pool)
         definition_service_pb2_grpc.add_DefinitionServiceServicer_to_server(
             DefinitionServicer(pool, workspaces), server
+        )
+        # WatchRun and the result RPCs (RunService) and AppendLogs (WorkerService) land
+        # with the logs and results work; until then the generated base class answers
+        # them UNIMPLEMENTED, which is what mypy's "abstract" refers to.
+        run_service_pb2_grpc.add_RunServiceServicer_to_server(
+            RunServicer(pool, workspaces, wakeups),  # type: ignore[abstract]
+            server,
+        )
+        lease_settings = LeaseSettings(ttl_seconds=self.settings.lease_ttl_seconds)
+        worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(
+            WorkerServicer(pool, wakeups, lease_settings),  # type: ignore[abstract]
+            server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
@@ -106,6 +139,10 @@ class App:
         if self._server is not None:
             log.info("server_draining", grace_seconds=grace)
             await self._server.stop(grace)
+        if self.rescuer is not None:
+            await self.rescuer.stop()
+        if self._wakeups is not None:
+            await self._wakeups.stop()
         if self._pool is not None:
             await self._pool.close()
         if self._embedded is not None:

@@ -24,6 +24,8 @@ class ServerSettings:
     data_dir: Path = Path()
     pool_size: int = 10
     grace_seconds: float = 10.0
+    lease_ttl_seconds: float = 30.0
+    rescue_interval_seconds: float = 2.0
     log_format: str = "auto"  # auto | json | console
     log_level: str = "info"
 
@@ -64,6 +66,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds to drain in-flight calls on shutdown (BATCHYARD_GRACE; default %(default)s)",
     )
     parser.add_argument(
+        "--lease-ttl",
+        type=float,
+        default=float(_env("LEASE_TTL", "30") or 30),
+        help="seconds a worker's lease lasts without a heartbeat; workers renew every third "
+        "of it (BATCHYARD_LEASE_TTL; default %(default)s)",
+    )
+    parser.add_argument(
+        "--rescue-interval",
+        type=float,
+        default=float(_env("RESCUE_INTERVAL", "2") or 2),
+        help="seconds between passes of the expired-lease rescuer "
+        "(BATCHYARD_RESCUE_INTERVAL; default %(default)s)",
+    )
+    parser.add_argument(
         "--log-format",
         choices=["auto", "json", "console"],
         default=_env("LOG_FORMAT", "auto"),
@@ -82,12 +98,18 @@ def from_args(args: argparse.Namespace) -> ServerSettings:
         raise ValueError("--pool-size must be at least 1")
     if args.grace < 0:
         raise ValueError("--grace must not be negative")
+    if not 0.5 <= args.lease_ttl <= 3600:
+        raise ValueError("--lease-ttl must be between 0.5 and 3600 seconds")
+    if not 0.05 <= args.rescue_interval <= 600:
+        raise ValueError("--rescue-interval must be between 0.05 and 600 seconds")
     return ServerSettings(
         listen=args.listen,
         database_url=args.database_url or None,
         data_dir=args.data_dir.expanduser().resolve(),
         pool_size=args.pool_size,
         grace_seconds=args.grace,
+        lease_ttl_seconds=args.lease_ttl,
+        rescue_interval_seconds=args.rescue_interval,
         log_format=args.log_format,
         log_level=args.log_level,
     )

@@ -17,6 +17,8 @@ STATUS_BY_ERROR: list[tuple[type[d.DomainError], grpc.StatusCode]] = [
     (d.NotFound, grpc.StatusCode.NOT_FOUND),
     (d.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
     (d.Conflict, grpc.StatusCode.ABORTED),
+    (d.LeaseLost, grpc.StatusCode.ABORTED),
+    (d.OutcomeConflict, grpc.StatusCode.FAILED_PRECONDITION),
     (d.WrongState, grpc.StatusCode.FAILED_PRECONDITION),
     (d.Unavailable, grpc.StatusCode.UNAVAILABLE),
 ]

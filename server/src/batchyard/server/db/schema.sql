@@ -23,6 +23,58 @@ CREATE TABLE public.definitions (
     CONSTRAINT definitions_version_check CHECK ((current_version >= 1))
 );
 
+CREATE TABLE public.run_attempts (
+    run_id uuid NOT NULL,
+    number integer NOT NULL,
+    worker_id text NOT NULL,
+    lease_id uuid NOT NULL,
+    started_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    ended_at timestamp with time zone,
+    status text DEFAULT 'RUNNING'::text NOT NULL,
+    reason text DEFAULT ''::text NOT NULL,
+    exit_code integer,
+    message text DEFAULT ''::text NOT NULL,
+    ended_by text,
+    CONSTRAINT run_attempts_ended_by_check CHECK ((ended_by = ANY (ARRAY['worker'::text, 'release'::text, 'rescuer'::text])))
+);
+
+CREATE TABLE public.run_specs (
+    run_id uuid NOT NULL,
+    config jsonb NOT NULL,
+    secrets jsonb NOT NULL,
+    payload bytea NOT NULL
+);
+
+CREATE TABLE public.runs (
+    id uuid NOT NULL,
+    workspace_id uuid NOT NULL,
+    definition_id uuid,
+    definition_name text DEFAULT ''::text NOT NULL,
+    definition_version bigint DEFAULT 0 NOT NULL,
+    request_id text,
+    queue text NOT NULL,
+    priority integer NOT NULL,
+    status text NOT NULL,
+    reason text NOT NULL,
+    message text DEFAULT ''::text NOT NULL,
+    cancel_requested boolean DEFAULT false NOT NULL,
+    progress integer DEFAULT 0 NOT NULL,
+    attempt integer DEFAULT 0 NOT NULL,
+    num_retries_used integer DEFAULT 0 NOT NULL,
+    payload_size bigint DEFAULT 0 NOT NULL,
+    lease_id uuid,
+    lease_expires_at timestamp with time zone,
+    worker_id text,
+    available_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    submitted_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    started_at timestamp with time zone,
+    ended_at timestamp with time zone,
+    revision bigint DEFAULT 1 NOT NULL,
+    CONSTRAINT runs_lease_check CHECK (((status = 'RUNNING'::text) = (lease_id IS NOT NULL))),
+    CONSTRAINT runs_progress_check CHECK (((progress >= 0) AND (progress <= 100))),
+    CONSTRAINT runs_status_check CHECK ((status = ANY (ARRAY['PENDING'::text, 'RUNNING'::text, 'SUCCEEDED'::text, 'FAILED'::text, 'CANCELLED'::text])))
+);
+
 CREATE TABLE public.schema_migrations (
     version integer NOT NULL,
     name text NOT NULL,
@@ -41,6 +93,15 @@ ALTER TABLE ONLY public.definition_versions
 ALTER TABLE ONLY public.definitions
     ADD CONSTRAINT definitions_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.run_attempts
+    ADD CONSTRAINT run_attempts_pkey PRIMARY KEY (run_id, number);
+
+ALTER TABLE ONLY public.run_specs
+    ADD CONSTRAINT run_specs_pkey PRIMARY KEY (run_id);
+
+ALTER TABLE ONLY public.runs
+    ADD CONSTRAINT runs_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY public.schema_migrations
     ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
 
@@ -54,8 +115,30 @@ CREATE INDEX definition_versions_job_type_idx ON public.definition_versions USIN
 
 CREATE UNIQUE INDEX definitions_workspace_name_key ON public.definitions USING btree (workspace_id, name) WHERE (deleted_at IS NULL);
 
+CREATE INDEX runs_definition_idx ON public.runs USING btree (definition_id, submitted_at DESC, id DESC);
+
+CREATE INDEX runs_lease_expiry_idx ON public.runs USING btree (lease_expires_at) WHERE (status = 'RUNNING'::text);
+
+CREATE INDEX runs_pending_idx ON public.runs USING btree (queue, priority DESC, submitted_at, id) WHERE (status = 'PENDING'::text);
+
+CREATE UNIQUE INDEX runs_request_id_key ON public.runs USING btree (workspace_id, request_id) WHERE (request_id IS NOT NULL);
+
+CREATE INDEX runs_workspace_submitted_idx ON public.runs USING btree (workspace_id, submitted_at DESC, id DESC);
+
 ALTER TABLE ONLY public.definition_versions
     ADD CONSTRAINT definition_versions_definition_fkey FOREIGN KEY (definition_id) REFERENCES public.definitions(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.definitions
     ADD CONSTRAINT definitions_workspace_fkey FOREIGN KEY (workspace_id) REFERENCES public.workspaces(id);
+
+ALTER TABLE ONLY public.run_attempts
+    ADD CONSTRAINT run_attempts_run_fkey FOREIGN KEY (run_id) REFERENCES public.runs(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.run_specs
+    ADD CONSTRAINT run_specs_run_fkey FOREIGN KEY (run_id) REFERENCES public.runs(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.runs
+    ADD CONSTRAINT runs_definition_fkey FOREIGN KEY (definition_id) REFERENCES public.definitions(id);
+
+ALTER TABLE ONLY public.runs
+    ADD CONSTRAINT runs_workspace_fkey FOREIGN KEY (workspace_id) REFERENCES public.workspaces(id);

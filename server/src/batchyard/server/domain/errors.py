@@ -59,6 +59,13 @@ class DefinitionNotFound(NotFound):
         super().__init__(f"definition {ref!r} not found")
 
 
+class RunNotFound(NotFound):
+    reason = "RUN_NOT_FOUND"
+
+    def __init__(self, ref: str) -> None:
+        super().__init__(f"run {ref!r} not found")
+
+
 class AlreadyExists(DomainError):
     reason = "ALREADY_EXISTS"
 
@@ -80,6 +87,18 @@ class WrongState(DomainError):
     """The object is not in a state that allows the call."""
 
     reason = "WRONG_STATE"
+
+
+class LeaseLost(DomainError):
+    """The worker's lease is gone: it must stop the job (ABORTED)."""
+
+    reason = "LEASE_LOST"
+
+
+class OutcomeConflict(DomainError):
+    """A repeated CompleteRun reports another outcome than the one recorded."""
+
+    reason = "OUTCOME_CONFLICT"
 
 
 class Unavailable(DomainError):

@@ -1,0 +1,95 @@
+"""Runs between protobuf and the domain."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from batchyard.server.api.job_convert import config_to_pb, retry_from_pb, seconds, timestamp
+from batchyard.server.domain.errors import FieldViolation, InvalidArgument
+from batchyard.server.domain.runs import Attempt, Overrides, Run, RunReason, RunStatus
+from batchyard.v1 import run_pb2 as pb
+
+
+def status_to_pb(status: RunStatus) -> pb.RunStatus.ValueType:
+    return pb.RunStatus.Value(f"RUN_STATUS_{status.value}")
+
+
+def status_from_pb(value: int) -> RunStatus | None:
+    name = pb.RunStatus.Name(value) if value in pb.RunStatus.values() else ""  # type: ignore[arg-type]
+    return RunStatus(name.removeprefix("RUN_STATUS_")) if value and name else None
+
+
+def reason_to_pb(reason: RunReason) -> pb.RunReason.ValueType:
+    return (
+        pb.RunReason.Value(f"RUN_REASON_{reason.value}")
+        if reason.value
+        else pb.RUN_REASON_UNSPECIFIED
+    )
+
+
+def reason_from_pb(value: int) -> RunReason | None:
+    if value == pb.RUN_REASON_UNSPECIFIED:
+        return RunReason.NONE
+    if value not in pb.RunReason.values():
+        return None
+    return RunReason(pb.RunReason.Name(value).removeprefix("RUN_REASON_"))  # type: ignore[arg-type]
+
+
+def parse_run_id(value: str, field: str = "run") -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        problem = "required: a run uuid" if not value else "not a valid run uuid"
+        raise InvalidArgument([FieldViolation(field, problem)]) from None
+
+
+def overrides_from_pb(o: pb.RunOverrides) -> Overrides:
+    return Overrides(
+        args=tuple(o.args),
+        env=dict(o.env),
+        secret_env=dict(o.secret_env),
+        timeout_seconds=seconds(o.timeout) if o.HasField("timeout") else None,
+        retry_strategy=retry_from_pb(o.retry_strategy) if o.HasField("retry_strategy") else None,
+        queue=o.queue,
+        priority=o.priority if o.HasField("priority") else None,
+    )
+
+
+def _attempt_to_pb(a: Attempt) -> pb.Attempt:
+    out = pb.Attempt(
+        number=a.number,
+        worker_id=a.worker_id,
+        start_time=timestamp(a.start_time),
+        end_time=timestamp(a.end_time),
+        status=status_to_pb(a.status),
+        reason=reason_to_pb(a.reason),
+        message=a.message,
+    )
+    if a.exit_code is not None:
+        out.exit_code = a.exit_code
+    return out
+
+
+def run_to_pb(run: Run) -> pb.Run:
+    return pb.Run(
+        uuid=str(run.uuid),
+        workspace=run.workspace,
+        definition_uuid=str(run.definition_uuid) if run.definition_uuid else "",
+        definition_name=run.definition_name,
+        definition_version=run.definition_version,
+        config=config_to_pb(run.config, run.secrets),
+        status=status_to_pb(run.status),
+        reason=reason_to_pb(run.reason),
+        message=run.message,
+        cancel_requested=run.cancel_requested,
+        progress=run.progress,
+        attempts=[_attempt_to_pb(a) for a in run.attempts],
+        num_retries_used=run.num_retries_used,
+        payload_size=run.payload_size,
+        request_id=run.request_id,
+        submit_time=timestamp(run.submit_time),
+        start_time=timestamp(run.start_time),
+        end_time=timestamp(run.end_time),
+        next_attempt_time=timestamp(run.next_attempt_time),
+        revision=run.revision,
+    )

@@ -1,0 +1,186 @@
+"""RunService: submit (single and batch), read, list, cancel, delete."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import grpc
+
+from batchyard.server.api.job_convert import config_from_pb
+from batchyard.server.api.run_convert import (
+    overrides_from_pb,
+    parse_run_id,
+    run_to_pb,
+    status_from_pb,
+)
+from batchyard.server.api.workspaces import WorkspaceResolver
+from batchyard.server.db import definitions as definition_store
+from batchyard.server.db import runs as store
+from batchyard.server.db.definitions import Workspace
+from batchyard.server.db.pool import Pool
+from batchyard.server.db.wakeups import Wakeups
+from batchyard.server.domain import paging
+from batchyard.server.domain.definitions import Definition, is_uuid_ref
+from batchyard.server.domain.errors import FieldViolation, InvalidArgument
+from batchyard.server.domain.runs import (
+    MAX_BATCH,
+    NewRun,
+    apply_overrides,
+    validate_submission,
+)
+from batchyard.v1 import run_service_pb2 as pb
+from batchyard.v1 import run_service_pb2_grpc
+
+Context = grpc.aio.ServicerContext[Any, Any]
+MAX_CANCEL_REASON = 1000
+
+
+class _DefinitionCache:
+    """Definitions looked up once per call (a batch may name the same one many times)."""
+
+    def __init__(self, pool: Pool, ws: Workspace) -> None:
+        self._pool, self._ws = pool, ws
+        self._seen: dict[str, Definition] = {}
+
+    async def get(self, ref: str) -> Definition:
+        if ref not in self._seen:
+            self._seen[ref] = await definition_store.get(self._pool, self._ws, ref)
+        return self._seen[ref]
+
+
+async def _new_run(request: pb.SubmitRunRequest, definitions: _DefinitionCache) -> NewRun:
+    """Validate one submission; field paths are relative to the SubmitRunRequest."""
+    job = request.WhichOneof("job")
+    definition: Definition | None = None
+    if job == "definition":
+        definition = await definitions.get(request.definition)
+        config, secrets = definition.draft.config, definition.draft.secrets
+        config_path = "overrides"
+    elif job == "config":
+        config, secrets = config_from_pb(request.config)
+        config_path = "config"
+    else:
+        raise InvalidArgument([FieldViolation("definition", "required: a definition or a config")])
+    config, secrets = apply_overrides(config, secrets, overrides_from_pb(request.overrides))
+    violations = validate_submission(
+        config, secrets, request.payload, request.request_id, config_path
+    )
+    if violations:
+        raise InvalidArgument(violations)
+    return NewRun(
+        uuid=uuid.uuid4(),
+        definition_uuid=definition.uuid if definition else None,
+        definition_name=definition.draft.name if definition else "",
+        definition_version=definition.version if definition else 0,
+        config=config,
+        secrets=secrets,
+        payload=request.payload,
+        request_id=request.request_id,
+    )
+
+
+def _time(ts: Any) -> datetime | None:
+    return ts.ToDatetime(tzinfo=UTC) if ts.ByteSize() else None
+
+
+class RunServicer(run_service_pb2_grpc.RunServiceServicer):
+    def __init__(self, pool: Pool, workspaces: WorkspaceResolver, wakeups: Wakeups) -> None:
+        self._pool = pool
+        self._workspaces = workspaces
+        self._wakeups = wakeups
+
+    async def _submit(self, ws: Workspace, new_runs: list[NewRun]) -> list[store.Submitted]:
+        submitted = await store.submit(self._pool, ws, new_runs)
+        self._wakeups.poke({s.run.config.queue for s in submitted if not s.deduplicated})
+        return submitted
+
+    async def SubmitRun(
+        self, request: pb.SubmitRunRequest, context: Context
+    ) -> pb.SubmitRunResponse:
+        ws = await self._workspaces.of(context)
+        new_run = await _new_run(request, _DefinitionCache(self._pool, ws))
+        (done,) = await self._submit(ws, [new_run])
+        return pb.SubmitRunResponse(run=run_to_pb(done.run), deduplicated=done.deduplicated)
+
+    async def BatchSubmitRuns(
+        self, request: pb.BatchSubmitRunsRequest, context: Context
+    ) -> pb.BatchSubmitRunsResponse:
+        ws = await self._workspaces.of(context)
+        if not 1 <= len(request.requests) <= MAX_BATCH:
+            raise InvalidArgument([FieldViolation("requests", f"1 to {MAX_BATCH} requests")])
+        definitions = _DefinitionCache(self._pool, ws)
+        new_runs, violations = [], []
+        for i, sub in enumerate(request.requests):
+            try:
+                new_runs.append(await _new_run(sub, definitions))
+            except InvalidArgument as exc:
+                violations += exc.under(f"requests[{i}]").violations
+        if violations:
+            raise InvalidArgument(violations)
+        submitted = await self._submit(ws, new_runs)
+        return pb.BatchSubmitRunsResponse(
+            responses=[
+                pb.SubmitRunResponse(run=run_to_pb(s.run), deduplicated=s.deduplicated)
+                for s in submitted
+            ]
+        )
+
+    async def GetRun(self, request: pb.GetRunRequest, context: Context) -> pb.GetRunResponse:
+        ws = await self._workspaces.of(context)
+        run = await store.get(self._pool, ws, parse_run_id(request.run))
+        return pb.GetRunResponse(run=run_to_pb(run))
+
+    async def ListRuns(self, request: pb.ListRunsRequest, context: Context) -> pb.ListRunsResponse:
+        ws = await self._workspaces.of(context)
+        size = paging.page_size(request.page_size)
+        statuses = []
+        for i, value in enumerate(request.statuses):
+            status = status_from_pb(value)
+            if status is None:
+                raise InvalidArgument([FieldViolation(f"statuses[{i}]", "unknown run status")])
+            statuses.append(status)
+        ref = request.definition
+        filters = store.RunFilter(
+            definition_uuid=UUID(ref) if ref and is_uuid_ref(ref) else None,
+            definition_name=ref if ref and not is_uuid_ref(ref) else None,
+            statuses=tuple(statuses),
+            submitted_from=_time(request.submit_time_from),
+            submitted_to=_time(request.submit_time_to),
+        )
+        fingerprint = {
+            "d": ref,
+            "s": sorted(s.value for s in statuses),
+            "f": request.submit_time_from.ToJsonString() if filters.submitted_from else "",
+            "t": request.submit_time_to.ToJsonString() if filters.submitted_to else "",
+        }
+        key = paging.decode(request.page_token, fingerprint)
+        after = (datetime.fromisoformat(str(key[0])), UUID(str(key[1]))) if key else None
+        page = await store.list_page(self._pool, ws, filters, after, size + 1)
+        token = ""
+        if len(page) > size:
+            page = page[:size]
+            token = paging.encode(
+                [page[-1].submit_time.isoformat(), str(page[-1].uuid)], fingerprint
+            )
+        return pb.ListRunsResponse(runs=[run_to_pb(r) for r in page], next_page_token=token)
+
+    async def CancelRun(
+        self, request: pb.CancelRunRequest, context: Context
+    ) -> pb.CancelRunResponse:
+        ws = await self._workspaces.of(context)
+        run_id = parse_run_id(request.run)
+        if len(request.reason) > MAX_CANCEL_REASON:
+            raise InvalidArgument([FieldViolation("reason", "at most 1000 characters")])
+        message = f"cancelled by user: {request.reason}" if request.reason else "cancelled by user"
+        await store.cancel(self._pool, ws, run_id, message)
+        return pb.CancelRunResponse(run=run_to_pb(await store.get(self._pool, ws, run_id)))
+
+    async def DeleteRun(
+        self, request: pb.DeleteRunRequest, context: Context
+    ) -> pb.DeleteRunResponse:
+        ws = await self._workspaces.of(context)
+        await store.delete(self._pool, ws, parse_run_id(request.run))
+        return pb.DeleteRunResponse()

@@ -1,0 +1,170 @@
+"""WorkerService: the long-poll lease, heartbeats, completion and release.
+
+AppendLogs (log storage) arrives with the logs work; until then the generated base class
+answers UNIMPLEMENTED for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import grpc
+
+from batchyard.server.api.job_convert import config_to_pb, duration, seconds, timestamp
+from batchyard.server.api.run_convert import (
+    parse_run_id,
+    reason_from_pb,
+    status_from_pb,
+    status_to_pb,
+)
+from batchyard.server.db import leases
+from batchyard.server.db.pool import Pool
+from batchyard.server.db.wakeups import Wakeups
+from batchyard.server.domain.errors import FieldViolation, InvalidArgument
+from batchyard.server.domain.job_validation import QUEUE
+from batchyard.server.domain.runs import Outcome, RunReason, RunStatus, validate_outcome
+from batchyard.v1 import worker_service_pb2 as pb
+from batchyard.v1 import worker_service_pb2_grpc
+
+Context = grpc.aio.ServicerContext[Any, Any]
+WORKER_ID = re.compile(r"^[\x21-\x7e]{1,200}$")
+MAX_WAIT_SECONDS = 60.0
+DEFAULT_WAIT_SECONDS = 30.0
+MAX_RUNS_PER_LEASE = 1000
+
+
+@dataclass(frozen=True)
+class LeaseSettings:
+    ttl_seconds: float = 30.0
+    # How often a waiting long-poll looks again without a wake-up.
+    poll_seconds: float = 1.0
+
+
+def _fence(run: str, attempt: int, lease_id: str) -> leases.Fence:
+    violations = []
+    if attempt < 1:
+        violations.append(FieldViolation("attempt", "must be 1 or more"))
+    try:
+        lease = UUID(lease_id)
+    except ValueError:
+        violations.append(FieldViolation("lease_id", "not a valid lease id"))
+    run_id = parse_run_id(run)
+    if violations:
+        raise InvalidArgument(violations)
+    return leases.Fence(run_id, attempt, lease)
+
+
+def _check_lease_request(request: pb.LeaseRunsRequest) -> float:
+    violations = []
+    if not WORKER_ID.match(request.worker_id):
+        violations.append(FieldViolation("worker_id", "1 to 200 printable characters, no spaces"))
+    if not request.queues:
+        violations.append(FieldViolation("queues", "at least one queue"))
+    for i, queue in enumerate(request.queues):
+        if not QUEUE.match(queue):
+            violations.append(FieldViolation(f"queues[{i}]", "not a valid queue name"))
+    if not 1 <= request.max_runs <= MAX_RUNS_PER_LEASE:
+        violations.append(FieldViolation("max_runs", f"1 to {MAX_RUNS_PER_LEASE}"))
+    wait = seconds(request.wait) if request.HasField("wait") else DEFAULT_WAIT_SECONDS
+    if not 0 <= wait <= MAX_WAIT_SECONDS:
+        violations.append(FieldViolation("wait", "0 to 60 seconds"))
+    if violations:
+        raise InvalidArgument(violations)
+    return wait
+
+
+def _leased_to_pb(lease: leases.Lease) -> pb.LeasedRun:
+    return pb.LeasedRun(
+        run=str(lease.run),
+        attempt=lease.attempt,
+        lease_id=str(lease.lease_id),
+        lease_expire_time=timestamp(lease.expires),
+        config=config_to_pb(lease.config, lease.secrets, reveal=True),
+        payload=lease.payload,
+        definition_name=lease.definition_name,
+        workspace=lease.workspace,
+    )
+
+
+class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
+    def __init__(self, pool: Pool, wakeups: Wakeups, settings: LeaseSettings) -> None:
+        self._pool = pool
+        self._wakeups = wakeups
+        self._settings = settings
+
+    async def LeaseRuns(
+        self, request: pb.LeaseRunsRequest, context: Context
+    ) -> pb.LeaseRunsResponse:
+        wait = _check_lease_request(request)
+        queues = sorted(set(request.queues))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        ttl = self._settings.ttl_seconds
+        while True:
+            with self._wakeups.waiter(queues) as woken:
+                found = await leases.lease(
+                    self._pool, queues, request.max_runs, request.worker_id, ttl
+                )
+                remaining = deadline - loop.time()
+                if found or remaining <= 0 or context.done():
+                    return pb.LeaseRunsResponse(
+                        runs=[_leased_to_pb(x) for x in found],
+                        renew_interval=duration(ttl / 3),
+                    )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        woken.wait(), min(remaining, self._settings.poll_seconds)
+                    )
+
+    async def RenewLease(
+        self, request: pb.RenewLeaseRequest, context: Context
+    ) -> pb.RenewLeaseResponse:
+        fence = _fence(request.run, request.attempt, request.lease_id)
+        progress = request.progress if request.HasField("progress") else None
+        if progress is not None and not 0 <= progress <= 100:
+            raise InvalidArgument([FieldViolation("progress", "0 to 100")])
+        expires, cancel = await leases.renew(
+            self._pool, fence, progress, self._settings.ttl_seconds
+        )
+        return pb.RenewLeaseResponse(lease_expire_time=timestamp(expires), cancel_requested=cancel)
+
+    async def CompleteRun(
+        self, request: pb.CompleteRunRequest, context: Context
+    ) -> pb.CompleteRunResponse:
+        fence = _fence(request.run, request.attempt, request.lease_id)
+        status = status_from_pb(request.status)
+        reason = reason_from_pb(request.reason)
+        if status is None or reason is None:
+            field = "status" if status is None else "reason"
+            raise InvalidArgument([FieldViolation(field, "unknown value")])
+        if status == RunStatus.CANCELLED:
+            reason = RunReason.CANCELLED_BY_USER
+        exit_code = request.exit_code if request.HasField("exit_code") else None
+        outcome = Outcome(status, reason, exit_code, request.message[:2000])
+        progress = request.progress if request.HasField("progress") else None
+        violations = validate_outcome(outcome)
+        if progress is not None and not 0 <= progress <= 100:
+            violations.append(FieldViolation("progress", "0 to 100"))
+        if violations:
+            raise InvalidArgument(violations)
+        applied = await leases.complete(self._pool, fence, outcome, progress)
+        if applied.status == RunStatus.PENDING:
+            self._wakeups.poke([applied.queue])
+        return pb.CompleteRunResponse(
+            run_status=status_to_pb(applied.status),
+            next_attempt_time=timestamp(applied.next_attempt_time),
+        )
+
+    async def ReleaseRun(
+        self, request: pb.ReleaseRunRequest, context: Context
+    ) -> pb.ReleaseRunResponse:
+        fence = _fence(request.run, request.attempt, request.lease_id)
+        applied = await leases.release(self._pool, fence, request.message[:2000])
+        if applied.status == RunStatus.PENDING:
+            self._wakeups.poke([applied.queue])
+        return pb.ReleaseRunResponse()

@@ -1,0 +1,85 @@
+-- name: lease_runs
+-- One statement: pick up to $2 ready runs of the queues $1 (highest priority first, then
+-- oldest) with SKIP LOCKED, start a new attempt on each with a fresh lease, and return
+-- what the worker needs. $3 worker id, $4 lease seconds.
+WITH leased AS (
+    UPDATE runs r
+    SET status = 'RUNNING', reason = '', message = '', attempt = r.attempt + 1,
+        lease_id = gen_random_uuid(), worker_id = $3,
+        lease_expires_at = clock_timestamp() + make_interval(secs => $4),
+        started_at = coalesce(r.started_at, clock_timestamp()), revision = r.revision + 1
+    WHERE r.id = ANY(ARRAY(
+        SELECT p.id FROM runs p
+        WHERE p.status = 'PENDING'
+          AND p.queue = ANY($1::text[])
+          AND p.available_at <= clock_timestamp()
+        ORDER BY p.priority DESC, p.submitted_at, p.id
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED))
+    RETURNING r.id, r.workspace_id, r.attempt, r.lease_id, r.lease_expires_at, r.worker_id,
+              r.definition_name
+), started AS (
+    INSERT INTO run_attempts (run_id, number, worker_id, lease_id)
+    SELECT id, attempt, worker_id, lease_id FROM leased
+)
+SELECT l.id, l.attempt, l.lease_id, l.lease_expires_at, l.definition_name,
+       w.name AS workspace, s.config, s.secrets, s.payload
+FROM leased l
+JOIN run_specs s ON s.run_id = l.id
+JOIN workspaces w ON w.id = l.workspace_id;
+
+-- name: renew_lease
+-- Fenced by (run, attempt, lease) and by the database clock. Progress changes bump the
+-- revision (watchers see them); a bare heartbeat does not.
+UPDATE runs
+SET lease_expires_at = clock_timestamp() + make_interval(secs => $5),
+    progress = coalesce($4::integer, progress),
+    revision = revision + CASE WHEN $4::integer IS DISTINCT FROM progress
+                                AND $4::integer IS NOT NULL THEN 1 ELSE 0 END
+WHERE id = $1 AND attempt = $2 AND lease_id = $3
+  AND status = 'RUNNING' AND lease_expires_at > clock_timestamp()
+RETURNING lease_expires_at, cancel_requested;
+
+-- name: lock_run_for_worker
+SELECT r.status, r.attempt, r.lease_id, r.queue, r.cancel_requested, r.num_retries_used,
+       r.lease_expires_at > clock_timestamp() AS lease_live, s.config
+FROM runs r
+JOIN run_specs s ON s.run_id = r.id
+WHERE r.id = $1
+FOR UPDATE OF r;
+
+-- name: get_attempt
+SELECT lease_id, status, reason, exit_code, ended_by
+FROM run_attempts
+WHERE run_id = $1 AND number = $2;
+
+-- name: end_attempt
+-- $1 run, $2 attempt, $3 status, $4 reason, $5 exit code, $6 message, $7 ended_by
+UPDATE run_attempts
+SET ended_at = clock_timestamp(), status = $3, reason = $4, exit_code = $5, message = $6,
+    ended_by = $7
+WHERE run_id = $1 AND number = $2;
+
+-- name: set_run_after_attempt
+-- $1 run, $2 status, $3 reason, $4 message, $5 retries used now (0 or 1),
+-- $6 delay seconds before the next attempt, $7 final progress (or NULL)
+UPDATE runs
+SET status = $2, reason = $3, message = $4, lease_id = NULL, lease_expires_at = NULL,
+    num_retries_used = num_retries_used + $5,
+    available_at = clock_timestamp() + make_interval(secs => $6),
+    ended_at = CASE WHEN $2 IN ('SUCCEEDED', 'FAILED', 'CANCELLED') THEN clock_timestamp() END,
+    progress = coalesce($7::integer, progress),
+    revision = revision + 1
+WHERE id = $1
+RETURNING status, available_at;
+
+-- name: lock_expired_leases
+-- The rescuer: running runs whose lease ran out (by the database clock). SKIP LOCKED
+-- keeps several server replicas from rescuing the same run.
+SELECT r.id, r.attempt, r.queue, r.worker_id, r.cancel_requested, r.num_retries_used, s.config
+FROM runs r
+JOIN run_specs s ON s.run_id = r.id
+WHERE r.status = 'RUNNING' AND r.lease_expires_at <= clock_timestamp()
+ORDER BY r.lease_expires_at
+LIMIT $1
+FOR UPDATE OF r SKIP LOCKED;

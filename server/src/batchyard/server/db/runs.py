@@ -1,0 +1,208 @@
+"""Typed queries for runs: submit (batched), read, list, cancel, delete."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from batchyard.server.db.definitions import Workspace
+from batchyard.server.db.job_codec import (
+    config_from_json,
+    config_to_json,
+    secrets_from_json,
+    secrets_to_json,
+)
+from batchyard.server.db.sql import q
+from batchyard.server.domain.errors import RunNotFound, WrongState
+from batchyard.server.domain.jobs import DEFAULT_QUEUE
+from batchyard.server.domain.runs import Attempt, NewRun, Run, RunReason, RunStatus
+
+
+@dataclass(frozen=True)
+class Submitted:
+    run: Run
+    deduplicated: bool
+
+
+async def submit(pool: asyncpg.Pool, ws: Workspace, new_runs: list[NewRun]) -> list[Submitted]:
+    """Store runs in one statement; a known request_id returns the earlier run instead."""
+    rows = await pool.fetch(
+        q("insert_runs"),
+        [r.uuid for r in new_runs],
+        ws.id,
+        [r.definition_uuid for r in new_runs],
+        [r.definition_name for r in new_runs],
+        [r.definition_version for r in new_runs],
+        [r.request_id or None for r in new_runs],
+        [r.config.queue or DEFAULT_QUEUE for r in new_runs],
+        [r.config.priority for r in new_runs],
+        [len(r.payload) for r in new_runs],
+        [config_to_json(r.config) for r in new_runs],
+        [secrets_to_json(r.secrets) for r in new_runs],
+        [r.payload for r in new_runs],
+    )
+    inserted = {row["id"]: row for row in rows}
+    earlier: dict[str, UUID] = {}
+    missing = [r.request_id for r in new_runs if r.uuid not in inserted]
+    if missing:
+        found = await pool.fetch(q("run_ids_by_request_id"), ws.id, missing)
+        earlier = {row["request_id"]: row["id"] for row in found}
+    existing = await get_many(pool, ws, list(earlier.values())) if earlier else {}
+    out = []
+    for r in new_runs:
+        if r.uuid in inserted:
+            row = inserted[r.uuid]
+            out.append(Submitted(_new_run(ws, r, row["submitted_at"]), deduplicated=False))
+        else:
+            out.append(Submitted(existing[earlier[r.request_id]], deduplicated=True))
+    return out
+
+
+def _new_run(ws: Workspace, r: NewRun, submitted_at: datetime) -> Run:
+    return Run(
+        uuid=r.uuid,
+        workspace=ws.name,
+        definition_uuid=r.definition_uuid,
+        definition_name=r.definition_name,
+        definition_version=r.definition_version,
+        config=r.config,
+        secrets=r.secrets,
+        status=RunStatus.PENDING,
+        reason=RunReason.RECENTLY_SUBMITTED,
+        message="",
+        cancel_requested=False,
+        progress=0,
+        attempts=(),
+        num_retries_used=0,
+        payload_size=len(r.payload),
+        request_id=r.request_id,
+        submit_time=submitted_at,
+        start_time=None,
+        end_time=None,
+        next_attempt_time=None,
+        revision=1,
+    )
+
+
+def _attempt(row: asyncpg.Record) -> Attempt:
+    return Attempt(
+        number=row["number"],
+        worker_id=row["worker_id"],
+        start_time=row["started_at"],
+        end_time=row["ended_at"],
+        status=RunStatus(row["status"]),
+        reason=RunReason(row["reason"]),
+        exit_code=row["exit_code"],
+        message=row["message"],
+    )
+
+
+def _run(row: asyncpg.Record, attempts: tuple[Attempt, ...]) -> Run:
+    status = RunStatus(row["status"])
+    reason = RunReason(row["reason"])
+    return Run(
+        uuid=row["id"],
+        workspace=row["workspace"],
+        definition_uuid=row["definition_id"],
+        definition_name=row["definition_name"],
+        definition_version=row["definition_version"],
+        config=config_from_json(row["config"]),
+        secrets=secrets_from_json(row["secrets"]),
+        status=status,
+        reason=reason,
+        message=row["message"],
+        cancel_requested=row["cancel_requested"],
+        progress=row["progress"],
+        attempts=attempts,
+        num_retries_used=row["num_retries_used"],
+        payload_size=row["payload_size"],
+        request_id=row["request_id"] or "",
+        submit_time=row["submitted_at"],
+        start_time=row["started_at"],
+        end_time=row["ended_at"],
+        next_attempt_time=row["available_at"] if reason == RunReason.WAITING_FOR_RETRY else None,
+        revision=row["revision"],
+    )
+
+
+async def get_many(pool: asyncpg.Pool, ws: Workspace, ids: list[UUID]) -> dict[UUID, Run]:
+    rows = await pool.fetch(q("get_runs"), ws.id, ids)
+    attempts: dict[UUID, list[Attempt]] = defaultdict(list)
+    if rows:
+        for a in await pool.fetch(q("get_attempts"), [r["id"] for r in rows]):
+            attempts[a["run_id"]].append(_attempt(a))
+    return {r["id"]: _run(r, tuple(attempts[r["id"]])) for r in rows}
+
+
+async def get(pool: asyncpg.Pool, ws: Workspace, run_id: UUID) -> Run:
+    found = await get_many(pool, ws, [run_id])
+    if run_id not in found:
+        raise RunNotFound(str(run_id))
+    return found[run_id]
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    definition_uuid: UUID | None = None
+    definition_name: str | None = None
+    statuses: tuple[RunStatus, ...] = ()
+    submitted_from: datetime | None = None
+    submitted_to: datetime | None = None
+
+
+async def list_page(
+    pool: asyncpg.Pool,
+    ws: Workspace,
+    filters: RunFilter,
+    after: tuple[datetime, UUID] | None,
+    limit: int,
+) -> list[Run]:
+    rows = await pool.fetch(
+        q("list_runs"),
+        ws.id,
+        filters.definition_uuid,
+        filters.definition_name,
+        [s.value for s in filters.statuses] or None,
+        filters.submitted_from,
+        filters.submitted_to,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit,
+    )
+    ids = [r["id"] for r in rows]
+    found = await get_many(pool, ws, ids)
+    return [found[i] for i in ids if i in found]
+
+
+async def cancel(pool: asyncpg.Pool, ws: Workspace, run_id: UUID, message: str) -> None:
+    """A pending run is cancelled now; a running one is asked to stop (its worker learns
+    it from its next heartbeat)."""
+    async with pool.acquire() as conn, conn.transaction():
+        if await conn.fetchval(q("cancel_pending_run"), ws.id, run_id, message) is not None:
+            return
+        if await conn.fetchval(q("request_cancel"), ws.id, run_id, message) is not None:
+            return
+        status = await conn.fetchval(q("run_status"), ws.id, run_id)
+    if status is None:
+        raise RunNotFound(str(run_id))
+    if status == RunStatus.RUNNING:
+        return  # already asked to stop
+    raise WrongState(f"run {run_id} is {status}; only pending or running runs can be cancelled")
+
+
+async def delete(pool: asyncpg.Pool, ws: Workspace, run_id: UUID) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        if await conn.fetchval(q("delete_finished_run"), ws.id, run_id) is not None:
+            return
+        status = await conn.fetchval(q("run_status"), ws.id, run_id)
+    if status is None:
+        raise RunNotFound(str(run_id))
+    raise WrongState(f"run {run_id} is {status}; only finished runs can be deleted")
+
+
+async def notify_queues(pool: asyncpg.Pool, sender: str, queues: list[str]) -> None:
+    await pool.execute(q("notify_queues"), sender, queues)

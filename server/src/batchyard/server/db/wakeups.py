@@ -1,0 +1,107 @@
+"""Wake-ups for the lease long-polls: in-process at once, other replicas via NOTIFY.
+
+LISTEN/NOTIFY is only a hint. Long-polls also re-check on a short interval, so a lost
+notification (listener reconnecting, NOTIFY in a rolled-back transaction) costs latency,
+never a run. NOTIFYs are coalesced (one statement per short interval for all the queues
+that were poked) because NOTIFY serialises commits on a global lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+
+import asyncpg
+import structlog
+
+from batchyard.server.db.runs import notify_queues
+
+log = structlog.get_logger(__name__)
+
+CHANNEL = "batchyard_runs"
+COALESCE_SECONDS = 0.002
+RECONNECT_SECONDS = 1.0
+
+
+class Wakeups:
+    def __init__(self, pool: asyncpg.Pool, dsn: str) -> None:
+        self._pool = pool
+        self._dsn = dsn
+        self._id = uuid.uuid4().hex[:12]
+        self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._pending: set[str] = set()
+        self._flusher: asyncio.Task[None] | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._conn: asyncpg.Connection | None = None
+        self._closed = False
+
+    async def start(self) -> None:
+        self._listener = asyncio.create_task(self._listen_forever(), name="wakeups-listen")
+
+    async def stop(self) -> None:
+        self._closed = True
+        for task in (self._listener, self._flusher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._conn is not None and not self._conn.is_closed():
+            await self._conn.close()
+
+    @contextlib.contextmanager
+    def waiter(self, queues: list[str]) -> Iterator[asyncio.Event]:
+        """An event set when any of `queues` may have work. Register before you look."""
+        event = asyncio.Event()
+        for queue in queues:
+            self._waiters[queue].add(event)
+        try:
+            yield event
+        finally:
+            for queue in queues:
+                self._waiters[queue].discard(event)
+                if not self._waiters[queue]:
+                    del self._waiters[queue]
+
+    def poke(self, queues: set[str] | list[str]) -> None:
+        """Work arrived in `queues`: wake local long-polls now, other replicas soon."""
+        self._wake_local(queues)
+        self._pending.update(queues)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="wakeups-notify")
+
+    def _wake_local(self, queues: set[str] | list[str]) -> None:
+        for queue in queues:
+            for event in self._waiters.get(queue, ()):
+                event.set()
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(COALESCE_SECONDS)
+        while self._pending and not self._closed:
+            queues, self._pending = sorted(self._pending), set()
+            try:
+                await notify_queues(self._pool, self._id, queues)
+            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+                log.warning("notify_failed", error=type(exc).__name__)
+                return
+
+    def _on_notify(self, conn: object, pid: int, channel: str, payload: str) -> None:
+        sender, _, queue = payload.partition(":")
+        if sender != self._id:
+            self._wake_local([queue])
+
+    async def _listen_forever(self) -> None:
+        while not self._closed:
+            try:
+                self._conn = await asyncpg.connect(self._dsn)
+                lost = asyncio.Event()
+                self._conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
+                await self._conn.add_listener(CHANNEL, self._on_notify)
+                # Whatever was notified while we were away: look again everywhere.
+                self._wake_local(list(self._waiters))
+                await lost.wait()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("listen_connection_lost", error=type(exc).__name__)
+            await asyncio.sleep(RECONNECT_SECONDS)

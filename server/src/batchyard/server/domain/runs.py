@@ -1,0 +1,214 @@
+"""Runs: statuses and reasons, submission, and what happens after each attempt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from batchyard.server.domain.errors import FieldViolation
+from batchyard.server.domain.job_validation import validate_config
+from batchyard.server.domain.jobs import (
+    DEFAULT_RETRY_DELAY_SECONDS,
+    ExitCodeAction,
+    JobConfig,
+    RetryStrategy,
+    Secrets,
+    with_defaults,
+)
+
+MAX_PAYLOAD_BYTES = 1024 * 1024
+MAX_REQUEST_ID = 200
+MAX_BATCH = 10_000
+
+
+class RunStatus(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def finished(self) -> bool:
+        return self in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class RunReason(StrEnum):
+    NONE = ""
+    RECENTLY_SUBMITTED = "RECENTLY_SUBMITTED"
+    IN_QUEUE = "IN_QUEUE"
+    WAITING_ON_DEPENDENCIES = "WAITING_ON_DEPENDENCIES"
+    WAITING_FOR_RETRY = "WAITING_FOR_RETRY"
+    NON_ZERO_EXIT_CODE = "NON_ZERO_EXIT_CODE"
+    TIMEOUT = "TIMEOUT"
+    WORKER_LOST = "WORKER_LOST"
+    SOURCE_UNAVAILABLE = "SOURCE_UNAVAILABLE"
+    DEPENDENCY_FAILED = "DEPENDENCY_FAILED"
+    CANCELLED_BY_USER = "CANCELLED_BY_USER"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    number: int
+    worker_id: str
+    start_time: datetime
+    end_time: datetime | None
+    status: RunStatus
+    reason: RunReason
+    exit_code: int | None
+    message: str
+
+
+@dataclass(frozen=True)
+class Run:
+    uuid: UUID
+    workspace: str
+    definition_uuid: UUID | None
+    definition_name: str
+    definition_version: int
+    config: JobConfig
+    secrets: Secrets
+    status: RunStatus
+    reason: RunReason
+    message: str
+    cancel_requested: bool
+    progress: int
+    attempts: tuple[Attempt, ...]
+    num_retries_used: int
+    payload_size: int
+    request_id: str
+    submit_time: datetime
+    start_time: datetime | None
+    end_time: datetime | None
+    next_attempt_time: datetime | None
+    revision: int
+
+
+@dataclass(frozen=True)
+class Overrides:
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    secret_env: dict[str, str] = field(default_factory=dict)
+    timeout_seconds: float | None = None
+    retry_strategy: RetryStrategy | None = None
+    queue: str = ""
+    priority: int | None = None
+
+
+def apply_overrides(config: JobConfig, secrets: Secrets, o: Overrides) -> tuple[JobConfig, Secrets]:
+    """The effective configuration of a run: the definition's, changed per run."""
+    merged = replace(
+        config,
+        args=o.args or config.args,
+        env={**config.env, **o.env},
+        timeout_seconds=o.timeout_seconds
+        if o.timeout_seconds is not None
+        else config.timeout_seconds,
+        retry_strategy=o.retry_strategy if o.retry_strategy is not None else config.retry_strategy,
+        queue=o.queue or config.queue,
+        priority=o.priority if o.priority is not None else config.priority,
+    )
+    return with_defaults(merged), replace(secrets, env={**secrets.env, **o.secret_env})
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """A validated submission, ready to store."""
+
+    uuid: UUID
+    definition_uuid: UUID | None
+    definition_name: str
+    definition_version: int
+    config: JobConfig
+    secrets: Secrets
+    payload: bytes
+    request_id: str
+
+
+def validate_submission(
+    config: JobConfig, secrets: Secrets, payload: bytes, request_id: str, config_path: str
+) -> list[FieldViolation]:
+    """Violations of an effective run; configuration paths are put under `config_path`."""
+    out = [v.under(config_path) for v in validate_config(config, secrets)]
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        out.append(FieldViolation("payload", f"{len(payload)} bytes; at most 1 MiB"))
+    if len(request_id) > MAX_REQUEST_ID or any(not c.isprintable() for c in request_id):
+        out.append(FieldViolation("request_id", "at most 200 printable characters"))
+    return out
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an attempt ended, as its worker reports it."""
+
+    status: RunStatus
+    reason: RunReason
+    exit_code: int | None
+    message: str
+
+
+@dataclass(frozen=True)
+class Next:
+    """The run's state after an attempt ended."""
+
+    status: RunStatus
+    reason: RunReason
+    retry: bool = False
+    # Seconds until the next attempt may start (when retry).
+    delay_seconds: float = 0.0
+
+
+def _retryable(outcome: Outcome, strategy: RetryStrategy) -> bool:
+    if outcome.reason == RunReason.TIMEOUT:
+        return strategy.retry_on_timeout
+    if outcome.reason == RunReason.NON_ZERO_EXIT_CODE and outcome.exit_code is not None:
+        for rule in strategy.exit_code_rules:
+            if outcome.exit_code in rule.exit_codes:
+                return rule.action == ExitCodeAction.RETRY
+    return True
+
+
+def after_attempt(
+    outcome: Outcome, strategy: RetryStrategy, retries_used: int, cancel_requested: bool
+) -> Next:
+    """Decide what an ended attempt does to its run (the retry strategy applies here)."""
+    if outcome.status == RunStatus.SUCCEEDED:
+        return Next(RunStatus.SUCCEEDED, RunReason.NONE)
+    if outcome.status == RunStatus.CANCELLED or cancel_requested:
+        return Next(RunStatus.CANCELLED, RunReason.CANCELLED_BY_USER)
+    if _retryable(outcome, strategy) and retries_used < strategy.num_retries:
+        if outcome.reason == RunReason.WORKER_LOST:
+            # The job did nothing wrong: back in the queue at once.
+            return Next(RunStatus.PENDING, RunReason.IN_QUEUE, retry=True)
+        delay = strategy.delay_seconds
+        return Next(
+            RunStatus.PENDING,
+            RunReason.WAITING_FOR_RETRY,
+            retry=True,
+            delay_seconds=DEFAULT_RETRY_DELAY_SECONDS if delay is None else delay,
+        )
+    return Next(RunStatus.FAILED, outcome.reason)
+
+
+def validate_outcome(outcome: Outcome) -> list[FieldViolation]:
+    """What a worker may report: SUCCEEDED, FAILED with a failure reason, or CANCELLED."""
+    failure_reasons = {
+        RunReason.NON_ZERO_EXIT_CODE,
+        RunReason.TIMEOUT,
+        RunReason.SOURCE_UNAVAILABLE,
+    }
+    if outcome.status == RunStatus.SUCCEEDED:
+        ok = outcome.reason == RunReason.NONE
+    elif outcome.status == RunStatus.FAILED:
+        ok = outcome.reason in failure_reasons
+    elif outcome.status == RunStatus.CANCELLED:
+        ok = outcome.reason in (RunReason.NONE, RunReason.CANCELLED_BY_USER)
+    else:
+        return [FieldViolation("status", "must be SUCCEEDED, FAILED or CANCELLED")]
+    if not ok:
+        return [FieldViolation("reason", f"not a reason for {outcome.status.value}")]
+    if outcome.reason == RunReason.NON_ZERO_EXIT_CODE and not outcome.exit_code:
+        return [FieldViolation("exit_code", "required (non-zero) for NON_ZERO_EXIT_CODE")]
+    return []

@@ -1,0 +1,1 @@
+"""Background upkeep that runs inside every server replica (safe to run in several)."""

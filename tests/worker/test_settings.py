@@ -1,0 +1,96 @@
+"""Flags, BATCHYARD_* variables and defaults; the command-line registration."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from batchyard.worker import cli
+from batchyard.worker.settings import (
+    DEFAULT_KILL_GRACE,
+    SettingsError,
+    WorkerSettings,
+    add_arguments,
+    settings_from_args,
+)
+
+
+def parse(argv: list[str], env: dict[str, str] | None = None) -> WorkerSettings:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return settings_from_args(parser.parse_args(argv), env or {"PATH": "/usr/bin:/bin"})
+
+
+def test_defaults() -> None:
+    settings = parse([])
+    assert settings.server == "localhost:50051"
+    assert settings.slots == 4
+    assert settings.queues == ("default",)
+    assert settings.workspace_root == Path.cwd().resolve()
+    assert settings.kill_grace == DEFAULT_KILL_GRACE
+    assert settings.python == str(Path(sys.executable).absolute())
+    assert settings.worker_id.endswith(f"-{os.getpid()}")
+    assert settings.token is None
+
+
+def test_flags_win_over_environment(tmp_path: Path) -> None:
+    env = {
+        "BATCHYARD_SERVER": "env:1",
+        "BATCHYARD_SLOTS": "2",
+        "BATCHYARD_QUEUES": "a,b",
+        "BATCHYARD_STATE_DIR": str(tmp_path / "env-state"),
+        "BATCHYARD_TOKEN": "from-env",
+        "PATH": "/usr/bin:/bin",
+    }
+    settings = parse(["--server", "flag:2", "--queues", " x , y,x "], env)
+    assert settings.server == "flag:2"
+    assert settings.queues == ("x", "y")
+    assert settings.slots == 2
+    assert settings.state_dir == tmp_path / "env-state"
+    assert settings.token == "from-env"
+    assert "from-env" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["--slots", "0"], {}, "--slots: must be between 1 and 1000"),
+        ([], {"BATCHYARD_SLOTS": "many"}, "BATCHYARD_SLOTS: invalid literal"),
+        (["--queues", ", ,"], {}, "--queues: needs at least one queue"),
+        (["--grace", "-1"], {}, "--grace: must be a number of seconds"),
+        (
+            ["--workspace-root", "/no/such/dir"],
+            {},
+            "--workspace-root: '/no/such/dir' is not a directory",
+        ),
+        (["--python", "no-such-python-x"], {}, "--python: 'no-such-python-x' is not an executable"),
+    ],
+)
+def test_bad_values_name_their_origin(argv: list[str], env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        parse(argv, {"PATH": "/usr/bin:/bin", **env})
+    assert message in str(caught.value)
+
+
+def test_python_name_is_resolved_once_to_an_absolute_path() -> None:
+    settings = parse(["--python", "sh"])
+    assert Path(settings.python).is_absolute()
+    assert Path(settings.python).name == "sh"
+
+
+def test_register_adds_the_worker_command() -> None:
+    parser = argparse.ArgumentParser(prog="batchyard")
+    subparsers = parser.add_subparsers(dest="command")
+    cli.register(subparsers)
+    args = parser.parse_args(["worker", "--server", "h:1", "--slots", "3"])
+    assert args.handler is cli.run_worker
+    assert args.server == "h:1"
+
+
+def test_bad_settings_exit_with_code_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--slots", "nope"]) == 2
+    assert "--slots" in capsys.readouterr().err
