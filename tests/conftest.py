@@ -28,7 +28,7 @@ from tests import pg
 def server_logs_to_stderr() -> None:
     """In-process servers log as `batchyard server` does, to the stderr of the session (so
     a test reading the CLI's output through capsys never sees server lines)."""
-    configure_logging("console", "info")
+    configure_logging("console", "warning")
 
 
 @pytest.fixture(scope="session")
@@ -81,9 +81,13 @@ async def server_factory(database_url: str) -> AsyncIterator[Callable[..., Await
 
 
 @pytest.fixture
-async def server(server_factory: Callable[..., Awaitable[App]]) -> App:
-    """The real server, in this process, on 127.0.0.1 with a free port."""
-    return await server_factory()
+async def server(
+    request: pytest.FixtureRequest, server_factory: Callable[..., Awaitable[App]]
+) -> App:
+    """The real server, in this process, on 127.0.0.1 with a free port. A test changes its
+    settings with `@pytest.mark.server(lease_ttl_seconds=0.6, ...)`."""
+    marker = request.node.get_closest_marker("server")
+    return await server_factory(**(marker.kwargs if marker else {}))
 
 
 @pytest.fixture

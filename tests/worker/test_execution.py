@@ -32,12 +32,12 @@ async def test_non_zero_exit_fails_with_the_exit_code(options: ExecutionOptions)
     assert result.sink.lines_of("stderr") == ["failing"]
 
 
-async def test_death_by_signal_fails_without_an_exit_code(options: ExecutionOptions) -> None:
+async def test_death_by_signal_fails_with_128_plus_the_signal(options: ExecutionOptions) -> None:
     result = await run_job(sh("kill -SEGV $$"), options)
     assert result.outcome.status == run_pb2.RUN_STATUS_FAILED
     assert result.outcome.reason == run_pb2.RUN_REASON_NON_ZERO_EXIT_CODE
-    assert result.outcome.exit_code is None
-    assert "SIGSEGV" in result.outcome.message
+    assert result.outcome.exit_code == 128 + 11
+    assert result.outcome.message == "killed by signal SIGSEGV (exit code 139)"
 
 
 async def test_args_reach_the_program_verbatim(options: ExecutionOptions) -> None:

@@ -68,6 +68,7 @@ def test_flags_win_over_environment(tmp_path: Path) -> None:
             "--workspace-root: '/no/such/dir' is not a directory",
         ),
         (["--python", "no-such-python-x"], {}, "--python: 'no-such-python-x' is not an executable"),
+        (["--worker-id", "has space"], {}, "--worker-id: must be 1 to 200 printable ASCII"),
     ],
 )
 def test_bad_values_name_their_origin(argv: list[str], env: dict[str, str], message: str) -> None:

@@ -17,7 +17,7 @@ WITH leased AS (
         LIMIT $2
         FOR UPDATE SKIP LOCKED))
     RETURNING r.id, r.workspace_id, r.attempt, r.lease_id, r.lease_expires_at, r.worker_id,
-              r.definition_name
+              r.definition_name, r.priority, r.submitted_at
 ), started AS (
     INSERT INTO run_attempts (run_id, number, worker_id, lease_id)
     SELECT id, attempt, worker_id, lease_id FROM leased
@@ -26,7 +26,8 @@ SELECT l.id, l.attempt, l.lease_id, l.lease_expires_at, l.definition_name,
        w.name AS workspace, s.config, s.secrets, s.payload
 FROM leased l
 JOIN run_specs s ON s.run_id = l.id
-JOIN workspaces w ON w.id = l.workspace_id;
+JOIN workspaces w ON w.id = l.workspace_id
+ORDER BY l.priority DESC, l.submitted_at, l.id;
 
 -- name: renew_lease
 -- Fenced by (run, attempt, lease) and by the database clock. Progress changes bump the
