@@ -6,7 +6,9 @@ from uuid import UUID
 
 from batchyard.server.api.job_convert import config_to_pb, retry_from_pb, seconds, timestamp
 from batchyard.server.domain.errors import FieldViolation, InvalidArgument
+from batchyard.server.domain.jobs import JobConfig, Secrets
 from batchyard.server.domain.runs import Attempt, Overrides, Run, RunReason, RunStatus
+from batchyard.v1 import job_pb2
 from batchyard.v1 import run_pb2 as pb
 
 
@@ -70,14 +72,29 @@ def _attempt_to_pb(a: Attempt) -> pb.Attempt:
     return out
 
 
-def run_to_pb(run: Run) -> pb.Run:
+class ConfigMemo:
+    """Converts each distinct configuration once (the runs of a batch share theirs)."""
+
+    def __init__(self) -> None:
+        self._done: dict[tuple[int, int], tuple[JobConfig, Secrets, job_pb2.JobConfig]] = {}
+
+    def __call__(self, config: JobConfig, secrets: Secrets) -> job_pb2.JobConfig:
+        hit = self._done.get((id(config), id(secrets)))
+        if hit is None or hit[0] is not config or hit[1] is not secrets:
+            hit = (config, secrets, config_to_pb(config, secrets))
+            self._done[(id(config), id(secrets))] = hit
+        return hit[2]
+
+
+def run_to_pb(run: Run, configs: ConfigMemo | None = None) -> pb.Run:
+    convert = configs or config_to_pb
     return pb.Run(
         uuid=str(run.uuid),
         workspace=run.workspace,
         definition_uuid=str(run.definition_uuid) if run.definition_uuid else "",
         definition_name=run.definition_name,
         definition_version=run.definition_version,
-        config=config_to_pb(run.config, run.secrets),
+        config=convert(run.config, run.secrets),
         status=status_to_pb(run.status),
         reason=reason_to_pb(run.reason),
         message=run.message,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -25,11 +26,13 @@ from batchyard.server.db.wakeups import Wakeups
 from batchyard.server.domain import paging
 from batchyard.server.domain.definitions import Definition, is_uuid_ref
 from batchyard.server.domain.errors import FieldViolation, InvalidArgument
+from batchyard.server.domain.job_validation import validate_config
+from batchyard.server.domain.jobs import JobConfig, Secrets
 from batchyard.server.domain.runs import (
     MAX_BATCH,
     NewRun,
     apply_overrides,
-    validate_submission,
+    validate_payload_and_key,
 )
 from batchyard.v1 import run_service_pb2 as pb
 from batchyard.v1 import run_service_pb2_grpc
@@ -38,48 +41,76 @@ Context = grpc.aio.ServicerContext[Any, Any]
 MAX_CANCEL_REASON = 1000
 
 
-class _DefinitionCache:
-    """Definitions looked up once per call (a batch may name the same one many times)."""
+class _Submissions:
+    """Prepares the submissions of one call. Requests of the same shape (definition or
+    inline config, plus overrides) share one effective configuration, validated once: a
+    batch of thousands of runs of one job costs one preparation."""
 
     def __init__(self, pool: Pool, ws: Workspace) -> None:
         self._pool, self._ws = pool, ws
-        self._seen: dict[str, Definition] = {}
+        self._definitions: dict[str, Definition] = {}
+        self._shapes: dict[bytes, _Shape] = {}
 
-    async def get(self, ref: str) -> Definition:
-        if ref not in self._seen:
-            self._seen[ref] = await definition_store.get(self._pool, self._ws, ref)
-        return self._seen[ref]
+    async def _definition(self, ref: str) -> Definition:
+        if ref not in self._definitions:
+            self._definitions[ref] = await definition_store.get(self._pool, self._ws, ref)
+        return self._definitions[ref]
+
+    async def _shape(self, request: pb.SubmitRunRequest) -> _Shape:
+        job = request.WhichOneof("job")
+        if job == "definition":
+            key = b"d" + request.definition.encode()
+        elif job == "config":
+            key = b"c" + request.config.SerializeToString(deterministic=True)
+        else:
+            raise InvalidArgument(
+                [FieldViolation("definition", "required: a definition or a config")]
+            )
+        key += b"\0" + request.overrides.SerializeToString(deterministic=True)
+        if key not in self._shapes:
+            self._shapes[key] = await self._prepare(request, job)
+        return self._shapes[key]
+
+    async def _prepare(self, request: pb.SubmitRunRequest, job: str) -> _Shape:
+        definition: Definition | None = None
+        if job == "definition":
+            definition = await self._definition(request.definition)
+            config, secrets = definition.draft.config, definition.draft.secrets
+            config_path = "overrides"
+        else:
+            config, secrets = config_from_pb(request.config)
+            config_path = "config"
+        config, secrets = apply_overrides(config, secrets, overrides_from_pb(request.overrides))
+        violations = [v.under(config_path) for v in validate_config(config, secrets)]
+        return _Shape(definition, config, secrets, violations)
+
+    async def new_run(self, request: pb.SubmitRunRequest) -> NewRun:
+        """Validate one submission; field paths are relative to the SubmitRunRequest."""
+        shape = await self._shape(request)
+        violations = shape.violations + validate_payload_and_key(
+            request.payload, request.request_id
+        )
+        if violations:
+            raise InvalidArgument(violations)
+        definition = shape.definition
+        return NewRun(
+            uuid=uuid.uuid4(),
+            definition_uuid=definition.uuid if definition else None,
+            definition_name=definition.draft.name if definition else "",
+            definition_version=definition.version if definition else 0,
+            config=shape.config,
+            secrets=shape.secrets,
+            payload=request.payload,
+            request_id=request.request_id,
+        )
 
 
-async def _new_run(request: pb.SubmitRunRequest, definitions: _DefinitionCache) -> NewRun:
-    """Validate one submission; field paths are relative to the SubmitRunRequest."""
-    job = request.WhichOneof("job")
-    definition: Definition | None = None
-    if job == "definition":
-        definition = await definitions.get(request.definition)
-        config, secrets = definition.draft.config, definition.draft.secrets
-        config_path = "overrides"
-    elif job == "config":
-        config, secrets = config_from_pb(request.config)
-        config_path = "config"
-    else:
-        raise InvalidArgument([FieldViolation("definition", "required: a definition or a config")])
-    config, secrets = apply_overrides(config, secrets, overrides_from_pb(request.overrides))
-    violations = validate_submission(
-        config, secrets, request.payload, request.request_id, config_path
-    )
-    if violations:
-        raise InvalidArgument(violations)
-    return NewRun(
-        uuid=uuid.uuid4(),
-        definition_uuid=definition.uuid if definition else None,
-        definition_name=definition.draft.name if definition else "",
-        definition_version=definition.version if definition else 0,
-        config=config,
-        secrets=secrets,
-        payload=request.payload,
-        request_id=request.request_id,
-    )
+@dataclass(frozen=True)
+class _Shape:
+    definition: Definition | None
+    config: JobConfig
+    secrets: Secrets
+    violations: list[FieldViolation]
 
 
 def _time(ts: Any) -> datetime | None:
@@ -101,7 +132,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         self, request: pb.SubmitRunRequest, context: Context
     ) -> pb.SubmitRunResponse:
         ws = await self._workspaces.of(context)
-        new_run = await _new_run(request, _DefinitionCache(self._pool, ws))
+        new_run = await _Submissions(self._pool, ws).new_run(request)
         (done,) = await self._submit(ws, [new_run])
         return pb.SubmitRunResponse(run=run_to_pb(done.run), deduplicated=done.deduplicated)
 
@@ -111,11 +142,11 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         ws = await self._workspaces.of(context)
         if not 1 <= len(request.requests) <= MAX_BATCH:
             raise InvalidArgument([FieldViolation("requests", f"1 to {MAX_BATCH} requests")])
-        definitions = _DefinitionCache(self._pool, ws)
+        submissions = _Submissions(self._pool, ws)
         new_runs, violations = [], []
         for i, sub in enumerate(request.requests):
             try:
-                new_runs.append(await _new_run(sub, definitions))
+                new_runs.append(await submissions.new_run(sub))
             except InvalidArgument as exc:
                 violations += exc.under(f"requests[{i}]").violations
         if violations:

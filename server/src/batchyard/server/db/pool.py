@@ -15,11 +15,21 @@ SESSION_SETTINGS = {
 }
 
 
+def _to_json(value: object) -> str:
+    """Documents become JSON; text is taken as already-encoded JSON (batch submits encode
+    each distinct configuration once)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for codec in ("json", "jsonb"):
-        await conn.set_type_codec(
-            codec, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-        )
+        await conn.set_type_codec(codec, encoder=_to_json, decoder=json.loads, schema="pg_catalog")
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool connections carry no session state of ours (no SET, LISTEN, temp tables or
+    prepared transactions), so the default reset query would be a wasted round trip on
+    every release. asyncpg still rolls back a transaction left open."""
 
 
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
@@ -28,6 +38,7 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asy
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        reset=_keep_session,
         server_settings=SESSION_SETTINGS,
         command_timeout=60,
     )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -20,6 +23,8 @@ from batchyard.server.db.sql import q
 from batchyard.server.domain.errors import RunNotFound, WrongState
 from batchyard.server.domain.jobs import DEFAULT_QUEUE
 from batchyard.server.domain.runs import Attempt, NewRun, Run, RunReason, RunStatus
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -41,8 +46,8 @@ async def submit(pool: asyncpg.Pool, ws: Workspace, new_runs: list[NewRun]) -> l
         [r.config.queue or DEFAULT_QUEUE for r in new_runs],
         [r.config.priority for r in new_runs],
         [len(r.payload) for r in new_runs],
-        [config_to_json(r.config) for r in new_runs],
-        [secrets_to_json(r.secrets) for r in new_runs],
+        _encoded([r.config for r in new_runs], config_to_json),
+        _encoded([r.secrets for r in new_runs], secrets_to_json),
         [r.payload for r in new_runs],
     )
     inserted = {row["id"]: row for row in rows}
@@ -59,6 +64,18 @@ async def submit(pool: asyncpg.Pool, ws: Workspace, new_runs: list[NewRun]) -> l
             out.append(Submitted(_new_run(ws, r, row["submitted_at"]), deduplicated=False))
         else:
             out.append(Submitted(existing[earlier[r.request_id]], deduplicated=True))
+    return out
+
+
+def _encoded(parts: list[T], encode: Callable[[T], Any]) -> list[str]:
+    """Each distinct object as JSON text, encoded once (the runs of a batch share theirs)."""
+    memo: dict[int, str] = {}
+    out = []
+    for obj in parts:
+        text = memo.get(id(obj))
+        if text is None:
+            text = memo[id(obj)] = json.dumps(encode(obj))
+        out.append(text)
     return out
 
 

@@ -8,7 +8,6 @@ from enum import StrEnum
 from uuid import UUID
 
 from batchyard.server.domain.errors import FieldViolation
-from batchyard.server.domain.job_validation import validate_config
 from batchyard.server.domain.jobs import (
     DEFAULT_RETRY_DELAY_SECONDS,
     ExitCodeAction,
@@ -127,11 +126,9 @@ class NewRun:
     request_id: str
 
 
-def validate_submission(
-    config: JobConfig, secrets: Secrets, payload: bytes, request_id: str, config_path: str
-) -> list[FieldViolation]:
-    """Violations of an effective run; configuration paths are put under `config_path`."""
-    out = [v.under(config_path) for v in validate_config(config, secrets)]
+def validate_payload_and_key(payload: bytes, request_id: str) -> list[FieldViolation]:
+    """Violations of a submission's own fields (its configuration is checked apart)."""
+    out = []
     if len(payload) > MAX_PAYLOAD_BYTES:
         out.append(FieldViolation("payload", f"{len(payload)} bytes; at most 1 MiB"))
     if len(request_id) > MAX_REQUEST_ID or any(not c.isprintable() for c in request_id):

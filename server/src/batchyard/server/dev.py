@@ -1,0 +1,144 @@
+"""`batchyard dev`: everything on one machine with no set-up.
+
+An embedded PostgreSQL, the server, and one worker process (started as
+`python -m batchyard.worker`, so the server never imports the worker), all logging to
+the terminal; Ctrl-C stops the worker first (its running jobs are released), then the
+server, then PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.util
+import os
+import signal
+import sys
+from pathlib import Path
+
+import structlog
+
+from batchyard.server import settings as server_settings
+from batchyard.server.app import App
+from batchyard.server.log_config import configure_logging
+
+log = structlog.get_logger(__name__)
+
+EXAMPLES = """\
+examples:
+  batchyard dev                                  # serve 127.0.0.1:50051, jobs from ./
+  batchyard dev --workspace-root ~/jobs --slots 8
+then, in another terminal:
+  batchyard definitions create -f job.yaml && batchyard runs submit NAME --wait
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "dev",
+        help="run PostgreSQL, the server and a worker on this machine",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    server_settings.add_arguments(parser)
+    parser.add_argument(
+        "--slots",
+        type=int,
+        default=int(os.environ.get("BATCHYARD_SLOTS", "4")),
+        help="runs the worker executes at once (BATCHYARD_SLOTS; default %(default)s)",
+    )
+    parser.add_argument(
+        "--workspace-root",
+        type=Path,
+        default=Path(os.environ.get("BATCHYARD_WORKSPACE_ROOT", ".")),
+        help="folder WORKSPACE sources are relative to (BATCHYARD_WORKSPACE_ROOT; default: here)",
+    )
+    parser.add_argument(
+        "--queues",
+        default=os.environ.get("BATCHYARD_QUEUES", "default"),
+        help="queues the worker serves, comma-separated (BATCHYARD_QUEUES; default %(default)s)",
+    )
+    parser.set_defaults(handler=run_dev)
+
+
+def run_dev(args: argparse.Namespace) -> int:
+    try:
+        settings = server_settings.from_args(args)
+    except ValueError as exc:
+        print(f"batchyard dev: {exc}", file=sys.stderr)
+        return 2
+    if args.slots < 1:
+        print("batchyard dev: --slots must be at least 1", file=sys.stderr)
+        return 2
+    if importlib.util.find_spec("batchyard.worker") is None:
+        print(
+            "batchyard dev: the worker is not installed (pip install batchyard-worker)",
+            file=sys.stderr,
+        )
+        return 2
+    configure_logging(settings.log_format, settings.log_level)
+    try:
+        asyncio.run(_dev(settings, args))
+    except OSError as exc:
+        log.error("dev_failed", error=str(exc))
+        return 1
+    return 0
+
+
+async def _dev(settings: server_settings.ServerSettings, args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    app = App(settings)
+    await app.start()
+    worker: asyncio.subprocess.Process | None = None
+    try:
+        worker = await _start_worker(app.port, args, settings)
+        waiter = asyncio.create_task(worker.wait())
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        if waiter in done:
+            log.error("worker_exited", code=worker.returncode)
+    finally:
+        if worker is not None and worker.returncode is None:
+            await _stop_worker(worker, settings.grace_seconds)
+        await app.stop()
+
+
+async def _start_worker(
+    port: int, args: argparse.Namespace, settings: server_settings.ServerSettings
+) -> asyncio.subprocess.Process:
+    cmd = [
+        sys.executable,
+        "-m",
+        "batchyard.worker",
+        "--server",
+        f"127.0.0.1:{port}",
+        "--slots",
+        str(args.slots),
+        "--queues",
+        args.queues,
+        "--workspace-root",
+        str(args.workspace_root.expanduser().resolve()),
+    ]
+    env = {**os.environ, "BATCHYARD_LOG_FORMAT": settings.log_format}
+    # Its own process group: Ctrl-C reaches us, and we stop the worker in order.
+    worker = await asyncio.create_subprocess_exec(*cmd, env=env, start_new_session=True)
+    log.info("worker_started", pid=worker.pid, slots=args.slots)
+    return worker
+
+
+async def _stop_worker(worker: asyncio.subprocess.Process, grace: float) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        worker.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(worker.wait(), grace + 15)
+    except TimeoutError:
+        log.warning("worker_killed", pid=worker.pid)
+        with contextlib.suppress(ProcessLookupError):
+            worker.kill()
+        await worker.wait()

@@ -1,0 +1,67 @@
+"""Start a real server (and workers) for a benchmark, each in its own process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from tests.processes import free_port, stop, wait_serving
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextlib.asynccontextmanager
+async def bench_server(*extra: str) -> AsyncIterator[tuple[str, Path]]:
+    """A server on a fresh embedded PostgreSQL; yields (target, scratch dir)."""
+    with tempfile.TemporaryDirectory(prefix="batchyard-bench-") as tmp:
+        scratch = Path(tmp)
+        target = f"127.0.0.1:{free_port()}"
+        env = {**os.environ, "BATCHYARD_LOG_LEVEL": "warning", "BATCHYARD_LOG_FORMAT": "json"}
+        env.pop("DATABASE_URL", None)
+        env.pop("BATCHYARD_DATABASE_URL", None)
+        cmd = [sys.executable, "-m", "batchyard.server", "--listen", target,
+               "--data-dir", str(scratch / "pg"), "--pool-size", "20", *extra]
+        with (scratch / "server.log").open("ab") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            await wait_serving(target, proc, timeout=60)
+            yield target, scratch
+        finally:
+            await stop(proc)
+
+
+@contextlib.asynccontextmanager
+async def bench_worker(target: str, scratch: Path, slots: int) -> AsyncIterator[subprocess.Popen[bytes]]:
+    env = {**os.environ, "BATCHYARD_LOG_LEVEL": "warning", "BATCHYARD_LOG_FORMAT": "json"}
+    cmd = [sys.executable, "-m", "batchyard.worker", "--server", target, "--slots", str(slots),
+           "--workspace-root", str(scratch), "--state-dir", str(scratch / "worker")]
+    with (scratch / "worker.log").open("ab") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        yield proc
+    finally:
+        await stop(proc)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary(values_ms: list[float]) -> str:
+    return (
+        f"n={len(values_ms)} p50={percentile(values_ms, 50):.2f} ms "
+        f"p99={percentile(values_ms, 99):.2f} ms mean={statistics.fmean(values_ms):.2f} ms"
+    )
+
+
+def run(main: object) -> None:
+    asyncio.run(main)  # type: ignore[arg-type]

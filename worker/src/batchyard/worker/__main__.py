@@ -1,0 +1,5 @@
+"""``python -m batchyard.worker --server HOST:PORT ...``"""
+
+from batchyard.worker.cli import main
+
+raise SystemExit(main())

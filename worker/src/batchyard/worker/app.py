@@ -1,0 +1,65 @@
+"""The worker's composition root: reaper, channel, runner, signals — started and stopped here."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import grpc
+import structlog
+
+from batchyard.worker.reaper_client import Reaper
+from batchyard.worker.runner import Runner
+from batchyard.worker.server_api import WorkerApi, channel_options
+from batchyard.worker.settings import WorkerSettings
+
+_log = structlog.get_logger(__name__)
+
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+async def serve(settings: WorkerSettings) -> None:
+    """Runs the worker until SIGTERM/SIGINT (a second signal skips the grace period).
+
+    Raises :class:`~batchyard.worker.runner.WorkerCrashed` if a background loop died.
+    """
+    structlog.contextvars.bind_contextvars(worker_id=settings.worker_id)
+    settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    reaper = Reaper.start()
+    try:
+        async with grpc.aio.insecure_channel(settings.server, options=channel_options()) as channel:
+            api = WorkerApi(
+                channel,
+                worker_id=settings.worker_id,
+                queues=settings.queues,
+                lease_wait=settings.lease_wait,
+                token=settings.token,
+            )
+            runner = Runner(settings, api, reaper)
+            _install_signal_handlers(runner)
+            try:
+                await runner.run()
+            finally:
+                _remove_signal_handlers()
+    finally:
+        reaper.close()
+
+
+def _install_signal_handlers(runner: Runner) -> None:
+    loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        _log.info("signal_received", signal=sig.name)
+        if runner.stopping:
+            runner.hurry()
+        else:
+            runner.shutdown()
+
+    for sig in _SIGNALS:
+        loop.add_signal_handler(sig, on_signal, sig)
+
+
+def _remove_signal_handlers() -> None:
+    loop = asyncio.get_running_loop()
+    for sig in _SIGNALS:
+        loop.remove_signal_handler(sig)

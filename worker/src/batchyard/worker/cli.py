@@ -1,0 +1,52 @@
+"""``batchyard worker`` (through the ``batchyard.commands`` entry point) and
+``python -m batchyard.worker``: the same flags, the same handler."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+import structlog
+
+from batchyard.worker.app import serve
+from batchyard.worker.process_log import configure_process_logging
+from batchyard.worker.runner import WorkerCrashed
+from batchyard.worker.settings import SettingsError, add_arguments, settings_from_args
+
+DESCRIPTION = (
+    "Lease runs from a Batchyard server and execute them, each attempt as a subprocess in "
+    "its own process group. Flags also read BATCHYARD_* environment variables."
+)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Adds the ``worker`` command to the ``batchyard`` command line."""
+    parser = subparsers.add_parser("worker", help="lease and execute runs", description=DESCRIPTION)
+    add_arguments(parser)
+    parser.set_defaults(handler=run_worker)
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    """Runs the worker; the exit code: 0 after a clean shutdown, 1 if it crashed."""
+    try:
+        settings = settings_from_args(args)
+    except SettingsError as exc:
+        print(f"batchyard worker: {exc}", file=sys.stderr)
+        return 2
+    configure_process_logging(settings.log_format)
+    log = structlog.get_logger(__name__)
+    try:
+        asyncio.run(serve(settings))
+    except WorkerCrashed as exc:
+        log.error("worker_crashed", reason=str(exc))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m batchyard.worker", description=DESCRIPTION)
+    add_arguments(parser)
+    return run_worker(parser.parse_args(argv))

@@ -1,0 +1,124 @@
+"""The program an attempt executes: its argv, working directory and environment.
+
+No shell is involved, so arguments are never re-interpreted:
+
+* PYTHON → ``[<python>, <source root>/<source_location>, *args]``, with the interpreter path
+  resolved once when the worker starts;
+* SHELL with a source → ``[<source root>/<source_location>, *args]`` when the file starts
+  with ``#!`` (or is an ELF binary), else ``["/bin/sh", <file>, *args]`` the way POSIX
+  ``execvp`` runs a script without an interpreter line;
+* SHELL without a source → ``[<command>, *args]``, ``source_location`` being a command name
+  looked up on the job's PATH, or an absolute path.
+
+The working directory is always the attempt's ``work/`` directory (script paths are absolute),
+so attempts never trample each other even when they run the same workspace in place.
+
+The environment is deliberately small — not the worker's own environment, which may hold the
+worker's credentials: PATH, HOME (the attempt directory), TMPDIR, LANG, then the job's
+``env`` and ``secret_env``, then the ``BATCHYARD_*`` variables of the attempt.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from batchyard.v1 import job_pb2
+from batchyard.worker.attempt_dir import AttemptPaths
+from batchyard.worker.sources import SourceError, resolve_inside, source_location
+
+POSIX_SHELL = "/bin/sh"
+_DIRECT_EXEC_MAGIC = (b"#!", b"\x7fELF")
+
+
+@dataclass(frozen=True)
+class Command:
+    """What to execute for an attempt."""
+
+    argv: tuple[str, ...]
+    cwd: Path
+    env: Mapping[str, str]
+
+
+def job_environment(
+    config: job_pb2.JobConfig, *, run: str, attempt: int, paths: AttemptPaths, path: str
+) -> dict[str, str]:
+    """The job's whole environment (see the module docstring for the order)."""
+    env = {
+        "PATH": path,
+        "HOME": str(paths.root),
+        "TMPDIR": str(paths.tmp),
+        "LANG": "C.UTF-8",
+    }
+    if config.type == job_pb2.JOB_TYPE_PYTHON:
+        env["PYTHONUNBUFFERED"] = "1"  # so output and ::progress lines arrive live
+    env.update(config.env)
+    env.update(config.secret_env)
+    env.update(
+        BATCHYARD_RUN_ID=run,
+        BATCHYARD_ATTEMPT=str(attempt),
+        BATCHYARD_PAYLOAD_PATH=str(paths.payload),
+        BATCHYARD_OUTPUT_DIR=str(paths.output),
+    )
+    return env
+
+
+def build_command(
+    config: job_pb2.JobConfig,
+    source_root: Path | None,
+    *,
+    env: Mapping[str, str],
+    paths: AttemptPaths,
+    python: str,
+) -> Command:
+    """The command for the job; raises SourceError when the program cannot be found."""
+    args = tuple(config.args)
+    if config.type == job_pb2.JOB_TYPE_PYTHON:
+        if source_root is None:
+            raise SourceError("a python job needs a source")
+        script = _source_file(source_root, source_location(config))
+        argv: tuple[str, ...] = (python, str(script), *args)
+    elif source_root is not None:
+        argv = (*_script_argv(_source_file(source_root, source_location(config))), *args)
+    else:
+        argv = (find_command(config.source_location, env.get("PATH", os.defpath)), *args)
+    return Command(argv=argv, cwd=paths.work, env=env)
+
+
+def find_command(command: str, path: str) -> str:
+    """A SHELL command: an absolute path, or a name looked up on ``path``."""
+    if not command:
+        raise SourceError("a shell job without a source needs a command in source_location")
+    if "\x00" in command:
+        raise SourceError("the command contains a NUL character")
+    if "/" in command:
+        if not PurePosixPath(command).is_absolute():
+            raise SourceError(f"command {command!r} must be a name on PATH or an absolute path")
+        if not (Path(command).is_file() and os.access(command, os.X_OK)):
+            raise SourceError(f"command {command!r} is not an executable file")
+        return command
+    found = shutil.which(command, path=path)
+    if found is None:
+        raise SourceError(f"command {command!r} not found on PATH")
+    return found
+
+
+def _source_file(root: Path, location: str) -> Path:
+    target = resolve_inside(root, location, "source_location")
+    if not target.is_file():
+        raise SourceError(f"source_location {location!r} is not a file")
+    return target
+
+
+def _script_argv(program: Path) -> tuple[str, ...]:
+    try:
+        with program.open("rb") as file:
+            head = file.read(4)
+    except OSError as exc:
+        raise SourceError(f"cannot read source_location: {exc.strerror}") from None
+    if head.startswith(_DIRECT_EXEC_MAGIC):
+        return (str(program),)
+    return (POSIX_SHELL, str(program))

@@ -1,0 +1,295 @@
+"""The execution of one attempt, with no server involved.
+
+:class:`Execution` prepares the attempt directory, makes the source ready, runs the program
+(:mod:`~batchyard.worker.process`), turns its output into log records and progress
+(:mod:`~batchyard.worker.output`), enforces the timeout, obeys stop requests, kills the
+whole process group at the end, and returns an :class:`~batchyard.worker.outcome.Outcome`::
+
+    async with Execution(spec, options, reaper=reaper) as execution:
+        outcome = await execution.run()       # execution.progress while it runs
+        ...                                   # execution.paths.output: the job's results
+    # the attempt directory is gone here
+
+Stopping (timeout, cancel, shutdown): SIGTERM to the process group, ``kill_grace`` seconds
+for the leader to exit, then SIGKILL to the group. A lost lease skips the grace: SIGKILL at
+once. Whatever happens — exit, stop, an exception, cancellation of ``run()`` — the group is
+SIGKILLed before ``run()`` returns, so no grandchild outlives its attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from batchyard.v1 import job_pb2, run_pb2
+from batchyard.worker import outcome as outcomes
+from batchyard.worker.attempt_dir import (
+    AttemptPaths,
+    attempt_paths,
+    create_attempt_dir,
+    remove_attempt_dir,
+)
+from batchyard.worker.command import Command, build_command, job_environment
+from batchyard.worker.lines import DEFAULT_MAX_LINE_BYTES
+from batchyard.worker.log_file import JsonLinesSink
+from batchyard.worker.outcome import Outcome, StopReason
+from batchyard.worker.output import (
+    DEFAULT_MAX_OUTPUT_BYTES,
+    Level,
+    LogSink,
+    OutputCollector,
+)
+from batchyard.worker.process import JobProcess
+from batchyard.worker.reaper_client import Reaper
+from batchyard.worker.sources import SourceError, prepare_source, source_location
+
+DEFAULT_TIMEOUT = 60 * 60.0
+
+
+@dataclass(frozen=True)
+class AttemptSpec:
+    """What the server leased: one attempt of one run."""
+
+    run: str
+    attempt: int
+    config: job_pb2.JobConfig
+    payload: bytes = b""
+
+
+@dataclass(frozen=True)
+class ExecutionOptions:
+    """The worker's settings that shape every execution."""
+
+    state_dir: Path
+    workspace_root: Path
+    """Resolved; WORKSPACE sources must stay below it."""
+    python: str
+    """Absolute path of the interpreter for PYTHON jobs."""
+    job_path: str
+    """The PATH jobs get (and SHELL commands are looked up on)."""
+    kill_grace: float = 10.0
+    default_timeout: float = DEFAULT_TIMEOUT
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+    drain_timeout: float = 5.0
+    """How long to wait for the output pipes to close once the group is dead."""
+
+
+class Execution:
+    """One attempt of one run: directory, source, process, output, outcome."""
+
+    def __init__(
+        self,
+        spec: AttemptSpec,
+        options: ExecutionOptions,
+        *,
+        reaper: Reaper | None = None,
+        sink: LogSink | None = None,
+    ) -> None:
+        self.spec = spec
+        self.paths: AttemptPaths = attempt_paths(options.state_dir, spec.run, spec.attempt)
+        self._options = options
+        self._reaper = reaper
+        self._sink = sink
+        self._collector: OutputCollector | None = None
+        self._stop: StopReason | None = None
+        self._stop_requested = asyncio.Event()
+        self._kill_now = asyncio.Event()
+        self._started = False
+        self._group_released = False
+
+    async def __aenter__(self) -> Self:
+        if self._reaper is not None:
+            self._reaper.track_dir(self.paths.root)
+        try:
+            create_attempt_dir(self.paths, self.spec.payload)
+        except BaseException:
+            await self.remove()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.remove()
+
+    @property
+    def progress(self) -> int | None:
+        """The latest progress the job reported (0-100), if any."""
+        return None if self._collector is None else self._collector.progress
+
+    @property
+    def timeout(self) -> float:
+        """The attempt's time limit in seconds."""
+        config = self.spec.config
+        if config.HasField("timeout"):
+            seconds = config.timeout.ToTimedelta().total_seconds()
+            if seconds > 0:
+                return seconds
+        return self._options.default_timeout
+
+    def stop(self, reason: StopReason) -> None:
+        """Asks the job to stop; the first reason wins, but a lost lease always kills now."""
+        if self._stop is None:
+            self._stop = reason
+            self._stop_requested.set()
+        if reason is StopReason.LEASE_LOST:
+            self._kill_now.set()
+
+    async def run(self) -> Outcome:
+        """Executes the attempt once and returns how it ended."""
+        if self._started:
+            raise RuntimeError("an Execution runs only once")
+        self._started = True
+        sink = self._sink if self._sink is not None else JsonLinesSink(self.paths.log)
+        collector = OutputCollector(
+            sink,
+            max_line_bytes=self._options.max_line_bytes,
+            max_output_bytes=self._max_output_bytes(),
+        )
+        self._collector = collector
+        try:
+            outcome = await self._execute(collector)
+            collector.system(f"attempt ended: {outcome.message}", _ending_level(outcome))
+            return outcome
+        finally:
+            collector.close()
+
+    async def remove(self) -> None:
+        """Removes the attempt directory (idempotent)."""
+        await remove_attempt_dir(self.paths)
+        if self._reaper is not None:
+            self._reaper.release_dir(self.paths.root)
+
+    def _max_output_bytes(self) -> int:
+        configured = self.spec.config.resources.output_bytes
+        return configured if configured > 0 else self._options.max_output_bytes
+
+    def _prepare(self) -> Command:
+        config = self.spec.config
+        source_root = prepare_source(config, self.paths, self._options.workspace_root)
+        env = job_environment(
+            config,
+            run=self.spec.run,
+            attempt=self.spec.attempt,
+            paths=self.paths,
+            path=self._options.job_path,
+        )
+        return build_command(
+            config, source_root, env=env, paths=self.paths, python=self._options.python
+        )
+
+    async def _execute(self, collector: OutputCollector) -> Outcome:
+        try:
+            command = self._prepare()
+        except SourceError as exc:
+            collector.system(f"source unavailable: {exc}", Level.ERROR)
+            return outcomes.source_unavailable(str(exc))
+        if self._stop is not None:
+            return outcomes.stopped(self._stop, timeout=self.timeout, progress=None)
+        collector.system(f"starting: {self._describe()}")
+        try:
+            process = await JobProcess.start(command, collector.feed, collector.end)
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            message = f"cannot start {self._program()!r}: {reason}"
+            collector.system(message, Level.ERROR)
+            return outcomes.source_unavailable(message)
+        return await self._supervise(process, collector)
+
+    async def _supervise(self, process: JobProcess, collector: OutputCollector) -> Outcome:
+        pgid = process.pgid
+        if self._reaper is not None:
+            self._reaper.track_group(pgid)
+        try:
+            stopped = await self._wait(process, collector)
+            process.signal_group(signal.SIGKILL)  # grandchildren die with the attempt
+            returncode = process.reap()
+            self._release_group(pgid)
+            if not await process.drain(within=self._options.drain_timeout):
+                collector.system(
+                    "output pipes were still open after the job's process group was killed "
+                    "(a process left the job's session?); closed them",
+                    Level.WARNING,
+                )
+        finally:
+            process.close()
+            self._release_group(pgid)
+        if stopped is None:
+            return outcomes.exited(returncode, collector.progress)
+        return outcomes.stopped(stopped, timeout=self.timeout, progress=collector.progress)
+
+    async def _wait(self, process: JobProcess, collector: OutputCollector) -> StopReason | None:
+        """Waits for the leader's exit, a stop request or the timeout: None if it exited."""
+        stop_requested = asyncio.ensure_future(self._stop_requested.wait())
+        try:
+            await asyncio.wait(
+                (process.exited, stop_requested),
+                timeout=self.timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            stop_requested.cancel()
+        if process.exited.done():
+            return None
+        reason = self._stop if self._stop is not None else StopReason.TIMEOUT
+        if reason is StopReason.TIMEOUT:
+            collector.system(
+                f"timeout of {outcomes.format_seconds(self.timeout)} reached", Level.ERROR
+            )
+        else:
+            collector.system(f"stopping the job: {reason.value}", Level.WARNING)
+        await self._terminate(process, reason, collector)
+        return reason
+
+    async def _terminate(
+        self, process: JobProcess, reason: StopReason, collector: OutputCollector
+    ) -> None:
+        """SIGTERM, up to ``kill_grace`` for the leader to exit, then SIGKILL."""
+        if reason is not StopReason.LEASE_LOST and not self._kill_now.is_set():
+            grace = self._options.kill_grace
+            if process.signal_group(signal.SIGTERM):
+                collector.system(
+                    f"sent SIGTERM to the job's process group; SIGKILL follows in "
+                    f"{outcomes.format_seconds(grace)}"
+                )
+            kill_now = asyncio.ensure_future(self._kill_now.wait())
+            try:
+                await asyncio.wait(
+                    (process.exited, kill_now), timeout=grace, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                kill_now.cancel()
+        if not process.exited.done():
+            process.signal_group(signal.SIGKILL)
+            collector.system("sent SIGKILL to the job's process group", Level.WARNING)
+            await asyncio.shield(process.exited)
+
+    def _release_group(self, pgid: int) -> None:
+        if self._reaper is not None and not self._group_released:
+            self._group_released = True
+            self._reaper.release_group(pgid)
+
+    def _program(self) -> str:
+        """The file or command the job runs, as the user named it."""
+        config = self.spec.config
+        return source_location(config) if config.HasField("source") else config.source_location
+
+    def _describe(self) -> str:
+        config = self.spec.config
+        kind = job_pb2.JobType.Name(config.type).removeprefix("JOB_TYPE_").lower()
+        return f"{kind} job: {shlex.join([self._program(), *config.args])}"
+
+
+def _ending_level(outcome: Outcome) -> Level:
+    if outcome.status == run_pb2.RUN_STATUS_SUCCEEDED:
+        return Level.INFO
+    return Level.ERROR if outcome.status == run_pb2.RUN_STATUS_FAILED else Level.WARNING

@@ -1,0 +1,170 @@
+"""The WorkerService calls the worker makes, with their error and retry rules.
+
+* Every call after LeaseRuns is fenced by (run, attempt, lease id). ``ABORTED`` (reason
+  LEASE_LOST) — or ``NOT_FOUND``, the run is gone — raises :class:`LeaseLost`: the caller
+  stops the job at once and reports nothing.
+* CompleteRun is idempotent, so UNAVAILABLE and DEADLINE_EXCEEDED are retried with
+  exponential backoff until the call succeeds or the lease is lost.
+* ReleaseRun is retried the same way within a time budget (the worker is shutting down;
+  if the server stays away the lease simply expires and the run is leased again).
+* Other errors surface as :class:`grpc.aio.AioRpcError` for the caller to log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import structlog
+from google.protobuf import duration_pb2
+
+from batchyard.v1 import run_pb2, worker_service_pb2, worker_service_pb2_grpc
+from batchyard.worker.outcome import Outcome
+
+if TYPE_CHECKING:
+    from batchyard.v1.worker_service_pb2_grpc import WorkerServiceAsyncStub
+
+_log = structlog.get_logger(__name__)
+
+RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+LOST = frozenset({grpc.StatusCode.ABORTED, grpc.StatusCode.NOT_FOUND})
+CALL_TIMEOUT = 10.0
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # a LeaseRuns answer carries payloads and inline code
+
+
+class LeaseLost(Exception):
+    """The server refused a call for this attempt: its lease is gone."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """What fences every call for one leased attempt."""
+
+    run: str
+    attempt: int
+    lease_id: str
+
+
+class Backoff:
+    """Exponential backoff with jitter: ``initial``, doubled per failure, at most ``maximum``."""
+
+    def __init__(self, initial: float = 0.2, maximum: float = 10.0) -> None:
+        self._initial = initial
+        self._maximum = maximum
+        self._failures = 0
+
+    def next(self) -> float:
+        delay: float = min(self._maximum, self._initial * 2.0**self._failures)
+        self._failures = min(self._failures + 1, 30)
+        return delay * random.uniform(0.5, 1.0)  # noqa: S311 (jitter, not cryptography)
+
+    def reset(self) -> None:
+        self._failures = 0
+
+
+def status_code(exc: grpc.aio.AioRpcError) -> Any:
+    return exc.code()
+
+
+def channel_options() -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ]
+
+
+class WorkerApi:
+    """WorkerService for one worker process."""
+
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        *,
+        worker_id: str,
+        queues: tuple[str, ...],
+        lease_wait: float = 30.0,
+        token: str | None = None,
+    ) -> None:
+        self._stub: WorkerServiceAsyncStub = worker_service_pb2_grpc.WorkerServiceStub(channel)
+        self._worker_id = worker_id
+        self._queues = queues
+        self._lease_wait = lease_wait
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
+
+    async def lease(self, max_runs: int) -> worker_service_pb2.LeaseRunsResponse:
+        """Long-polls for up to ``max_runs`` runs."""
+        wait = duration_pb2.Duration()
+        wait.FromMilliseconds(int(self._lease_wait * 1000))
+        request = worker_service_pb2.LeaseRunsRequest(
+            worker_id=self._worker_id, queues=self._queues, max_runs=max_runs, wait=wait
+        )
+        response: worker_service_pb2.LeaseRunsResponse = await self._stub.LeaseRuns(
+            request, timeout=self._lease_wait + 15.0, metadata=self._metadata
+        )
+        return response
+
+    async def renew(self, lease: Lease, progress: int | None) -> bool:
+        """Extends the lease; True when a user asked to cancel the run."""
+        request = worker_service_pb2.RenewLeaseRequest(
+            run=lease.run, attempt=lease.attempt, lease_id=lease.lease_id, progress=progress
+        )
+        response: worker_service_pb2.RenewLeaseResponse = await self._fenced(
+            self._stub.RenewLease, request
+        )
+        return response.cancel_requested
+
+    async def complete(self, lease: Lease, outcome: Outcome) -> run_pb2.RunStatus.ValueType:
+        """Reports how the attempt ended (retrying while the server is unreachable); returns
+        the run's status afterwards (PENDING when the server will retry it)."""
+        request = worker_service_pb2.CompleteRunRequest(
+            run=lease.run,
+            attempt=lease.attempt,
+            lease_id=lease.lease_id,
+            status=outcome.status,
+            reason=outcome.reason,
+            exit_code=outcome.exit_code,
+            message=outcome.message,
+            progress=outcome.progress,
+        )
+        backoff = Backoff()
+        while True:
+            try:
+                response: worker_service_pb2.CompleteRunResponse = await self._fenced(
+                    self._stub.CompleteRun, request
+                )
+                return response.run_status
+            except grpc.aio.AioRpcError as exc:
+                if status_code(exc) not in RETRYABLE:
+                    raise
+                delay = backoff.next()
+                _log.warning("run_complete_retrying", code=status_code(exc).name, retry_in=delay)
+                await asyncio.sleep(delay)
+
+    async def release(self, lease: Lease, message: str, budget: float = 10.0) -> None:
+        """Hands the run back; retries transient errors for up to ``budget`` seconds."""
+        request = worker_service_pb2.ReleaseRunRequest(
+            run=lease.run, attempt=lease.attempt, lease_id=lease.lease_id, message=message
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + budget
+        backoff = Backoff()
+        while True:
+            try:
+                await self._fenced(self._stub.ReleaseRun, request)
+                return
+            except grpc.aio.AioRpcError as exc:
+                delay = backoff.next()
+                if status_code(exc) not in RETRYABLE or loop.time() + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)
+
+    async def _fenced(self, method: Any, request: Any) -> Any:
+        try:
+            return await method(request, timeout=CALL_TIMEOUT, metadata=self._metadata)
+        except grpc.aio.AioRpcError as exc:
+            if status_code(exc) in LOST:
+                raise LeaseLost(f"{status_code(exc).name}: {exc.details()}") from exc
+            raise

@@ -1,0 +1,185 @@
+"""The worker's settings: one frozen object built from flags and ``BATCHYARD_*`` variables.
+
+A flag wins over its environment variable, which wins over the default. Built once in the
+command's handler and passed down; nothing reads the environment later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from batchyard.worker.execution import ExecutionOptions
+
+DEFAULT_SERVER = "localhost:50051"
+DEFAULT_SLOTS = 4
+DEFAULT_QUEUES = ("default",)
+DEFAULT_GRACE = 30.0
+DEFAULT_KILL_GRACE = 10.0
+MAX_SLOTS = 1000
+LOG_FORMATS = ("auto", "json", "console")
+
+_T = TypeVar("_T")
+
+
+class SettingsError(ValueError):
+    """A flag or environment variable has a bad value; the message names it."""
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Everything the worker process is configured with."""
+
+    server: str
+    slots: int
+    queues: tuple[str, ...]
+    workspace_root: Path
+    state_dir: Path
+    worker_id: str
+    grace: float
+    """Seconds running attempts get to finish after a shutdown signal."""
+    kill_grace: float
+    """Seconds between SIGTERM and SIGKILL when a job is stopped."""
+    python: str
+    """Absolute path of the interpreter that runs PYTHON jobs."""
+    job_path: str
+    """The PATH jobs get."""
+    token: str | None = field(default=None, repr=False)
+    log_format: str = "auto"
+    lease_wait: float = 30.0
+
+    def execution_options(self) -> ExecutionOptions:
+        return ExecutionOptions(
+            state_dir=self.state_dir,
+            workspace_root=self.workspace_root,
+            python=self.python,
+            job_path=self.job_path,
+            kill_grace=self.kill_grace,
+        )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the worker's flags (defaults are applied later, after the environment)."""
+    add = parser.add_argument
+    add("--server", help=f"server address (BATCHYARD_SERVER; default {DEFAULT_SERVER})")
+    add("--slots", help=f"attempts run at once (BATCHYARD_SLOTS; default {DEFAULT_SLOTS})")
+    add("--queues", help="comma-separated queues to serve (BATCHYARD_QUEUES; default default)")
+    add("--workspace-root", help="root of WORKSPACE sources (BATCHYARD_WORKSPACE_ROOT; default .)")
+    add("--state-dir", help="attempt directories go here (BATCHYARD_STATE_DIR)")
+    add("--worker-id", help="this worker's id (BATCHYARD_WORKER_ID; default <hostname>-<pid>)")
+    add("--grace", help=f"shutdown grace in seconds (BATCHYARD_GRACE; default {DEFAULT_GRACE:g})")
+    add(
+        "--kill-grace",
+        help="seconds from SIGTERM to SIGKILL when a job is stopped "
+        f"(BATCHYARD_KILL_GRACE; default {DEFAULT_KILL_GRACE:g})",
+    )
+    add("--python", help="interpreter for PYTHON jobs (BATCHYARD_PYTHON; default this one)")
+    add("--token", help="bearer token for the server (BATCHYARD_TOKEN)")
+    add("--log-format", choices=LOG_FORMATS, help="process log format (BATCHYARD_LOG_FORMAT)")
+
+
+def settings_from_args(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> WorkerSettings:
+    """Builds the settings from parsed flags and the environment; raises SettingsError."""
+    env = os.environ if environ is None else environ
+
+    def value(name: str, parse: Callable[[str], _T], default: _T) -> _T:
+        flag = getattr(args, name, None)
+        variable = "BATCHYARD_" + name.upper()
+        raw = flag if flag is not None else env.get(variable)
+        if raw is None or raw == "":
+            return default
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            origin = "--" + name.replace("_", "-") if flag is not None else variable
+            raise SettingsError(f"{origin}: {exc}") from None
+
+    return WorkerSettings(
+        server=value("server", _non_empty, DEFAULT_SERVER),
+        slots=value("slots", _slots, DEFAULT_SLOTS),
+        queues=value("queues", _queues, DEFAULT_QUEUES),
+        workspace_root=value("workspace_root", _directory, _directory(".")),
+        state_dir=value("state_dir", _state_dir, _default_state_dir(env)),
+        worker_id=value("worker_id", _worker_id, f"{socket.gethostname()}-{os.getpid()}"),
+        grace=value("grace", _seconds, DEFAULT_GRACE),
+        kill_grace=value("kill_grace", _seconds, DEFAULT_KILL_GRACE),
+        python=value("python", lambda raw: _interpreter(raw, env), sys.executable),
+        job_path=env.get("PATH") or os.defpath,
+        token=value("token", _non_empty, None),
+        log_format=value("log_format", _log_format, "auto"),
+    )
+
+
+def _non_empty(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError("may not be empty")
+    return raw.strip()
+
+
+def _slots(raw: str) -> int:
+    slots = int(raw)
+    if not 1 <= slots <= MAX_SLOTS:
+        raise ValueError(f"must be between 1 and {MAX_SLOTS}")
+    return slots
+
+
+def _queues(raw: str) -> tuple[str, ...]:
+    queues = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+    if not queues:
+        raise ValueError("needs at least one queue")
+    return queues
+
+
+def _seconds(raw: str) -> float:
+    seconds = float(raw)
+    if not 0 <= seconds < 7 * 24 * 3600:
+        raise ValueError("must be a number of seconds, 0 or more")
+    return seconds
+
+
+def _worker_id(raw: str) -> str:
+    worker_id = raw.strip()
+    if not 1 <= len(worker_id) <= 200 or not all("!" <= c <= "~" for c in worker_id):
+        raise ValueError("must be 1 to 200 printable ASCII characters without spaces")
+    return worker_id
+
+
+def _directory(raw: str) -> Path:
+    path = Path(raw).expanduser().resolve()
+    if not path.is_dir():
+        raise ValueError(f"{raw!r} is not a directory")
+    return path
+
+
+def _state_dir(raw: str) -> Path:
+    if "\n" in raw or "\x00" in raw:
+        raise ValueError("may not contain a line break or NUL")
+    return Path(raw).expanduser().absolute()
+
+
+def _default_state_dir(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "batchyard" / "worker"
+
+
+def _interpreter(raw: str, env: Mapping[str, str]) -> str:
+    """An absolute interpreter path, looked up once (symlinks kept: a venv's python is one)."""
+    found = shutil.which(raw, path=env.get("PATH") or os.defpath) if "/" not in raw else raw
+    if found is None or not os.access(found, os.X_OK):
+        raise ValueError(f"{raw!r} is not an executable interpreter")
+    return str(Path(found).absolute())
+
+
+def _log_format(raw: str) -> str:
+    if raw not in LOG_FORMATS:
+        raise ValueError(f"must be one of {', '.join(LOG_FORMATS)}")
+    return raw
