@@ -1,6 +1,6 @@
 """Submit throughput: single SubmitRun calls with 50 in flight, and BatchSubmitRuns.
 
-    uv run python -m tests.bench.submit [--seconds 10] [--batch 1000] [--batches 30]
+uv run python -m tests.bench.submit [--seconds 10] [--batch 1000] [--batches 30]
 """
 
 from __future__ import annotations
@@ -11,13 +11,20 @@ import time
 
 import grpc
 
-from batchyard.v1 import definition_pb2, definition_service_pb2, definition_service_pb2_grpc, job_pb2
+from batchyard.v1 import (
+    definition_pb2,
+    definition_service_pb2,
+    definition_service_pb2_grpc,
+    job_pb2,
+    run_service_pb2_grpc,
+)
 from batchyard.v1 import run_service_pb2 as rpb
-from batchyard.v1 import run_service_pb2_grpc
 from tests.bench.common import bench_server, run
 
 
-async def single(stub: run_service_pb2_grpc.RunServiceStub, seconds: float, in_flight: int) -> float:
+async def single(
+    stub: run_service_pb2_grpc.RunServiceStub, seconds: float, in_flight: int
+) -> float:
     done = 0
     deadline = time.perf_counter() + seconds
 
@@ -42,26 +49,29 @@ async def batch(stub: run_service_pb2_grpc.RunServiceStub, size: int, batches: i
 
 
 async def main(args: argparse.Namespace) -> None:
-    async with bench_server() as (target, _):
-        async with grpc.aio.insecure_channel(target) as channel:
-            definitions = definition_service_pb2_grpc.DefinitionServiceStub(channel)
-            config = job_pb2.JobConfig(type=job_pb2.JOB_TYPE_SHELL, source_location="true", queue="nobody")
-            await definitions.CreateDefinition(
-                definition_service_pb2.CreateDefinitionRequest(
-                    definition=definition_pb2.Definition(name="bench", config=config)
-                )
+    async with bench_server() as (target, _), grpc.aio.insecure_channel(target) as channel:
+        definitions = definition_service_pb2_grpc.DefinitionServiceStub(channel)
+        config = job_pb2.JobConfig(
+            type=job_pb2.JOB_TYPE_SHELL, source_location="true", queue="nobody"
+        )
+        await definitions.CreateDefinition(
+            definition_service_pb2.CreateDefinitionRequest(
+                definition=definition_pb2.Definition(name="bench", config=config)
             )
-            stub = run_service_pb2_grpc.RunServiceStub(channel)
-            await single(stub, 1, args.in_flight)  # warm-up
-            rate = await single(stub, args.seconds, args.in_flight)
-            print(f"single SubmitRun, {args.in_flight} in flight: {rate:,.0f} runs/s")
-            await batch(stub, args.batch, 2)  # warm-up
-            rate = await batch(stub, args.batch, args.batches)
-            print(f"BatchSubmitRuns of {args.batch}: {rate:,.0f} runs/s")
+        )
+        stub = run_service_pb2_grpc.RunServiceStub(channel)
+        await single(stub, 1, args.in_flight)  # warm-up
+        rate = await single(stub, args.seconds, args.in_flight)
+        print(f"single SubmitRun, {args.in_flight} in flight: {rate:,.0f} runs/s")
+        await batch(stub, args.batch, 2)  # warm-up
+        rate = await batch(stub, args.batch, args.batches)
+        print(f"BatchSubmitRuns of {args.batch}: {rate:,.0f} runs/s")
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--in-flight", type=int, default=50)
     parser.add_argument("--batch", type=int, default=1000)

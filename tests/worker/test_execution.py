@@ -69,7 +69,9 @@ async def test_environment_is_the_jobs_not_the_workers(
     assert env["API_KEY"] == "s3cret"
     assert env["BATCHYARD_RUN_ID"] == "run-env"
     assert env["BATCHYARD_ATTEMPT"] == "2"
-    assert env["BATCHYARD_PAYLOAD_PATH"] == str(attempt_dir / "payload")
+    # No payload: the shared empty file, not one per attempt.
+    empty = Path(env["BATCHYARD_PAYLOAD_PATH"])
+    assert empty == attempt_dir.parent / ".empty-payload" and empty.read_bytes() == b""
     assert env["BATCHYARD_OUTPUT_DIR"] == str(attempt_dir / "output")
     assert env["HOME"] == str(attempt_dir)
     assert "WORKER_ONLY_SECRET" not in env
@@ -87,7 +89,7 @@ async def test_environment_is_the_jobs_not_the_workers(
         "BATCHYARD_OUTPUT_DIR",
         "LC_CTYPE",
     }
-    assert Path(cwd) == attempt_dir / "work"
+    assert Path(cwd) == attempt_dir
 
 
 PAYLOAD_PROBE = """
@@ -230,18 +232,18 @@ async def test_an_execution_runs_once(options: ExecutionOptions) -> None:
             await execution.run()
 
 
-async def test_the_attempt_log_file_holds_every_record(options: ExecutionOptions) -> None:
-    from batchyard.worker.log_file import read_records
+async def test_a_failure_message_quotes_the_last_stderr_lines(options: ExecutionOptions) -> None:
+    script = "echo out; echo first >&2; echo second >&2; echo third >&2; echo last >&2; exit 3"
+    async with Execution(AttemptSpec("run-log", 1, sh(script)), options) as execution:
+        outcome = await execution.run()
+    assert outcome.exit_code == 3
+    assert outcome.message == "exited with code 3: second | third | last"
 
-    spec = AttemptSpec("run-log", 1, sh("echo out; echo err >&2"))
-    async with Execution(spec, options) as execution:
-        await execution.run()
-        records = read_records(execution.paths.log)
-    assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
-    by_stream = {(r["stream"], r["message"], r["level"]) for r in records}
-    assert ("stdout", "out", "info") in by_stream
-    assert ("stderr", "err", "warning") in by_stream
-    assert records[-1]["stream"] == "system"
+
+async def test_a_success_message_quotes_nothing(options: ExecutionOptions) -> None:
+    async with Execution(AttemptSpec("run-ok", 1, sh("echo err >&2")), options) as execution:
+        outcome = await execution.run()
+    assert outcome.message == "exited with code 0"
 
 
 async def test_python_interpreter_is_the_configured_one(options: ExecutionOptions) -> None:

@@ -14,7 +14,7 @@ from tests.worker.jobs import alive, kill_leftovers, wait_for_sync
 
 def test_closing_the_pipe_kills_registered_groups_and_removes_dirs(tmp_path: Path) -> None:
     attempt_dir = tmp_path / "attempt"
-    (attempt_dir / "work").mkdir(parents=True)
+    (attempt_dir / "output").mkdir(parents=True)
     job = subprocess.Popen(["sleep", "1000"], start_new_session=True)
     reaper = Reaper.start()
     try:

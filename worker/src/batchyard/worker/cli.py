@@ -34,7 +34,7 @@ def run_worker(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"batchyard worker: {exc}", file=sys.stderr)
         return 2
-    configure_process_logging(settings.log_format)
+    configure_process_logging(settings.log_format, settings.log_level.upper())
     log = structlog.get_logger(__name__)
     try:
         asyncio.run(serve(settings))

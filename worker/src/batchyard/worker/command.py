@@ -50,7 +50,7 @@ def job_environment(
     env = {
         "PATH": path,
         "HOME": str(paths.root),
-        "TMPDIR": str(paths.tmp),
+        "TMPDIR": str(paths.root),
         "LANG": "C.UTF-8",
     }
     if config.type == job_pb2.JOB_TYPE_PYTHON:
@@ -85,7 +85,7 @@ def build_command(
         argv = (*_script_argv(_source_file(source_root, source_location(config))), *args)
     else:
         argv = (find_command(config.source_location, env.get("PATH", os.defpath)), *args)
-    return Command(argv=argv, cwd=paths.work, env=env)
+    return Command(argv=argv, cwd=paths.root, env=env)
 
 
 def find_command(command: str, path: str) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import shlex
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -36,7 +36,7 @@ from batchyard.worker.attempt_dir import (
 )
 from batchyard.worker.command import Command, build_command, job_environment
 from batchyard.worker.lines import DEFAULT_MAX_LINE_BYTES
-from batchyard.worker.log_file import JsonLinesSink
+from batchyard.worker.log_tail import TailSink
 from batchyard.worker.outcome import Outcome, StopReason
 from batchyard.worker.output import (
     DEFAULT_MAX_OUTPUT_BYTES,
@@ -92,7 +92,9 @@ class Execution:
         sink: LogSink | None = None,
     ) -> None:
         self.spec = spec
-        self.paths: AttemptPaths = attempt_paths(options.state_dir, spec.run, spec.attempt)
+        self.paths: AttemptPaths = attempt_paths(
+            options.state_dir, spec.run, spec.attempt, has_payload=bool(spec.payload)
+        )
         self._options = options
         self._reaper = reaper
         self._sink = sink
@@ -106,8 +108,8 @@ class Execution:
     async def __aenter__(self) -> Self:
         if self._reaper is not None:
             self._reaper.track_dir(self.paths.root)
-        try:
-            create_attempt_dir(self.paths, self.spec.payload)
+        try:  # off the event loop: file-system metadata can be slow
+            await asyncio.to_thread(create_attempt_dir, self.paths, self.spec.payload)
         except BaseException:
             await self.remove()
             raise
@@ -149,7 +151,8 @@ class Execution:
         if self._started:
             raise RuntimeError("an Execution runs only once")
         self._started = True
-        sink = self._sink if self._sink is not None else JsonLinesSink(self.paths.log)
+        tail = TailSink()
+        sink = self._sink if self._sink is not None else tail
         collector = OutputCollector(
             sink,
             max_line_bytes=self._options.max_line_bytes,
@@ -159,7 +162,7 @@ class Execution:
         try:
             outcome = await self._execute(collector)
             collector.system(f"attempt ended: {outcome.message}", _ending_level(outcome))
-            return outcome
+            return _with_stderr(outcome, tail if sink is tail else None)
         finally:
             collector.close()
 
@@ -287,6 +290,14 @@ class Execution:
         config = self.spec.config
         kind = job_pb2.JobType.Name(config.type).removeprefix("JOB_TYPE_").lower()
         return f"{kind} job: {shlex.join([self._program(), *config.args])}"
+
+
+def _with_stderr(outcome: Outcome, tail: TailSink | None) -> Outcome:
+    """A failed attempt's message quotes the job's last stderr lines."""
+    if tail is None or outcome.status != run_pb2.RUN_STATUS_FAILED:
+        return outcome
+    quoted = tail.stderr_summary()
+    return replace(outcome, message=f"{outcome.message}: {quoted}") if quoted else outcome
 
 
 def _ending_level(outcome: Outcome) -> Level:

@@ -3,8 +3,8 @@
 :class:`OutputCollector` is the single producer of an attempt's log: it numbers records
 1, 2, 3, … with no gap (the ``seq`` of the log service), stamps them with the time the worker
 read them, gives each a level, parses ``::progress <0-100>`` lines, and enforces the
-per-attempt output cap. Records go to a :class:`LogSink`; today that is a file in the attempt
-directory (:mod:`batchyard.worker.log_file`), and a log shipper can consume the same records.
+per-attempt output cap. Records go to a :class:`LogSink`; today that is a bounded tail in
+memory (:mod:`batchyard.worker.log_tail`), and a log shipper can consume the same records.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import sys
 import structlog
 
 
-def configure_process_logging(log_format: str = "auto", level: int = logging.INFO) -> None:
+def configure_process_logging(log_format: str = "auto", level: int | str = logging.INFO) -> None:
     """Configures structlog and stdlib logging for this process (only the first call acts)."""
     if structlog.is_configured():
         return

@@ -25,6 +25,7 @@ DEFAULT_GRACE = 30.0
 DEFAULT_KILL_GRACE = 10.0
 MAX_SLOTS = 1000
 LOG_FORMATS = ("auto", "json", "console")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 _T = TypeVar("_T")
 
@@ -53,6 +54,7 @@ class WorkerSettings:
     """The PATH jobs get."""
     token: str | None = field(default=None, repr=False)
     log_format: str = "auto"
+    log_level: str = "info"
     lease_wait: float = 30.0
 
     def execution_options(self) -> ExecutionOptions:
@@ -83,6 +85,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--python", help="interpreter for PYTHON jobs (BATCHYARD_PYTHON; default this one)")
     add("--token", help="bearer token for the server (BATCHYARD_TOKEN)")
     add("--log-format", choices=LOG_FORMATS, help="process log format (BATCHYARD_LOG_FORMAT)")
+    add(
+        "--log-level",
+        choices=LOG_LEVELS,
+        help="process log level (BATCHYARD_LOG_LEVEL; default info)",
+    )
 
 
 def settings_from_args(
@@ -116,6 +123,7 @@ def settings_from_args(
         job_path=env.get("PATH") or os.defpath,
         token=value("token", _non_empty, None),
         log_format=value("log_format", _log_format, "auto"),
+        log_level=value("log_level", _log_level, "info"),
     )
 
 
@@ -177,6 +185,12 @@ def _interpreter(raw: str, env: Mapping[str, str]) -> str:
     if found is None or not os.access(found, os.X_OK):
         raise ValueError(f"{raw!r} is not an executable interpreter")
     return str(Path(found).absolute())
+
+
+def _log_level(raw: str) -> str:
+    if raw not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+    return raw
 
 
 def _log_format(raw: str) -> str:

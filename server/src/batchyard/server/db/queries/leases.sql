@@ -84,3 +84,25 @@ WHERE r.status = 'RUNNING' AND r.lease_expires_at <= clock_timestamp()
 ORDER BY r.lease_expires_at
 LIMIT $1
 FOR UPDATE OF r SKIP LOCKED;
+
+-- name: complete_succeeded
+-- The common case in one statement: a live lease reports success (success ends the run
+-- whatever its retry strategy or a pending cancel, as domain.runs.after_attempt says).
+-- No row: not the live lease; the caller takes the general path (repeat, lease lost).
+-- $1 run, $2 attempt, $3 lease, $4 message, $5 exit code, $6 final progress (or NULL)
+WITH run AS (
+    UPDATE runs
+    SET status = 'SUCCEEDED', reason = '', message = $4, lease_id = NULL,
+        lease_expires_at = NULL, ended_at = clock_timestamp(),
+        progress = coalesce($6::integer, progress), revision = revision + 1
+    WHERE id = $1 AND attempt = $2 AND lease_id = $3
+      AND status = 'RUNNING' AND lease_expires_at > clock_timestamp()
+    RETURNING id, attempt, queue
+), ended AS (
+    UPDATE run_attempts a
+    SET ended_at = clock_timestamp(), status = 'SUCCEEDED', reason = '', exit_code = $5,
+        message = $4, ended_by = 'worker'
+    FROM run
+    WHERE a.run_id = run.id AND a.number = run.attempt
+)
+SELECT queue FROM run;
