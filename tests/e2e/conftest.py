@@ -1,0 +1,59 @@
+"""End-to-end fixtures: the real server (in process) and real worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """The workers' --workspace-root; tests put their job scripts here."""
+    root = tmp_path / "workspace"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def start_worker(
+    target: str, workspace: Path, tmp_path: Path
+) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start `python -m batchyard.worker` processes against the test's server."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(*args: str, name: str = "w") -> subprocess.Popen[bytes]:
+        index = len(started)
+        env = {**os.environ, "BATCHYARD_LOG_FORMAT": "json"}
+        cmd = [
+            sys.executable,
+            "-m",
+            "batchyard.worker",
+            "--server",
+            target,
+            "--workspace-root",
+            str(workspace),
+            "--state-dir",
+            str(tmp_path / f"state-{index}"),
+            "--worker-id",
+            f"{name}{index}",
+            "--kill-grace",
+            "1",
+            *args,
+        ]
+        with (tmp_path / f"worker-{index}.log").open("ab") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+            proc.kill()
+            proc.wait()
