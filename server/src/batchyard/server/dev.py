@@ -21,6 +21,7 @@ import structlog
 
 from batchyard.server import settings as server_settings
 from batchyard.server.app import App
+from batchyard.server.demo import run_demo
 from batchyard.server.log_config import configure_logging
 
 log = structlog.get_logger(__name__)
@@ -28,6 +29,7 @@ log = structlog.get_logger(__name__)
 EXAMPLES = """\
 examples:
   batchyard dev                                  # serve 127.0.0.1:50051, jobs from ./
+  batchyard dev --demo                           # ... and run a `hello` job once
   batchyard dev --workspace-root ~/jobs --slots 8
 then, in another terminal:
   batchyard definitions create -f job.yaml && batchyard runs submit NAME --wait
@@ -59,6 +61,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--queues",
         default=os.environ.get("BATCHYARD_QUEUES", "default"),
         help="queues the worker serves, comma-separated (BATCHYARD_QUEUES; default %(default)s)",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="once everything is up, define a `hello` job (if missing) and run it",
     )
     parser.set_defaults(handler=run_dev)
 
@@ -97,6 +104,9 @@ async def _dev(settings: server_settings.ServerSettings, args: argparse.Namespac
     worker: asyncio.subprocess.Process | None = None
     try:
         worker = await _start_worker(app.port, args, settings)
+        if args.demo:
+            demo = asyncio.create_task(run_demo(app.port))
+            demo.add_done_callback(_report_demo)
         waiter = asyncio.create_task(worker.wait())
         stopper = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -107,6 +117,11 @@ async def _dev(settings: server_settings.ServerSettings, args: argparse.Namespac
         if worker is not None and worker.returncode is None:
             await _stop_worker(worker, settings.grace_seconds)
         await app.stop()
+
+
+def _report_demo(task: asyncio.Task[object]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("demo_failed", error=repr(task.exception()))
 
 
 async def _start_worker(
