@@ -139,8 +139,14 @@ async def _start_worker(
         args.queues,
         "--workspace-root",
         str(args.workspace_root.expanduser().resolve()),
+        "--grace",
+        str(settings.grace_seconds),
     ]
-    env = {**os.environ, "BATCHYARD_LOG_FORMAT": settings.log_format}
+    env = {
+        **os.environ,
+        "BATCHYARD_LOG_FORMAT": settings.log_format,
+        "BATCHYARD_LOG_LEVEL": settings.log_level,
+    }
     # Its own process group: Ctrl-C reaches us, and we stop the worker in order.
     worker = await asyncio.create_subprocess_exec(*cmd, env=env, start_new_session=True)
     log.info("worker_started", pid=worker.pid, slots=args.slots)
