@@ -27,14 +27,14 @@ from tests.bench.common import bench_server, bench_worker, run, summary
 FINISHED = {run_pb2.RUN_STATUS_SUCCEEDED, run_pb2.RUN_STATUS_FAILED, run_pb2.RUN_STATUS_CANCELLED}
 
 
-async def wait_all_done(stub: run_service_pb2_grpc.RunServiceStub) -> None:
+async def wait_all_done(stub: run_service_pb2_grpc.RunServiceAsyncStub) -> None:
     """Until no run is pending or running (one cheap query every 50 ms)."""
     unfinished = [run_pb2.RUN_STATUS_PENDING, run_pb2.RUN_STATUS_RUNNING]
     while (await stub.ListRuns(rpb.ListRunsRequest(page_size=1, statuses=unfinished))).runs:
         await asyncio.sleep(0.05)
 
 
-async def throughput(stub: run_service_pb2_grpc.RunServiceStub, total: int) -> float:
+async def throughput(stub: run_service_pb2_grpc.RunServiceAsyncStub, total: int) -> float:
     started = time.perf_counter()
     for start in range(0, total, 1000):
         count = min(1000, total - start)
@@ -46,7 +46,7 @@ async def throughput(stub: run_service_pb2_grpc.RunServiceStub, total: int) -> f
     return total / (time.perf_counter() - started)
 
 
-async def latency(stub: run_service_pb2_grpc.RunServiceStub, count: int) -> list[float]:
+async def latency(stub: run_service_pb2_grpc.RunServiceAsyncStub, count: int) -> list[float]:
     out = []
     for _ in range(count):
         run = (await stub.SubmitRun(rpb.SubmitRunRequest(definition="true"))).run

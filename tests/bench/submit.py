@@ -23,7 +23,7 @@ from tests.bench.common import bench_server, run
 
 
 async def single(
-    stub: run_service_pb2_grpc.RunServiceStub, seconds: float, in_flight: int
+    stub: run_service_pb2_grpc.RunServiceAsyncStub, seconds: float, in_flight: int
 ) -> float:
     done = 0
     deadline = time.perf_counter() + seconds
@@ -40,7 +40,7 @@ async def single(
     return done / (time.perf_counter() - started)
 
 
-async def batch(stub: run_service_pb2_grpc.RunServiceStub, size: int, batches: int) -> float:
+async def batch(stub: run_service_pb2_grpc.RunServiceAsyncStub, size: int, batches: int) -> float:
     request = rpb.BatchSubmitRunsRequest(requests=[rpb.SubmitRunRequest(definition="bench")] * size)
     started = time.perf_counter()
     for _ in range(batches):

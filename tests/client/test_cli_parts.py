@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -9,9 +10,11 @@ import pytest
 
 from batchyard.client.cli.definition_files import parse_definition, parse_mask
 from batchyard.client.cli.failures import UsageError, headline
+from batchyard.client.cli.options import duration_seconds, env_pair
 from batchyard.client.cli.render import duration, relative_time, table, to_yaml
+from batchyard.client.cli.run_views import elapsed, outcome_lines, state_text
 from batchyard.client.errors import InvalidArgumentError
-from batchyard.v1 import job_pb2
+from batchyard.v1 import job_pb2, run_pb2
 
 
 def test_camel_and_snake_case_files_parse_alike():
@@ -100,3 +103,74 @@ def test_headline_leaves_out_the_violations_listed_below_it():
     assert headline(error) == "invalid request"
     plain = InvalidArgumentError("something else", field_violations=[("a", "b")])
     assert headline(plain) == "something else"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90), ("90s", 90), ("1.5m", 90), ("2h", 7200), ("1d", 86400), (" 5M ", 300)],
+)
+def test_duration_seconds(text, seconds):
+    assert duration_seconds(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "s", "soon", "0", "-5", "inf", "nan", "5w"])
+def test_duration_seconds_rejects(text):
+    with pytest.raises(argparse.ArgumentTypeError):
+        duration_seconds(text)
+
+
+def test_env_pair():
+    assert env_pair("A=1") == ("A", "1")
+    assert env_pair("A=") == ("A", "")
+    assert env_pair("A=b=c") == ("A", "b=c")
+    assert env_pair("A") == ("A", None)
+    with pytest.raises(argparse.ArgumentTypeError):
+        env_pair("=1")
+
+
+def _run(status, reason=run_pb2.RUN_REASON_UNSPECIFIED, **fields):
+    return run_pb2.Run(uuid="u", status=status, reason=reason, **fields)
+
+
+def test_state_text():
+    running = _run(
+        run_pb2.RUN_STATUS_RUNNING, attempts=[run_pb2.Attempt(number=1), run_pb2.Attempt(number=2)]
+    )
+    assert state_text(running) == "running (attempt 2)"
+    running.progress, running.cancel_requested = 40, True
+    assert state_text(running) == "running (attempt 2, 40%, cancel requested)"
+    assert state_text(_run(run_pb2.RUN_STATUS_PENDING, run_pb2.RUN_REASON_IN_QUEUE)) == (
+        "pending (in queue)"
+    )
+    failed = _run(run_pb2.RUN_STATUS_FAILED, run_pb2.RUN_REASON_NON_ZERO_EXIT_CODE)
+    assert state_text(failed) == "failed (non-zero exit code)"
+    cancelled = _run(run_pb2.RUN_STATUS_CANCELLED, run_pb2.RUN_REASON_CANCELLED_BY_USER)
+    assert state_text(cancelled) == "cancelled"
+    assert state_text(_run(run_pb2.RUN_STATUS_SUCCEEDED)) == "succeeded"
+
+
+def test_outcome_lines():
+    assert outcome_lines(_run(run_pb2.RUN_STATUS_SUCCEEDED)) == ["run u succeeded"]
+    timed_out = _run(
+        run_pb2.RUN_STATUS_FAILED,
+        run_pb2.RUN_REASON_TIMEOUT,
+        attempts=[run_pb2.Attempt(number=1, worker_id="w", message="killed after\ntimeout 30s")],
+    )
+    assert outcome_lines(timed_out) == [
+        "run u failed: timeout",
+        "  attempt 1 on w: killed after timeout 30s",
+    ]
+    lost = _run(run_pb2.RUN_STATUS_FAILED, run_pb2.RUN_REASON_SOURCE_UNAVAILABLE, message="no git")
+    assert outcome_lines(lost) == ["run u failed: source unavailable", "  no git"]
+    cancelled = _run(run_pb2.RUN_STATUS_CANCELLED, message="cancelled by user: oops")
+    assert outcome_lines(cancelled) == ["run u cancelled", "  cancelled by user: oops"]
+
+
+def test_elapsed():
+    assert [elapsed(s) for s in (0, 3.9, 61, 3723, -1)] == [
+        "0:00:00",
+        "0:00:03",
+        "0:01:01",
+        "1:02:03",
+        "0:00:00",
+    ]

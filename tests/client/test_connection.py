@@ -56,3 +56,12 @@ async def test_the_channel_reaches_a_real_server(target):
         with pytest.raises(grpc.RpcError) as raised:
             await asyncio.to_thread(stub.GetDefinition, pb.GetDefinitionRequest(definition="nope"))
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.timeout(20)
+def test_the_hint_names_the_deadline_option_of_runs_submit(silent_target, capsys):
+    argv = ["runs", "submit", "x", "--server", silent_target, "--request-timeout", "0.3"]
+    assert main(argv) == 3
+    assert "Raise the deadline with --request-timeout." in capsys.readouterr().err
+    assert main(["runs", "list", "--server", silent_target, "--request-timeout", "0.3"]) == 3
+    assert "Raise the deadline with --timeout." in capsys.readouterr().err

@@ -210,13 +210,15 @@ async def test_cancel_pending_running_and_finished(definitions, runs, workers):
 
     running = await submit(runs, "job")
     (leased,) = await lease(workers)
-    asked = (await runs.CancelRun(rpb.CancelRunRequest(run=running.uuid))).run
+    asked = (await runs.CancelRun(rpb.CancelRunRequest(run=running.uuid, reason="wrong day"))).run
     assert asked.status == run_pb2.RUN_STATUS_RUNNING and asked.cancel_requested
     again = (await runs.CancelRun(rpb.CancelRunRequest(run=running.uuid))).run
     assert again.cancel_requested
-    await complete(workers, leased, run_pb2.RUN_STATUS_CANCELLED)
+    await complete(workers, leased, run_pb2.RUN_STATUS_CANCELLED, message="stopped by SIGTERM")
     final = await get(runs, running.uuid)
     assert final.status == run_pb2.RUN_STATUS_CANCELLED
+    assert "wrong day" in final.message, "the user's reason survives the worker's report"
+    assert final.attempts[0].message == "stopped by SIGTERM"
     assert final.attempts[0].status == run_pb2.RUN_STATUS_CANCELLED
 
     got = await expect(

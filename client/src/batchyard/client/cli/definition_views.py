@@ -77,7 +77,7 @@ def definition_details(d: definition_pb2.Definition, now: datetime) -> str:
         ("Queue", config.queue or "-"),
         ("Priority", str(config.priority)),
         ("Timeout", duration(timeout) if config.HasField("timeout") else "-"),
-        ("Retries", _retries(config.retry_strategy)),
+        ("Retries", retries_text(config.retry_strategy)),
     ]
     resources = _resources(config.resources)
     if resources:
@@ -112,7 +112,8 @@ def _sql_target(target: job_pb2.SqlTarget) -> str:
     return "DSN (hidden)" if target.has_dsn else "-"
 
 
-def _retries(strategy: job_pb2.RetryStrategy) -> str:
+def retries_text(strategy: job_pb2.RetryStrategy) -> str:
+    """'none', or '3, 1m apart' plus the retry-on-timeout flag and exit-code rules."""
     if not strategy.num_retries:
         return "none"
     delay = (

@@ -2,6 +2,8 @@
 
 0: done. 1: the server said no (not found, invalid, conflict, ...). 2: the command line or
 an input file is wrong. 3: the server could not be reached or did not answer in time.
+Commands that wait for a run (`runs submit --wait`) also end with the run's outcome:
+0 succeeded, 1 failed, 4 cancelled, 5 the wait timed out (the run goes on).
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
+EXIT_RUN_FAILED = 1
+EXIT_CANCELLED = 4
+EXIT_WAIT_TIMEOUT = 5
 EXIT_INTERRUPTED = 130
 
 Handler = Callable[[argparse.Namespace], int]
@@ -35,16 +40,25 @@ def run(handler: Handler, args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BatchyardError as exc:
-        return report(exc, resolve_target(getattr(args, "server", None)), sys.stderr)
+        target = resolve_target(getattr(args, "server", None))
+        return report(exc, target, sys.stderr, getattr(args, "deadline_flag", "--timeout"))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
 
 
-def report(error: BatchyardError, target: str, out: TextIO) -> int:
-    """Print `error` for people (message, field violations, hint) and return the exit code."""
+def report(
+    error: BatchyardError, target: str, out: TextIO, deadline_flag: str = "--timeout"
+) -> int:
+    """Print `error` for people (message, field violations, hint) and return the exit code.
+
+    `deadline_flag` is the option that sets the call deadline, named in the hint.
+    """
     if isinstance(error, DeadlineExceededError):
         print(f"error: the server at {target} did not answer in time", file=out)
-        print("hint: is it overloaded or unreachable? Raise the deadline with --timeout.", file=out)
+        print(
+            f"hint: is it overloaded or unreachable? Raise the deadline with {deadline_flag}.",
+            file=out,
+        )
         return EXIT_UNREACHABLE
     if isinstance(error, UnavailableError):
         if error.reason:  # the server answered: it cannot serve right now

@@ -1,6 +1,6 @@
 """`batchyard`: one command for people and for deployment.
 
-The client's own commands (definitions, ...) live here; `server`, `worker` and `dev`
+The client's own commands (definitions, runs, ...) live here; `server`, `worker` and `dev`
 come from the installed server and worker packages through the entry-point group
 `batchyard.commands`, so a client-only install has no database driver.
 """
@@ -11,7 +11,7 @@ import argparse
 import sys
 from importlib.metadata import entry_points
 
-from batchyard.client.cli import definitions
+from batchyard.client.cli import definitions, runs
 from batchyard.client.cli.failures import EXIT_USAGE, run
 
 PLUGIN_GROUP = "batchyard.commands"
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     definitions.register(subparsers)
+    runs.register(subparsers)
     for entry in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
         entry.load()(subparsers)
     return parser

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from batchyard.client import connection
 from batchyard.client.cli.render import OUTPUT_FORMATS
 from batchyard.client.definitions import DefinitionsClient
+from batchyard.client.runs import RunsClient
 
 
 def positive_int(text: str) -> int:
@@ -33,8 +35,53 @@ def positive_float(text: str) -> float:
     return value
 
 
-def add_connection_options(parser: argparse.ArgumentParser) -> None:
-    """--server and --timeout."""
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer of at least 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text}")
+    return value
+
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(text: str) -> float:
+    """An argparse type: a positive duration in seconds, '90', '90s', '1.5m', '2h' or '1d'."""
+    number, unit = text.strip().lower(), 1
+    if number[-1:] in DURATION_UNITS:
+        number, unit = number[:-1], DURATION_UNITS[number[-1]]
+    try:
+        value = float(number) * unit
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a duration: {text!r} (e.g. 90, 90s, 5m, 2h, 1d)"
+        ) from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return value
+
+
+def env_pair(text: str) -> tuple[str, str | None]:
+    """An argparse type: 'KEY=VALUE' → (KEY, VALUE); a bare 'KEY' → (KEY, None), for the
+    caller's own $KEY."""
+    key, sep, value = text.partition("=")
+    if not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE or KEY: {text!r}")
+    return key, value if sep else None
+
+
+def add_connection_options(parser: argparse.ArgumentParser, *, short_timeout: bool = True) -> None:
+    """--server and --timeout (also spelled --request-timeout).
+
+    `short_timeout=False` leaves out the `--timeout` spelling, for a command whose
+    `--timeout` means something else (`runs submit`: the run's timeout).
+    """
+    flags = ["--timeout", "--request-timeout"] if short_timeout else ["--request-timeout"]
+    parser.set_defaults(deadline_flag=flags[0])
     group = parser.add_argument_group("connection")
     group.add_argument(
         "--server",
@@ -45,7 +92,8 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
         ),
     )
     group.add_argument(
-        "--timeout",
+        *flags,
+        dest="timeout",
         metavar="SECONDS",
         type=positive_float,
         default=connection.DEFAULT_TIMEOUT,
@@ -69,3 +117,10 @@ def definitions_client(args: argparse.Namespace) -> Iterator[DefinitionsClient]:
     """A DefinitionsClient on a channel to `args.server`, closed afterwards."""
     with connection.channel(args.server, timeout=args.timeout) as ch:
         yield DefinitionsClient(ch, timeout=args.timeout)
+
+
+@contextmanager
+def runs_client(args: argparse.Namespace) -> Iterator[RunsClient]:
+    """A RunsClient on a channel to `args.server`, closed afterwards."""
+    with connection.channel(args.server, timeout=args.timeout) as ch:
+        yield RunsClient(ch, timeout=args.timeout)

@@ -116,3 +116,8 @@ def to_yaml(value: Any) -> str:
         value, Dumper=_BlockDumper, sort_keys=False, allow_unicode=True, default_flow_style=False
     )
     return text.rstrip("\n")
+
+
+def data_text(value: Any, output: str) -> str:
+    """Plain values as `output` asks: "json", else YAML."""
+    return to_json(value) if output == "json" else to_yaml(value)

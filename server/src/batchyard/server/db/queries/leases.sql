@@ -63,9 +63,12 @@ WHERE run_id = $1 AND number = $2;
 
 -- name: set_run_after_attempt
 -- $1 run, $2 status, $3 reason, $4 message, $5 retries used now (0 or 1),
--- $6 delay seconds before the next attempt, $7 final progress (or NULL)
+-- $6 delay seconds before the next attempt, $7 final progress (or NULL).
+-- A run cancelled at a user's request keeps the user's message ("cancelled by user: …").
 UPDATE runs
-SET status = $2, reason = $3, message = $4, lease_id = NULL, lease_expires_at = NULL,
+SET status = $2, reason = $3,
+    message = CASE WHEN $2 = 'CANCELLED' AND cancel_requested THEN message ELSE $4 END,
+    lease_id = NULL, lease_expires_at = NULL,
     num_retries_used = num_retries_used + $5,
     available_at = clock_timestamp() + make_interval(secs => $6),
     ended_at = CASE WHEN $2 IN ('SUCCEEDED', 'FAILED', 'CANCELLED') THEN clock_timestamp() END,

@@ -1,0 +1,229 @@
+"""`batchyard runs submit`: submit a run, and with --wait follow it to its end."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from batchyard.client.cli.failures import (
+    EXIT_CANCELLED,
+    EXIT_OK,
+    EXIT_RUN_FAILED,
+    EXIT_WAIT_TIMEOUT,
+    UsageError,
+)
+from batchyard.client.cli.options import (
+    duration_seconds,
+    env_pair,
+    non_negative_int,
+    runs_client,
+)
+from batchyard.client.cli.render import duration
+from batchyard.client.cli.run_views import elapsed, outcome_lines, run_output, state_text
+from batchyard.client.runs import MAX_PAYLOAD_BYTES, RunsClient, WaitTimeoutError
+from batchyard.v1 import run_pb2
+
+EPILOG = """\
+REF is the definition's name or uuid; the run pins its current version. Every option
+changes this run only: --arg (repeated) replaces the definition's args, --env and
+--secret-env are merged over its own, --timeout, --queue and --priority replace its
+own, and --retries replaces its whole retry strategy (N retries, 1 min apart).
+An --arg that starts with "-" is written --arg=-x. --env KEY (without a value) passes
+on your own $KEY; prefer that for --secret-env, so the value stays off the command line.
+
+Prints `submitted run <uuid> (<definition> v<version>)`. With --wait it then shows on
+stderr every change of the run (status, attempt, progress) until the run ends, and
+prints how it ended.
+
+exit codes:
+  0  submitted (with --wait: the run succeeded)
+  1  the server refused the run, e.g. unknown definition or a bad option (the field is
+     named, e.g. overrides.timeout); with --wait: the run failed
+  2  wrong command line, or the payload file cannot be read
+  3  the server cannot be reached or did not answer in time
+  4  with --wait: the run was cancelled
+  5  with --wait: --wait-timeout passed before the run ended (the run goes on)
+  130  interrupted (Ctrl-C; a submitted run goes on)
+
+examples:
+  batchyard runs submit hello
+  batchyard runs submit hello --arg=--day --arg 2024-05-01 --env MODE=full --wait
+  batchyard runs submit etl --secret-env DB_PASSWORD --timeout 2h --retries 3
+  batchyard runs submit etl --payload-file input.json --request-id etl-2024-05-01
+  batchyard runs submit hello --wait --wait-timeout 10m -o json
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of `runs submit` (connection and output options apart)."""
+    parser.add_argument("ref", metavar="REF", help="definition name or uuid")
+    parser.add_argument(
+        "--arg",
+        dest="args",
+        metavar="ARG",
+        action="append",
+        default=[],
+        help="an argument for the program (repeat for more; replaces the definition's)",
+    )
+    for flag, what in (("--env", "environment variable"), ("--secret-env", "secret variable")):
+        parser.add_argument(
+            flag,
+            metavar="KEY[=VALUE]",
+            type=env_pair,
+            action="append",
+            default=[],
+            help=f"an extra {what} (repeatable); KEY alone passes on your $KEY",
+        )
+    parser.add_argument(
+        "--timeout",
+        dest="run_timeout",
+        metavar="SECONDS",
+        type=duration_seconds,
+        help="time limit per attempt, e.g. 90, 90s, 15m, 2h (the call deadline is "
+        "--request-timeout)",
+    )
+    parser.add_argument(
+        "--retries", metavar="N", type=non_negative_int, help="retry a failed run N times"
+    )
+    parser.add_argument("--queue", metavar="Q", help="the queue to run in")
+    parser.add_argument("--priority", metavar="P", type=int, help="-1000 to 1000; higher first")
+    payload = parser.add_mutually_exclusive_group()
+    payload.add_argument(
+        "--payload-file",
+        metavar="FILE",
+        help="a file (- for stdin) given to the job at $BATCHYARD_PAYLOAD_PATH (≤ 1 MiB)",
+    )
+    payload.add_argument("--payload", metavar="TEXT", help="the payload as text")
+    parser.add_argument(
+        "--request-id",
+        metavar="ID",
+        default="",
+        help="idempotency key: submitting again with it returns the same run",
+    )
+    parser.add_argument(
+        "--wait", action="store_true", help="follow the run until it ends (see exit codes)"
+    )
+    parser.add_argument(
+        "--wait-timeout",
+        metavar="SECONDS",
+        type=duration_seconds,
+        help="with --wait: stop waiting after this long, e.g. 30s, 10m (default: no limit)",
+    )
+
+
+def submit_run(args: argparse.Namespace) -> int:
+    """`runs submit REF [...] [--wait [--wait-timeout S]]`."""
+    if args.wait_timeout is not None and not args.wait:
+        raise UsageError("--wait-timeout needs --wait")
+    payload = _read_payload(args)
+    env = _environment(args.env, "--env")
+    secret_env = _environment(args.secret_env, "--secret-env")
+    with runs_client(args) as client:
+        response = client.submit(
+            args.ref,
+            args=args.args,
+            env=env,
+            secret_env=secret_env,
+            timeout=args.run_timeout,
+            retries=args.retries,
+            queue=args.queue,
+            priority=args.priority,
+            payload=payload,
+            request_id=args.request_id,
+        )
+        run = response.run
+        if response.deduplicated:
+            print(
+                f"note: request id {args.request_id!r} was used before: this is its run, "
+                "nothing new was submitted",
+                file=sys.stderr,
+            )
+        if args.output is None:
+            print(
+                f"submitted run {run.uuid} ({run.definition_name} v{run.definition_version})",
+                flush=True,
+            )
+        if not args.wait:
+            if args.output is not None:
+                print(run_output(run, args.output, datetime.now(UTC)))
+            return EXIT_OK
+        return _wait(client, run, args.wait_timeout, args.output)
+
+
+def _read_payload(args: argparse.Namespace) -> bytes:
+    if args.payload is not None:
+        data: bytes = args.payload.encode()
+    elif args.payload_file is None:
+        return b""
+    elif args.payload_file == "-":
+        stdin = getattr(sys.stdin, "buffer", None)
+        data = stdin.read() if stdin is not None else sys.stdin.read().encode()
+    else:
+        try:
+            data = Path(args.payload_file).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read {args.payload_file}: {exc.strerror or exc}") from None
+    if len(data) > MAX_PAYLOAD_BYTES:
+        raise UsageError(f"the payload is {len(data)} bytes; at most 1 MiB (1048576 bytes)")
+    return data
+
+
+def _environment(pairs: list[tuple[str, str | None]], flag: str) -> dict[str, str]:
+    """KEY=VALUE pairs as a dict; a bare KEY takes the value of the caller's $KEY."""
+    env = {}
+    for key, value in pairs:
+        if value is None:
+            value = os.environ.get(key)
+            if value is None:
+                raise UsageError(f"{flag} {key}: ${key} is not set here (write {key}=VALUE)")
+        env[key] = value
+    return env
+
+
+class _StateLines:
+    """Prints a line on stderr whenever the run's state, as people see it, changes."""
+
+    def __init__(self) -> None:
+        self._start = time.monotonic()
+        self._last = ""
+
+    def __call__(self, run: run_pb2.Run) -> None:
+        text = state_text(run)
+        if text != self._last:
+            self._last = text
+            took = elapsed(time.monotonic() - self._start)
+            print(f"{took} Run {run.uuid}: {text}", file=sys.stderr, flush=True)
+
+
+def _wait(client: RunsClient, run: run_pb2.Run, timeout: float | None, output: str | None) -> int:
+    """Follow the run to its end; the exit code tells how it ended."""
+    try:
+        final = client.wait(run.uuid, timeout=timeout, poll=_StateLines())
+    except WaitTimeoutError as exc:
+        if output is not None:
+            print(run_output(exc.run, output, datetime.now(UTC)))
+        print(
+            f"stopped waiting after {duration(exc.timeout)}: run {run.uuid} is "
+            f"{state_text(exc.run)} and goes on (see: batchyard runs get {run.uuid})",
+            file=sys.stderr,
+        )
+        return EXIT_WAIT_TIMEOUT
+    except KeyboardInterrupt:
+        print(f"\nstopped waiting: run {run.uuid} goes on", file=sys.stderr)
+        raise
+    if output is None:
+        print("\n".join(outcome_lines(final)))
+    else:
+        print(run_output(final, output, datetime.now(UTC)))
+    return EXIT_CODE_BY_STATUS.get(final.status, EXIT_RUN_FAILED)
+
+
+EXIT_CODE_BY_STATUS = {
+    run_pb2.RUN_STATUS_SUCCEEDED: EXIT_OK,
+    run_pb2.RUN_STATUS_FAILED: EXIT_RUN_FAILED,
+    run_pb2.RUN_STATUS_CANCELLED: EXIT_CANCELLED,
+}

@@ -1,0 +1,243 @@
+"""`batchyard runs`: submit, get, list, cancel and delete runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from batchyard.client.cli import run_submit
+from batchyard.client.cli.failures import EXIT_OK, EXIT_USAGE
+from batchyard.client.cli.options import (
+    add_connection_options,
+    add_output_option,
+    positive_int,
+    runs_client,
+)
+from batchyard.client.cli.render import data_text, message_dict
+from batchyard.client.cli.run_views import (
+    STATUSES,
+    run_details,
+    run_output,
+    runs_table,
+    state_text,
+)
+from batchyard.v1 import run_pb2
+
+DEFAULT_LIMIT = 50
+
+GROUP_EPILOG = """\
+A run is one execution request of a definition: it pins the definition's version at
+submit time, plus per-run changes (args, env, timeout, retries, queue, priority) and
+an optional payload. Runs are named by their uuid.
+
+examples:
+  batchyard runs submit hello --arg=--greeting --arg=bonjour --wait
+  batchyard runs list --status pending,running
+  batchyard runs get 0b6f3c1e-8a43-4d1e-9a55-0c1d2e3f4a5b
+  batchyard runs cancel 0b6f3c1e-8a43-4d1e-9a55-0c1d2e3f4a5b --reason "wrong day"
+  batchyard runs delete 0b6f3c1e-8a43-4d1e-9a55-0c1d2e3f4a5b
+"""
+
+GET_EPILOG = """\
+Shows the run's status and why, its effective configuration, progress, times and every
+attempt. -o json|yaml prints the Run message (protobuf JSON mapping).
+
+examples:
+  batchyard runs get 0b6f3c1e-8a43-4d1e-9a55-0c1d2e3f4a5b
+  batchyard runs get 0b6f3c1e-8a43-4d1e-9a55-0c1d2e3f4a5b -o json | jq .status
+"""
+
+LIST_EPILOG = f"""\
+Runs are listed newest first. Without --all, at most --limit of them are shown
+(default {DEFAULT_LIMIT}) and a note on stderr says when there are more.
+Statuses: {", ".join(STATUSES)}.
+
+examples:
+  batchyard runs list
+  batchyard runs list --definition hello --status failed
+  batchyard runs list --status pending,running --limit 10
+  batchyard runs list --all -o json
+"""
+
+CANCEL_EPILOG = """\
+A pending run is cancelled at once. A running run is asked to stop: its worker learns
+it at its next heartbeat, stops the job and the run becomes cancelled. Finished runs
+cannot be cancelled (exit code 1).
+
+examples:
+  batchyard runs cancel 0b6f3c1e-8a43-4d1e-9a55-0c1d2e3f4a5b
+  batchyard runs cancel 0b6f3c1e-8a43-4d1e-9a55-0c1d2e3f4a5b --reason "wrong input"
+"""
+
+DELETE_EPILOG = """\
+Deletes a finished run (succeeded, failed or cancelled) with its logs and results.
+Cancel a pending or running run first.
+
+examples:
+  batchyard runs delete 0b6f3c1e-8a43-4d1e-9a55-0c1d2e3f4a5b
+"""
+
+
+def register(subparsers: Any) -> None:
+    """Add `runs` and its commands to the `batchyard` parser."""
+    group = subparsers.add_parser(
+        "runs",
+        help="submit, get, list, cancel and delete runs",
+        description="Submit runs of job definitions and follow them.",
+        epilog=GROUP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    group.set_defaults(handler=lambda _args: _usage(group))
+    commands = group.add_subparsers(dest="runs_command", metavar="COMMAND")
+
+    def command(name: str, help_text: str, epilog: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text[0].upper() + help_text[1:] + ".",
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        return parser
+
+    submit = command("submit", "submit a run of a definition", run_submit.EPILOG)
+    run_submit.add_arguments(submit)
+    add_connection_options(submit, short_timeout=False)
+    add_output_option(submit, default=None)
+    submit.set_defaults(handler=run_submit.submit_run)
+
+    get = command("get", "show one run with its attempts", GET_EPILOG)
+    get.add_argument("run", metavar="ID", help="the run's uuid")
+    add_connection_options(get)
+    add_output_option(get)
+    get.set_defaults(handler=get_run)
+
+    list_ = command("list", "list runs, newest first", LIST_EPILOG)
+    _add_list_options(list_)
+    add_connection_options(list_)
+    add_output_option(list_)
+    list_.set_defaults(handler=list_runs)
+
+    cancel = command("cancel", "cancel a pending or running run", CANCEL_EPILOG)
+    cancel.add_argument("run", metavar="ID", help="the run's uuid")
+    cancel.add_argument("--reason", default="", help="why, kept in the run's message")
+    add_connection_options(cancel)
+    add_output_option(cancel, default=None)
+    cancel.set_defaults(handler=cancel_run)
+
+    delete = command("delete", "delete a finished run", DELETE_EPILOG)
+    delete.add_argument("run", metavar="ID", help="the run's uuid")
+    add_connection_options(delete)
+    delete.set_defaults(handler=delete_run)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return EXIT_USAGE
+
+
+def status_list(text: str) -> list[run_pb2.RunStatus.ValueType]:
+    """An argparse type: 'pending,running' → [RUN_STATUS_PENDING, RUN_STATUS_RUNNING]."""
+    names = [part.strip().lower() for part in text.split(",") if part.strip()]
+    unknown = [name for name in names if name not in STATUSES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown status {', '.join(unknown) or text!r}; choose from {', '.join(STATUSES)}"
+        )
+    return [STATUSES[name] for name in names]
+
+
+def _add_list_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--definition",
+        metavar="REF",
+        default="",
+        help="only runs of this definition (name or uuid)",
+    )
+    parser.add_argument(
+        "--status",
+        metavar="STATUS,...",
+        type=status_list,
+        action="extend",
+        default=[],
+        help="only runs in one of these statuses (repeatable)",
+    )
+    amount = parser.add_mutually_exclusive_group()
+    amount.add_argument(
+        "--limit",
+        metavar="N",
+        type=positive_int,
+        default=DEFAULT_LIMIT,
+        help="show at most N runs (default: %(default)s)",
+    )
+    amount.add_argument("--all", action="store_true", help="show every run")
+    parser.add_argument(
+        "--page-size",
+        metavar="N",
+        type=positive_int,
+        default=0,
+        help="runs per call to the server (default: as many as needed, up to 1000)",
+    )
+
+
+def get_run(args: argparse.Namespace) -> int:
+    """`runs get ID`."""
+    with runs_client(args) as client:
+        run = client.get(args.run)
+    if args.output == "table":
+        print(run_details(run, datetime.now(UTC)))
+    else:
+        print(data_text(message_dict(run), args.output))
+    return EXIT_OK
+
+
+def list_runs(args: argparse.Namespace) -> int:
+    """`runs list [--definition REF] [--status S,...] [--limit N | --all]`."""
+    limit = None if args.all else args.limit
+    with runs_client(args) as client:
+        found = list(
+            client.iter(
+                limit=None if limit is None else limit + 1,  # one more tells if there are more
+                page_size=args.page_size,
+                definition=args.definition,
+                statuses=args.status,
+            )
+        )
+    more = limit is not None and len(found) > limit
+    shown = found[:limit]
+    if args.output == "table":
+        if shown:
+            print(runs_table(shown, datetime.now(UTC)))
+        else:
+            print("no runs found", file=sys.stderr)
+    else:
+        print(data_text([message_dict(run) for run in shown], args.output))
+    if more:
+        print(
+            f"(showing the newest {limit}; there are more: use --all or a larger --limit)",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+def cancel_run(args: argparse.Namespace) -> int:
+    """`runs cancel ID [--reason TEXT]`."""
+    with runs_client(args) as client:
+        run = client.cancel(args.run, args.reason)
+    if args.output is not None:
+        print(run_output(run, args.output, datetime.now(UTC)))
+    elif run.status == run_pb2.RUN_STATUS_RUNNING and run.cancel_requested:
+        print(f"run {run.uuid}: cancel requested; the worker is stopping it")
+    else:
+        print(f"run {run.uuid}: {state_text(run)}")
+    return EXIT_OK
+
+
+def delete_run(args: argparse.Namespace) -> int:
+    """`runs delete ID`."""
+    with runs_client(args) as client:
+        client.delete(args.run)
+    print(f"deleted run {args.run}")
+    return EXIT_OK
