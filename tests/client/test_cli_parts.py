@@ -174,3 +174,29 @@ def test_elapsed():
         "1:02:03",
         "0:00:00",
     ]
+
+
+def test_a_closed_pipe_ends_the_cli_quietly():
+    """`batchyard ... | head` must not print a traceback when head stops reading."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from batchyard.client.cli import main as m\n"
+        "def handler(args):\n"
+        "    for _ in range(100000):\n"
+        "        print('x' * 100)\n"
+        "    return 0\n"
+        "m.run = lambda h, a: handler(a)\n"
+        "sys.exit(m.main(['definitions', 'list']))\n"
+    )
+    proc = subprocess.run(
+        f'{sys.executable} -c "{script}" | head -1',
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.stdout == "x" * 100 + "\n"
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr

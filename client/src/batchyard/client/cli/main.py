@@ -8,6 +8,7 @@ come from the installed server and worker packages through the entry-point group
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib.metadata import entry_points
 
@@ -37,4 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    return run(handler, args)
+    try:
+        return run(handler, args)
+    except BrokenPipeError:
+        # The reader went away (`batchyard ... | head`): stop quietly, like other tools.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
