@@ -40,11 +40,21 @@ async def single(
     return done / (time.perf_counter() - started)
 
 
-async def batch(stub: run_service_pb2_grpc.RunServiceAsyncStub, size: int, batches: int) -> float:
+async def batch(
+    stub: run_service_pb2_grpc.RunServiceAsyncStub, size: int, batches: int, in_flight: int = 1
+) -> float:
+    """`batches` calls of `size` runs each, `in_flight` of them at a time."""
     request = rpb.BatchSubmitRunsRequest(requests=[rpb.SubmitRunRequest(definition="bench")] * size)
+    left = batches
+
+    async def loop() -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            await stub.BatchSubmitRuns(request)
+
     started = time.perf_counter()
-    for _ in range(batches):
-        await stub.BatchSubmitRuns(request)
+    await asyncio.gather(*(loop() for _ in range(in_flight)))
     return size * batches / (time.perf_counter() - started)
 
 
@@ -64,8 +74,9 @@ async def main(args: argparse.Namespace) -> None:
         rate = await single(stub, args.seconds, args.in_flight)
         print(f"single SubmitRun, {args.in_flight} in flight: {rate:,.0f} runs/s")
         await batch(stub, args.batch, 2)  # warm-up
-        rate = await batch(stub, args.batch, args.batches)
-        print(f"BatchSubmitRuns of {args.batch}: {rate:,.0f} runs/s")
+        for in_flight in (1, 3):
+            rate = await batch(stub, args.batch, args.batches, in_flight)
+            print(f"BatchSubmitRuns of {args.batch}, {in_flight} in flight: {rate:,.0f} runs/s")
 
 
 if __name__ == "__main__":

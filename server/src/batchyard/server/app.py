@@ -21,6 +21,7 @@ from batchyard.server.api.workers import LeaseSettings, WorkerServicer
 from batchyard.server.api.workspaces import WorkspaceResolver
 from batchyard.server.db.migrate import migrate
 from batchyard.server.db.pool import create_pool
+from batchyard.server.db.run_batcher import SubmitBatcher
 from batchyard.server.db.wakeups import Wakeups
 from batchyard.server.embedded import EmbeddedPostgres, start_embedded
 from batchyard.server.maintenance.rescuer import Rescuer
@@ -110,7 +111,7 @@ class App:
         # with the logs and results work; until then the generated base class answers
         # them UNIMPLEMENTED, which is what mypy's "abstract" refers to.
         run_service_pb2_grpc.add_RunServiceServicer_to_server(
-            RunServicer(pool, workspaces, wakeups),  # type: ignore[abstract]
+            RunServicer(pool, workspaces, wakeups, SubmitBatcher(pool)),  # type: ignore[abstract]
             server,
         )
         lease_settings = LeaseSettings(ttl_seconds=self.settings.lease_ttl_seconds)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,10 +19,11 @@ from batchyard.server.api.run_convert import (
     status_from_pb,
 )
 from batchyard.server.api.workspaces import WorkspaceResolver
-from batchyard.server.db import definitions as definition_store
 from batchyard.server.db import runs as store
+from batchyard.server.db.definition_reader import DefinitionReader
 from batchyard.server.db.definitions import Workspace
 from batchyard.server.db.pool import Pool
+from batchyard.server.db.run_batcher import SubmitBatcher
 from batchyard.server.db.wakeups import Wakeups
 from batchyard.server.domain import paging
 from batchyard.server.domain.definitions import Definition, is_uuid_ref
@@ -41,48 +43,59 @@ Context = grpc.aio.ServicerContext[Any, Any]
 MAX_CANCEL_REASON = 1000
 
 
-class _Submissions:
-    """Prepares the submissions of one call. Requests of the same shape (definition or
-    inline config, plus overrides) share one effective configuration, validated once: a
-    batch of thousands of runs of one job costs one preparation."""
+class ShapeCache:
+    """Effective configurations by what determines them: the definition's uuid and version
+    (or the inline config) plus the overrides. Those inputs never change, so an entry never
+    goes stale; the size only bounds memory (least recently used goes first)."""
 
-    def __init__(self, pool: Pool, ws: Workspace) -> None:
-        self._pool, self._ws = pool, ws
+    def __init__(self, size: int = 2048) -> None:
+        self._size = size
+        self._entries: OrderedDict[bytes, _Shape] = OrderedDict()
+
+    def get(self, key: bytes) -> _Shape | None:
+        shape = self._entries.get(key)
+        if shape is not None:
+            self._entries.move_to_end(key)
+        return shape
+
+    def put(self, key: bytes, shape: _Shape) -> None:
+        self._entries[key] = shape
+        if len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+
+class _Submissions:
+    """Prepares the submissions of one call: each definition is read once per call (a
+    batch pins one version of it), each shape is prepared and validated once."""
+
+    def __init__(self, reader: DefinitionReader, ws: Workspace, shapes: ShapeCache) -> None:
+        self._reader, self._ws, self._shapes = reader, ws, shapes
         self._definitions: dict[str, Definition] = {}
-        self._shapes: dict[bytes, _Shape] = {}
 
     async def _definition(self, ref: str) -> Definition:
         if ref not in self._definitions:
-            self._definitions[ref] = await definition_store.get(self._pool, self._ws, ref)
+            self._definitions[ref] = await self._reader.current(self._ws, ref)
         return self._definitions[ref]
 
     async def _shape(self, request: pb.SubmitRunRequest) -> _Shape:
         job = request.WhichOneof("job")
+        overrides = request.overrides.SerializeToString(deterministic=True)
+        definition: Definition | None = None
         if job == "definition":
-            key = b"d" + request.definition.encode()
+            definition = await self._definition(request.definition)
+            key = b"d" + definition.uuid.bytes + definition.version.to_bytes(8, "big")
         elif job == "config":
             key = b"c" + request.config.SerializeToString(deterministic=True)
         else:
             raise InvalidArgument(
                 [FieldViolation("definition", "required: a definition or a config")]
             )
-        key += b"\0" + request.overrides.SerializeToString(deterministic=True)
-        if key not in self._shapes:
-            self._shapes[key] = await self._prepare(request, job)
-        return self._shapes[key]
-
-    async def _prepare(self, request: pb.SubmitRunRequest, job: str) -> _Shape:
-        definition: Definition | None = None
-        if job == "definition":
-            definition = await self._definition(request.definition)
-            config, secrets = definition.draft.config, definition.draft.secrets
-            config_path = "overrides"
-        else:
-            config, secrets = config_from_pb(request.config)
-            config_path = "config"
-        config, secrets = apply_overrides(config, secrets, overrides_from_pb(request.overrides))
-        violations = [v.under(config_path) for v in validate_config(config, secrets)]
-        return _Shape(definition, config, secrets, violations)
+        key += b"\0" + overrides
+        shape = self._shapes.get(key)
+        if shape is None:
+            shape = _prepare(request, definition)
+            self._shapes.put(key, shape)
+        return shape
 
     async def new_run(self, request: pb.SubmitRunRequest) -> NewRun:
         """Validate one submission; field paths are relative to the SubmitRunRequest."""
@@ -105,6 +118,18 @@ class _Submissions:
         )
 
 
+def _prepare(request: pb.SubmitRunRequest, definition: Definition | None) -> _Shape:
+    if definition is not None:
+        config, secrets = definition.draft.config, definition.draft.secrets
+        config_path = "overrides"
+    else:
+        config, secrets = config_from_pb(request.config)
+        config_path = "config"
+    config, secrets = apply_overrides(config, secrets, overrides_from_pb(request.overrides))
+    violations = [v.under(config_path) for v in validate_config(config, secrets)]
+    return _Shape(definition, config, secrets, violations)
+
+
 @dataclass(frozen=True)
 class _Shape:
     definition: Definition | None
@@ -118,10 +143,15 @@ def _time(ts: Any) -> datetime | None:
 
 
 class RunServicer(run_service_pb2_grpc.RunServiceServicer):
-    def __init__(self, pool: Pool, workspaces: WorkspaceResolver, wakeups: Wakeups) -> None:
+    def __init__(
+        self, pool: Pool, workspaces: WorkspaceResolver, wakeups: Wakeups, batcher: SubmitBatcher
+    ) -> None:
         self._pool = pool
         self._workspaces = workspaces
         self._wakeups = wakeups
+        self._batcher = batcher
+        self._reader = DefinitionReader(pool)
+        self._shapes = ShapeCache()
 
     async def _submit(self, ws: Workspace, new_runs: list[NewRun]) -> list[store.Submitted]:
         submitted = await store.submit(self._pool, ws, new_runs)
@@ -132,8 +162,10 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         self, request: pb.SubmitRunRequest, context: Context
     ) -> pb.SubmitRunResponse:
         ws = await self._workspaces.of(context)
-        new_run = await _Submissions(self._pool, ws).new_run(request)
-        (done,) = await self._submit(ws, [new_run])
+        new_run = await _Submissions(self._reader, ws, self._shapes).new_run(request)
+        done = await self._batcher.submit(ws, new_run)
+        if not done.deduplicated:
+            self._wakeups.poke([done.run.config.queue])
         return pb.SubmitRunResponse(run=run_to_pb(done.run), deduplicated=done.deduplicated)
 
     async def BatchSubmitRuns(
@@ -142,7 +174,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         ws = await self._workspaces.of(context)
         if not 1 <= len(request.requests) <= MAX_BATCH:
             raise InvalidArgument([FieldViolation("requests", f"1 to {MAX_BATCH} requests")])
-        submissions = _Submissions(self._pool, ws)
+        submissions = _Submissions(self._reader, ws, self._shapes)
         new_runs, violations = [], []
         for i, sub in enumerate(request.requests):
             try:

@@ -141,3 +141,15 @@ async def list_page(
         limit,
     )
     return [_from_row(r) for r in rows]
+
+
+async def get_current_many(
+    pool: asyncpg.Pool, ws: Workspace, refs: list[str]
+) -> dict[str, Definition]:
+    """The current version of each definition named (by name or uuid); missing ones are absent."""
+    ids = [UUID(r) for r in refs if is_uuid_ref(r)]
+    names = [r for r in refs if not is_uuid_ref(r)]
+    rows = await pool.fetch(q("get_current_definitions"), ws.id, ids, names)
+    found = [_from_row(r) for r in rows]
+    by_ref = {str(d.uuid): d for d in found} | {d.draft.name: d for d in found}
+    return {ref: by_ref[ref] for ref in refs if ref in by_ref}

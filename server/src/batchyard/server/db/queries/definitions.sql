@@ -70,3 +70,14 @@ WHERE d.workspace_id = $1
   AND ($5::text IS NULL OR v.job_type = $5::text)
 ORDER BY d.name, d.id
 LIMIT $6;
+
+-- name: get_current_definitions
+-- Many current definitions at once, by uuid or name. $1 workspace, $2 uuids, $3 names.
+SELECT d.id, w.name AS workspace, v.version, v.name, v.description, v.config, v.secrets,
+       d.created_at, v.created_at AS updated_at, d.current_version
+FROM definitions d
+JOIN workspaces w ON w.id = d.workspace_id
+JOIN definition_versions v ON v.definition_id = d.id AND v.version = d.current_version
+WHERE d.workspace_id = $1
+  AND d.deleted_at IS NULL
+  AND (d.id = ANY($2::uuid[]) OR d.name = ANY($3::text[]));
