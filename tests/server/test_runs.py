@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import uuid
 
+import asyncpg
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2, timestamp_pb2
@@ -139,6 +141,10 @@ async def test_batch_submit(definitions, runs):
     assert [list(r.run.config.args) for r in reply.responses[:50]] == [[str(i)] for i in range(50)]
     assert reply.responses[50].run.uuid == reply.responses[51].run.uuid
     assert reply.responses[51].deduplicated
+    assert len({r.run.uuid for r in reply.responses}) == 51
+    # What the batch answered is what the server stored, run by run.
+    for item in (reply.responses[0], reply.responses[17], reply.responses[50]):
+        assert item.run == await get(runs, item.run.uuid)
     listed = await runs.ListRuns(rpb.ListRunsRequest(page_size=1000))
     assert len(listed.runs) == 51
 
@@ -241,7 +247,7 @@ async def test_a_failing_job_cancelled_meanwhile_is_not_retried(definitions, run
     assert final.status == run_pb2.RUN_STATUS_CANCELLED and final.num_retries_used == 0
 
 
-async def test_delete_only_finished_runs(definitions, runs, workers):
+async def test_delete_only_finished_runs(definitions, runs, workers, database_url):
     await define(definitions)
     run = await submit(runs, "job")
     got = await expect(
@@ -255,4 +261,13 @@ async def test_delete_only_finished_runs(definitions, runs, workers):
     await complete(workers, leased)
     await runs.DeleteRun(rpb.DeleteRunRequest(run=run.uuid))
     await expect(runs.GetRun(rpb.GetRunRequest(run=run.uuid)), grpc.StatusCode.NOT_FOUND)
+    conn = await asyncpg.connect(database_url)
+    try:
+        for table in ("run_specs", "run_attempts"):
+            left = await conn.fetchval(
+                f"SELECT count(*) FROM {table} WHERE run_id = $1", uuid.UUID(run.uuid)
+            )
+            assert left == 0, f"{table} keeps rows of a deleted run"
+    finally:
+        await conn.close()
     await expect(runs.DeleteRun(rpb.DeleteRunRequest(run=run.uuid)), grpc.StatusCode.NOT_FOUND)

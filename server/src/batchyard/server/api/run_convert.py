@@ -110,3 +110,24 @@ def run_to_pb(run: Run, configs: ConfigMemo | None = None) -> pb.Run:
         next_attempt_time=timestamp(run.next_attempt_time),
         revision=run.revision,
     )
+
+
+class FreshRuns:
+    """Writes the runs a batch just created into its response. Fresh runs of one shape
+    differ only in uuid, request id, payload size and submit time, so each shape is
+    converted once and copied (~3x cheaper than converting every run)."""
+
+    def __init__(self) -> None:
+        self._configs = ConfigMemo()
+        self._templates: dict[tuple[object, ...], pb.Run] = {}
+
+    def write(self, run: Run, out: pb.Run) -> None:
+        key = (id(run.config), id(run.secrets), run.definition_uuid, run.definition_version)
+        template = self._templates.get(key)
+        if template is None:
+            self._templates[key] = template = run_to_pb(run, self._configs)
+        out.CopyFrom(template)
+        out.uuid = str(run.uuid)
+        out.request_id = run.request_id
+        out.payload_size = run.payload_size
+        out.submit_time.FromDatetime(run.submit_time)

@@ -13,6 +13,8 @@ import grpc
 
 from batchyard.server.api.job_convert import config_from_pb
 from batchyard.server.api.run_convert import (
+    ConfigMemo,
+    FreshRuns,
     overrides_from_pb,
     parse_run_id,
     run_to_pb,
@@ -184,12 +186,15 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         if violations:
             raise InvalidArgument(violations)
         submitted = await self._submit(ws, new_runs)
-        return pb.BatchSubmitRunsResponse(
-            responses=[
-                pb.SubmitRunResponse(run=run_to_pb(s.run), deduplicated=s.deduplicated)
-                for s in submitted
-            ]
-        )
+        response = pb.BatchSubmitRunsResponse()
+        fresh, configs = FreshRuns(), ConfigMemo()
+        for done in submitted:
+            item = response.responses.add(deduplicated=done.deduplicated)
+            if done.deduplicated:
+                item.run.CopyFrom(run_to_pb(done.run, configs))
+            else:
+                fresh.write(done.run, item.run)
+        return response
 
     async def GetRun(self, request: pb.GetRunRequest, context: Context) -> pb.GetRunResponse:
         ws = await self._workspaces.of(context)

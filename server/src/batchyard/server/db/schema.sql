@@ -134,11 +134,5 @@ ALTER TABLE ONLY public.definitions
 ALTER TABLE ONLY public.run_attempts
     ADD CONSTRAINT run_attempts_run_fkey FOREIGN KEY (run_id) REFERENCES public.runs(id) ON DELETE CASCADE;
 
-ALTER TABLE ONLY public.run_specs
-    ADD CONSTRAINT run_specs_run_fkey FOREIGN KEY (run_id) REFERENCES public.runs(id) ON DELETE CASCADE;
-
-ALTER TABLE ONLY public.runs
-    ADD CONSTRAINT runs_definition_fkey FOREIGN KEY (definition_id) REFERENCES public.definitions(id);
-
 ALTER TABLE ONLY public.runs
     ADD CONSTRAINT runs_workspace_fkey FOREIGN KEY (workspace_id) REFERENCES public.workspaces(id);

@@ -74,9 +74,15 @@ RETURNING id;
 SELECT status FROM runs WHERE workspace_id = $1 AND id = $2;
 
 -- name: delete_finished_run
-DELETE FROM runs
-WHERE workspace_id = $1 AND id = $2 AND status IN ('SUCCEEDED', 'FAILED', 'CANCELLED')
-RETURNING id;
+-- The run, its spec and (by cascade) its attempts, in one statement.
+WITH gone AS (
+    DELETE FROM runs
+    WHERE workspace_id = $1 AND id = $2 AND status IN ('SUCCEEDED', 'FAILED', 'CANCELLED')
+    RETURNING id
+), spec AS (
+    DELETE FROM run_specs WHERE run_id IN (SELECT id FROM gone)
+)
+SELECT id FROM gone;
 
 -- name: notify_queues
 -- Wake the lease long-polls of every server replica (payload "<sender>:<queue>").
