@@ -46,6 +46,7 @@ from batchyard.worker.output import (
 )
 from batchyard.worker.process import JobProcess
 from batchyard.worker.reaper_client import Reaper
+from batchyard.worker.slot_dirs import SlotDirectories
 from batchyard.worker.sources import SourceError, prepare_source, source_location
 
 DEFAULT_TIMEOUT = 60 * 60.0
@@ -78,6 +79,8 @@ class ExecutionOptions:
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
     drain_timeout: float = 5.0
     """How long to wait for the output pipes to close once the group is dead."""
+    directories: SlotDirectories | None = None
+    """The worker's reused attempt directories; None: a fresh directory per attempt."""
 
 
 class Execution:
@@ -104,8 +107,16 @@ class Execution:
         self._kill_now = asyncio.Event()
         self._started = False
         self._group_released = False
+        self._holds_dir = False
 
     async def __aenter__(self) -> Self:
+        directories = self._options.directories
+        if directories is not None:
+            self.paths = await directories.acquire(self.spec.payload)
+            self._holds_dir = True
+            if self._reaper is not None:
+                self._reaper.track_dir(self.paths.root)
+            return self
         if self._reaper is not None:
             self._reaper.track_dir(self.paths.root)
         try:  # off the event loop: file-system metadata can be slow
@@ -167,8 +178,14 @@ class Execution:
             collector.close()
 
     async def remove(self) -> None:
-        """Removes the attempt directory (idempotent)."""
-        await remove_attempt_dir(self.paths)
+        """Removes the attempt directory, or empties it for reuse (idempotent)."""
+        directories = self._options.directories
+        if directories is not None:
+            if self._holds_dir:
+                self._holds_dir = False
+                await directories.release(self.paths)
+        else:
+            await remove_attempt_dir(self.paths)
         if self._reaper is not None:
             self._reaper.release_dir(self.paths.root)
 

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import grpc
@@ -26,6 +27,7 @@ from batchyard.worker.outcome import StopReason
 from batchyard.worker.reaper_client import Reaper
 from batchyard.worker.server_api import Backoff, WorkerApi, status_code
 from batchyard.worker.settings import WorkerSettings
+from batchyard.worker.slot_dirs import SlotDirectories
 
 _log = structlog.get_logger(__name__)
 
@@ -50,7 +52,9 @@ class Runner:
 
     def __init__(self, settings: WorkerSettings, api: WorkerApi, reaper: Reaper | None) -> None:
         self._settings = settings
-        self._options = settings.execution_options()
+        self._options = replace(
+            settings.execution_options(), directories=SlotDirectories(settings.state_dir)
+        )
         self._api = api
         self._reaper = reaper
         self._attempts: dict[asyncio.Task[None], LeasedAttempt] = {}
