@@ -14,10 +14,11 @@ from batchyard.client.cli.definition_views import (
     definition_details,
     definitions_table,
 )
-from batchyard.client.cli.failures import EXIT_OK, EXIT_USAGE, UsageError
+from batchyard.client.cli.failures import EXIT_OK, UsageError
 from batchyard.client.cli.options import (
     add_connection_options,
     add_output_option,
+    command_group,
     definitions_client,
     positive_int,
 )
@@ -99,24 +100,16 @@ examples:
 
 def register(subparsers: Any) -> None:
     """Add `definitions` and its commands to the `batchyard` parser."""
-    group = subparsers.add_parser(
+    new_command = command_group(
+        subparsers,
         "definitions",
-        help="create, get, list, update and delete job definitions",
+        help_text="create, get, list, update and delete job definitions",
         description="Manage job definitions: named, versioned job configurations.",
         epilog=GROUP_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    group.set_defaults(handler=lambda _args: _usage(group))
-    commands = group.add_subparsers(dest="definitions_command", metavar="COMMAND")
 
     def command(name: str, help_text: str, epilog: str) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = commands.add_parser(
-            name,
-            help=help_text,
-            description=help_text[0].upper() + help_text[1:] + ".",
-            epilog=epilog,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
+        parser = new_command(name, help_text, epilog)
         add_connection_options(parser)
         return parser
 
@@ -157,11 +150,6 @@ def register(subparsers: Any) -> None:
     delete = command("delete", "delete a definition", DELETE_EPILOG)
     delete.add_argument("ref", metavar="REF", help="name or uuid")
     delete.set_defaults(handler=delete_definition)
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return EXIT_USAGE
 
 
 def _add_file_option(parser: argparse.ArgumentParser) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from batchyard.client import connection
+from batchyard.client.cli.failures import EXIT_USAGE
 from batchyard.client.cli.render import OUTPUT_FORMATS
 from batchyard.client.definitions import DefinitionsClient
 from batchyard.client.runs import RunsClient
@@ -72,6 +74,49 @@ def env_pair(text: str) -> tuple[str, str | None]:
     if not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE or KEY: {text!r}")
     return key, value if sep else None
+
+
+CommandFactory = Callable[[str, str, str], argparse.ArgumentParser]
+
+
+def command_group(
+    subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]
+    name: str,
+    *,
+    help_text: str,
+    description: str,
+    epilog: str,
+) -> CommandFactory:
+    """Add `batchyard NAME` (which prints its usage alone); returns a factory for its
+    commands: `command(name, help_text, epilog)` -> the command's parser."""
+    group = subparsers.add_parser(
+        name,
+        help=help_text,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    group.set_defaults(handler=lambda _args: _print_usage(group))
+    commands = group.add_subparsers(dest=f"{name}_command", metavar="COMMAND")
+
+    def command(
+        command_name: str, command_help: str, command_epilog: str
+    ) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = commands.add_parser(
+            name,
+            help=command_help,
+            description=command_help[0].upper() + command_help[1:] + ".",
+            epilog=command_epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        return parser
+
+    return command
+
+
+def _print_usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return EXIT_USAGE
 
 
 def add_connection_options(parser: argparse.ArgumentParser, *, short_timeout: bool = True) -> None:

@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from batchyard.client.cli import run_submit
-from batchyard.client.cli.failures import EXIT_OK, EXIT_USAGE
+from batchyard.client.cli.failures import EXIT_OK
 from batchyard.client.cli.options import (
     add_connection_options,
     add_output_option,
+    command_group,
     positive_int,
     runs_client,
 )
@@ -82,25 +83,13 @@ examples:
 
 def register(subparsers: Any) -> None:
     """Add `runs` and its commands to the `batchyard` parser."""
-    group = subparsers.add_parser(
+    command = command_group(
+        subparsers,
         "runs",
-        help="submit, get, list, cancel and delete runs",
+        help_text="submit, get, list, cancel and delete runs",
         description="Submit runs of job definitions and follow them.",
         epilog=GROUP_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    group.set_defaults(handler=lambda _args: _usage(group))
-    commands = group.add_subparsers(dest="runs_command", metavar="COMMAND")
-
-    def command(name: str, help_text: str, epilog: str) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = commands.add_parser(
-            name,
-            help=help_text,
-            description=help_text[0].upper() + help_text[1:] + ".",
-            epilog=epilog,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        return parser
 
     submit = command("submit", "submit a run of a definition", run_submit.EPILOG)
     run_submit.add_arguments(submit)
@@ -131,11 +120,6 @@ def register(subparsers: Any) -> None:
     delete.add_argument("run", metavar="ID", help="the run's uuid")
     add_connection_options(delete)
     delete.set_defaults(handler=delete_run)
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return EXIT_USAGE
 
 
 def status_list(text: str) -> list[run_pb2.RunStatus.ValueType]:
