@@ -103,7 +103,7 @@ def command_group(
         command_name: str, command_help: str, command_epilog: str
     ) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = commands.add_parser(
-            name,
+            command_name,
             help=command_help,
             description=command_help[0].upper() + command_help[1:] + ".",
             epilog=command_epilog,
