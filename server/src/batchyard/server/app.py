@@ -15,7 +15,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from batchyard.server.api.definitions import DefinitionServicer
-from batchyard.server.api.interceptor import ErrorsAndLogging
+from batchyard.server.api.instrument import instrument
 from batchyard.server.api.runs import RunServicer
 from batchyard.server.api.workers import LeaseSettings, WorkerServicer
 from batchyard.server.api.workspaces import WorkspaceResolver
@@ -96,7 +96,6 @@ class App:
 
     def _build_server(self, pool: asyncpg.Pool, wakeups: Wakeups) -> grpc.aio.Server:
         server = grpc.aio.server(
-            interceptors=[ErrorsAndLogging()],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -104,21 +103,23 @@ class App:
             ],
         )
         workspaces = WorkspaceResolver(pool)
-        definition_service_pb2_grpc.add_DefinitionServiceServicer_to_server(
-            DefinitionServicer(pool, workspaces), server
-        )
+        definitions = DefinitionServicer(pool, workspaces)
         # WatchRun and the result RPCs (RunService) and AppendLogs (WorkerService) land
         # with the logs and results work; until then the generated base class answers
         # them UNIMPLEMENTED, which is what mypy's "abstract" refers to.
-        run_service_pb2_grpc.add_RunServiceServicer_to_server(
-            RunServicer(pool, workspaces, wakeups, SubmitBatcher(pool)),  # type: ignore[abstract]
-            server,
-        )
+        runs = RunServicer(pool, workspaces, wakeups, SubmitBatcher(pool))  # type: ignore[abstract]
         lease_settings = LeaseSettings(ttl_seconds=self.settings.lease_ttl_seconds)
-        worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(
-            WorkerServicer(pool, wakeups, lease_settings),  # type: ignore[abstract]
-            server,
-        )
+        workers = WorkerServicer(pool, wakeups, lease_settings)  # type: ignore[abstract]
+        for servicer, module in (
+            (definitions, definition_service_pb2),
+            (runs, run_service_pb2),
+            (workers, worker_service_pb2),
+        ):
+            (service,) = module.DESCRIPTOR.services_by_name.values()
+            instrument(servicer, service)
+        definition_service_pb2_grpc.add_DefinitionServiceServicer_to_server(definitions, server)
+        run_service_pb2_grpc.add_RunServiceServicer_to_server(runs, server)
+        worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(workers, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             [

