@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 
 from batchyard.server.api.definitions import DefinitionServicer
 from batchyard.server.api.instrument import instrument
+from batchyard.server.api.logs import LogServicer
 from batchyard.server.api.runs import RunServicer
 from batchyard.server.api.workers import LeaseSettings, WorkerServicer
 from batchyard.server.api.workspaces import WorkspaceResolver
@@ -29,6 +30,8 @@ from batchyard.server.settings import ServerSettings
 from batchyard.v1 import (
     definition_service_pb2,
     definition_service_pb2_grpc,
+    log_service_pb2,
+    log_service_pb2_grpc,
     run_service_pb2,
     run_service_pb2_grpc,
     worker_service_pb2,
@@ -42,6 +45,7 @@ SERVICES = [
     definition_service_pb2.DESCRIPTOR.services_by_name["DefinitionService"].full_name,
     run_service_pb2.DESCRIPTOR.services_by_name["RunService"].full_name,
     worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
+    log_service_pb2.DESCRIPTOR.services_by_name["LogService"].full_name,
 ]
 
 
@@ -104,22 +108,24 @@ class App:
         )
         workspaces = WorkspaceResolver(pool)
         definitions = DefinitionServicer(pool, workspaces)
-        # WatchRun and the result RPCs (RunService) and AppendLogs (WorkerService) land
-        # with the logs and results work; until then the generated base class answers
-        # them UNIMPLEMENTED, which is what mypy's "abstract" refers to.
+        # The result RPCs of RunService land with the results work; until then the
+        # generated base class answers them UNIMPLEMENTED (what mypy's "abstract" means).
         runs = RunServicer(pool, workspaces, wakeups, SubmitBatcher(pool))  # type: ignore[abstract]
         lease_settings = LeaseSettings(ttl_seconds=self.settings.lease_ttl_seconds)
-        workers = WorkerServicer(pool, wakeups, lease_settings)  # type: ignore[abstract]
+        workers = WorkerServicer(pool, wakeups, lease_settings)
+        logs = LogServicer(pool, workspaces, wakeups)
         for servicer, module in (
             (definitions, definition_service_pb2),
             (runs, run_service_pb2),
             (workers, worker_service_pb2),
+            (logs, log_service_pb2),
         ):
             (service,) = module.DESCRIPTOR.services_by_name.values()
             instrument(servicer, service)
         definition_service_pb2_grpc.add_DefinitionServiceServicer_to_server(definitions, server)
         run_service_pb2_grpc.add_RunServiceServicer_to_server(runs, server)
         worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(workers, server)
+        log_service_pb2_grpc.add_LogServiceServicer_to_server(logs, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             [

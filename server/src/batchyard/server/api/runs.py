@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +29,7 @@ from batchyard.server.db.definition_reader import DefinitionReader
 from batchyard.server.db.definitions import Workspace
 from batchyard.server.db.pool import Pool
 from batchyard.server.db.run_batcher import SubmitBatcher
-from batchyard.server.db.wakeups import Wakeups
+from batchyard.server.db.wakeups import Wakeups, run_key
 from batchyard.server.domain import paging
 from batchyard.server.domain.definitions import Definition, is_uuid_ref
 from batchyard.server.domain.errors import FieldViolation, InvalidArgument
@@ -43,6 +46,8 @@ from batchyard.v1 import run_service_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_CANCEL_REASON = 1000
+# A watcher looks again this often without a wake-up (a missed NOTIFY costs this much).
+WATCH_POLL_SECONDS = 1.0
 
 
 class ShapeCache:
@@ -244,11 +249,34 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             raise InvalidArgument([FieldViolation("reason", "at most 1000 characters")])
         message = f"cancelled by user: {request.reason}" if request.reason else "cancelled by user"
         await store.cancel(self._pool, ws, run_id, message)
+        self._wakeups.poke([run_key(run_id)])
         return pb.CancelRunResponse(run=run_to_pb(await store.get(self._pool, ws, run_id)))
 
     async def DeleteRun(
         self, request: pb.DeleteRunRequest, context: Context
     ) -> pb.DeleteRunResponse:
         ws = await self._workspaces.of(context)
-        await store.delete(self._pool, ws, parse_run_id(request.run))
+        run_id = parse_run_id(request.run)
+        await store.delete(self._pool, ws, run_id)
+        self._wakeups.poke([run_key(run_id)])
         return pb.DeleteRunResponse()
+
+    async def WatchRun(
+        self, request: pb.WatchRunRequest, context: Context
+    ) -> AsyncIterator[pb.WatchRunResponse]:
+        """The run's state whenever it changes (its revision moves), until it ends."""
+        ws = await self._workspaces.of(context)
+        run_id = parse_run_id(request.run)
+        if request.after_revision < 0:
+            raise InvalidArgument([FieldViolation("after_revision", "must not be negative")])
+        seen = request.after_revision
+        while True:
+            with self._wakeups.waiter([run_key(run_id)]) as changed:
+                run = await store.get(self._pool, ws, run_id)
+                if run.revision > seen:
+                    seen = run.revision
+                    yield pb.WatchRunResponse(run=run_to_pb(run))
+                if run.status.finished:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), WATCH_POLL_SECONDS)

@@ -1,7 +1,6 @@
-"""WorkerService: the long-poll lease, heartbeats, completion and release.
+"""WorkerService: the long-poll lease, heartbeats, log batches, completion and release.
 
-AppendLogs (log storage) arrives with the logs work; until then the generated base class
-answers UNIMPLEMENTED for it.
+Every change to a run wakes its watchers and log followers (`run_key`).
 """
 
 from __future__ import annotations
@@ -9,22 +8,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
 
 import grpc
 
+from batchyard.server.api.fences import fence_from
 from batchyard.server.api.job_convert import config_to_pb, duration, seconds, timestamp
+from batchyard.server.api.log_append import append_logs
 from batchyard.server.api.run_convert import (
-    parse_run_id,
     reason_from_pb,
     status_from_pb,
     status_to_pb,
 )
 from batchyard.server.db import leases
 from batchyard.server.db.pool import Pool
-from batchyard.server.db.wakeups import Wakeups
+from batchyard.server.db.wakeups import Wakeups, run_key
 from batchyard.server.domain.errors import FieldViolation, InvalidArgument
 from batchyard.server.domain.job_validation import QUEUE
 from batchyard.server.domain.runs import Outcome, RunReason, RunStatus, validate_outcome
@@ -43,20 +43,6 @@ class LeaseSettings:
     ttl_seconds: float = 30.0
     # How often a waiting long-poll looks again without a wake-up.
     poll_seconds: float = 1.0
-
-
-def _fence(run: str, attempt: int, lease_id: str) -> leases.Fence:
-    violations = []
-    if attempt < 1:
-        violations.append(FieldViolation("attempt", "must be 1 or more"))
-    try:
-        lease = UUID(lease_id)
-    except ValueError:
-        violations.append(FieldViolation("lease_id", "not a valid lease id"))
-    run_id = parse_run_id(run)
-    if violations:
-        raise InvalidArgument(violations)
-    return leases.Fence(run_id, attempt, lease)
 
 
 def _check_lease_request(request: pb.LeaseRunsRequest) -> float:
@@ -111,6 +97,8 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
                     self._pool, queues, request.max_runs, request.worker_id, ttl
                 )
                 remaining = deadline - loop.time()
+                if found:
+                    self._wakeups.poke([run_key(x.run) for x in found])
                 if found or remaining <= 0 or context.done():
                     return pb.LeaseRunsResponse(
                         runs=[_leased_to_pb(x) for x in found],
@@ -121,22 +109,32 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
                         woken.wait(), min(remaining, self._settings.poll_seconds)
                     )
 
+    async def AppendLogs(
+        self, request_iterator: AsyncIterator[pb.AppendLogsRequest], context: Context
+    ) -> pb.AppendLogsResponse:
+        fence, acked = await append_logs(self._pool, request_iterator)
+        if fence is not None and acked:
+            self._wakeups.poke([run_key(fence.run)])
+        return pb.AppendLogsResponse(acked_seq=acked)
+
     async def RenewLease(
         self, request: pb.RenewLeaseRequest, context: Context
     ) -> pb.RenewLeaseResponse:
-        fence = _fence(request.run, request.attempt, request.lease_id)
+        fence = fence_from(request.run, request.attempt, request.lease_id)
         progress = request.progress if request.HasField("progress") else None
         if progress is not None and not 0 <= progress <= 100:
             raise InvalidArgument([FieldViolation("progress", "0 to 100")])
         expires, cancel = await leases.renew(
             self._pool, fence, progress, self._settings.ttl_seconds
         )
+        if progress is not None:  # watchers see progress as it comes
+            self._wakeups.poke([run_key(fence.run)])
         return pb.RenewLeaseResponse(lease_expire_time=timestamp(expires), cancel_requested=cancel)
 
     async def CompleteRun(
         self, request: pb.CompleteRunRequest, context: Context
     ) -> pb.CompleteRunResponse:
-        fence = _fence(request.run, request.attempt, request.lease_id)
+        fence = fence_from(request.run, request.attempt, request.lease_id)
         status = status_from_pb(request.status)
         reason = reason_from_pb(request.reason)
         if status is None or reason is None:
@@ -153,8 +151,10 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         if violations:
             raise InvalidArgument(violations)
         applied = await leases.complete(self._pool, fence, outcome, progress)
+        woken = [run_key(fence.run)]
         if applied.status == RunStatus.PENDING:
-            self._wakeups.poke([applied.queue])
+            woken.append(applied.queue)
+        self._wakeups.poke(woken)
         return pb.CompleteRunResponse(
             run_status=status_to_pb(applied.status),
             next_attempt_time=timestamp(applied.next_attempt_time),
@@ -163,8 +163,10 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
     async def ReleaseRun(
         self, request: pb.ReleaseRunRequest, context: Context
     ) -> pb.ReleaseRunResponse:
-        fence = _fence(request.run, request.attempt, request.lease_id)
+        fence = fence_from(request.run, request.attempt, request.lease_id)
         applied = await leases.release(self._pool, fence, request.message[:2000])
+        woken = [run_key(fence.run)]
         if applied.status == RunStatus.PENDING:
-            self._wakeups.poke([applied.queue])
+            woken.append(applied.queue)
+        self._wakeups.poke(woken)
         return pb.ReleaseRunResponse()

@@ -35,7 +35,17 @@ CREATE TABLE public.run_attempts (
     exit_code integer,
     message text DEFAULT ''::text NOT NULL,
     ended_by text,
+    log_seq bigint DEFAULT 0 NOT NULL,
     CONSTRAINT run_attempts_ended_by_check CHECK ((ended_by = ANY (ARRAY['worker'::text, 'release'::text, 'rescuer'::text])))
+);
+
+CREATE TABLE public.run_log_chunks (
+    run_id uuid NOT NULL,
+    attempt integer NOT NULL,
+    first_seq bigint NOT NULL,
+    last_seq bigint NOT NULL,
+    entries bytea NOT NULL,
+    CONSTRAINT run_log_chunks_seq_check CHECK (((first_seq >= 1) AND (last_seq >= first_seq)))
 );
 
 CREATE TABLE public.run_specs (
@@ -95,6 +105,9 @@ ALTER TABLE ONLY public.definitions
 
 ALTER TABLE ONLY public.run_attempts
     ADD CONSTRAINT run_attempts_pkey PRIMARY KEY (run_id, number);
+
+ALTER TABLE ONLY public.run_log_chunks
+    ADD CONSTRAINT run_log_chunks_pkey PRIMARY KEY (run_id, attempt, first_seq);
 
 ALTER TABLE ONLY public.run_specs
     ADD CONSTRAINT run_specs_pkey PRIMARY KEY (run_id);

@@ -26,6 +26,12 @@ COALESCE_SECONDS = 0.002
 RECONNECT_SECONDS = 1.0
 
 
+def run_key(run: object) -> str:
+    """The wake-up key of one run's changes (its state or its log). Queue names cannot
+    start with "@", so run keys and queue keys never collide."""
+    return f"@{run}"
+
+
 class Wakeups:
     def __init__(self, pool: asyncpg.Pool, dsn: str) -> None:
         self._pool = pool
@@ -53,7 +59,8 @@ class Wakeups:
 
     @contextlib.contextmanager
     def waiter(self, queues: list[str]) -> Iterator[asyncio.Event]:
-        """An event set when any of `queues` may have work. Register before you look."""
+        """An event set when any of `queues` (or runs: `run_key`) may have news. Register
+        before you look."""
         event = asyncio.Event()
         for queue in queues:
             self._waiters[queue].add(event)
@@ -66,7 +73,8 @@ class Wakeups:
                     del self._waiters[queue]
 
     def poke(self, queues: set[str] | list[str]) -> None:
-        """Work arrived in `queues`: wake local long-polls now, other replicas soon."""
+        """Work arrived in `queues` (or runs changed): wake local waiters now, other
+        replicas soon."""
         self._wake_local(queues)
         self._pending.update(queues)
         if self._flusher is None or self._flusher.done():

@@ -14,7 +14,7 @@ import structlog
 
 from batchyard.server.db import leases
 from batchyard.server.db.errors import is_transient
-from batchyard.server.db.wakeups import Wakeups
+from batchyard.server.db.wakeups import Wakeups, run_key
 from batchyard.server.domain.runs import RunStatus
 
 log = structlog.get_logger(__name__)
@@ -51,9 +51,10 @@ class Rescuer:
                     worker_id=r.worker_id,
                     now=r.status.value,
                 )
-            requeued = {r.queue for r in batch if r.status == RunStatus.PENDING}
-            if requeued:
-                self._wakeups.poke(requeued)
+            woken = {r.queue for r in batch if r.status == RunStatus.PENDING}
+            woken |= {run_key(r.run) for r in batch}
+            if woken:
+                self._wakeups.poke(woken)
             if len(batch) < BATCH:
                 return rescued
 

@@ -74,13 +74,15 @@ RETURNING id;
 SELECT status FROM runs WHERE workspace_id = $1 AND id = $2;
 
 -- name: delete_finished_run
--- The run, its spec and (by cascade) its attempts, in one statement.
+-- The run, its spec, its log and (by cascade) its attempts, in one statement.
 WITH gone AS (
     DELETE FROM runs
     WHERE workspace_id = $1 AND id = $2 AND status IN ('SUCCEEDED', 'FAILED', 'CANCELLED')
     RETURNING id
 ), spec AS (
     DELETE FROM run_specs WHERE run_id IN (SELECT id FROM gone)
+), logs AS (
+    DELETE FROM run_log_chunks WHERE run_id IN (SELECT id FROM gone)
 )
 SELECT id FROM gone;
 
