@@ -1,7 +1,7 @@
-"""Helpers for client tests: a stand-in worker over real gRPC, definitions, stderr waits.
+"""Helpers for client tests: a stand-in worker over real gRPC, definitions, output waits.
 
 No worker process runs in client tests; `ActingWorker` makes the WorkerService calls a
-worker would (lease, progress, complete) so runs move along.
+worker would (lease, append log lines, progress, complete) so runs move along.
 """
 
 from __future__ import annotations
@@ -11,14 +11,46 @@ import io
 import sys
 
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
 
-from batchyard.v1 import definition_pb2, job_pb2, run_pb2
+from batchyard.v1 import definition_pb2, job_pb2, log_pb2, run_pb2
 from batchyard.v1 import definition_service_pb2 as def_pb
 from batchyard.v1 import worker_service_pb2 as pb
 
 SHELL_CONFIG = job_pb2.JobConfig(
     type=job_pb2.JOB_TYPE_SHELL, source_location="echo", args=["from", "definition"]
 )
+
+
+OUT, ERR, SYS = log_pb2.LOG_STREAM_STDOUT, log_pb2.LOG_STREAM_STDERR, log_pb2.LOG_STREAM_SYSTEM
+DEBUG, INFO = log_pb2.LOG_LEVEL_DEBUG, log_pb2.LOG_LEVEL_INFO
+WARNING, ERROR = log_pb2.LOG_LEVEL_WARNING, log_pb2.LOG_LEVEL_ERROR
+# 2024-05-01 12:00:00 UTC: entry i of `log_entry` is read at 12:00:00 + i * 1.001 s.
+BASE_SECONDS = 1714564800
+
+
+def log_entry(seq, stream=OUT, message=None, level=None):
+    """An entry as a worker sends it: stderr is WARNING and the rest INFO unless `level`."""
+    if level is None:
+        level = WARNING if stream == ERR else INFO
+    millis = seq * 1001
+    return log_pb2.LogEntry(
+        seq=seq,
+        stream=stream,
+        level=level,
+        message=f"line {seq}" if message is None else message,
+        time=Timestamp(seconds=BASE_SECONDS + millis // 1000, nanos=millis % 1000 * 1_000_000),
+    )
+
+
+def numbered(first, last, message="{stream} line {seq}"):
+    """Entries first..last: every third on stderr, the rest on stdout."""
+    out = []
+    for seq in range(first, last + 1):
+        stream = ERR if seq % 3 == 0 else OUT
+        name = "stderr" if stream == ERR else "stdout"
+        out.append(log_entry(seq, stream, message.format(seq=seq, stream=name)))
+    return out
 
 
 async def create_definition(stub, name, config=SHELL_CONFIG):
@@ -46,6 +78,16 @@ class ActingWorker:
         )
         assert len(response.runs) == 1, "no run to lease"
         return response.runs[0]
+
+    async def append(self, leased, *batches):
+        """Send log entries in batches over one AppendLogs stream; the acked seq."""
+        requests = [
+            pb.AppendLogsRequest(
+                run=leased.run, attempt=leased.attempt, lease_id=leased.lease_id, entries=batch
+            )
+            for batch in batches
+        ]
+        return (await self.stub.AppendLogs(iter(requests))).acked_seq
 
     async def progress(self, leased, percent):
         """Heartbeat with progress; returns whether a cancel was requested."""
@@ -83,15 +125,20 @@ class ActingWorker:
         return await self.complete(leased, run_pb2.RUN_STATUS_CANCELLED, message="stopped")
 
 
-class WatchedStderr(io.TextIOBase):
-    """Stands in for sys.stderr (writing through to it) so a test can wait, in its event
-    loop, until a command running in a thread has printed some text."""
+class WatchedStream(io.TextIOBase):
+    """Stands in for sys.stdout or sys.stderr (writing through to it) so a test can wait,
+    in its event loop, until a command running in a thread has printed some text. With
+    `tty`, it says it is a terminal."""
 
-    def __init__(self, inner, loop):
+    def __init__(self, inner, loop, tty=False):
         self.inner = inner
         self.loop = loop
+        self.tty = tty
         self.seen = ""
         self.waiters = []
+
+    def isatty(self):
+        return self.tty
 
     def write(self, text):
         self.inner.write(text)
@@ -119,7 +166,16 @@ class WatchedStderr(io.TextIOBase):
             raise AssertionError(f"never printed {needle!r}; printed:\n{self.seen}") from None
 
 
-def watch_stderr(monkeypatch):
-    watched = WatchedStderr(sys.stderr, asyncio.get_running_loop())
+WatchedStderr = WatchedStream
+
+
+def watch_stderr(monkeypatch, tty=False):
+    watched = WatchedStream(sys.stderr, asyncio.get_running_loop(), tty)
     monkeypatch.setattr(sys, "stderr", watched)
+    return watched
+
+
+def watch_stdout(monkeypatch, tty=False):
+    watched = WatchedStream(sys.stdout, asyncio.get_running_loop(), tty)
+    monkeypatch.setattr(sys, "stdout", watched)
     return watched

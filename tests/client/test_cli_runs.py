@@ -496,7 +496,7 @@ async def test_unreachable_server(offline_cli, closed_target, argv):
     assert f"cannot reach the Batchyard server at {closed_target}" in err
 
 
-@pytest.mark.parametrize("command", ["submit", "get", "list", "cancel", "delete"])
+@pytest.mark.parametrize("command", ["submit", "get", "list", "watch", "cancel", "delete"])
 def test_every_command_has_help_with_examples(capsys, command):
     with pytest.raises(SystemExit) as exited:
         main(["runs", command, "--help"])

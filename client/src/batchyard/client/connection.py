@@ -12,6 +12,13 @@ import grpc
 SERVER_ENV = "BATCHYARD_SERVER"
 DEFAULT_TARGET = "localhost:50051"
 DEFAULT_TIMEOUT = 30.0
+# After losing the server, the channel tries to connect again after 0.2 s, then backs
+# off up to 5 s (gRPC's own default grows to 2 min, which would keep a follower that
+# resumes after a server restart failing long after the server is back).
+CHANNEL_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 5000),
+)
 
 
 def resolve_target(target: str | None = None) -> str:
@@ -25,9 +32,10 @@ def channel(target: str | None = None, *, timeout: float | None = DEFAULT_TIMEOU
     Every unary-response call made on it without a timeout of its own gets `timeout`
     seconds (None: no default deadline). Streaming-response calls (watching a run,
     following logs) run as long as the caller lets them: pass their timeout explicitly.
+    After losing the server, it tries to connect again within 0.2 s to 5 s.
     Close the channel when done (it is a context manager).
     """
-    plain = grpc.insecure_channel(resolve_target(target))
+    plain = grpc.insecure_channel(resolve_target(target), options=CHANNEL_OPTIONS)
     if timeout is None:
         return plain
     return grpc.intercept_channel(plain, DefaultDeadline(timeout))

@@ -10,7 +10,8 @@ import grpc
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from batchyard.client.connection import DEFAULT_TIMEOUT
-from batchyard.client.errors import UnavailableError, from_rpc_error
+from batchyard.client.errors import DeadlineExceededError, from_rpc_error
+from batchyard.client.streams import FIRST_RETRY_SECONDS, RECONNECT_TIMEOUT, ResumableStream
 from batchyard.v1 import job_pb2, run_pb2, run_service_pb2_grpc
 from batchyard.v1 import run_service_pb2 as pb
 
@@ -23,9 +24,6 @@ SubmitRunResponse = pb.SubmitRunResponse
 MAX_PAGE_SIZE = 1000
 # The largest payload the server accepts.
 MAX_PAYLOAD_BYTES = 1024 * 1024
-# Polling while waiting for a run: the first pause, doubling up to the longest.
-FIRST_POLL_SECONDS = 0.05
-MAX_POLL_SECONDS = 2.0
 
 FINISHED: frozenset[RunStatus.ValueType] = frozenset(
     {run_pb2.RUN_STATUS_SUCCEEDED, run_pb2.RUN_STATUS_FAILED, run_pb2.RUN_STATUS_CANCELLED}
@@ -87,8 +85,46 @@ def submit_request(
     return request
 
 
+class RunWatcher(ResumableStream[pb.WatchRunResponse, Run]):
+    """The states of a run as they change (what `RunsClient.watch` returns).
+
+    Iterate over it for each new state (a Run whose `revision` moved); it ends after the
+    run has reached SUCCEEDED, FAILED or CANCELLED, or after `cancel()` (from any
+    thread). `revision` is the last revision seen: pass it as `after_revision` to a later
+    `watch` to go on from there.
+    """
+
+    def __init__(
+        self,
+        stub: run_service_pb2_grpc.RunServiceStub,
+        run_id: str,
+        after_revision: int,
+        *,
+        reconnect_timeout: float,
+        deadline: float | None = None,
+    ) -> None:
+        self._stub = stub
+        self._run_id = run_id
+        self.revision = after_revision
+        super().__init__(
+            self._watch,
+            self._states,
+            reconnect_timeout=reconnect_timeout,
+            deadline=deadline,
+        )
+
+    def _watch(self, timeout: float | None) -> grpc.CallIterator[pb.WatchRunResponse]:
+        request = pb.WatchRunRequest(run=self._run_id, after_revision=self.revision)
+        return self._stub.WatchRun(request, timeout=timeout)
+
+    def _states(self, response: pb.WatchRunResponse) -> Iterator[Run]:
+        if response.run.revision > self.revision:  # never twice, whatever a server sends
+            self.revision = response.run.revision
+            yield response.run
+
+
 class RunsClient:
-    """Submit, read, list, cancel, delete and wait for runs.
+    """Submit, read, list, cancel, delete, watch and wait for runs.
 
     A run is referred to by its uuid. Every method raises a
     `batchyard.client.errors.BatchyardError` subclass when the server says no or cannot
@@ -264,58 +300,69 @@ class RunsClient:
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from exc
 
+    def watch(
+        self,
+        run_id: str,
+        after_revision: int = 0,
+        *,
+        reconnect_timeout: float = RECONNECT_TIMEOUT,
+    ) -> RunWatcher:
+        """Each state of the run as it changes (status, attempts, progress, cancel
+        requested), until it has ended: first its current state (if its revision is
+        greater than `after_revision`), then each new one, in order.
+
+        When the stream breaks (the server restarts or cannot be reached) it is reopened
+        after the last revision seen, so no state is repeated; the pauses between tries
+        grow from 0.2 s to 5 s, and after `reconnect_timeout` seconds of failing
+        (default 5 min) the last UnavailableError is raised. NotFoundError for an
+        unknown run. The returned iterator has `cancel()` and `revision`.
+        """
+        return RunWatcher(self._stub, run_id, after_revision, reconnect_timeout=reconnect_timeout)
+
     def wait(
         self,
         run_id: str,
         *,
         timeout: float | None = None,
         poll: Callable[[Run], None] | None = None,
+        reconnect_timeout: float = RECONNECT_TIMEOUT,
     ) -> Run:
         """Wait until the run is SUCCEEDED, FAILED or CANCELLED and return it.
 
         `poll` is called with every new state of the run (status, attempt, progress,
         cancel requested), the first being the state when the wait starts. After
         `timeout` seconds (None: no limit) WaitTimeoutError is raised; the run goes on.
-        Once the run has been read, a server that is unavailable for up to the client's
-        call `timeout` is retried; a longer outage raises UnavailableError.
+        The states come from WatchRun as they happen; a server that restarts or cannot
+        be reached for a while is watched again (see `watch`), and one that stays
+        unreachable for `reconnect_timeout` seconds raises UnavailableError.
         """
-        last: Run | None = None
-        for run in self._states(run_id, timeout):
-            last = run
-            if poll is not None:
-                poll(run)
-        assert last is not None  # _states yields at least once
-        return last
-
-    def _states(self, run_id: str, timeout: float | None) -> Iterator[Run]:
-        """Each new state of the run until it has finished, by polling GetRun with
-        backoff (WatchRun will stream them instead). WaitTimeoutError past `timeout`."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        seen = self.get(run_id)
-        yield seen
-        pause = FIRST_POLL_SECONDS
-        outage_since: float | None = None
-        while not is_finished(seen):
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                raise WaitTimeoutError(seen, timeout or 0.0)
-            time.sleep(pause if left is None else min(pause, left))
-            pause = min(pause * 2, MAX_POLL_SECONDS)
-            left = None if deadline is None else deadline - time.monotonic()
+        last = self.get(run_id)
+        if poll is not None:
+            poll(last)
+        while not is_finished(last):
+            watcher = RunWatcher(
+                self._stub,
+                run_id,
+                last.revision,
+                reconnect_timeout=reconnect_timeout,
+                deadline=deadline,
+            )
             try:
-                call_timeout = self._timeout if left is None else min(self._timeout, left)
-                run = self._get(run_id, max(call_timeout, 0.001))
-            except UnavailableError:
-                if outage_since is None:
-                    outage_since = time.monotonic()
-                if time.monotonic() - outage_since > self._timeout:
-                    raise  # not a brief outage
-                continue  # a brief outage, or the wait's deadline is up: the loop decides
-            outage_since = None
-            if run.revision != seen.revision:
-                seen = run
-                pause = FIRST_POLL_SECONDS
-                yield run
+                for run in watcher:
+                    last = run
+                    if poll is not None:
+                        poll(run)
+            except DeadlineExceededError:
+                if deadline is None:
+                    raise  # not our deadline: a proxy's
+                raise WaitTimeoutError(last, timeout or 0.0) from None
+            if not is_finished(last):  # the stream ended early (a server off contract)
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise WaitTimeoutError(last, timeout or 0.0)
+                time.sleep(FIRST_RETRY_SECONDS if left is None else min(FIRST_RETRY_SECONDS, left))
+        return last
 
 
 def _duration(seconds: float) -> duration_pb2.Duration:

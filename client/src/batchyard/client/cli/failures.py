@@ -2,8 +2,9 @@
 
 0: done. 1: the server said no (not found, invalid, conflict, ...). 2: the command line or
 an input file is wrong. 3: the server could not be reached or did not answer in time.
-Commands that wait for a run (`runs submit --wait`) also end with the run's outcome:
-0 succeeded, 1 failed, 4 cancelled, 5 the wait timed out (the run goes on).
+Commands that wait for a run (`runs submit --wait`, `runs watch`) also end with the run's
+outcome: 0 succeeded, 1 failed, 4 cancelled, 5 the wait timed out (the run goes on).
+130: interrupted (Ctrl-C).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import os
 import sys
 from importlib.metadata import entry_points
 
-from batchyard.client.cli import definitions, runs
+from batchyard.client.cli import definitions, logs, runs
 from batchyard.client.cli.failures import EXIT_USAGE, run
 
 PLUGIN_GROUP = "batchyard.commands"
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     definitions.register(subparsers)
     runs.register(subparsers)
+    logs.register(subparsers)
     for entry in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
         entry.load()(subparsers)
     return parser

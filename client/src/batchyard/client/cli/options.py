@@ -12,7 +12,9 @@ from batchyard.client import connection
 from batchyard.client.cli.failures import EXIT_USAGE
 from batchyard.client.cli.render import OUTPUT_FORMATS
 from batchyard.client.definitions import DefinitionsClient
+from batchyard.client.logs import LogsClient
 from batchyard.client.runs import RunsClient
+from batchyard.client.streams import RECONNECT_TIMEOUT
 
 
 def positive_int(text: str) -> int:
@@ -114,6 +116,24 @@ def command_group(
     return command
 
 
+def add_command(
+    subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]
+    name: str,
+    *,
+    help_text: str,
+    epilog: str,
+) -> argparse.ArgumentParser:
+    """Add `batchyard NAME`, a command of its own (not a group): its parser."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name,
+        help=help_text,
+        description=help_text[0].upper() + help_text[1:] + ".",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
 def _print_usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help(sys.stderr)
     return EXIT_USAGE
@@ -146,6 +166,18 @@ def add_connection_options(parser: argparse.ArgumentParser, *, short_timeout: bo
     )
 
 
+def add_reconnect_option(parser: argparse.ArgumentParser) -> None:
+    """--reconnect-timeout: how long a followed stream may keep failing to reconnect."""
+    parser.add_argument(
+        "--reconnect-timeout",
+        metavar="SECONDS",
+        type=duration_seconds,
+        default=RECONNECT_TIMEOUT,
+        help="while following, give up (exit code 3) when the server cannot be reached "
+        "for this long, e.g. 30s, 10m (default: 5m)",
+    )
+
+
 def add_output_option(parser: argparse.ArgumentParser, default: str | None = "table") -> None:
     """-o/--output table|json|yaml."""
     parser.add_argument(
@@ -169,3 +201,18 @@ def runs_client(args: argparse.Namespace) -> Iterator[RunsClient]:
     """A RunsClient on a channel to `args.server`, closed afterwards."""
     with connection.channel(args.server, timeout=args.timeout) as ch:
         yield RunsClient(ch, timeout=args.timeout)
+
+
+@contextmanager
+def logs_client(args: argparse.Namespace) -> Iterator[LogsClient]:
+    """A LogsClient on a channel to `args.server`, closed afterwards."""
+    with connection.channel(args.server, timeout=args.timeout) as ch:
+        yield LogsClient(ch, timeout=args.timeout)
+
+
+@contextmanager
+def runs_and_logs_clients(args: argparse.Namespace) -> Iterator[tuple[RunsClient, LogsClient]]:
+    """A RunsClient and a LogsClient sharing one channel to `args.server`, closed
+    afterwards."""
+    with connection.channel(args.server, timeout=args.timeout) as ch:
+        yield RunsClient(ch, timeout=args.timeout), LogsClient(ch, timeout=args.timeout)

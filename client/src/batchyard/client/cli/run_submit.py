@@ -5,27 +5,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from batchyard.client.cli.failures import (
-    EXIT_CANCELLED,
-    EXIT_OK,
-    EXIT_RUN_FAILED,
-    EXIT_WAIT_TIMEOUT,
-    UsageError,
-)
+from batchyard.client.cli.failures import EXIT_OK, UsageError
 from batchyard.client.cli.options import (
+    add_reconnect_option,
     duration_seconds,
     env_pair,
     non_negative_int,
-    runs_client,
+    runs_and_logs_clients,
 )
-from batchyard.client.cli.render import duration
-from batchyard.client.cli.run_views import elapsed, outcome_lines, run_output, state_text
-from batchyard.client.runs import MAX_PAYLOAD_BYTES, RunsClient, WaitTimeoutError
-from batchyard.v1 import run_pb2
+from batchyard.client.cli.run_views import run_output
+from batchyard.client.cli.run_wait import wait_for_run
+from batchyard.client.runs import MAX_PAYLOAD_BYTES
 
 EPILOG = """\
 REF is the definition's name or uuid; the run pins its current version. Every option
@@ -35,16 +28,22 @@ own, and --retries replaces its whole retry strategy (N retries, 1 min apart).
 An --arg that starts with "-" is written --arg=-x. --env KEY (without a value) passes
 on your own $KEY; prefer that for --secret-env, so the value stays off the command line.
 
-Prints `submitted run <uuid> (<definition> v<version>)`. With --wait it then shows on
-stderr every change of the run (status, attempt, progress) until the run ends, and
-prints how it ended.
+Prints `submitted run <uuid> (<definition> v<version>)`. With --wait it then follows
+the run until it ends, and prints how it ended. Its state (status, attempt, progress)
+is shown on stderr: on a terminal as one live line with a progress bar, e.g.
+  0:00:36 Run <uuid>: running (attempt 1, 40%) [########------------]
+otherwise as one line per change. --follow (implies --wait) also prints the run's log
+as it comes, one line per entry (`HH:MM:SS.mmm [attempt] stream LEVEL message`, times
+in UTC) on stdout, or on stderr with -o json|yaml. If the server restarts meanwhile,
+watching and following resume where they were (see --reconnect-timeout).
 
 exit codes:
   0  submitted (with --wait: the run succeeded)
   1  the server refused the run, e.g. unknown definition or a bad option (the field is
      named, e.g. overrides.timeout); with --wait: the run failed
   2  wrong command line, or the payload file cannot be read
-  3  the server cannot be reached or did not answer in time
+  3  the server cannot be reached or did not answer in time (with --wait: for
+     longer than --reconnect-timeout)
   4  with --wait: the run was cancelled
   5  with --wait: --wait-timeout passed before the run ended (the run goes on)
   130  interrupted (Ctrl-C; a submitted run goes on)
@@ -52,6 +51,7 @@ exit codes:
 examples:
   batchyard runs submit hello
   batchyard runs submit hello --arg=--day --arg 2024-05-01 --env MODE=full --wait
+  batchyard runs submit hello --follow
   batchyard runs submit etl --secret-env DB_PASSWORD --timeout 2h --retries 3
   batchyard runs submit etl --payload-file input.json --request-id etl-2024-05-01
   batchyard runs submit hello --wait --wait-timeout 10m -o json
@@ -108,21 +108,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--wait", action="store_true", help="follow the run until it ends (see exit codes)"
     )
     parser.add_argument(
+        "--follow",
+        action="store_true",
+        help="with --wait: also print the run's log as it comes (implies --wait)",
+    )
+    parser.add_argument(
         "--wait-timeout",
         metavar="SECONDS",
         type=duration_seconds,
         help="with --wait: stop waiting after this long, e.g. 30s, 10m (default: no limit)",
     )
+    add_reconnect_option(parser)
 
 
 def submit_run(args: argparse.Namespace) -> int:
-    """`runs submit REF [...] [--wait [--wait-timeout S]]`."""
-    if args.wait_timeout is not None and not args.wait:
+    """`runs submit REF [...] [--wait [--follow] [--wait-timeout S]]`."""
+    wait = args.wait or args.follow
+    if args.wait_timeout is not None and not wait:
         raise UsageError("--wait-timeout needs --wait")
     payload = _read_payload(args)
     env = _environment(args.env, "--env")
     secret_env = _environment(args.secret_env, "--secret-env")
-    with runs_client(args) as client:
+    with runs_and_logs_clients(args) as (client, logs):
         response = client.submit(
             args.ref,
             args=args.args,
@@ -147,11 +154,18 @@ def submit_run(args: argparse.Namespace) -> int:
                 f"submitted run {run.uuid} ({run.definition_name} v{run.definition_version})",
                 flush=True,
             )
-        if not args.wait:
+        if not wait:
             if args.output is not None:
                 print(run_output(run, args.output, datetime.now(UTC)))
             return EXIT_OK
-        return _wait(client, run, args.wait_timeout, args.output)
+        return wait_for_run(
+            client,
+            run,
+            timeout=args.wait_timeout,
+            output=args.output,
+            logs=logs if args.follow else None,
+            reconnect_timeout=args.reconnect_timeout,
+        )
 
 
 def _read_payload(args: argparse.Namespace) -> bytes:
@@ -182,48 +196,3 @@ def _environment(pairs: list[tuple[str, str | None]], flag: str) -> dict[str, st
                 raise UsageError(f"{flag} {key}: ${key} is not set here (write {key}=VALUE)")
         env[key] = value
     return env
-
-
-class _StateLines:
-    """Prints a line on stderr whenever the run's state, as people see it, changes."""
-
-    def __init__(self) -> None:
-        self._start = time.monotonic()
-        self._last = ""
-
-    def __call__(self, run: run_pb2.Run) -> None:
-        text = state_text(run)
-        if text != self._last:
-            self._last = text
-            took = elapsed(time.monotonic() - self._start)
-            print(f"{took} Run {run.uuid}: {text}", file=sys.stderr, flush=True)
-
-
-def _wait(client: RunsClient, run: run_pb2.Run, timeout: float | None, output: str | None) -> int:
-    """Follow the run to its end; the exit code tells how it ended."""
-    try:
-        final = client.wait(run.uuid, timeout=timeout, poll=_StateLines())
-    except WaitTimeoutError as exc:
-        if output is not None:
-            print(run_output(exc.run, output, datetime.now(UTC)))
-        print(
-            f"stopped waiting after {duration(exc.timeout)}: run {run.uuid} is "
-            f"{state_text(exc.run)} and goes on (see: batchyard runs get {run.uuid})",
-            file=sys.stderr,
-        )
-        return EXIT_WAIT_TIMEOUT
-    except KeyboardInterrupt:
-        print(f"\nstopped waiting: run {run.uuid} goes on", file=sys.stderr)
-        raise
-    if output is None:
-        print("\n".join(outcome_lines(final)))
-    else:
-        print(run_output(final, output, datetime.now(UTC)))
-    return EXIT_CODE_BY_STATUS.get(final.status, EXIT_RUN_FAILED)
-
-
-EXIT_CODE_BY_STATUS = {
-    run_pb2.RUN_STATUS_SUCCEEDED: EXIT_OK,
-    run_pb2.RUN_STATUS_FAILED: EXIT_RUN_FAILED,
-    run_pb2.RUN_STATUS_CANCELLED: EXIT_CANCELLED,
-}

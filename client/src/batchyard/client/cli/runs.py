@@ -1,4 +1,4 @@
-"""`batchyard runs`: submit, get, list, cancel and delete runs."""
+"""`batchyard runs`: submit, get, list, watch, cancel and delete runs."""
 
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ from batchyard.client.cli.failures import EXIT_OK
 from batchyard.client.cli.options import (
     add_connection_options,
     add_output_option,
+    add_reconnect_option,
     command_group,
+    duration_seconds,
     positive_int,
+    runs_and_logs_clients,
     runs_client,
 )
 from batchyard.client.cli.render import data_text, message_dict
@@ -24,6 +27,7 @@ from batchyard.client.cli.run_views import (
     runs_table,
     state_text,
 )
+from batchyard.client.cli.run_wait import wait_for_run
 from batchyard.v1 import run_pb2
 
 DEFAULT_LIMIT = 50
@@ -37,6 +41,7 @@ examples:
   batchyard runs submit hello --arg=--greeting --arg=bonjour --wait
   batchyard runs list --status pending,running
   batchyard runs get 0b6f3c1e-8a43-4d1e-9a55-0c1d2e3f4a5b
+  batchyard runs watch 0b6f3c1e-8a43-4d1e-9a55-0c1d2e3f4a5b --follow
   batchyard runs cancel 0b6f3c1e-8a43-4d1e-9a55-0c1d2e3f4a5b --reason "wrong day"
   batchyard runs delete 0b6f3c1e-8a43-4d1e-9a55-0c1d2e3f4a5b
 """
@@ -60,6 +65,35 @@ examples:
   batchyard runs list --definition hello --status failed
   batchyard runs list --status pending,running --limit 10
   batchyard runs list --all -o json
+"""
+
+WATCH_EPILOG = """\
+Follows a run (submitted earlier, e.g. without --wait) until it ends, as
+`runs submit --wait` does, and prints how it ended. Its state (status, attempt,
+progress) is shown on stderr: on a terminal as one live line with a progress bar, e.g.
+  0:00:36 Run <uuid>: running (attempt 1, 40%) [########------------]
+otherwise as one line per change:
+  0:00:00 Run <uuid>: pending (in queue)
+  0:00:02 Run <uuid>: running (attempt 1)
+  0:00:36 Run <uuid>: running (attempt 1, 40%)
+--follow also prints the run's log as it comes (as `batchyard logs --follow` does) on
+stdout, or on stderr with -o json|yaml. -o json|yaml prints the final Run message. If
+the server restarts meanwhile, watching resumes where it was (see --reconnect-timeout).
+A run that has already ended is shown at once.
+
+exit codes:
+  0  the run succeeded
+  1  the run failed, or the server refused (e.g. no such run)
+  2  wrong command line
+  3  the server cannot be reached, or stayed unreachable for --reconnect-timeout
+  4  the run was cancelled
+  5  --wait-timeout passed before the run ended (the run goes on)
+  130  interrupted (Ctrl-C; the run goes on)
+
+examples:
+  batchyard runs watch 0b6f3c1e-8a43-4d1e-9a55-0c1d2e3f4a5b
+  batchyard runs watch 0b6f3c1e-8a43-4d1e-9a55-0c1d2e3f4a5b --follow
+  batchyard runs watch 0b6f3c1e-8a43-4d1e-9a55-0c1d2e3f4a5b --wait-timeout 10m -o json
 """
 
 CANCEL_EPILOG = """\
@@ -86,7 +120,7 @@ def register(subparsers: Any) -> None:
     command = command_group(
         subparsers,
         "runs",
-        help_text="submit, get, list, cancel and delete runs",
+        help_text="submit, get, list, watch, cancel and delete runs",
         description="Submit runs of job definitions and follow them.",
         epilog=GROUP_EPILOG,
     )
@@ -108,6 +142,20 @@ def register(subparsers: Any) -> None:
     add_connection_options(list_)
     add_output_option(list_)
     list_.set_defaults(handler=list_runs)
+
+    watch = command("watch", "follow a run until it ends", WATCH_EPILOG)
+    watch.add_argument("run", metavar="ID", help="the run's uuid")
+    watch.add_argument("--follow", action="store_true", help="also print the run's log as it comes")
+    watch.add_argument(
+        "--wait-timeout",
+        metavar="SECONDS",
+        type=duration_seconds,
+        help="stop watching after this long, e.g. 30s, 10m (default: no limit)",
+    )
+    add_reconnect_option(watch)
+    add_connection_options(watch)
+    add_output_option(watch, default=None)
+    watch.set_defaults(handler=watch_run)
 
     cancel = command("cancel", "cancel a pending or running run", CANCEL_EPILOG)
     cancel.add_argument("run", metavar="ID", help="the run's uuid")
@@ -204,6 +252,20 @@ def list_runs(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return EXIT_OK
+
+
+def watch_run(args: argparse.Namespace) -> int:
+    """`runs watch ID [--follow] [--wait-timeout S]`."""
+    with runs_and_logs_clients(args) as (client, logs):
+        run = client.get(args.run)  # an unknown run or an unreachable server: fail now
+        return wait_for_run(
+            client,
+            run,
+            timeout=args.wait_timeout,
+            output=args.output,
+            logs=logs if args.follow else None,
+            reconnect_timeout=args.reconnect_timeout,
+        )
 
 
 def cancel_run(args: argparse.Namespace) -> int:

@@ -1,0 +1,245 @@
+"""Following a run to its end (`runs submit --wait`, `runs watch`): its state on stderr,
+its log on stdout with --follow, then how it ended; the exit code tells the outcome.
+
+On a terminal the state is one live line, rewritten in place, with a progress bar:
+
+    0:00:36 Run <uuid>: running (attempt 1, 40%) [########------------]
+
+Elsewhere (a file, a pipe, a CI log) it is one plain line per change of state.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Protocol, TextIO
+
+from batchyard.client.cli.failures import (
+    EXIT_CANCELLED,
+    EXIT_OK,
+    EXIT_RUN_FAILED,
+    EXIT_WAIT_TIMEOUT,
+)
+from batchyard.client.cli.log_views import entry_line, is_terminal, wants_colour
+from batchyard.client.cli.render import duration
+from batchyard.client.cli.run_views import elapsed, outcome_lines, run_output, state_text
+from batchyard.client.logs import LogFollower, LogsClient
+from batchyard.client.runs import RunsClient, WaitTimeoutError
+from batchyard.v1 import run_pb2
+
+BAR_WIDTH = 20
+# The live line is redrawn this often, so its clock moves while nothing else does.
+TICK_SECONDS = 1.0
+
+EXIT_CODE_BY_STATUS = {
+    run_pb2.RUN_STATUS_SUCCEEDED: EXIT_OK,
+    run_pb2.RUN_STATUS_FAILED: EXIT_RUN_FAILED,
+    run_pb2.RUN_STATUS_CANCELLED: EXIT_CANCELLED,
+}
+
+
+def exit_code(run: run_pb2.Run) -> int:
+    """0 succeeded, 1 failed, 4 cancelled (1 for anything else)."""
+    return EXIT_CODE_BY_STATUS.get(run.status, EXIT_RUN_FAILED)
+
+
+def progress_bar(percent: int, width: int = BAR_WIDTH) -> str:
+    """'[########------------]' for 40%."""
+    done = round(min(max(percent, 0), 100) * width / 100)
+    return "[" + "#" * done + "-" * (width - done) + "]"
+
+
+class StateDisplay(Protocol):
+    """Shows a run's state while it is followed, and log lines alongside it."""
+
+    def update(self, run: run_pb2.Run) -> None:
+        """A new state of the run."""
+
+    def print_line(self, text: str, out: TextIO) -> None:
+        """Print a line (of the log) on `out`, keeping the state display intact."""
+
+    def close(self) -> None:
+        """Done: leave the last state on the screen."""
+
+
+class StateLines:
+    """Prints a line on `err` whenever the run's state, as people see it, changes."""
+
+    def __init__(self, err: TextIO) -> None:
+        self._err = err
+        self._start = time.monotonic()
+        self._last = ""
+        self._lock = threading.Lock()
+
+    def update(self, run: run_pb2.Run) -> None:
+        text = state_text(run)
+        with self._lock:
+            if text != self._last:
+                self._last = text
+                took = elapsed(time.monotonic() - self._start)
+                print(f"{took} Run {run.uuid}: {text}", file=self._err, flush=True)
+
+    def print_line(self, text: str, out: TextIO) -> None:
+        with self._lock:
+            print(text, file=out, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+class ProgressLine:
+    """One line on the terminal `err`, rewritten in place (`\\r`) as the run changes and
+    every second for the clock, with a progress bar while it runs. Log lines printed
+    through `print_line` appear above it."""
+
+    def __init__(self, err: TextIO) -> None:
+        self._err = err
+        self._start = time.monotonic()
+        self._run: run_pb2.Run | None = None
+        self._shown = False
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="progress-line", daemon=True)
+        self._ticker.start()
+
+    def text(self, width: int | None = None) -> str:
+        """What the line says now, fitted into `width` columns: on a narrow terminal the
+        run's uuid is shortened to its first 8 characters, then the end is cut."""
+        run = self._run
+        if run is None:
+            return ""
+        took = elapsed(time.monotonic() - self._start)
+        state = state_text(run)
+        if run.status == run_pb2.RUN_STATUS_RUNNING:
+            state += " " + progress_bar(run.progress)
+        line = f"{took} Run {run.uuid}: {state}"
+        if width is None or len(line) <= width:
+            return line
+        return f"{took} Run {run.uuid[:8]}: {state}"[: max(width, 1)]
+
+    def update(self, run: run_pb2.Run) -> None:
+        with self._lock:
+            self._run = run
+            self._draw()
+
+    def print_line(self, text: str, out: TextIO) -> None:
+        with self._lock:
+            if self._shown and is_terminal(out):  # the same screen: make room above
+                self._err.write("\r\x1b[K")
+                self._err.flush()
+                self._shown = False
+            print(text, file=out, flush=True)
+            self._draw()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._ticker.join()
+        with self._lock:
+            self._draw()
+            if self._shown:
+                self._err.write("\n")
+                self._err.flush()
+                self._shown = False
+
+    def _draw(self) -> None:
+        text = self.text(shutil.get_terminal_size((80, 24)).columns - 1)
+        if not text:
+            return
+        self._err.write("\r" + text + "\x1b[K")
+        self._err.flush()
+        self._shown = True
+
+    def _tick(self) -> None:
+        while not self._stop.wait(TICK_SECONDS):
+            with self._lock:
+                self._draw()
+
+
+def state_display(err: TextIO) -> StateDisplay:
+    """A live line on a terminal, else one line per change."""
+    return ProgressLine(err) if is_terminal(err) else StateLines(err)
+
+
+class LogPrinter(threading.Thread):
+    """Prints a run's log, as it comes, through the state display (on another thread)."""
+
+    def __init__(self, follower: LogFollower, display: StateDisplay, out: TextIO) -> None:
+        super().__init__(name="log-printer", daemon=True)
+        self.follower = follower
+        self.display = display
+        self.out = out
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        colour = wants_colour(self.out)
+        try:
+            for entry in self.follower:
+                self.display.print_line(entry_line(entry, colour=colour), self.out)
+        except BaseException as exc:  # handed to the waiting thread, which reports it
+            self.error = exc
+
+    def stop(self) -> None:
+        """Stop following and wait for the thread to end."""
+        self.follower.cancel()
+        self.join()
+
+
+def wait_for_run(
+    runs: RunsClient,
+    run: run_pb2.Run,
+    *,
+    timeout: float | None,
+    output: str | None,
+    logs: LogsClient | None = None,
+    reconnect_timeout: float,
+) -> int:
+    """Follow the run to its end, showing its state on stderr and, given `logs`, its log
+    lines (on stdout, or on stderr when `output` asks for a document on stdout); then
+    print how it ended. The exit code tells how it ended."""
+    display = state_display(sys.stderr)
+    printer: LogPrinter | None = None
+    if logs is not None:
+        follower = logs.follow(run.uuid, reconnect_timeout=reconnect_timeout)
+        printer = LogPrinter(follower, display, sys.stdout if output is None else sys.stderr)
+        printer.start()
+    try:
+        final = runs.wait(
+            run.uuid, timeout=timeout, poll=display.update, reconnect_timeout=reconnect_timeout
+        )
+        if printer is not None:
+            printer.join()  # it ends once every line of the finished run was printed
+            if printer.error is not None:
+                raise printer.error
+    except WaitTimeoutError as exc:
+        _stop(printer, display)
+        if output is not None:
+            print(run_output(exc.run, output, datetime.now(UTC)))
+        print(
+            f"stopped waiting after {duration(exc.timeout)}: run {run.uuid} is "
+            f"{state_text(exc.run)} and goes on (see: batchyard runs get {run.uuid})",
+            file=sys.stderr,
+        )
+        return EXIT_WAIT_TIMEOUT
+    except KeyboardInterrupt:
+        _stop(printer, display)
+        newline = "" if isinstance(display, ProgressLine) else "\n"  # after the echoed ^C
+        print(f"{newline}stopped waiting: run {run.uuid} goes on", file=sys.stderr)
+        raise
+    except BaseException:
+        _stop(printer, display)
+        raise
+    display.close()
+    if output is None:
+        print("\n".join(outcome_lines(final)))
+    else:
+        print(run_output(final, output, datetime.now(UTC)))
+    return exit_code(final)
+
+
+def _stop(printer: LogPrinter | None, display: StateDisplay) -> None:
+    if printer is not None:
+        printer.stop()
+    display.close()
