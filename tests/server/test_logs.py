@@ -251,3 +251,64 @@ async def test_logs_outlive_the_run_and_go_with_delete(definitions, runs, worker
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await logs.GetLogs(lpb.GetLogsRequest(run=run.uuid))
     assert failure(info.value).code == grpc.StatusCode.NOT_FOUND
+
+
+async def test_complete_run_can_carry_the_last_log_entries(definitions, runs, workers, logs):
+    run, leased = await started(definitions, runs, workers)
+    await append(workers, leased, [entry(i) for i in range(1, 4)])
+    final = wpb.AppendLogsRequest(
+        run=leased.run,
+        attempt=leased.attempt,
+        lease_id=leased.lease_id,
+        entries=[entry(i) for i in range(3, 7)],
+    )
+    done = await complete(workers, leased, logs=final)
+    assert done.run_status == run_pb2.RUN_STATUS_SUCCEEDED
+    again = await complete(workers, leased, logs=final)  # a repeat stores nothing twice
+    assert again.run_status == run_pb2.RUN_STATUS_SUCCEEDED
+    assert [s for _, s, _ in await read_all(logs, run.uuid)] == [1, 2, 3, 4, 5, 6]
+
+
+async def test_complete_run_refuses_logs_of_another_lease_or_with_a_gap(
+    definitions, runs, workers, logs
+):
+    run, leased = await started(definitions, runs, workers)
+    forged = wpb.AppendLogsRequest(
+        run=leased.run,
+        attempt=leased.attempt,
+        lease_id="6f748a1b-251c-48b5-935a-a1974c3dbf7b",
+        entries=[entry(1)],
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await complete(workers, leased, logs=forged)
+    assert "logs.run" in failure(info.value).fields
+    gap = wpb.AppendLogsRequest(
+        run=leased.run, attempt=leased.attempt, lease_id=leased.lease_id, entries=[entry(5)]
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await complete(workers, leased, logs=gap)
+    assert "logs.entries[0].seq" in failure(info.value).fields
+    assert (
+        await runs.GetRun(rpb.GetRunRequest(run=run.uuid))
+    ).run.status == run_pb2.RUN_STATUS_RUNNING
+
+
+async def test_a_short_attempts_whole_log_can_come_with_its_completion(
+    definitions, runs, workers, logs
+):
+    run, leased = await started(definitions, runs, workers)
+    await append(workers, leased, [entry(1)])
+    final = wpb.AppendLogsRequest(
+        run=leased.run,
+        attempt=leased.attempt,
+        lease_id=leased.lease_id,
+        entries=[entry(i) for i in (2, 3)],
+    )
+    done = await complete(workers, leased, logs=final, progress=100)
+    assert done.run_status == run_pb2.RUN_STATUS_SUCCEEDED
+    assert await complete(workers, leased, logs=final, progress=100) == done
+    assert [s for _, s, _ in await read_all(logs, run.uuid)] == [1, 2, 3]
+    # The attempt's stored end moved too: a follower from the start ends after seq 3.
+    assert [s for _, s in await follow(logs, run.uuid)] == [1, 2, 3]
+    finished = (await runs.GetRun(rpb.GetRunRequest(run=run.uuid))).run
+    assert finished.progress == 100 and finished.attempts[0].status == run_pb2.RUN_STATUS_SUCCEEDED

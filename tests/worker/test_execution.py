@@ -28,7 +28,7 @@ async def test_non_zero_exit_fails_with_the_exit_code(options: ExecutionOptions)
     assert result.outcome.status == run_pb2.RUN_STATUS_FAILED
     assert result.outcome.reason == run_pb2.RUN_REASON_NON_ZERO_EXIT_CODE
     assert result.outcome.exit_code == 3
-    assert result.outcome.message == "exited with code 3"
+    assert result.outcome.message == "exited with code 3: failing"
     assert result.sink.lines_of("stderr") == ["failing"]
 
 

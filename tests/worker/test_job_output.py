@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from batchyard.v1 import run_pb2
@@ -60,7 +62,39 @@ async def test_output_cap_per_attempt(options: ExecutionOptions) -> None:
     config.resources.output_bytes = 90  # 10 lines of 9 bytes
     result = await run_job(config, options)
     assert result.sink.lines_of("stdout") == [f"line {i:04}" for i in range(10)]
-    assert any("output limit of 90 bytes" in line for line in result.sink.system())
+    dropped = [line for line in result.sink.system() if line.startswith("output limit")]
+    assert dropped == [
+        "output limit reached: dropped 990 lines (8910 bytes) of output over the per-attempt "
+        "limits of 1000000 lines and 90 bytes"
+    ]
+
+
+async def test_line_cap_per_attempt_is_a_worker_setting(options: ExecutionOptions) -> None:
+    capped = replace(options, max_output_lines=5)
+    result = await run_job(python_job("for i in range(100): print(i)"), capped)
+    assert result.sink.lines_of("stdout") == ["0", "1", "2", "3", "4"]
+    assert any("dropped 95 lines (185 bytes)" in line for line in result.sink.system())
+    assert result.outcome.status == run_pb2.RUN_STATUS_SUCCEEDED  # the run is unaffected
+
+
+async def test_progress_lines_are_not_stored(options: ExecutionOptions) -> None:
+    script = "print('a'); print('::progress 40'); print('b'); print('::progress 100')"
+    result = await run_job(python_job(script), options)
+    assert result.sink.lines_of("stdout") == ["a", "b"]
+    assert result.outcome.progress == 100
+    assert [r.seq for r in result.sink.records] == list(range(1, len(result.sink.records) + 1))
+
+
+async def test_system_entries_tell_what_the_worker_did(options: ExecutionOptions) -> None:
+    named = replace(options, worker_id="host-7")
+    result = await run_job(python_job("print('hi')", location="job.py"), named, run="r-9")
+    assert result.sink.system() == [
+        "attempt 1 of run r-9 started on worker host-7",
+        "source ready: inline text written to 'job.py'",
+        "starting: python job: job.py",
+        "attempt ended: exited with code 0",
+    ]
+    assert result.sink.records[0].seq == 1
 
 
 async def test_json_lines_keep_their_level(options: ExecutionOptions) -> None:

@@ -95,3 +95,60 @@ def test_register_adds_the_worker_command() -> None:
 def test_bad_settings_exit_with_code_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["--slots", "nope"]) == 2
     assert "--slots" in capsys.readouterr().err
+
+
+def test_output_caps_and_log_shipping_have_defaults() -> None:
+    settings = parse([])
+    assert settings.max_line_bytes == 16 * 1024
+    assert settings.max_output_lines == 1_000_000
+    assert settings.max_output_bytes == 64 * 1024 * 1024
+    assert settings.log_flush_interval == 0.03
+    assert settings.log_spool_memory == 16 * 1024 * 1024
+    options = settings.execution_options()
+    assert (options.max_line_bytes, options.max_output_lines, options.max_output_bytes) == (
+        16 * 1024,
+        1_000_000,
+        64 * 1024 * 1024,
+    )
+    assert options.worker_id == settings.worker_id
+    shipping = settings.shipping_options()
+    assert shipping.spool_dir == settings.state_dir / "spool"
+    assert shipping.flush_interval == 0.03
+
+
+def test_output_caps_from_flags_and_environment() -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "BATCHYARD_MAX_OUTPUT_LINES": "5000",
+        "BATCHYARD_MAX_OUTPUT_BYTES": "8MiB",
+        "BATCHYARD_LOG_SPOOL_MEMORY": "1M",
+    }
+    settings = parse(
+        ["--max-line-bytes", "4KiB", "--max-output-lines", "2_000", "--log-flush-interval", "0.1"],
+        env,
+    )
+    assert settings.max_line_bytes == 4096
+    assert settings.max_output_lines == 2000  # the flag wins
+    assert settings.max_output_bytes == 8 * 1024 * 1024
+    assert settings.log_spool_memory == 1_000_000
+    assert settings.log_flush_interval == 0.1
+    shipping = settings.shipping_options()
+    assert (shipping.max_memory_bytes, shipping.flush_interval) == (1_000_000, 0.1)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--max-output-lines", "0"], "--max-output-lines: must be 1 or more"),
+        (["--max-output-bytes", "lots"], "--max-output-bytes: 'lots' is not a size"),
+        (["--max-output-bytes", "12XB"], "--max-output-bytes: '12XB' is not a size"),
+        (["--max-output-bytes", "inf"], "--max-output-bytes: 'inf' is not a size"),
+        (["--max-output-bytes", "0.1"], "--max-output-bytes: must be 1 byte or more"),
+        (["--max-line-bytes", "1MiB"], "--max-line-bytes: must be at most 64000 bytes"),
+        (["--log-flush-interval", "9"], "--log-flush-interval: must be between 0 and 5"),
+    ],
+)
+def test_bad_output_settings_name_their_origin(argv: list[str], message: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        parse(argv)
+    assert message in str(caught.value)

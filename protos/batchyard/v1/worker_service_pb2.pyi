@@ -283,6 +283,7 @@ class CompleteRunRequest(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     RESULTS_FIELD_NUMBER: _builtins.int
     PROGRESS_FIELD_NUMBER: _builtins.int
+    LOGS_FIELD_NUMBER: _builtins.int
     run: _builtins.str
     """The run's uuid."""
     attempt: _builtins.int
@@ -305,6 +306,15 @@ class CompleteRunRequest(_message.Message):
     def results(self) -> _containers.RepeatedCompositeFieldContainer[_result_pb2.RunResult]:
         """The result assets the attempt produced, already in the artifact store."""
 
+    @_builtins.property
+    def logs(self) -> Global___AppendLogsRequest:
+        """The attempt's last log entries, when the worker sends them here instead of in a final
+        AppendLogs call (a short attempt's whole log often fits one message). They are stored
+        exactly as an AppendLogs message would be, fenced by the same lease, before the
+        outcome is applied; `logs.run`, `logs.attempt` and `logs.lease_id` must equal this
+        request's. Repeating the call repeats nothing (entries already stored are skipped).
+        """
+
     def __init__(
         self,
         *,
@@ -317,10 +327,11 @@ class CompleteRunRequest(_message.Message):
         message: _builtins.str = ...,
         results: _abc.Iterable[_result_pb2.RunResult] | None = ...,
         progress: _builtins.int | None = ...,
+        logs: Global___AppendLogsRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_progress", b"_progress", "exit_code", b"exit_code", "progress", b"progress"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_progress", b"_progress", "exit_code", b"exit_code", "logs", b"logs", "progress", b"progress"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_progress", b"_progress", "attempt", b"attempt", "exit_code", b"exit_code", "lease_id", b"lease_id", "message", b"message", "progress", b"progress", "reason", b"reason", "results", b"results", "run", b"run", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_progress", b"_progress", "attempt", b"attempt", "exit_code", b"exit_code", "lease_id", b"lease_id", "logs", b"logs", "message", b"message", "progress", b"progress", "reason", b"reason", "results", b"results", "run", b"run", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__exit_code: _TypeAlias = _typing.Literal["exit_code"]  # noqa: Y015
     _WhichOneofArgType__exit_code: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code"]  # noqa: Y015

@@ -10,6 +10,13 @@ whole process group at the end, and returns an :class:`~batchyard.worker.outcome
         ...                                   # execution.paths.output: the job's results
     # the attempt directory is gone here
 
+The attempt's log (records numbered by :class:`~batchyard.worker.output.OutputCollector`)
+goes to an in-memory tail — a failed attempt's message quotes its last stderr lines — and to
+the ``sink`` given (the log shipper of a leased attempt). The worker's own system entries
+say: which worker started the attempt, that the source is ready (or why it is not), the
+command started, a timeout reached, a cancel or lease loss received, the signals sent, the
+output dropped over the caps, and how the attempt ended.
+
 Stopping (timeout, cancel, shutdown): SIGTERM to the process group, ``kill_grace`` seconds
 for the leader to exit, then SIGKILL to the group. A lost lease skips the grace: SIGKILL at
 once. Whatever happens — exit, stop, an exception, cancellation of ``run()`` — the group is
@@ -40,6 +47,8 @@ from batchyard.worker.log_tail import TailSink
 from batchyard.worker.outcome import Outcome, StopReason
 from batchyard.worker.output import (
     DEFAULT_MAX_OUTPUT_BYTES,
+    DEFAULT_MAX_OUTPUT_LINES,
+    FanOutSink,
     Level,
     LogSink,
     OutputCollector,
@@ -47,7 +56,7 @@ from batchyard.worker.output import (
 from batchyard.worker.process import JobProcess
 from batchyard.worker.reaper_client import Reaper
 from batchyard.worker.slot_dirs import SlotDirectories
-from batchyard.worker.sources import SourceError, prepare_source, source_location
+from batchyard.worker.sources import SourceError, prepare_source, source_kind, source_location
 
 DEFAULT_TIMEOUT = 60 * 60.0
 
@@ -77,6 +86,10 @@ class ExecutionOptions:
     default_timeout: float = DEFAULT_TIMEOUT
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+    """Per attempt, unless the job's ``resources.output_bytes`` says otherwise."""
+    max_output_lines: int = DEFAULT_MAX_OUTPUT_LINES
+    worker_id: str = ""
+    """Named in the attempt's first system entry."""
     drain_timeout: float = 5.0
     """How long to wait for the output pipes to close once the group is dead."""
     directories: SlotDirectories | None = None
@@ -162,18 +175,21 @@ class Execution:
         if self._started:
             raise RuntimeError("an Execution runs only once")
         self._started = True
-        tail = TailSink()
-        sink = self._sink if self._sink is not None else tail
+        tail = TailSink()  # failure messages quote the last stderr lines
+        sink: LogSink = tail if self._sink is None else FanOutSink(tail, self._sink)
         collector = OutputCollector(
             sink,
             max_line_bytes=self._options.max_line_bytes,
             max_output_bytes=self._max_output_bytes(),
+            max_output_lines=self._options.max_output_lines,
         )
         self._collector = collector
         try:
+            collector.system(self._started_message())
             outcome = await self._execute(collector)
+            collector.finish()  # the last partial lines, the note on dropped output
             collector.system(f"attempt ended: {outcome.message}", _ending_level(outcome))
-            return _with_stderr(outcome, tail if sink is tail else None)
+            return _with_stderr(outcome, tail)
         finally:
             collector.close()
 
@@ -213,7 +229,11 @@ class Execution:
         except SourceError as exc:
             collector.system(f"source unavailable: {exc}", Level.ERROR)
             return outcomes.source_unavailable(str(exc))
+        source = self._describe_source()
+        if source:
+            collector.system(source)
         if self._stop is not None:
+            collector.system(f"not starting the job: {_stop_message(self._stop)}", Level.WARNING)
             return outcomes.stopped(self._stop, timeout=self.timeout, progress=None)
         collector.system(f"starting: {self._describe()}")
         try:
@@ -266,7 +286,7 @@ class Execution:
                 f"timeout of {outcomes.format_seconds(self.timeout)} reached", Level.ERROR
             )
         else:
-            collector.system(f"stopping the job: {reason.value}", Level.WARNING)
+            collector.system(f"stopping the job: {_stop_message(reason)}", Level.WARNING)
         await self._terminate(process, reason, collector)
         return reason
 
@@ -303,15 +323,43 @@ class Execution:
         config = self.spec.config
         return source_location(config) if config.HasField("source") else config.source_location
 
+    def _started_message(self) -> str:
+        worker = self._options.worker_id
+        where = f" on worker {worker}" if worker else ""
+        return f"attempt {self.spec.attempt} of run {self.spec.run} started{where}"
+
+    def _describe_source(self) -> str:
+        """The system entry saying the source is ready ("" when the job has none)."""
+        config = self.spec.config
+        match source_kind(config):
+            case "workspace":
+                return f"source ready: workspace path {config.source.workspace.path or '.'!r}"
+            case "inline":
+                return f"source ready: inline text written to {source_location(config)!r}"
+            case _:
+                return ""
+
     def _describe(self) -> str:
         config = self.spec.config
         kind = job_pb2.JobType.Name(config.type).removeprefix("JOB_TYPE_").lower()
         return f"{kind} job: {shlex.join([self._program(), *config.args])}"
 
 
-def _with_stderr(outcome: Outcome, tail: TailSink | None) -> Outcome:
+_STOP_MESSAGES = {
+    StopReason.CANCEL: "cancel requested by a user",
+    StopReason.LEASE_LOST: "the worker lost the run's lease",
+    StopReason.SHUTDOWN: "the worker is shutting down (the run is handed back)",
+    StopReason.TIMEOUT: "timeout reached",
+}
+
+
+def _stop_message(reason: StopReason) -> str:
+    return _STOP_MESSAGES[reason]
+
+
+def _with_stderr(outcome: Outcome, tail: TailSink) -> Outcome:
     """A failed attempt's message quotes the job's last stderr lines."""
-    if tail is None or outcome.status != run_pb2.RUN_STATUS_FAILED:
+    if outcome.status != run_pb2.RUN_STATUS_FAILED:
         return outcome
     quoted = tail.stderr_summary()
     return replace(outcome, message=f"{outcome.message}: {quoted}") if quoted else outcome

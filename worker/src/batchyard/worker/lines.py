@@ -64,18 +64,41 @@ class LineSplitter:
 
     def feed(self, data: bytes) -> list[Line]:
         """Adds a chunk and returns the lines it completed."""
+        return [Line(text, size) for text, size in self.feed_pairs(data)]
+
+    def feed_pairs(self, data: bytes) -> list[tuple[str, int]]:
+        """:meth:`feed` as plain ``(text, size)`` pairs: the hot path (a job may print
+        hundreds of thousands of lines a second, so no object is made per line)."""
         if self._skip_lf and data[:1] == b"\n":
             data = data[1:]
         self._skip_lf = False
         if not data:
             return []
-        lines: list[Line] = []
+        lines: list[tuple[str, int]] = []
+        if data.isascii() and b"\r" not in data and b"\x00" not in data:
+            # Plain ASCII lines: one decode and one split for the whole chunk.
+            if self._pending:  # first the end of the line the last chunk began
+                end = data.find(b"\n")
+                if end < 0:
+                    self._append(data)
+                    return lines
+                self._append(data[:end])
+                lines.append(self._take())
+                data = data[end + 1 :]
+            texts = data.decode("ascii").split("\n")
+            rest = texts.pop()  # after the last "\n" ("" when the chunk ends with one)
+            if not texts or max(map(len, texts)) <= self._max:
+                if rest:
+                    self._append(data[len(data) - len(rest) :])
+                lines += zip(texts, map(len, texts), strict=True)
+                return lines
+
         for piece in data.splitlines(keepends=True):
             last = piece[-1:]
             if last in (b"\n", b"\r"):
                 body = piece[:-2] if piece.endswith(b"\r\n") else piece[:-1]
                 if not self._pending and len(body) <= self._max:
-                    lines.append(Line(decode_line(body), len(body)))  # the common case
+                    lines.append((decode_line(body), len(body)))  # the common case
                     continue
                 self._append(body)
                 lines.append(self._take())

@@ -1,8 +1,7 @@
-"""The attempt's log kept in memory: the most recent records, bounded.
+"""The attempt's most recent records, kept in memory (bounded) next to the log shipper.
 
-Until log shipping to the server exists, this is where an attempt's records go. It costs no
-file-system work (which dominates a short attempt's cost on slow disks), and it serves the
-one use the records have today: a failed attempt's message quotes its last stderr lines.
+Every attempt has one (the execution fans records out to it and to the shipper): a failed
+attempt's message quotes its last stderr lines from here, whatever happens to shipping.
 """
 
 from __future__ import annotations

@@ -1,10 +1,27 @@
 """A job's output as numbered log records, and the progress it reports.
 
 :class:`OutputCollector` is the single producer of an attempt's log: it numbers records
-1, 2, 3, … with no gap (the ``seq`` of the log service), stamps them with the time the worker
-read them, gives each a level, parses ``::progress <0-100>`` lines, and enforces the
-per-attempt output cap. Records go to a :class:`LogSink`; today that is a bounded tail in
-memory (:mod:`batchyard.worker.log_tail`), and a log shipper can consume the same records.
+1, 2, 3, … with no gap (the ``seq`` of the log service; the worker's system entries share the
+sequence), stamps them with the time the worker read them and gives each a level. Records go
+to a :class:`LogSink`: during a leased attempt a :class:`FanOutSink` to the in-memory tail
+(:mod:`batchyard.worker.log_tail`, quoted in failure messages) and the log shipper
+(:mod:`batchyard.worker.log_shipping`, which sends them to the server).
+
+Rules users see in the stored log:
+
+* **Levels**: stdout is INFO and stderr WARNING, unless a line is a JSON object with a
+  ``level`` field (``"error"``, ``"warn"``, ``"debug"``, …), which it keeps.
+* **Progress**: a line that is exactly ``::progress <0-100>`` (optionally a fraction, which
+  is cut, or a ``%``) sets the run's progress and is *not* stored in the log: it takes no
+  seq and does not count against the caps. A malformed one (``::progress 150``,
+  ``::progress soon``) is an ordinary line and is stored.
+* **Per line**: a line longer than ``max_line_bytes`` (16 KiB by default) keeps its first
+  bytes and ends with the marker ``…[truncated N bytes]`` (:mod:`batchyard.worker.lines`).
+* **Per attempt**: at most ``max_output_lines`` lines (1,000,000 by default) and
+  ``max_output_bytes`` bytes (64 MiB by default, or the job's ``resources.output_bytes``)
+  of stdout/stderr are kept. Once either cap is reached the rest of the output is dropped,
+  and when the attempt ends ONE system entry says how many lines and bytes were dropped.
+  Progress still counts past the caps, and the run itself is unaffected.
 """
 
 from __future__ import annotations
@@ -13,13 +30,14 @@ import enum
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
-from batchyard.worker.lines import DEFAULT_MAX_LINE_BYTES, Line, LineSplitter
+from batchyard.worker.lines import DEFAULT_MAX_LINE_BYTES, LineSplitter
 
 DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_OUTPUT_LINES = 1_000_000
+_PROGRESS_PREFIX = "::progress"
 
 _PROGRESS = re.compile(r"::progress\s+(\d{1,3}(?:\.\d*)?)\s*%?\s*")
 
@@ -65,9 +83,8 @@ _DEFAULT_LEVEL = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class LogRecord:
-    """One line of an attempt's log."""
+class LogRecord(NamedTuple):
+    """One line of an attempt's log (a named tuple: made for every line, so made cheaply)."""
 
     seq: int
     time: datetime
@@ -84,9 +101,25 @@ class LogSink(Protocol):
     def close(self) -> None: ...
 
 
+class FanOutSink:
+    """Hands every record to several sinks, in order."""
+
+    def __init__(self, *sinks: LogSink) -> None:
+        self._emits = tuple(sink.emit for sink in sinks)
+        self._sinks = sinks
+
+    def emit(self, record: LogRecord) -> None:
+        for emit in self._emits:
+            emit(record)
+
+    def close(self) -> None:
+        for sink in self._sinks:
+            sink.close()
+
+
 def parse_progress(text: str) -> int | None:
     """The value of a ``::progress <0-100>`` line (fractions are cut), else None."""
-    if not text.startswith("::progress"):
+    if not text.startswith(_PROGRESS_PREFIX):
         return None
     match = _PROGRESS.fullmatch(text)
     if match is None:
@@ -124,19 +157,25 @@ class OutputCollector:
         *,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+        max_output_lines: int = DEFAULT_MAX_OUTPUT_LINES,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self._sink = sink
+        self._emit_record = sink.emit
         self._clock = clock
         self._splitters = {
             Stream.STDOUT: LineSplitter(max_line_bytes),
             Stream.STDERR: LineSplitter(max_line_bytes),
         }
         self._max_output = max_output_bytes
+        self._max_lines = max_output_lines
         self._output_bytes = 0
-        self._discarded_bytes = 0
+        self._output_lines = 0
+        self._dropped_bytes = 0
+        self._dropped_lines = 0
         self._over_limit = False
         self._seq = 0
+        self._finished = False
         self._closed = False
         self.progress: int | None = None
         """The latest progress the job reported, if any."""
@@ -146,59 +185,81 @@ class OutputCollector:
         """The seq of the last record emitted (0 before the first)."""
         return self._seq
 
+    @property
+    def dropped(self) -> tuple[int, int]:
+        """Lines and bytes of output dropped over the per-attempt caps so far."""
+        return self._dropped_lines, self._dropped_bytes
+
     def feed(self, stream: Stream, data: bytes) -> None:
         """Takes a chunk the job wrote to ``stream`` (stdout or stderr)."""
-        lines = self._splitters[stream].feed(data)
+        lines = self._splitters[stream].feed_pairs(data)
         if lines:
-            now = self._clock()
-            for line in lines:
-                self._line(stream, line, now)
+            self._lines(stream, lines, self._clock())
 
     def end(self, stream: Stream) -> None:
         """Marks the end of ``stream``: a last line without a line break is emitted."""
         line = self._splitters[stream].flush()
         if line is not None:
-            self._line(stream, line, self._clock())
+            self._lines(stream, [line], self._clock())
 
     def system(self, message: str, level: Level = Level.INFO) -> None:
-        """Records something the worker did (never counted against the output cap)."""
+        """Records something the worker did (never counted against the output caps)."""
         self._emit(Stream.SYSTEM, level, message, self._clock())
 
-    def close(self) -> None:
-        """Ends the attempt's log: notes discarded output and closes the sink (idempotent)."""
-        if self._closed:
+    def finish(self) -> None:
+        """Ends the job's output: emits last lines without a line break, then the one
+        note on output dropped over the caps, if any (idempotent)."""
+        if self._finished:
             return
         for stream in (Stream.STDOUT, Stream.STDERR):
             self.end(stream)
+        self._finished = True
         if self._over_limit:
             self.system(
-                f"discarded {self._discarded_bytes} bytes of output over the limit of "
-                f"{self._max_output} bytes per attempt",
+                f"output limit reached: dropped {self._dropped_lines} lines "
+                f"({self._dropped_bytes} bytes) of output over the per-attempt limits of "
+                f"{self._max_lines} lines and {self._max_output} bytes",
                 Level.WARNING,
             )
+
+    def close(self) -> None:
+        """Ends the attempt's log (:meth:`finish`) and closes the sink (idempotent)."""
+        if self._closed:
+            return
+        self.finish()
         self._closed = True
         self._sink.close()
 
-    def _line(self, stream: Stream, line: Line, now: datetime) -> None:
-        text = line.text
-        progress = parse_progress(text)
-        if progress is not None:
-            self.progress = progress
-        if self._over_limit or self._output_bytes + line.size > self._max_output:
-            if not self._over_limit:
-                self._over_limit = True
-                self.system(
-                    f"output limit of {self._max_output} bytes per attempt reached; "
-                    "further output is discarded",
-                    Level.WARNING,
-                )
-            self._discarded_bytes += line.size
+    def _lines(self, stream: Stream, lines: list[tuple[str, int]], now: datetime) -> None:
+        # The hot path: one call per chunk, not per line.
+        if self._finished:
             return
-        self._output_bytes += line.size
-        self._emit(stream, line_level(stream, text), text, now)
+        default = _DEFAULT_LEVEL[stream]
+        emit = self._emit_record
+        new = tuple.__new__
+        for text, size in lines:
+            if text.startswith(_PROGRESS_PREFIX):
+                progress = parse_progress(text)
+                if progress is not None:
+                    self.progress = progress
+                    continue  # kept out of the stored log
+            if (
+                self._over_limit
+                or self._output_lines >= self._max_lines
+                or self._output_bytes + size > self._max_output
+            ):
+                self._over_limit = True
+                self._dropped_lines += 1
+                self._dropped_bytes += size
+                continue
+            self._output_lines += 1
+            self._output_bytes += size
+            level = line_level(stream, text) if "{" in text else default
+            self._seq += 1
+            emit(new(LogRecord, (self._seq, now, stream, level, text)))
 
     def _emit(self, stream: Stream, level: Level, message: str, now: datetime) -> None:
         if self._closed:
             return
         self._seq += 1
-        self._sink.emit(LogRecord(self._seq, now, stream, level, message))
+        self._emit_record(LogRecord(self._seq, now, stream, level, message))

@@ -55,6 +55,7 @@ class Runner:
         self._options = replace(
             settings.execution_options(), directories=SlotDirectories(settings.state_dir)
         )
+        self._shipping = settings.shipping_options()
         self._api = api
         self._reaper = reaper
         self._attempts: dict[asyncio.Task[None], LeasedAttempt] = {}
@@ -139,6 +140,7 @@ class Runner:
             api=self._api,
             options=self._options,
             reaper=self._reaper,
+            shipping=self._shipping,
         )
         task = asyncio.create_task(attempt.run(), name=f"attempt-{leased.run}-{leased.attempt}")
         self._attempts[task] = attempt

@@ -7,6 +7,8 @@
   exponential backoff until the call succeeds or the lease is lost.
 * ReleaseRun is retried the same way within a time budget (the worker is shutting down;
   if the server stays away the lease simply expires and the run is leased again).
+* AppendLogs is one short client-streaming call per batch; its retries (resending from the
+  last acknowledgement) belong to the log shipper (:mod:`batchyard.worker.log_shipping`).
 * Other errors surface as :class:`grpc.aio.AioRpcError` for the caller to log.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +36,7 @@ RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXC
 LOST = frozenset({grpc.StatusCode.ABORTED, grpc.StatusCode.NOT_FOUND})
 CALL_TIMEOUT = 10.0
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # a LeaseRuns answer carries payloads and inline code
+APPEND_LOGS_METHOD = "/batchyard.v1.WorkerService/AppendLogs"
 
 
 class LeaseLost(Exception):
@@ -89,6 +93,12 @@ class WorkerApi:
         token: str | None = None,
     ) -> None:
         self._stub: WorkerServiceAsyncStub = worker_service_pb2_grpc.WorkerServiceStub(channel)
+        # AppendLogs messages arrive already encoded (batchyard.worker.log_wire): no serializer.
+        self._append_logs = channel.stream_unary(
+            APPEND_LOGS_METHOD,
+            request_serializer=None,
+            response_deserializer=worker_service_pb2.AppendLogsResponse.FromString,
+        )
         self._worker_id = worker_id
         self._queues = queues
         self._lease_wait = lease_wait
@@ -116,9 +126,12 @@ class WorkerApi:
         )
         return response.cancel_requested
 
-    async def complete(self, lease: Lease, outcome: Outcome) -> run_pb2.RunStatus.ValueType:
+    async def complete(
+        self, lease: Lease, outcome: Outcome, logs: bytes = b""
+    ) -> run_pb2.RunStatus.ValueType:
         """Reports how the attempt ended (retrying while the server is unreachable); returns
-        the run's status afterwards (PENDING when the server will retry it)."""
+        the run's status afterwards (PENDING when the server will retry it). ``logs``: the
+        log's last entries as a serialized AppendLogsRequest, stored by the server first."""
         request = worker_service_pb2.CompleteRunRequest(
             run=lease.run,
             attempt=lease.attempt,
@@ -129,6 +142,8 @@ class WorkerApi:
             message=outcome.message,
             progress=outcome.progress,
         )
+        if logs:
+            request.logs.MergeFromString(logs)
         backoff = Backoff()
         while True:
             try:
@@ -161,9 +176,17 @@ class WorkerApi:
                     raise
                 await asyncio.sleep(delay)
 
-    async def _fenced(self, method: Any, request: Any) -> Any:
+    async def append_logs(self, messages: Sequence[bytes], deadline: float) -> int:
+        """Sends one AppendLogs call — its messages, each a serialized AppendLogsRequest for
+        the same lease — and returns the acknowledged seq: 1..acked_seq are all stored."""
+        response: worker_service_pb2.AppendLogsResponse = await self._fenced(
+            self._append_logs, iter(messages), deadline=deadline
+        )
+        return response.acked_seq
+
+    async def _fenced(self, method: Any, request: Any, deadline: float = CALL_TIMEOUT) -> Any:
         try:
-            return await method(request, timeout=CALL_TIMEOUT, metadata=self._metadata)
+            return await method(request, timeout=deadline, metadata=self._metadata)
         except grpc.aio.AioRpcError as exc:
             if status_code(exc) in LOST:
                 raise LeaseLost(f"{status_code(exc).name}: {exc.details()}") from exc

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import socket
 import sys
@@ -17,6 +18,10 @@ from pathlib import Path
 from typing import TypeVar
 
 from batchyard.worker.execution import ExecutionOptions
+from batchyard.worker.lines import DEFAULT_MAX_LINE_BYTES
+from batchyard.worker.log_shipping import DEFAULT_FLUSH_INTERVAL, ShippingOptions
+from batchyard.worker.output import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_OUTPUT_LINES
+from batchyard.worker.spool import DEFAULT_MAX_MEMORY_BYTES
 
 DEFAULT_SERVER = "localhost:50051"
 DEFAULT_SLOTS = 4
@@ -26,6 +31,23 @@ DEFAULT_KILL_GRACE = 10.0
 MAX_SLOTS = 1000
 LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+MAX_LINE_BYTES_LIMIT = 64_000
+"""The server keeps log messages of up to 64 KiB characters (the cut marker included)."""
+MAX_FLUSH_INTERVAL = 5.0
+_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?)\s*([A-Za-z]*)\s*")
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "gib": 1024**3,
+}
 
 _T = TypeVar("_T")
 
@@ -56,6 +78,16 @@ class WorkerSettings:
     log_format: str = "auto"
     log_level: str = "info"
     lease_wait: float = 30.0
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    """A longer line is cut, with a visible marker."""
+    max_output_lines: int = DEFAULT_MAX_OUTPUT_LINES
+    """Lines of output kept per attempt; the rest is dropped (and counted in one entry)."""
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+    """Bytes of output kept per attempt, unless the job's ``resources.output_bytes`` says."""
+    log_flush_interval: float = DEFAULT_FLUSH_INTERVAL
+    """The longest a line waits in the worker before it is sent to the server."""
+    log_spool_memory: int = DEFAULT_MAX_MEMORY_BYTES
+    """Bytes of unsent log kept in memory per attempt; more spills to the state directory."""
 
     def execution_options(self) -> ExecutionOptions:
         return ExecutionOptions(
@@ -64,6 +96,17 @@ class WorkerSettings:
             python=self.python,
             job_path=self.job_path,
             kill_grace=self.kill_grace,
+            max_line_bytes=self.max_line_bytes,
+            max_output_bytes=self.max_output_bytes,
+            max_output_lines=self.max_output_lines,
+            worker_id=self.worker_id,
+        )
+
+    def shipping_options(self) -> ShippingOptions:
+        return ShippingOptions(
+            spool_dir=self.state_dir / "spool",
+            flush_interval=self.log_flush_interval,
+            max_memory_bytes=self.log_spool_memory,
         )
 
 
@@ -89,6 +132,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--log-level",
         choices=LOG_LEVELS,
         help="process log level (BATCHYARD_LOG_LEVEL; default info)",
+    )
+    add(
+        "--max-line-bytes",
+        help="a job's output line is cut past this many bytes, with a visible marker "
+        f"(BATCHYARD_MAX_LINE_BYTES; default {DEFAULT_MAX_LINE_BYTES}; e.g. 16KiB)",
+    )
+    add(
+        "--max-output-lines",
+        help="lines of output kept per attempt; the rest is dropped and counted "
+        f"(BATCHYARD_MAX_OUTPUT_LINES; default {DEFAULT_MAX_OUTPUT_LINES})",
+    )
+    add(
+        "--max-output-bytes",
+        help="bytes of output kept per attempt, unless the job sets resources.output_bytes "
+        f"(BATCHYARD_MAX_OUTPUT_BYTES; default {DEFAULT_MAX_OUTPUT_BYTES // 1024**2}MiB)",
+    )
+    add(
+        "--log-flush-interval",
+        help="seconds a log line may wait in the worker before it is sent "
+        f"(BATCHYARD_LOG_FLUSH_INTERVAL; default {DEFAULT_FLUSH_INTERVAL:g})",
+    )
+    add(
+        "--log-spool-memory",
+        help="bytes of unsent log kept in memory per attempt before spilling to the state "
+        f"directory (BATCHYARD_LOG_SPOOL_MEMORY; default {DEFAULT_MAX_MEMORY_BYTES // 1024**2}MiB)",
     )
 
 
@@ -124,6 +192,11 @@ def settings_from_args(
         token=value("token", _non_empty, None),
         log_format=value("log_format", _log_format, "auto"),
         log_level=value("log_level", _log_level, "info"),
+        max_line_bytes=value("max_line_bytes", _line_bytes, DEFAULT_MAX_LINE_BYTES),
+        max_output_lines=value("max_output_lines", _count, DEFAULT_MAX_OUTPUT_LINES),
+        max_output_bytes=value("max_output_bytes", _byte_size, DEFAULT_MAX_OUTPUT_BYTES),
+        log_flush_interval=value("log_flush_interval", _flush_interval, DEFAULT_FLUSH_INTERVAL),
+        log_spool_memory=value("log_spool_memory", _byte_size, DEFAULT_MAX_MEMORY_BYTES),
     )
 
 
@@ -151,6 +224,39 @@ def _seconds(raw: str) -> float:
     seconds = float(raw)
     if not 0 <= seconds < 7 * 24 * 3600:
         raise ValueError("must be a number of seconds, 0 or more")
+    return seconds
+
+
+def _count(raw: str) -> int:
+    count = int(raw.replace("_", ""))
+    if count < 1:
+        raise ValueError("must be 1 or more")
+    return count
+
+
+def _byte_size(raw: str) -> int:
+    """A size in bytes: 1048576, 64MiB, 16KiB, 1G (k/M/G are powers of 1000)."""
+    match = _SIZE.fullmatch(raw.replace("_", ""))
+    unit = _SIZE_UNITS.get(match.group(2).lower()) if match else None
+    if match is None or unit is None:
+        raise ValueError(f"{raw!r} is not a size (e.g. 1048576, 64MiB, 16KiB)")
+    size = int(float(match.group(1)) * unit)
+    if size < 1:
+        raise ValueError("must be 1 byte or more")
+    return size
+
+
+def _line_bytes(raw: str) -> int:
+    size = _byte_size(raw)
+    if size > MAX_LINE_BYTES_LIMIT:
+        raise ValueError(f"must be at most {MAX_LINE_BYTES_LIMIT} bytes")
+    return size
+
+
+def _flush_interval(raw: str) -> float:
+    seconds = float(raw)
+    if not 0 <= seconds <= MAX_FLUSH_INTERVAL:
+        raise ValueError(f"must be between 0 and {MAX_FLUSH_INTERVAL:g} seconds")
     return seconds
 
 

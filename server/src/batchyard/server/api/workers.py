@@ -16,20 +16,21 @@ import grpc
 
 from batchyard.server.api.fences import fence_from
 from batchyard.server.api.job_convert import config_to_pb, duration, seconds, timestamp
-from batchyard.server.api.log_append import append_logs
+from batchyard.server.api.log_append import append_logs, check_entries, store_batch
 from batchyard.server.api.run_convert import (
     reason_from_pb,
     status_from_pb,
     status_to_pb,
 )
 from batchyard.server.db import leases
+from batchyard.server.db.leases import Fence
 from batchyard.server.db.pool import Pool
 from batchyard.server.db.wakeups import Wakeups, run_key
-from batchyard.server.domain.errors import FieldViolation, InvalidArgument
+from batchyard.server.domain.errors import FieldViolation, InvalidArgument, LeaseLost
 from batchyard.server.domain.job_validation import QUEUE
 from batchyard.server.domain.runs import Outcome, RunReason, RunStatus, validate_outcome
+from batchyard.v1 import log_service_pb2, worker_service_pb2_grpc
 from batchyard.v1 import worker_service_pb2 as pb
-from batchyard.v1 import worker_service_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
 WORKER_ID = re.compile(r"^[\x21-\x7e]{1,200}$")
@@ -150,7 +151,11 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             violations.append(FieldViolation("progress", "0 to 100"))
         if violations:
             raise InvalidArgument(violations)
-        applied = await leases.complete(self._pool, fence, outcome, progress)
+        applied = None
+        if request.HasField("logs") and len(request.logs.entries):
+            applied = await self._complete_with_logs(fence, outcome, progress, request.logs)
+        if applied is None:
+            applied = await leases.complete(self._pool, fence, outcome, progress)
         woken = [run_key(fence.run)]
         if applied.status == RunStatus.PENDING:
             woken.append(applied.queue)
@@ -159,6 +164,34 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             run_status=status_to_pb(applied.status),
             next_attempt_time=timestamp(applied.next_attempt_time),
         )
+
+    async def _complete_with_logs(
+        self, fence: Fence, outcome: Outcome, progress: int | None, logs: pb.AppendLogsRequest
+    ) -> leases.Applied | None:
+        """The attempt's last entries, sent with CompleteRun: stored as AppendLogs would,
+        in the same statement as a success when they continue the stored log. None: the
+        outcome is still to be applied."""
+        if fence_from(logs.run, logs.attempt, logs.lease_id) != fence:
+            raise InvalidArgument([FieldViolation("logs.run", "logs of another attempt or lease")])
+        try:
+            first, last = check_entries(logs.entries)
+        except InvalidArgument as exc:
+            raise exc.under("logs") from None
+        data = log_service_pb2.TailLogsResponse(entries=logs.entries).SerializeToString()
+        applied = await leases.complete_with_logs(
+            self._pool, fence, outcome, progress, (first, last, data)
+        )
+        if applied is None:
+            await self._store_final_logs(fence, logs)
+        return applied
+
+    async def _store_final_logs(self, fence: Fence, logs: pb.AppendLogsRequest) -> None:
+        try:
+            await store_batch(self._pool, fence, logs)
+        except InvalidArgument as exc:
+            raise exc.under("logs") from None
+        except LeaseLost:
+            pass  # CompleteRun answers: an idempotent repeat, or the lease really is gone
 
     async def ReleaseRun(
         self, request: pb.ReleaseRunRequest, context: Context

@@ -117,6 +117,33 @@ async def _end(
     return RunStatus(row["status"]), row["available_at"] if retrying else None
 
 
+async def complete_with_logs(
+    pool: asyncpg.Pool,
+    fence: Fence,
+    outcome: Outcome,
+    progress: int | None,
+    logs: tuple[int, int, bytes],
+) -> Applied | None:
+    """A success and the attempt's last log entries (first seq, last seq, data) in one
+    statement, when they continue the stored log; None: take the general path."""
+    if outcome.status != RunStatus.SUCCEEDED:
+        return None
+    first, last, data = logs
+    queue = await pool.fetchval(
+        q("complete_succeeded_with_logs"),
+        fence.run,
+        fence.attempt,
+        fence.lease_id,
+        outcome.message,
+        outcome.exit_code,
+        progress,
+        first,
+        last,
+        data,
+    )
+    return Applied(RunStatus.SUCCEEDED, None, queue) if queue is not None else None
+
+
 async def complete(
     pool: asyncpg.Pool, fence: Fence, outcome: Outcome, progress: int | None
 ) -> Applied:

@@ -109,3 +109,31 @@ WITH run AS (
     WHERE a.run_id = run.id AND a.number = run.attempt
 )
 SELECT queue FROM run;
+
+-- name: complete_succeeded_with_logs
+-- complete_succeeded plus the attempt's last log entries (a short attempt's whole log),
+-- in one statement, when they continue exactly what is stored. No row: the caller takes
+-- the general path. $1 run, $2 attempt, $3 lease, $4 message, $5 exit code, $6 progress,
+-- $7 first seq, $8 last seq, $9 entries (as in run_log_chunks).
+WITH run AS (
+    UPDATE runs
+    SET status = 'SUCCEEDED', reason = '', message = $4, lease_id = NULL,
+        lease_expires_at = NULL, ended_at = clock_timestamp(),
+        progress = coalesce($6::integer, progress), revision = revision + 1
+    WHERE id = $1 AND attempt = $2 AND lease_id = $3
+      AND status = 'RUNNING' AND lease_expires_at > clock_timestamp()
+      AND EXISTS (SELECT 1 FROM run_attempts
+                  WHERE run_id = $1 AND number = $2 AND log_seq = $7 - 1)
+    RETURNING id, attempt, queue
+), ended AS (
+    -- One UPDATE of the attempt row: a second one in the same statement would be ignored.
+    UPDATE run_attempts a
+    SET ended_at = clock_timestamp(), status = 'SUCCEEDED', reason = '', exit_code = $5,
+        message = $4, ended_by = 'worker', log_seq = $8
+    FROM run
+    WHERE a.run_id = run.id AND a.number = run.attempt
+), stored AS (
+    INSERT INTO run_log_chunks (run_id, attempt, first_seq, last_seq, entries)
+    SELECT id, attempt, $7, $8, $9 FROM run
+)
+SELECT queue FROM run;
