@@ -33,7 +33,7 @@ from batchyard.v1 import (
 from batchyard.v1 import log_service_pb2 as lpb
 from batchyard.v1 import run_service_pb2 as rpb
 from batchyard.v1 import worker_service_pb2 as wpb
-from tests.bench.common import bench_server, run
+from tests.bench.common import bench_server, bench_worker, run, summary
 
 
 async def define(channel: grpc.aio.Channel, name: str, config: dict) -> None:
@@ -141,7 +141,77 @@ def server_pid(target: str) -> int:
     raise RuntimeError("server process not found")
 
 
+PACED = (
+    "import sys, time\n"
+    "start = time.time()\n"
+    "for i in range({count}):\n"
+    "    while time.time() < start + i / {rate}:\n"
+    "        time.sleep(0.0005)\n"
+    "    print(f'{{time.time():.6f}} line {{i}}', flush=True)\n"
+)
+
+
+async def finished_run(runs: run_service_pb2_grpc.RunServiceAsyncStub, run_id: str) -> run_pb2.Run:
+    while True:
+        got = (await runs.GetRun(rpb.GetRunRequest(run=run_id))).run
+        if got.status in (run_pb2.RUN_STATUS_SUCCEEDED, run_pb2.RUN_STATUS_FAILED):
+            return got
+        await asyncio.sleep(0.05)
+
+
+async def job_to_storage(channel: grpc.aio.Channel, lines: int) -> tuple[float, float]:
+    """A `seq` job: lines/s stored (attempt start -> run end, logs stored before the end)
+    and lines/s to a live follower (attempt start -> last line received)."""
+    await define(
+        channel,
+        "seq",
+        {"type": "JOB_TYPE_SHELL", "sourceLocation": "seq", "args": ["1", str(lines)]},
+    )
+    runs = run_service_pb2_grpc.RunServiceStub(channel)
+    logs = log_service_pb2_grpc.LogServiceStub(channel)
+    run_id = (await runs.SubmitRun(rpb.SubmitRunRequest(definition="seq"))).run.uuid
+    received, last_at = 0, 0.0
+    async for response in logs.TailLogs(
+        lpb.TailLogsRequest(run=run_id, streams=[log_pb2.LOG_STREAM_STDOUT])
+    ):
+        received += len(response.entries)
+        last_at = time.time()
+    done = await finished_run(runs, run_id)
+    assert received == lines, f"the follower received {received} of {lines} lines"
+    started = done.attempts[0].start_time.ToNanoseconds() / 1e9
+    ended = done.end_time.ToNanoseconds() / 1e9
+    return lines / (ended - started), lines / (last_at - started)
+
+
+async def follower_latency(channel: grpc.aio.Channel, rate: int, seconds: int) -> list[float]:
+    count = rate * seconds
+    code = PACED.format(count=count, rate=rate)
+    await define(
+        channel, "paced", {"type": "JOB_TYPE_PYTHON", "source": {"inline": {"text": code}}}
+    )
+    runs = run_service_pb2_grpc.RunServiceStub(channel)
+    logs = log_service_pb2_grpc.LogServiceStub(channel)
+    run_id = (await runs.SubmitRun(rpb.SubmitRunRequest(definition="paced"))).run.uuid
+    delays = []
+    async for response in logs.TailLogs(
+        lpb.TailLogsRequest(run=run_id, streams=[log_pb2.LOG_STREAM_STDOUT])
+    ):
+        now = time.time()
+        delays += [(now - float(e.message.split()[0])) * 1000 for e in response.entries]
+    return delays
+
+
 async def main(args: argparse.Namespace) -> None:
+    async with (
+        bench_server() as (target, scratch),
+        bench_worker(target, scratch, 4),
+        grpc.aio.insecure_channel(target) as channel,
+    ):
+        stored, followed = await job_to_storage(channel, args.job_lines)
+        print(f"one job (seq 1 {args.job_lines}): {stored:,.0f} lines/s stored,")
+        print(f"  {followed:,.0f} lines/s to a live follower")
+        delays = await follower_latency(channel, 1000, 10)
+        print(f"follower latency at 1,000 lines/s (printed -> received): {summary(delays)}")
     async with bench_server() as (target, _scratch):
         async with grpc.aio.insecure_channel(target) as channel:
             rate = await ingest(channel, args.lines)
@@ -157,5 +227,6 @@ if __name__ == "__main__":
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--lines", type=int, default=200_000)
+    parser.add_argument("--job-lines", type=int, default=1_000_000)
     parser.add_argument("--followers", type=int, default=1000)
     run(main(parser.parse_args()))
