@@ -260,3 +260,16 @@ async def test_graceful_shutdown_finishes_short_jobs_and_releases_long_ones(
     assert len(again.attempts) == 2
     await runs.CancelRun(rpb.CancelRunRequest(run=forever.uuid))
     await wait_for(runs, forever.uuid)
+
+
+async def test_progress_reaches_watchers_while_the_job_runs(definitions, runs, start_worker):
+    script = "echo '::progress 30'; sleep 1.5; echo '::progress 70'; sleep 1.5"
+    await define(definitions, "progressing", shell_job(script))
+    start_worker()
+    run = await submit(runs, "progressing")
+    seen = []
+    async for response in runs.WatchRun(rpb.WatchRunRequest(run=run.uuid)):
+        seen.append((response.run.status, response.run.progress))
+    running = [progress for status, progress in seen if status == run_pb2.RUN_STATUS_RUNNING]
+    assert 30 in running and 70 in running, seen
+    assert seen[-1][0] == run_pb2.RUN_STATUS_SUCCEEDED

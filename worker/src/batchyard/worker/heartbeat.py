@@ -21,6 +21,8 @@ from batchyard.worker.server_api import Lease, LeaseLost, WorkerApi, status_code
 _log = structlog.get_logger(__name__)
 
 DEFAULT_RENEW_INTERVAL = 10.0
+PROGRESS_TICK = 0.5
+"""How often the heartbeat looks for new progress between renewals (no call unless it moved)."""
 
 
 class Renewable(Protocol):
@@ -39,10 +41,12 @@ async def keep_lease(
     interval = interval if interval > 0 else DEFAULT_RENEW_INTERVAL
     delay = interval
     cancel_seen = False
+    sent: int | None = None
     while True:
-        await asyncio.sleep(delay)
+        await _until_due(execution, delay, sent)
+        progress = execution.progress
         try:
-            cancel_requested = await api.renew(lease, execution.progress)
+            cancel_requested = await api.renew(lease, progress)
         except LeaseLost as exc:
             _log.warning("lease_lost", call="RenewLease", detail=str(exc))
             execution.stop(StopReason.LEASE_LOST)
@@ -52,7 +56,20 @@ async def keep_lease(
             _log.warning("lease_renew_failed", code=status_code(exc).name, retry_in=delay)
             continue
         delay = interval
+        sent = progress
         if cancel_requested and not cancel_seen:
             cancel_seen = True
             _log.info("cancel_requested")
             execution.stop(StopReason.CANCEL)
+
+
+async def _until_due(execution: Renewable, delay: float, sent: int | None) -> None:
+    """Sleeps until the next renewal is due, or sooner once the job reported progress the
+    server has not seen (watchers then see it within ~PROGRESS_TICK, not a whole interval)."""
+    loop = asyncio.get_running_loop()
+    due = loop.time() + delay
+    while (left := due - loop.time()) > 0:
+        await asyncio.sleep(min(PROGRESS_TICK, left))
+        progress = execution.progress
+        if progress is not None and progress != sent:
+            return
