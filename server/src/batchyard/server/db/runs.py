@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -46,8 +46,7 @@ async def submit(pool: asyncpg.Pool, ws: Workspace, new_runs: list[NewRun]) -> l
         [r.config.queue or DEFAULT_QUEUE for r in new_runs],
         [r.config.priority for r in new_runs],
         [len(r.payload) for r in new_runs],
-        _encoded([r.config for r in new_runs], config_to_json),
-        _encoded([r.secrets for r in new_runs], secrets_to_json),
+        *_configs(new_runs),
         [r.payload for r in new_runs],
     )
     inserted = {row["id"]: row for row in rows}
@@ -67,16 +66,29 @@ async def submit(pool: asyncpg.Pool, ws: Workspace, new_runs: list[NewRun]) -> l
     return out
 
 
-def _encoded(parts: list[T], encode: Callable[[T], Any]) -> list[str]:
-    """Each distinct object as JSON text, encoded once (the runs of a batch share theirs)."""
-    memo: dict[int, str] = {}
-    out = []
-    for obj in parts:
-        text = memo.get(id(obj))
-        if text is None:
-            text = memo[id(obj)] = json.dumps(encode(obj))
-        out.append(text)
-    return out
+def _configs(new_runs: list[NewRun]) -> tuple[list[bytes], list[str], list[str], list[bytes]]:
+    """The distinct configurations (ids, configs, secrets as JSON text) and each run's id.
+
+    An id is the SHA-256 of the JSON of config and secrets, so equal contents share a row.
+    Runs of one shape share their objects, so each is encoded and hashed once per call."""
+    ids: list[bytes] = []
+    configs: list[str] = []
+    secrets: list[str] = []
+    per_run: list[bytes] = []
+    memo: dict[tuple[int, int], bytes] = {}
+    for r in new_runs:
+        key = (id(r.config), id(r.secrets))
+        config_id = memo.get(key)
+        if config_id is None:
+            config_text = json.dumps(config_to_json(r.config), sort_keys=True)
+            secrets_text = json.dumps(secrets_to_json(r.secrets), sort_keys=True)
+            config_id = hashlib.sha256(f"{config_text}\0{secrets_text}".encode()).digest()
+            memo[key] = config_id
+            ids.append(config_id)
+            configs.append(config_text)
+            secrets.append(secrets_text)
+        per_run.append(config_id)
+    return ids, configs, secrets, per_run
 
 
 def _new_run(ws: Workspace, r: NewRun, submitted_at: datetime) -> Run:

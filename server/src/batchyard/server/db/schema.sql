@@ -39,6 +39,12 @@ CREATE TABLE public.run_attempts (
     CONSTRAINT run_attempts_ended_by_check CHECK ((ended_by = ANY (ARRAY['worker'::text, 'release'::text, 'rescuer'::text])))
 );
 
+CREATE TABLE public.run_configs (
+    id bytea NOT NULL,
+    config jsonb NOT NULL,
+    secrets jsonb NOT NULL
+);
+
 CREATE TABLE public.run_log_chunks (
     run_id uuid NOT NULL,
     attempt integer NOT NULL,
@@ -50,9 +56,8 @@ CREATE TABLE public.run_log_chunks (
 
 CREATE TABLE public.run_specs (
     run_id uuid NOT NULL,
-    config jsonb NOT NULL,
-    secrets jsonb NOT NULL,
-    payload bytea NOT NULL
+    payload bytea NOT NULL,
+    config_id bytea NOT NULL
 );
 
 CREATE TABLE public.runs (
@@ -105,6 +110,9 @@ ALTER TABLE ONLY public.definitions
 
 ALTER TABLE ONLY public.run_attempts
     ADD CONSTRAINT run_attempts_pkey PRIMARY KEY (run_id, number);
+
+ALTER TABLE ONLY public.run_configs
+    ADD CONSTRAINT run_configs_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY public.run_log_chunks
     ADD CONSTRAINT run_log_chunks_pkey PRIMARY KEY (run_id, attempt, first_seq);

@@ -23,9 +23,10 @@ WITH leased AS (
     SELECT id, attempt, worker_id, lease_id FROM leased
 )
 SELECT l.id, l.attempt, l.lease_id, l.lease_expires_at, l.definition_name,
-       w.name AS workspace, s.config, s.secrets, s.payload
+       w.name AS workspace, c.config, c.secrets, s.payload
 FROM leased l
 JOIN run_specs s ON s.run_id = l.id
+JOIN run_configs c ON c.id = s.config_id
 JOIN workspaces w ON w.id = l.workspace_id
 ORDER BY l.priority DESC, l.submitted_at, l.id;
 
@@ -43,9 +44,10 @@ RETURNING lease_expires_at, cancel_requested;
 
 -- name: lock_run_for_worker
 SELECT r.status, r.attempt, r.lease_id, r.queue, r.cancel_requested, r.num_retries_used,
-       r.lease_expires_at > clock_timestamp() AS lease_live, s.config
+       r.lease_expires_at > clock_timestamp() AS lease_live, c.config
 FROM runs r
 JOIN run_specs s ON s.run_id = r.id
+JOIN run_configs c ON c.id = s.config_id
 WHERE r.id = $1
 FOR UPDATE OF r;
 
@@ -80,9 +82,10 @@ RETURNING status, available_at;
 -- name: lock_expired_leases
 -- The rescuer: running runs whose lease ran out (by the database clock). SKIP LOCKED
 -- keeps several server replicas from rescuing the same run.
-SELECT r.id, r.attempt, r.queue, r.worker_id, r.cancel_requested, r.num_retries_used, s.config
+SELECT r.id, r.attempt, r.queue, r.worker_id, r.cancel_requested, r.num_retries_used, c.config
 FROM runs r
 JOIN run_specs s ON s.run_id = r.id
+JOIN run_configs c ON c.id = s.config_id
 WHERE r.status = 'RUNNING' AND r.lease_expires_at <= clock_timestamp()
 ORDER BY r.lease_expires_at
 LIMIT $1

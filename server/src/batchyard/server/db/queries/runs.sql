@@ -1,8 +1,14 @@
 -- name: insert_runs
--- Batch submit in one statement: a row per element of the arrays, and its spec.
--- $2 is the workspace id. A request_id already used in the workspace inserts nothing
--- (idempotent submit); only the runs inserted get a spec.
-WITH ins AS (
+-- Batch submit in one statement: a row per element of the arrays, its spec, and the
+-- distinct configurations ($10 ids, $11 configs, $12 secrets; an id is a hash of the
+-- content, so one already stored is kept). $2 is the workspace id. A request_id already
+-- used in the workspace inserts nothing (idempotent submit); only runs inserted get a spec.
+-- $13 is each run's config id, $14 its payload.
+WITH configs AS (
+    INSERT INTO run_configs (id, config, secrets)
+    SELECT * FROM unnest($10::bytea[], $11::jsonb[], $12::jsonb[])
+    ON CONFLICT (id) DO NOTHING
+), ins AS (
     INSERT INTO runs (id, workspace_id, definition_id, definition_name, definition_version,
                       request_id, queue, priority, status, reason, payload_size)
     SELECT u.id, $2, u.definition_id, u.definition_name, u.definition_version,
@@ -14,10 +20,9 @@ WITH ins AS (
     ON CONFLICT (workspace_id, request_id) WHERE request_id IS NOT NULL DO NOTHING
     RETURNING id, submitted_at
 ), specs AS (
-    INSERT INTO run_specs (run_id, config, secrets, payload)
-    SELECT s.id, s.config, s.secrets, s.payload
-    FROM unnest($1::uuid[], $10::jsonb[], $11::jsonb[], $12::bytea[])
-         AS s(id, config, secrets, payload)
+    INSERT INTO run_specs (run_id, config_id, payload)
+    SELECT s.id, s.config_id, s.payload
+    FROM unnest($1::uuid[], $13::bytea[], $14::bytea[]) AS s(id, config_id, payload)
     WHERE s.id IN (SELECT id FROM ins)
 )
 SELECT id, submitted_at FROM ins;
@@ -29,10 +34,11 @@ SELECT request_id, id FROM runs WHERE workspace_id = $1 AND request_id = ANY($2:
 SELECT r.id, w.name AS workspace, r.definition_id, r.definition_name, r.definition_version,
        r.request_id, r.status, r.reason, r.message, r.cancel_requested, r.progress,
        r.num_retries_used, r.payload_size, r.available_at, r.submitted_at, r.started_at,
-       r.ended_at, r.revision, s.config, s.secrets
+       r.ended_at, r.revision, c.config, c.secrets
 FROM runs r
 JOIN workspaces w ON w.id = r.workspace_id
 JOIN run_specs s ON s.run_id = r.id
+JOIN run_configs c ON c.id = s.config_id
 WHERE r.workspace_id = $1 AND r.id = ANY($2::uuid[]);
 
 -- name: get_attempts
