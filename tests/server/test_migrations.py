@@ -16,7 +16,7 @@ from batchyard.server.db.sql import q
 from tests import pg
 
 DEFAULT_WS = uuid.UUID("00000000-0000-0000-0000-000000000001")
-CONFIG = {
+CONFIG: dict[str, object] = {
     "type": "SHELL",
     "source": None,
     "source_location": "true",
