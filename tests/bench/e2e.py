@@ -88,6 +88,6 @@ if __name__ == "__main__":
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, default=3000)
-    parser.add_argument("--slots", type=int, default=16)
+    parser.add_argument("--slots", type=int, default=32)
     parser.add_argument("--latency-runs", type=int, default=200)
     run(main(parser.parse_args()))
