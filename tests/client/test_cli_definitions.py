@@ -19,6 +19,7 @@ import yaml
 from batchyard.client.cli.main import main
 from batchyard.v1 import definition_pb2, job_pb2
 from batchyard.v1 import definition_service_pb2 as pb
+from tests.client.cli_runner import Cli as CliRunner
 
 HELLO_YAML = """\
 name: hello
@@ -37,20 +38,8 @@ config:
 """
 
 
-class Cli:
-    """Runs `batchyard definitions ...` against one server and captures its output."""
-
-    def __init__(self, capsys, target):
-        self.capsys = capsys
-        self.target = target
-
-    async def __call__(self, *argv):
-        code = await asyncio.to_thread(
-            main, ["definitions", *argv, "--server", self.target, "--timeout", "10"]
-        )
-        out, err = self.capsys.readouterr()
-        assert "Traceback" not in out + err
-        return code, out, err
+def Cli(capsys, target):
+    return CliRunner(capsys, target, "definitions", "--timeout")
 
 
 @pytest.fixture

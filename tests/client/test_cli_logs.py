@@ -29,6 +29,7 @@ from tests.client.acting import (
     numbered,
     watch_stdout,
 )
+from tests.client.cli_runner import Cli as CliRunner
 from tests.client.test_logs_client import Restartable
 
 RETRY_ONCE = job_pb2.JobConfig(
@@ -39,20 +40,11 @@ RETRY_ONCE = job_pb2.JobConfig(
 MISSING = "0b6f3c1e-8a43-4d1e-9a55-0c1d2e3f4a5b"
 
 
-class Cli:
+class Cli(CliRunner):
     """Runs `batchyard logs ...` against one server and captures its output."""
 
     def __init__(self, capsys, target):
-        self.capsys = capsys
-        self.target = target
-
-    async def __call__(self, *argv):
-        code = await asyncio.to_thread(
-            main, ["logs", *argv, "--server", self.target, "--timeout", "10"]
-        )
-        out, err = self.capsys.readouterr()
-        assert "Traceback" not in out + err
-        return code, out, err
+        super().__init__(capsys, target, "logs")
 
 
 @pytest.fixture

@@ -21,24 +21,16 @@ from batchyard.client.cli.main import main
 from batchyard.v1 import run_pb2
 from batchyard.v1 import run_service_pb2 as pb
 from tests.client.acting import ActingWorker, create_definition, watch_stderr
+from tests.client.cli_runner import Cli as CliRunner
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
-class Cli:
+class Cli(CliRunner):
     """Runs `batchyard runs ...` against one server and captures its output."""
 
     def __init__(self, capsys, target):
-        self.capsys = capsys
-        self.target = target
-
-    async def __call__(self, *argv):
-        code = await asyncio.to_thread(
-            main, ["runs", *argv, "--server", self.target, "--request-timeout", "10"]
-        )
-        out, err = self.capsys.readouterr()
-        assert "Traceback" not in out + err
-        return code, out, err
+        super().__init__(capsys, target, "runs", "--request-timeout")
 
     async def submit(self, *argv):
         """Submit and return the new run's uuid."""

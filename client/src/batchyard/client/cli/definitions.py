@@ -16,6 +16,7 @@ from batchyard.client.cli.definition_views import (
 )
 from batchyard.client.cli.failures import EXIT_OK, UsageError
 from batchyard.client.cli.options import (
+    add_amount_options,
     add_connection_options,
     add_output_option,
     command_group,
@@ -165,22 +166,7 @@ def _add_file_option(parser: argparse.ArgumentParser) -> None:
 def _add_list_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefix", default="", help="only names starting with this")
     parser.add_argument("--type", choices=sorted(JOB_TYPES), help="only this job type")
-    amount = parser.add_mutually_exclusive_group()
-    amount.add_argument(
-        "--limit",
-        metavar="N",
-        type=positive_int,
-        default=DEFAULT_LIMIT,
-        help="show at most N definitions (default: %(default)s)",
-    )
-    amount.add_argument("--all", action="store_true", help="show every definition")
-    parser.add_argument(
-        "--page-size",
-        metavar="N",
-        type=positive_int,
-        default=0,
-        help="definitions per call to the server (default: as many as needed, up to 1000)",
-    )
+    add_amount_options(parser, "definitions", DEFAULT_LIMIT)
 
 
 def create_definition(args: argparse.Namespace) -> int:

@@ -139,6 +139,26 @@ def _print_usage(parser: argparse.ArgumentParser) -> int:
     return EXIT_USAGE
 
 
+def add_amount_options(parser: argparse.ArgumentParser, noun: str, default_limit: int) -> None:
+    """`--limit N | --all` and `--page-size N` for a list command of `noun` (plural)."""
+    amount = parser.add_mutually_exclusive_group()
+    amount.add_argument(
+        "--limit",
+        metavar="N",
+        type=positive_int,
+        default=default_limit,
+        help=f"show at most N {noun} (default: %(default)s)",
+    )
+    amount.add_argument("--all", action="store_true", help=f"show every one of the {noun}")
+    parser.add_argument(
+        "--page-size",
+        metavar="N",
+        type=positive_int,
+        default=0,
+        help=f"{noun} per call to the server (default: as many as needed, up to 1000)",
+    )
+
+
 def add_connection_options(parser: argparse.ArgumentParser, *, short_timeout: bool = True) -> None:
     """--server and --timeout (also spelled --request-timeout).
 

@@ -10,12 +10,12 @@ from typing import Any
 from batchyard.client.cli import run_submit
 from batchyard.client.cli.failures import EXIT_OK
 from batchyard.client.cli.options import (
+    add_amount_options,
     add_connection_options,
     add_output_option,
     add_reconnect_option,
     command_group,
     duration_seconds,
-    positive_int,
     runs_and_logs_clients,
     runs_client,
 )
@@ -196,22 +196,7 @@ def _add_list_options(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="only runs in one of these statuses (repeatable)",
     )
-    amount = parser.add_mutually_exclusive_group()
-    amount.add_argument(
-        "--limit",
-        metavar="N",
-        type=positive_int,
-        default=DEFAULT_LIMIT,
-        help="show at most N runs (default: %(default)s)",
-    )
-    amount.add_argument("--all", action="store_true", help="show every run")
-    parser.add_argument(
-        "--page-size",
-        metavar="N",
-        type=positive_int,
-        default=0,
-        help="runs per call to the server (default: as many as needed, up to 1000)",
-    )
+    add_amount_options(parser, "runs", DEFAULT_LIMIT)
 
 
 def get_run(args: argparse.Namespace) -> int:
