@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import psutil
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -115,7 +119,17 @@ def postgres_processes(data_dir: Path) -> list[psutil.Process]:
     return found
 
 
-async def test_embedded_postgres_is_reused_across_restarts_and_stopped(tmp_path):
+@pytest.fixture
+def own_dir() -> Iterator[Path]:
+    """A directory outside pytest's basetemp, which a concurrent pytest run may prune (a
+    PostgreSQL whose data directory vanishes shuts down)."""
+    path = Path(tempfile.mkdtemp(prefix="batchyard-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+async def test_embedded_postgres_is_reused_across_restarts_and_stopped(own_dir):
+    tmp_path = own_dir
     data_dir = tmp_path / "data" / "pg"
     log = tmp_path / "server.log"
     env = {"DATABASE_URL": "", "BATCHYARD_DATABASE_URL": ""}
