@@ -105,21 +105,6 @@ async def test_inline_source_with_custom_location(options: ExecutionOptions) -> 
     assert result.sink.lines_of("stdout") == ["nested"]
 
 
-@pytest.mark.parametrize(
-    ("source", "fragment"),
-    [
-        (job_pb2.Source(git=job_pb2.GitSource(repo_url="https://example.com/r.git")), "git"),
-        (job_pb2.Source(s3=job_pb2.S3Source(uri="s3://bucket/key.py")), "s3"),
-    ],
-)
-async def test_git_and_s3_sources_fail_cleanly(
-    options: ExecutionOptions, source: job_pb2.Source, fragment: str
-) -> None:
-    config = job_pb2.JobConfig(type=job_pb2.JOB_TYPE_PYTHON, source=source)
-    result = await run_job(config, options)
-    assert_source_unavailable(result, f"{fragment} sources are not supported by this worker yet")
-
-
 async def test_sql_jobs_fail_cleanly(options: ExecutionOptions) -> None:
     config = job_pb2.JobConfig(
         type=job_pb2.JOB_TYPE_SQL,

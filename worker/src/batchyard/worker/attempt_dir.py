@@ -4,7 +4,7 @@
 
 * (itself)    the job's working directory (cwd), ``HOME`` and ``TMPDIR``;
 * ``output/``  ``BATCHYARD_OUTPUT_DIR``: files the job leaves here become result assets;
-* ``source/``  inline source text written as a file (only for INLINE sources);
+* ``source/``  inline source text written as a file, or the clone of a GIT source;
 * ``payload``  ``BATCHYARD_PAYLOAD_PATH``: the run's payload bytes, when it has any;
 
 A run without a payload

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import shlex
 import signal
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -42,6 +42,12 @@ from batchyard.worker.attempt_dir import (
     remove_attempt_dir,
 )
 from batchyard.worker.command import Command, build_command, job_environment
+from batchyard.worker.git_source import (
+    DEFAULT_GIT_TIMEOUT,
+    DEFAULT_PROTOCOLS,
+    GitOptions,
+    fetch_git,
+)
 from batchyard.worker.lines import DEFAULT_MAX_LINE_BYTES
 from batchyard.worker.log_tail import TailSink
 from batchyard.worker.outcome import Outcome, StopReason
@@ -55,8 +61,15 @@ from batchyard.worker.output import (
 )
 from batchyard.worker.process import JobProcess
 from batchyard.worker.reaper_client import Reaper
+from batchyard.worker.s3_source import S3Fetched, S3Limits, fetch_s3
 from batchyard.worker.slot_dirs import SlotDirectories
-from batchyard.worker.sources import SourceError, prepare_source, source_kind, source_location
+from batchyard.worker.sources import (
+    SourceError,
+    check_supported,
+    prepare_source,
+    source_kind,
+    source_location,
+)
 
 DEFAULT_TIMEOUT = 60 * 60.0
 
@@ -94,6 +107,12 @@ class ExecutionOptions:
     """How long to wait for the output pipes to close once the group is dead."""
     directories: SlotDirectories | None = None
     """The worker's reused attempt directories; None: a fresh directory per attempt."""
+    git_protocols: tuple[str, ...] = DEFAULT_PROTOCOLS
+    """The transports GIT sources may use."""
+    git_timeout: float = DEFAULT_GIT_TIMEOUT
+    """Seconds a GIT source's fetch may take (at most the attempt's timeout)."""
+    s3_limits: S3Limits = field(default_factory=S3Limits)
+    """Bounds and timeouts of S3 source downloads."""
 
 
 class Execution:
@@ -121,6 +140,9 @@ class Execution:
         self._started = False
         self._group_released = False
         self._holds_dir = False
+        self._s3_fetched: S3Fetched | None = None
+        self._source_ready = ""
+        """The system entry saying a GIT source is ready (its commit)."""
 
     async def __aenter__(self) -> Self:
         directories = self._options.directories
@@ -209,9 +231,21 @@ class Execution:
         configured = self.spec.config.resources.output_bytes
         return configured if configured > 0 else self._options.max_output_bytes
 
-    def _prepare(self) -> Command:
+    async def _prepare(self) -> Command:
         config = self.spec.config
-        source_root = prepare_source(config, self.paths, self._options.workspace_root)
+        if source_kind(config) == "git":
+            check_supported(config)
+            git = GitOptions(
+                state_dir=self._options.state_dir,
+                protocols=self._options.git_protocols,
+                timeout=min(self._options.git_timeout, self.timeout),
+            )
+            # blocking (git runs for seconds): in a thread, keeping the event loop free
+            checkout = await asyncio.to_thread(fetch_git, config.source.git, self.paths.source, git)
+            self._source_ready = checkout.describe(config.source.git)
+            source_root: Path | None = checkout.root
+        else:
+            source_root = prepare_source(config, self.paths, self._options.workspace_root)
         env = job_environment(
             config,
             run=self.spec.run,
@@ -223,18 +257,46 @@ class Execution:
             config, source_root, env=env, paths=self.paths, python=self._options.python
         )
 
+    async def _fetch_s3(self, collector: OutputCollector) -> None:
+        """Downloads an S3 source into ``paths.source`` (before ``_prepare``); a stop request
+        cancels the download."""
+        config = self.spec.config
+        if source_kind(config) != "s3":
+            return
+        check_supported(config)  # refusals come before any download
+        fetch = asyncio.ensure_future(
+            fetch_s3(
+                config.source.s3,
+                self.paths.source,
+                note=lambda message: collector.system(message, Level.WARNING),
+                limits=self._options.s3_limits,
+            )
+        )
+        stop_requested = asyncio.ensure_future(self._stop_requested.wait())
+        try:
+            await asyncio.wait((fetch, stop_requested), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop_requested.cancel()
+            if not fetch.done():
+                fetch.cancel()
+                await asyncio.wait((fetch,))  # no writes into a directory being removed
+        if not fetch.cancelled():
+            self._s3_fetched = fetch.result()
+
     async def _execute(self, collector: OutputCollector) -> Outcome:
         try:
-            command = self._prepare()
+            await self._fetch_s3(collector)
+            if (stop := self._stop) is not None:  # stopped before or during the download
+                return self._not_starting(stop, collector)
+            command = await self._prepare()
         except SourceError as exc:
             collector.system(f"source unavailable: {exc}", Level.ERROR)
             return outcomes.source_unavailable(str(exc))
         source = self._describe_source()
         if source:
             collector.system(source)
-        if self._stop is not None:
-            collector.system(f"not starting the job: {_stop_message(self._stop)}", Level.WARNING)
-            return outcomes.stopped(self._stop, timeout=self.timeout, progress=None)
+        if self._stop is not None:  # stopped while a git source was fetched
+            return self._not_starting(self._stop, collector)
         collector.system(f"starting: {self._describe()}")
         try:
             process = await JobProcess.start(command, collector.feed, collector.end)
@@ -244,6 +306,10 @@ class Execution:
             collector.system(message, Level.ERROR)
             return outcomes.source_unavailable(message)
         return await self._supervise(process, collector)
+
+    def _not_starting(self, reason: StopReason, collector: OutputCollector) -> Outcome:
+        collector.system(f"not starting the job: {_stop_message(reason)}", Level.WARNING)
+        return outcomes.stopped(reason, timeout=self.timeout, progress=None)
 
     async def _supervise(self, process: JobProcess, collector: OutputCollector) -> Outcome:
         pgid = process.pgid
@@ -336,6 +402,15 @@ class Execution:
                 return f"source ready: workspace path {config.source.workspace.path or '.'!r}"
             case "inline":
                 return f"source ready: inline text written to {source_location(config)!r}"
+            case "git":
+                return self._source_ready
+            case "s3" if self._s3_fetched is not None:
+                fetched = self._s3_fetched
+                skipped = f", {fetched.skipped} skipped" if fetched.skipped else ""
+                return (
+                    f"source ready: {fetched.files} file(s), {fetched.bytes} bytes from "
+                    f"{config.source.s3.uri}{skipped}"
+                )
             case _:
                 return ""
 

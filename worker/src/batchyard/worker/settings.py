@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from batchyard.worker.execution import ExecutionOptions
+from batchyard.worker.git_source import DEFAULT_PROTOCOLS, KNOWN_PROTOCOLS
 from batchyard.worker.lines import DEFAULT_MAX_LINE_BYTES
 from batchyard.worker.log_shipping import DEFAULT_FLUSH_INTERVAL, ShippingOptions
 from batchyard.worker.output import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_OUTPUT_LINES
@@ -88,6 +89,8 @@ class WorkerSettings:
     """The longest a line waits in the worker before it is sent to the server."""
     log_spool_memory: int = DEFAULT_MAX_MEMORY_BYTES
     """Bytes of unsent log kept in memory per attempt; more spills to the state directory."""
+    git_protocols: tuple[str, ...] = DEFAULT_PROTOCOLS
+    """The transports GIT sources may use (file only for tests)."""
 
     def execution_options(self) -> ExecutionOptions:
         return ExecutionOptions(
@@ -100,6 +103,7 @@ class WorkerSettings:
             max_output_bytes=self.max_output_bytes,
             max_output_lines=self.max_output_lines,
             worker_id=self.worker_id,
+            git_protocols=self.git_protocols,
         )
 
     def shipping_options(self) -> ShippingOptions:
@@ -158,6 +162,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="bytes of unsent log kept in memory per attempt before spilling to the state "
         f"directory (BATCHYARD_LOG_SPOOL_MEMORY; default {DEFAULT_MAX_MEMORY_BYTES // 1024**2}MiB)",
     )
+    add(
+        "--git-protocols",
+        help="comma-separated transports GIT sources may use, of "
+        f"{', '.join(KNOWN_PROTOCOLS)} (BATCHYARD_GIT_PROTOCOLS; default "
+        f"{','.join(DEFAULT_PROTOCOLS)}; file only for tests)",
+    )
 
 
 def settings_from_args(
@@ -197,6 +207,7 @@ def settings_from_args(
         max_output_bytes=value("max_output_bytes", _byte_size, DEFAULT_MAX_OUTPUT_BYTES),
         log_flush_interval=value("log_flush_interval", _flush_interval, DEFAULT_FLUSH_INTERVAL),
         log_spool_memory=value("log_spool_memory", _byte_size, DEFAULT_MAX_MEMORY_BYTES),
+        git_protocols=value("git_protocols", _git_protocols, DEFAULT_PROTOCOLS),
     )
 
 
@@ -225,6 +236,16 @@ def _seconds(raw: str) -> float:
     if not 0 <= seconds < 7 * 24 * 3600:
         raise ValueError("must be a number of seconds, 0 or more")
     return seconds
+
+
+def _git_protocols(raw: str) -> tuple[str, ...]:
+    protocols = tuple(dict.fromkeys(p.strip().lower() for p in raw.split(",") if p.strip()))
+    unknown = [p for p in protocols if p not in KNOWN_PROTOCOLS]
+    if unknown:
+        raise ValueError(f"unknown transport {unknown[0]!r} (known: {', '.join(KNOWN_PROTOCOLS)})")
+    if not protocols:
+        raise ValueError("needs at least one transport")
+    return protocols
 
 
 def _count(raw: str) -> int:

@@ -2,8 +2,10 @@
 
 Supported here: WORKSPACE (a directory below the worker's ``--workspace-root``, used in
 place: it is only read) and INLINE (the text written to ``source_location`` in the attempt's
-``source/`` directory). A SHELL job may have no source at all. Git and S3 sources are not
-supported by this worker yet: they fail the attempt with SOURCE_UNAVAILABLE.
+``source/`` directory). A SHELL job may have no source at all. S3 sources are downloaded
+into ``source/`` by :mod:`~batchyard.worker.s3_source` before ``prepare_source`` runs. GIT
+sources are cloned into ``source/`` by :mod:`~batchyard.worker.git_source` (the execution
+runs it in a thread, with the worker's git settings).
 
 Paths from a job (the workspace path, ``source_location``) may not be absolute, may not
 contain ``..``, and may not lead out of their root through a symlink: they are resolved and
@@ -77,8 +79,6 @@ def check_supported(config: job_pb2.JobConfig) -> None:
     if config.type not in (job_pb2.JOB_TYPE_PYTHON, job_pb2.JOB_TYPE_SHELL):
         raise SourceError("the job has no valid type")
     kind = source_kind(config)
-    if kind in ("git", "s3"):
-        raise SourceError(f"{kind} sources are not supported by this worker yet")
     if kind is None and config.type != job_pb2.JOB_TYPE_SHELL:
         raise SourceError("a python job needs a source")
 
@@ -86,13 +86,20 @@ def check_supported(config: job_pb2.JobConfig) -> None:
 def prepare_source(
     config: job_pb2.JobConfig, paths: AttemptPaths, workspace_root: Path
 ) -> Path | None:
-    """Makes the source ready and returns its (resolved) root; None for no source."""
+    """Makes the source ready and returns its (resolved) root; None for no source.
+
+    GIT sources are not handled here: they need the worker's git settings and time.
+    """
     check_supported(config)
     kind = source_kind(config)
+    if kind == "git":
+        raise SourceError("git sources are fetched by the execution, not here")
     if kind == "workspace":
         return workspace_directory(workspace_root, config.source.workspace.path)
     if kind == "inline":
         return write_inline(config, paths)
+    if kind == "s3":  # downloaded before, off the event loop: s3_source.fetch_s3
+        return paths.source.resolve()
     return None
 
 
