@@ -9,6 +9,7 @@ from google.protobuf import field_mask_pb2
 
 from batchyard.client.connection import DEFAULT_TIMEOUT
 from batchyard.client.errors import from_rpc_error
+from batchyard.client.paging import paged
 from batchyard.v1 import (
     definition_pb2,
     definition_service_pb2_grpc,
@@ -89,23 +90,15 @@ class DefinitionsClient:
         `page_size` 0 asks for pages as large as `limit` needs (up to 1000), or the
         server's default when there is no limit.
         """
-        token = ""
-        remaining = limit
-        while remaining is None or remaining > 0:
-            size = page_size
-            if remaining is not None:
-                size = min(page_size or MAX_PAGE_SIZE, remaining)
-            page = self.list_page(
+        return paged(
+            lambda size, token: self.list_page(
                 page_size=size, page_token=token, name_prefix=name_prefix, job_type=job_type
-            )
-            found = list(page.definitions)
-            if remaining is not None:
-                found = found[:remaining]
-                remaining -= len(found)
-            yield from found
-            token = page.next_page_token
-            if not token:
-                return
+            ),
+            lambda page: page.definitions,
+            limit=limit,
+            page_size=page_size,
+            max_page_size=MAX_PAGE_SIZE,
+        )
 
     def update(
         self,

@@ -11,6 +11,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 
 from batchyard.client.connection import DEFAULT_TIMEOUT
 from batchyard.client.errors import DeadlineExceededError, from_rpc_error
+from batchyard.client.paging import paged
 from batchyard.client.streams import FIRST_RETRY_SECONDS, RECONNECT_TIMEOUT, ResumableStream
 from batchyard.v1 import job_pb2, run_pb2, run_service_pb2_grpc
 from batchyard.v1 import run_service_pb2 as pb
@@ -255,28 +256,20 @@ class RunsClient:
         needs (up to 1000), or the server's default when there is no limit.
         """
         wanted = list(statuses)
-        token = ""
-        remaining = limit
-        while remaining is None or remaining > 0:
-            size = page_size
-            if remaining is not None:
-                size = min(page_size or MAX_PAGE_SIZE, remaining)
-            page = self.list_page(
+        return paged(
+            lambda size, token: self.list_page(
                 page_size=size,
                 page_token=token,
                 definition=definition,
                 statuses=wanted,
                 submitted_from=submitted_from,
                 submitted_to=submitted_to,
-            )
-            found = list(page.runs)
-            if remaining is not None:
-                found = found[:remaining]
-                remaining -= len(found)
-            yield from found
-            token = page.next_page_token
-            if not token:
-                return
+            ),
+            lambda page: page.runs,
+            limit=limit,
+            page_size=page_size,
+            max_page_size=MAX_PAGE_SIZE,
+        )
 
     def cancel(self, run_id: str, reason: str = "") -> Run:
         """Cancel a run and return it: a PENDING run is CANCELLED at once; a RUNNING one
