@@ -224,7 +224,8 @@ async def test_kill_9_of_a_worker_leaves_no_process_and_the_run_moves_on(
 async def test_two_workers_share_the_runs_and_each_attempt_runs_once(
     definitions, runs, start_worker
 ):
-    await define(definitions, "quick", shell_job("exit 0"))
+    # Long enough that one worker (3 slots) cannot drain all 40 before the other connects.
+    await define(definitions, "quick", shell_job("sleep 0.3"))
     start_worker("--slots", "3")
     start_worker("--slots", "3")
     submitted = [(await submit(runs, "quick")).uuid for _ in range(40)]
