@@ -17,6 +17,7 @@ import grpc
 import pytest
 
 from batchyard.server.app import App
+from batchyard.server.artifacts.location import ArtifactLocation
 from batchyard.server.embedded import start_embedded
 from batchyard.server.log_config import configure_logging
 from batchyard.server.settings import ServerSettings
@@ -64,12 +65,26 @@ async def database_url(pg_admin_dsn: str, template_db: str) -> AsyncIterator[str
 
 
 @pytest.fixture
-async def server_factory(database_url: str) -> AsyncIterator[Callable[..., Awaitable[App]]]:
+def artifacts_dir(tmp_path: Path) -> Path:
+    """The artifact directory of this test's servers (workers started by tests/e2e's
+    `start_worker` store results there too)."""
+    return tmp_path / "artifacts"
+
+
+@pytest.fixture
+async def server_factory(
+    database_url: str, artifacts_dir: Path
+) -> AsyncIterator[Callable[..., Awaitable[App]]]:
     """Start real servers on 127.0.0.1 over this test's database, with settings changed."""
     started: list[App] = []
 
     async def start(**changes: object) -> App:
-        settings = ServerSettings(listen="127.0.0.1:0", database_url=database_url, grace_seconds=1)
+        settings = ServerSettings(
+            listen="127.0.0.1:0",
+            database_url=database_url,
+            grace_seconds=1,
+            artifacts=ArtifactLocation(directory=artifacts_dir),
+        )
         app = App(replace(settings, **changes))  # type: ignore[arg-type]
         await app.start()
         started.append(app)

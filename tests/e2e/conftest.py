@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from batchyard.server.app import App
+
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
@@ -22,14 +24,15 @@ def workspace(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def start_worker(
-    target: str, workspace: Path, tmp_path: Path
+    server: App, target: str, workspace: Path, tmp_path: Path
 ) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    """Start `python -m batchyard.worker` processes against the test's server."""
+    """Start `python -m batchyard.worker` processes against the test's server, storing
+    results in the server's artifact store."""
     started: list[subprocess.Popen[bytes]] = []
 
     def start(*args: str, name: str = "w") -> subprocess.Popen[bytes]:
         index = len(started)
-        env = {**os.environ, "BATCHYARD_LOG_FORMAT": "json"}
+        env = {**os.environ, "BATCHYARD_LOG_FORMAT": "json", **server.settings.artifacts.as_env()}
         cmd = [
             sys.executable,
             "-m",

@@ -86,6 +86,10 @@ class _RunReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RunReason.V
     """FAILED: a run it depends on failed."""
     RUN_REASON_CANCELLED_BY_USER: _RunReason.ValueType  # 10
     """CANCELLED: a user cancelled it."""
+    RUN_REASON_RESULT_UPLOAD_FAILED: _RunReason.ValueType  # 11
+    """FAILED: the job ended but the worker could not store its result files in the artifact
+    store.
+    """
 
 class RunReason(_RunReason, metaclass=_RunReasonEnumTypeWrapper):
     """Why a run (or an attempt) is in its status."""
@@ -112,6 +116,10 @@ RUN_REASON_DEPENDENCY_FAILED: RunReason.ValueType  # 9
 """FAILED: a run it depends on failed."""
 RUN_REASON_CANCELLED_BY_USER: RunReason.ValueType  # 10
 """CANCELLED: a user cancelled it."""
+RUN_REASON_RESULT_UPLOAD_FAILED: RunReason.ValueType  # 11
+"""FAILED: the job ended but the worker could not store its result files in the artifact
+store.
+"""
 Global___RunReason: _TypeAlias = RunReason  # noqa: Y015
 
 @_typing.final

@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 from batchyard.server.api.definitions import DefinitionServicer
 from batchyard.server.api.instrument import instrument
 from batchyard.server.api.logs import LogServicer
+from batchyard.server.api.results import ResultReader
 from batchyard.server.api.runs import RunServicer
 from batchyard.server.api.workers import LeaseSettings, WorkerServicer
 from batchyard.server.api.workspaces import WorkspaceResolver
@@ -74,6 +75,7 @@ class App:
     _embedded: EmbeddedPostgres | None = None
     _wakeups: Wakeups | None = None
     rescuer: Rescuer | None = None
+    _results: ResultReader | None = None
     _health: HealthServicer = field(default_factory=HealthServicer)
     _stopped: bool = False
 
@@ -96,7 +98,12 @@ class App:
             raise
         for name in ["", *SERVICES]:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.info("server_started", listen=self.settings.listen, port=self.port)
+        log.info(
+            "server_started",
+            listen=self.settings.listen,
+            port=self.port,
+            artifacts=self.settings.artifacts.describe(),
+        )
 
     def _build_server(self, pool: asyncpg.Pool, wakeups: Wakeups) -> grpc.aio.Server:
         server = grpc.aio.server(
@@ -108,9 +115,8 @@ class App:
         )
         workspaces = WorkspaceResolver(pool)
         definitions = DefinitionServicer(pool, workspaces)
-        # The result RPCs of RunService land with the results work; until then the
-        # generated base class answers them UNIMPLEMENTED (what mypy's "abstract" means).
-        runs = RunServicer(pool, workspaces, wakeups, SubmitBatcher(pool))  # type: ignore[abstract]
+        self._results = ResultReader(pool, workspaces, self.settings.artifacts.open())
+        runs = RunServicer(pool, workspaces, wakeups, SubmitBatcher(pool), self._results)
         lease_settings = LeaseSettings(ttl_seconds=self.settings.lease_ttl_seconds)
         workers = WorkerServicer(pool, wakeups, lease_settings)
         logs = LogServicer(pool, workspaces, wakeups)
@@ -149,6 +155,8 @@ class App:
             await self._server.stop(grace)
         if self.rescuer is not None:
             await self.rescuer.stop()
+        if self._results is not None:
+            await self._results.aclose()
         if self._wakeups is not None:
             await self._wakeups.stop()
         if self._pool is not None:

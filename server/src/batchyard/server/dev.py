@@ -146,6 +146,7 @@ async def _start_worker(
         **os.environ,
         "BATCHYARD_LOG_FORMAT": settings.log_format,
         "BATCHYARD_LOG_LEVEL": settings.log_level,
+        **settings.artifacts.as_env(),  # results go where the server reads them
     }
     # Its own process group: Ctrl-C reaches us, and we stop the worker in order.
     worker = await asyncio.create_subprocess_exec(*cmd, env=env, start_new_session=True)

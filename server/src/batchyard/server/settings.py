@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import platformdirs
+
+from batchyard.server.artifacts.location import (
+    ArtifactLocation,
+    default_artifacts,
+    parse_location,
+)
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 
@@ -28,6 +34,7 @@ class ServerSettings:
     rescue_interval_seconds: float = 2.0
     log_format: str = "auto"  # auto | json | console
     log_level: str = "info"
+    artifacts: ArtifactLocation = field(default_factory=lambda: parse_location(default_artifacts()))
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -80,6 +87,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(BATCHYARD_RESCUE_INTERVAL; default %(default)s)",
     )
     parser.add_argument(
+        "--artifacts",
+        default=_env("ARTIFACTS") or default_artifacts(),
+        metavar="DIR|s3://BUCKET[/PREFIX]",
+        help="where workers store result files: a directory shared with the workers, or an "
+        "S3 bucket and prefix (BATCHYARD_ARTIFACTS; default %(default)s)",
+    )
+    parser.add_argument(
+        "--artifacts-endpoint-url",
+        default=_env("ARTIFACTS_ENDPOINT_URL"),
+        metavar="URL",
+        help="endpoint of an S3-compatible store (BATCHYARD_ARTIFACTS_ENDPOINT_URL)",
+    )
+    parser.add_argument(
+        "--artifacts-region",
+        default=_env("ARTIFACTS_REGION"),
+        metavar="REGION",
+        help="region of the artifacts bucket (BATCHYARD_ARTIFACTS_REGION; credentials come "
+        "from the AWS_* environment or profile)",
+    )
+    parser.add_argument(
         "--log-format",
         choices=["auto", "json", "console"],
         default=_env("LOG_FORMAT", "auto"),
@@ -112,4 +139,7 @@ def from_args(args: argparse.Namespace) -> ServerSettings:
         rescue_interval_seconds=args.rescue_interval,
         log_format=args.log_format,
         log_level=args.log_level,
+        artifacts=parse_location(
+            args.artifacts, endpoint_url=args.artifacts_endpoint_url, region=args.artifacts_region
+        ),
     )

@@ -15,6 +15,7 @@ from uuid import UUID
 import grpc
 
 from batchyard.server.api.job_convert import config_from_pb
+from batchyard.server.api.results import ResultReader
 from batchyard.server.api.run_convert import (
     ConfigMemo,
     FreshRuns,
@@ -151,9 +152,15 @@ def _time(ts: Any) -> datetime | None:
 
 class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     def __init__(
-        self, pool: Pool, workspaces: WorkspaceResolver, wakeups: Wakeups, batcher: SubmitBatcher
+        self,
+        pool: Pool,
+        workspaces: WorkspaceResolver,
+        wakeups: Wakeups,
+        batcher: SubmitBatcher,
+        results: ResultReader,
     ) -> None:
         self._pool = pool
+        self._results = results
         self._workspaces = workspaces
         self._wakeups = wakeups
         self._batcher = batcher
@@ -259,7 +266,19 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         run_id = parse_run_id(request.run)
         await store.delete(self._pool, ws, run_id)
         self._wakeups.poke([run_key(run_id)])
+        self._results.forget(run_id)
         return pb.DeleteRunResponse()
+
+    async def ListRunResults(
+        self, request: pb.ListRunResultsRequest, context: Context
+    ) -> pb.ListRunResultsResponse:
+        return await self._results.list_page(request, context)
+
+    async def DownloadRunResult(
+        self, request: pb.DownloadRunResultRequest, context: Context
+    ) -> AsyncIterator[pb.DownloadRunResultResponse]:
+        async for response in self._results.download(request, context):
+            yield response
 
     async def WatchRun(
         self, request: pb.WatchRunRequest, context: Context

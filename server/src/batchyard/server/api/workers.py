@@ -17,6 +17,7 @@ import grpc
 from batchyard.server.api.fences import fence_from
 from batchyard.server.api.job_convert import config_to_pb, duration, seconds, timestamp
 from batchyard.server.api.log_append import append_logs, check_entries, store_batch
+from batchyard.server.api.results import results_from_pb
 from batchyard.server.api.run_convert import (
     reason_from_pb,
     status_from_pb,
@@ -151,11 +152,14 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             violations.append(FieldViolation("progress", "0 to 100"))
         if violations:
             raise InvalidArgument(violations)
+        results = results_from_pb(request.results, fence.attempt)
         applied = None
         if request.HasField("logs") and len(request.logs.entries):
-            applied = await self._complete_with_logs(fence, outcome, progress, request.logs)
+            applied = await self._complete_with_logs(
+                fence, outcome, progress, request.logs, fast=not results
+            )
         if applied is None:
-            applied = await leases.complete(self._pool, fence, outcome, progress)
+            applied = await leases.complete(self._pool, fence, outcome, progress, results)
         woken = [run_key(fence.run)]
         if applied.status == RunStatus.PENDING:
             woken.append(applied.queue)
@@ -166,11 +170,17 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         )
 
     async def _complete_with_logs(
-        self, fence: Fence, outcome: Outcome, progress: int | None, logs: pb.AppendLogsRequest
+        self,
+        fence: Fence,
+        outcome: Outcome,
+        progress: int | None,
+        logs: pb.AppendLogsRequest,
+        *,
+        fast: bool,
     ) -> leases.Applied | None:
         """The attempt's last entries, sent with CompleteRun: stored as AppendLogs would,
-        in the same statement as a success when they continue the stored log. None: the
-        outcome is still to be applied."""
+        in the same statement as a success when they continue the stored log (`fast`: no
+        results to store with it). None: the outcome is still to be applied."""
         if fence_from(logs.run, logs.attempt, logs.lease_id) != fence:
             raise InvalidArgument([FieldViolation("logs.run", "logs of another attempt or lease")])
         try:
@@ -178,9 +188,11 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         except InvalidArgument as exc:
             raise exc.under("logs") from None
         data = log_service_pb2.TailLogsResponse(entries=logs.entries).SerializeToString()
-        applied = await leases.complete_with_logs(
-            self._pool, fence, outcome, progress, (first, last, data)
-        )
+        applied = None
+        if fast:
+            applied = await leases.complete_with_logs(
+                self._pool, fence, outcome, progress, (first, last, data)
+            )
         if applied is None:
             await self._store_final_logs(fence, logs)
         return applied

@@ -6,6 +6,7 @@ clock: a worker whose lease is gone changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,10 +14,12 @@ from uuid import UUID
 
 import asyncpg
 
+from batchyard.server.db import results as run_results
 from batchyard.server.db.job_codec import config_from_json, secrets_from_json
 from batchyard.server.db.sql import q
 from batchyard.server.domain.errors import LeaseLost, OutcomeConflict
 from batchyard.server.domain.jobs import JobConfig, Secrets
+from batchyard.server.domain.results import Result
 from batchyard.server.domain.runs import Next, Outcome, RunReason, RunStatus, after_attempt
 
 
@@ -145,14 +148,21 @@ async def complete_with_logs(
 
 
 async def complete(
-    pool: asyncpg.Pool, fence: Fence, outcome: Outcome, progress: int | None
+    pool: asyncpg.Pool,
+    fence: Fence,
+    outcome: Outcome,
+    progress: int | None,
+    results: Sequence[Result] = (),
 ) -> Applied:
-    """Record how an attempt ended and move the run on (retry, or a terminal status)."""
+    """Record how an attempt ended, with the results it stored, and move the run on
+    (retry, or a terminal status)."""
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(q("lock_run_for_worker"), fence.run)
         if not _holds_lease(row, fence):
             return await _repeated_completion(conn, fence, outcome, row)
         assert row is not None
+        if results:
+            await run_results.insert(conn, fence.run, fence.attempt, list(results))
         strategy = config_from_json(row["config"]).retry_strategy
         nxt = after_attempt(outcome, strategy, row["num_retries_used"], row["cancel_requested"])
         status, next_start = await _end(conn, fence, outcome, nxt, "worker", progress)

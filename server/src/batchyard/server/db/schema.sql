@@ -54,6 +54,18 @@ CREATE TABLE public.run_log_chunks (
     CONSTRAINT run_log_chunks_seq_check CHECK (((first_seq >= 1) AND (last_seq >= first_seq)))
 );
 
+CREATE TABLE public.run_results (
+    run_id uuid NOT NULL,
+    attempt integer NOT NULL,
+    name text NOT NULL,
+    size_bytes bigint NOT NULL,
+    sha256 text NOT NULL,
+    media_type text NOT NULL,
+    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    CONSTRAINT run_results_sha256_check CHECK ((sha256 ~ '^[0-9a-f]{64}$'::text)),
+    CONSTRAINT run_results_size_check CHECK ((size_bytes >= 0))
+);
+
 CREATE TABLE public.run_specs (
     run_id uuid NOT NULL,
     payload bytea NOT NULL,
@@ -116,6 +128,9 @@ ALTER TABLE ONLY public.run_configs
 
 ALTER TABLE ONLY public.run_log_chunks
     ADD CONSTRAINT run_log_chunks_pkey PRIMARY KEY (run_id, attempt, first_seq);
+
+ALTER TABLE ONLY public.run_results
+    ADD CONSTRAINT run_results_pkey PRIMARY KEY (run_id, attempt, name);
 
 ALTER TABLE ONLY public.run_specs
     ADD CONSTRAINT run_specs_pkey PRIMARY KEY (run_id);

@@ -66,6 +66,13 @@ class RunNotFound(NotFound):
         super().__init__(f"run {ref!r} not found")
 
 
+class ResultNotFound(NotFound):
+    reason = "RESULT_NOT_FOUND"
+
+    def __init__(self, run: str, name: str) -> None:
+        super().__init__(f"run {run!r} has no result named {name!r}")
+
+
 class AlreadyExists(DomainError):
     reason = "ALREADY_EXISTS"
 

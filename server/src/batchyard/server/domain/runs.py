@@ -46,6 +46,7 @@ class RunReason(StrEnum):
     SOURCE_UNAVAILABLE = "SOURCE_UNAVAILABLE"
     DEPENDENCY_FAILED = "DEPENDENCY_FAILED"
     CANCELLED_BY_USER = "CANCELLED_BY_USER"
+    RESULT_UPLOAD_FAILED = "RESULT_UPLOAD_FAILED"
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,7 @@ def validate_outcome(outcome: Outcome) -> list[FieldViolation]:
         RunReason.NON_ZERO_EXIT_CODE,
         RunReason.TIMEOUT,
         RunReason.SOURCE_UNAVAILABLE,
+        RunReason.RESULT_UPLOAD_FAILED,
     }
     if outcome.status == RunStatus.SUCCEEDED:
         ok = outcome.reason == RunReason.NONE

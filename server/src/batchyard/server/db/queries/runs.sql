@@ -80,7 +80,8 @@ RETURNING id;
 SELECT status FROM runs WHERE workspace_id = $1 AND id = $2;
 
 -- name: delete_finished_run
--- The run, its spec, its log and (by cascade) its attempts, in one statement.
+-- The run, its spec, its log, its result listing and (by cascade) its attempts, in one
+-- statement (the result files are removed from the artifact store after it).
 WITH gone AS (
     DELETE FROM runs
     WHERE workspace_id = $1 AND id = $2 AND status IN ('SUCCEEDED', 'FAILED', 'CANCELLED')
@@ -89,6 +90,8 @@ WITH gone AS (
     DELETE FROM run_specs WHERE run_id IN (SELECT id FROM gone)
 ), logs AS (
     DELETE FROM run_log_chunks WHERE run_id IN (SELECT id FROM gone)
+), results AS (
+    DELETE FROM run_results WHERE run_id IN (SELECT id FROM gone)
 )
 SELECT id FROM gone;
 
