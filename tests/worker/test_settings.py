@@ -10,6 +10,10 @@ from pathlib import Path
 import pytest
 
 from batchyard.worker import cli
+from batchyard.worker.artifact_store import ArtifactLocation, LocalArtifactStore, S3ArtifactStore
+from batchyard.worker.git_source import DEFAULT_GIT_TIMEOUT
+from batchyard.worker.results import ResultLimits
+from batchyard.worker.s3_source import S3Limits
 from batchyard.worker.settings import (
     DEFAULT_KILL_GRACE,
     SettingsError,
@@ -151,4 +155,91 @@ def test_output_caps_from_flags_and_environment() -> None:
 def test_bad_output_settings_name_their_origin(argv: list[str], message: str) -> None:
     with pytest.raises(SettingsError) as caught:
         parse(argv)
+    assert message in str(caught.value)
+
+
+def test_artifacts_and_results_defaults(tmp_path: Path) -> None:
+    settings = parse([], {"PATH": "/usr/bin:/bin", "XDG_DATA_HOME": str(tmp_path / "data")})
+    assert settings.artifacts == ArtifactLocation(
+        directory=(tmp_path / "data" / "batchyard" / "artifacts").resolve()
+    )
+    assert (settings.artifacts_endpoint_url, settings.artifacts_region) == (None, None)
+    assert settings.result_limits == ResultLimits(max_bytes=5 * 1024**3, max_files=10_000)
+    store = settings.artifact_store()
+    assert isinstance(store, LocalArtifactStore)
+    assert store.root == (tmp_path / "data" / "batchyard" / "artifacts").resolve()
+    options = settings.execution_options()
+    assert options.result_limits == settings.result_limits
+    assert options.artifacts is None  # the runner gives its executions the one store
+
+
+def test_artifacts_on_s3_from_flags_and_environment() -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "BATCHYARD_ARTIFACTS": "/ignored/for/the/flag",
+        "BATCHYARD_ARTIFACTS_REGION": "eu-west-1",
+        "BATCHYARD_RESULTS_MAX_FILES": "50",
+        "BATCHYARD_S3_READ_TIMEOUT": "7.5",
+    }
+    argv = [
+        "--artifacts",
+        "s3://results-bucket/team/a",
+        "--artifacts-endpoint-url",
+        "http://127.0.0.1:9000",
+        "--results-max-bytes",
+        "1GiB",
+        "--s3-max-attempts",
+        "5",
+    ]
+    settings = parse(argv, env)
+    assert settings.artifacts == ArtifactLocation(bucket="results-bucket", prefix="team/a/")
+    assert settings.artifacts_endpoint_url == "http://127.0.0.1:9000"
+    assert settings.artifacts_region == "eu-west-1"
+    assert settings.result_limits == ResultLimits(max_bytes=1024**3, max_files=50)
+    store = settings.artifact_store()
+    assert isinstance(store, S3ArtifactStore)
+    assert store.describe() == "s3://results-bucket/team/a/ at http://127.0.0.1:9000"
+    assert settings.s3_limits.read_timeout == 7.5
+    assert settings.s3_limits.max_attempts == 5
+
+
+def test_source_limits_and_git_timeout() -> None:
+    assert parse([]).s3_limits == S3Limits()
+    assert parse([]).git_timeout == DEFAULT_GIT_TIMEOUT
+    env = {"PATH": "/usr/bin:/bin", "BATCHYARD_GIT_TIMEOUT": "90"}
+    argv = ["--s3-source-max-objects", "20", "--s3-source-max-bytes", "10MiB"]
+    argv += ["--s3-connect-timeout", "3", "--git-timeout", "120"]
+    settings = parse(argv, env)
+    assert settings.s3_limits == S3Limits(
+        max_objects=20, max_bytes=10 * 1024**2, connect_timeout=3.0
+    )
+    assert settings.git_timeout == 120.0
+    options = settings.execution_options()
+    assert (options.s3_limits, options.git_timeout) == (settings.s3_limits, 120.0)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["--artifacts", "gs://bucket"], {}, "--artifacts: 'gs://bucket': only a directory"),
+        ([], {"BATCHYARD_ARTIFACTS": "s3://"}, "BATCHYARD_ARTIFACTS: 's3://' names no bucket"),
+        (
+            ["--artifacts-endpoint-url", "127.0.0.1:9000"],
+            {},
+            "--artifacts-endpoint-url: '127.0.0.1:9000' must start with http:// or https://",
+        ),
+        (["--results-max-bytes", "lots"], {}, "--results-max-bytes: 'lots' is not a size"),
+        (["--results-max-files", "0"], {}, "--results-max-files: must be 1 or more"),
+        (["--results-max-files", "10001"], {}, "--results-max-files: must be at most 10000"),
+        (["--s3-max-attempts", "0"], {}, "--s3-max-attempts: must be between 1 and 20"),
+        (["--s3-read-timeout", "0"], {}, "--s3-read-timeout: must be more than 0 seconds"),
+        (["--s3-source-max-objects", "-1"], {}, "--s3-source-max-objects: must be 1 or more"),
+        ([], {"BATCHYARD_GIT_TIMEOUT": "soon"}, "BATCHYARD_GIT_TIMEOUT: could not convert"),
+    ],
+)
+def test_bad_artifact_and_source_settings_name_their_origin(
+    argv: list[str], env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        parse(argv, {"PATH": "/usr/bin:/bin", **env})
     assert message in str(caught.value)

@@ -15,7 +15,13 @@ goes to an in-memory tail — a failed attempt's message quotes its last stderr 
 the ``sink`` given (the log shipper of a leased attempt). The worker's own system entries
 say: which worker started the attempt, that the source is ready (or why it is not), the
 command started, a timeout reached, a cancel or lease loss received, the signals sent, the
-output dropped over the caps, and how the attempt ended.
+output dropped over the caps, the results stored or skipped, and how the attempt ended.
+
+Results: once the job's process group is dead, the files it left in ``paths.output`` go to
+the artifact store (:mod:`~batchyard.worker.results`), unless the worker lost the lease or
+is shutting down; the outcome carries them. An empty output directory costs one directory
+read on the event loop, nothing more. A lost lease or a shutdown during the upload cancels
+it (a cancel request does not: the job has ended already, its results are stored).
 
 Stopping (timeout, cancel, shutdown): SIGTERM to the process group, ``kill_grace`` seconds
 for the leader to exit, then SIGKILL to the group. A lost lease skips the grace: SIGKILL at
@@ -35,6 +41,7 @@ from typing import Self
 
 from batchyard.v1 import job_pb2, run_pb2
 from batchyard.worker import outcome as outcomes
+from batchyard.worker.artifact_store import ArtifactStore, UploadError
 from batchyard.worker.attempt_dir import (
     AttemptPaths,
     attempt_paths,
@@ -61,6 +68,7 @@ from batchyard.worker.output import (
 )
 from batchyard.worker.process import JobProcess
 from batchyard.worker.reaper_client import Reaper
+from batchyard.worker.results import ResultLimits, has_output, store_results
 from batchyard.worker.s3_source import S3Fetched, S3Limits, fetch_s3
 from batchyard.worker.slot_dirs import SlotDirectories
 from batchyard.worker.sources import (
@@ -113,6 +121,10 @@ class ExecutionOptions:
     """Seconds a GIT source's fetch may take (at most the attempt's timeout)."""
     s3_limits: S3Limits = field(default_factory=S3Limits)
     """Bounds and timeouts of S3 source downloads."""
+    artifacts: ArtifactStore | None = None
+    """Where result files go; None: they are not collected."""
+    result_limits: ResultLimits = field(default_factory=ResultLimits)
+    """Per-attempt caps on the result files stored."""
 
 
 class Execution:
@@ -137,6 +149,9 @@ class Execution:
         self._stop: StopReason | None = None
         self._stop_requested = asyncio.Event()
         self._kill_now = asyncio.Event()
+        self._abandoned: StopReason | None = None
+        """LEASE_LOST or SHUTDOWN, once either arrived: the attempt will not be completed."""
+        self._abandon = asyncio.Event()
         self._started = False
         self._group_released = False
         self._holds_dir = False
@@ -191,6 +206,9 @@ class Execution:
             self._stop_requested.set()
         if reason is StopReason.LEASE_LOST:
             self._kill_now.set()
+        if reason in (StopReason.LEASE_LOST, StopReason.SHUTDOWN) and self._abandoned is None:
+            self._abandoned = reason
+            self._abandon.set()
 
     async def run(self) -> Outcome:
         """Executes the attempt once and returns how it ended."""
@@ -210,6 +228,10 @@ class Execution:
             collector.system(self._started_message())
             outcome = await self._execute(collector)
             collector.finish()  # the last partial lines, the note on dropped output
+            store = self._options.artifacts
+            # An empty output directory (a trivial run) costs this one directory read.
+            if store is not None and outcome.reportable and has_output(self.paths.output):
+                outcome = await self._store_results(store, outcome, collector)
             collector.system(f"attempt ended: {outcome.message}", _ending_level(outcome))
             return _with_stderr(outcome, tail)
         finally:
@@ -306,6 +328,43 @@ class Execution:
             collector.system(message, Level.ERROR)
             return outcomes.source_unavailable(message)
         return await self._supervise(process, collector)
+
+    async def _store_results(
+        self, store: ArtifactStore, outcome: Outcome, collector: OutputCollector
+    ) -> Outcome:
+        """Stores the output directory's files; a lost lease or shutdown cancels it."""
+        upload = asyncio.ensure_future(
+            store_results(
+                store,
+                self.paths.output,
+                run=self.spec.run,
+                attempt=self.spec.attempt,
+                limits=self._options.result_limits,
+                note=lambda message: collector.system(message, Level.WARNING),
+            )
+        )
+        abandon = asyncio.ensure_future(self._abandon.wait())
+        try:
+            await asyncio.wait((upload, abandon), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            abandon.cancel()
+            if not upload.done():
+                upload.cancel()
+                await asyncio.wait((upload,))  # no reads from a directory being emptied
+        if upload.cancelled():
+            reason = self._abandoned or StopReason.LEASE_LOST
+            collector.system(f"results not stored: {_stop_message(reason)}", Level.WARNING)
+            return outcomes.stopped(reason, timeout=self.timeout, progress=outcome.progress)
+        try:
+            stored = upload.result()
+        except UploadError as exc:
+            collector.system(f"results not stored: {exc}", Level.ERROR)
+            return outcomes.result_upload_failed(outcome, str(exc))
+        skipped = f", {stored.skipped} skipped" if stored.skipped else ""
+        collector.system(
+            f"stored {len(stored.files)} result file(s), {stored.bytes} bytes{skipped}"
+        )
+        return outcomes.with_results(outcome, stored.files)
 
     def _not_starting(self, reason: StopReason, collector: OutputCollector) -> Outcome:
         collector.system(f"not starting the job: {_stop_message(reason)}", Level.WARNING)
@@ -436,6 +495,8 @@ def _with_stderr(outcome: Outcome, tail: TailSink) -> Outcome:
     """A failed attempt's message quotes the job's last stderr lines."""
     if outcome.status != run_pb2.RUN_STATUS_FAILED:
         return outcome
+    if outcome.reason == run_pb2.RUN_REASON_RESULT_UPLOAD_FAILED:
+        return outcome  # the job did not fail: its stderr says nothing about why
     quoted = tail.stderr_summary()
     return replace(outcome, message=f"{outcome.message}: {quoted}") if quoted else outcome
 

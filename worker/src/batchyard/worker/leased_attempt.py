@@ -1,7 +1,9 @@
 """One leased attempt, from lease to report: execution, heartbeat, logs, CompleteRun/ReleaseRun.
 
 The order is what makes a finished run's log complete: the job runs (its log shipped live
-by a :class:`~batchyard.worker.log_shipping.LogShipper`); when it has ended, every record is
+by a :class:`~batchyard.worker.log_shipping.LogShipper`) and its result files are stored
+(inside :meth:`Execution.run`, so the entries about them are part of the log, and the
+heartbeat keeps the lease meanwhile); when it has ended, every record is
 flushed — until the server acknowledged the last seq — and only then is the run completed
 (or released, at shutdown). When what is left fits one message and nothing is on its way,
 it goes with CompleteRun itself, which stores it before applying the outcome: a short
@@ -105,6 +107,7 @@ class LeasedAttempt:
                 reason=run_pb2.RunReason.Name(outcome.reason),
                 exit_code=outcome.exit_code,
                 message=outcome.message,
+                results=len(outcome.results),
                 log_entries=shipper.last_seq,
                 logs_shipped=logs_shipped,
             )
@@ -113,7 +116,6 @@ class LeasedAttempt:
             if outcome.stopped is StopReason.SHUTDOWN:
                 await self._release("the worker is shutting down")
                 return
-            # Results upload (execution.paths.output) will come here, before completing.
             await self._complete(outcome, final_logs or b"")
 
     async def _flush_logs(

@@ -3,13 +3,18 @@
 The worker only reports: exit 0 is SUCCEEDED, any other exit FAILED with the exit code, a
 timeout FAILED/TIMEOUT, a cancel CANCELLED/CANCELLED_BY_USER, a source that could not be made
 ready FAILED/SOURCE_UNAVAILABLE. Whether the run is retried is the server's decision.
+
+An outcome also carries the result files the attempt stored. When storing them failed, a
+job that succeeded ends FAILED/RESULT_UPLOAD_FAILED (no results reported); a job that had
+failed or was cancelled keeps its status and reason, and its message says why no results
+were stored.
 """
 
 from __future__ import annotations
 
 import enum
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from batchyard.v1 import run_pb2
 
@@ -24,6 +29,18 @@ class StopReason(enum.Enum):
 
 
 @dataclass(frozen=True)
+class ResultFile:
+    """One result file in the artifact store."""
+
+    name: str
+    """The path relative to the output directory, "/"-separated."""
+    size: int
+    sha256: str
+    """Lowercase hex."""
+    media_type: str
+
+
+@dataclass(frozen=True)
 class Outcome:
     """The end of one attempt."""
 
@@ -34,6 +51,8 @@ class Outcome:
     progress: int | None = None
     stopped: StopReason | None = None
     """Set when the worker stopped the job itself (timeout, cancel, lease lost, shutdown)."""
+    results: tuple[ResultFile, ...] = ()
+    """The result files stored in the artifact store."""
 
     @property
     def reportable(self) -> bool:
@@ -120,6 +139,26 @@ def stopped(reason: StopReason, *, timeout: float, progress: int | None) -> Outc
                 progress=progress,
                 stopped=reason,
             )
+
+
+def with_results(outcome: Outcome, results: tuple[ResultFile, ...]) -> Outcome:
+    """The outcome, carrying the result files stored."""
+    return replace(outcome, results=results)
+
+
+def result_upload_failed(outcome: Outcome, cause: str) -> Outcome:
+    """Storing the results failed: a success becomes FAILED/RESULT_UPLOAD_FAILED; any other
+    ending keeps its status and reason. No results are reported either way."""
+    message = f"results not stored: {cause}"
+    if outcome.status == run_pb2.RUN_STATUS_SUCCEEDED:
+        return replace(
+            outcome,
+            status=run_pb2.RUN_STATUS_FAILED,
+            reason=run_pb2.RUN_REASON_RESULT_UPLOAD_FAILED,
+            message=f"{outcome.message}, but {message}",
+            results=(),
+        )
+    return replace(outcome, message=f"{outcome.message}; {message}", results=())
 
 
 def source_unavailable(message: str, progress: int | None = None) -> Outcome:

@@ -53,7 +53,9 @@ class Runner:
     def __init__(self, settings: WorkerSettings, api: WorkerApi, reaper: Reaper | None) -> None:
         self._settings = settings
         self._options = replace(
-            settings.execution_options(), directories=SlotDirectories(settings.state_dir)
+            settings.execution_options(),
+            directories=SlotDirectories(settings.state_dir),
+            artifacts=settings.artifact_store(),
         )
         self._shipping = settings.shipping_options()
         self._api = api
@@ -97,6 +99,8 @@ class Runner:
             self.hurry()
         await asyncio.wait(loops)
         await self._drain()
+        if self._options.artifacts is not None:
+            await self._options.artifacts.aclose()
         _log.info("worker_stopped")
         if crashed:
             raise WorkerCrashed(_describe_crash(crashed[0]))

@@ -24,7 +24,7 @@ import grpc
 import structlog
 from google.protobuf import duration_pb2
 
-from batchyard.v1 import run_pb2, worker_service_pb2, worker_service_pb2_grpc
+from batchyard.v1 import result_pb2, run_pb2, worker_service_pb2, worker_service_pb2_grpc
 from batchyard.worker.outcome import Outcome
 
 if TYPE_CHECKING:
@@ -131,7 +131,8 @@ class WorkerApi:
     ) -> run_pb2.RunStatus.ValueType:
         """Reports how the attempt ended (retrying while the server is unreachable); returns
         the run's status afterwards (PENDING when the server will retry it). ``logs``: the
-        log's last entries as a serialized AppendLogsRequest, stored by the server first."""
+        log's last entries as a serialized AppendLogsRequest, stored by the server first.
+        The outcome's result files (already in the artifact store) go with it."""
         request = worker_service_pb2.CompleteRunRequest(
             run=lease.run,
             attempt=lease.attempt,
@@ -141,6 +142,16 @@ class WorkerApi:
             exit_code=outcome.exit_code,
             message=outcome.message,
             progress=outcome.progress,
+            results=[
+                result_pb2.RunResult(
+                    name=result.name,
+                    size_bytes=result.size,
+                    sha256=result.sha256,
+                    media_type=result.media_type,
+                    attempt=lease.attempt,
+                )
+                for result in outcome.results
+            ],
         )
         if logs:
             request.logs.MergeFromString(logs)

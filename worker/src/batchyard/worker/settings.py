@@ -17,11 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from batchyard.worker.artifact_store import ArtifactLocation, ArtifactStore, parse_location
 from batchyard.worker.execution import ExecutionOptions
-from batchyard.worker.git_source import DEFAULT_PROTOCOLS, KNOWN_PROTOCOLS
+from batchyard.worker.git_source import DEFAULT_GIT_TIMEOUT, DEFAULT_PROTOCOLS, KNOWN_PROTOCOLS
 from batchyard.worker.lines import DEFAULT_MAX_LINE_BYTES
 from batchyard.worker.log_shipping import DEFAULT_FLUSH_INTERVAL, ShippingOptions
 from batchyard.worker.output import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_OUTPUT_LINES
+from batchyard.worker.results import (
+    DEFAULT_RESULTS_MAX_BYTES,
+    DEFAULT_RESULTS_MAX_FILES,
+    ResultLimits,
+)
+from batchyard.worker.s3_source import S3Limits
 from batchyard.worker.spool import DEFAULT_MAX_MEMORY_BYTES
 
 DEFAULT_SERVER = "localhost:50051"
@@ -35,6 +42,9 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_LINE_BYTES_LIMIT = 64_000
 """The server keeps log messages of up to 64 KiB characters (the cut marker included)."""
 MAX_FLUSH_INTERVAL = 5.0
+MAX_S3_ATTEMPTS = 20
+MAX_RESULTS_FILES = 10_000
+"""The server takes at most this many results per attempt."""
 _SIZE = re.compile(r"\s*(\d+(?:\.\d*)?)\s*([A-Za-z]*)\s*")
 _SIZE_UNITS = {
     "": 1,
@@ -91,6 +101,28 @@ class WorkerSettings:
     """Bytes of unsent log kept in memory per attempt; more spills to the state directory."""
     git_protocols: tuple[str, ...] = DEFAULT_PROTOCOLS
     """The transports GIT sources may use (file only for tests)."""
+    git_timeout: float = DEFAULT_GIT_TIMEOUT
+    """Seconds a GIT source's fetch may take."""
+    s3_limits: S3Limits = field(default_factory=S3Limits)
+    """Bounds of S3 source downloads; its timeouts and attempts serve the artifact store too."""
+    artifacts: ArtifactLocation | None = None
+    """Where result files go; None: nowhere, they are not collected."""
+    artifacts_endpoint_url: str | None = None
+    artifacts_region: str | None = None
+    result_limits: ResultLimits = field(default_factory=ResultLimits)
+
+    def artifact_store(self) -> ArtifactStore | None:
+        """The artifact store (no connection made until the first result is stored)."""
+        if self.artifacts is None:
+            return None
+        limits = self.s3_limits
+        return self.artifacts.open(
+            endpoint_url=self.artifacts_endpoint_url,
+            region=self.artifacts_region,
+            connect_timeout=limits.connect_timeout,
+            read_timeout=limits.read_timeout,
+            max_attempts=limits.max_attempts,
+        )
 
     def execution_options(self) -> ExecutionOptions:
         return ExecutionOptions(
@@ -104,6 +136,9 @@ class WorkerSettings:
             max_output_lines=self.max_output_lines,
             worker_id=self.worker_id,
             git_protocols=self.git_protocols,
+            git_timeout=self.git_timeout,
+            s3_limits=self.s3_limits,
+            result_limits=self.result_limits,
         )
 
     def shipping_options(self) -> ShippingOptions:
@@ -168,6 +203,67 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"{', '.join(KNOWN_PROTOCOLS)} (BATCHYARD_GIT_PROTOCOLS; default "
         f"{','.join(DEFAULT_PROTOCOLS)}; file only for tests)",
     )
+    add(
+        "--git-timeout",
+        help="seconds a GIT source's fetch may take, at most the attempt's timeout "
+        f"(BATCHYARD_GIT_TIMEOUT; default {DEFAULT_GIT_TIMEOUT:g})",
+    )
+    _add_s3_arguments(parser)
+    _add_artifact_arguments(parser)
+
+
+def _add_s3_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    limits = S3Limits()
+    add(
+        "--s3-source-max-objects",
+        help="objects an S3 source prefix may hold "
+        f"(BATCHYARD_S3_SOURCE_MAX_OBJECTS; default {limits.max_objects})",
+    )
+    add(
+        "--s3-source-max-bytes",
+        help="bytes an S3 source may download "
+        f"(BATCHYARD_S3_SOURCE_MAX_BYTES; default {limits.max_bytes // 1024**3}GiB)",
+    )
+    add(
+        "--s3-connect-timeout",
+        help="seconds to connect to S3, for sources and the artifact store "
+        f"(BATCHYARD_S3_CONNECT_TIMEOUT; default {limits.connect_timeout:g})",
+    )
+    add(
+        "--s3-read-timeout",
+        help="seconds an S3 read may wait, for sources and the artifact store "
+        f"(BATCHYARD_S3_READ_TIMEOUT; default {limits.read_timeout:g})",
+    )
+    add(
+        "--s3-max-attempts",
+        help="attempts per S3 request, retries of throttling and transient errors included "
+        f"(BATCHYARD_S3_MAX_ATTEMPTS; default {limits.max_attempts})",
+    )
+
+
+def _add_artifact_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add(
+        "--artifacts",
+        help="where result files go: a directory or s3://BUCKET[/PREFIX], the server's too "
+        "(BATCHYARD_ARTIFACTS; default ${XDG_DATA_HOME:-~/.local/share}/batchyard/artifacts)",
+    )
+    add(
+        "--artifacts-endpoint-url",
+        help="endpoint of an S3-compatible artifact store (BATCHYARD_ARTIFACTS_ENDPOINT_URL)",
+    )
+    add("--artifacts-region", help="region of the S3 artifact store (BATCHYARD_ARTIFACTS_REGION)")
+    add(
+        "--results-max-bytes",
+        help="bytes of result files stored per attempt; a file past it is skipped "
+        f"(BATCHYARD_RESULTS_MAX_BYTES; default {DEFAULT_RESULTS_MAX_BYTES // 1024**3}GiB)",
+    )
+    add(
+        "--results-max-files",
+        help=f"result files stored per attempt, at most {MAX_RESULTS_FILES} "
+        f"(BATCHYARD_RESULTS_MAX_FILES; default {DEFAULT_RESULTS_MAX_FILES})",
+    )
 
 
 def settings_from_args(
@@ -208,6 +304,23 @@ def settings_from_args(
         log_flush_interval=value("log_flush_interval", _flush_interval, DEFAULT_FLUSH_INTERVAL),
         log_spool_memory=value("log_spool_memory", _byte_size, DEFAULT_MAX_MEMORY_BYTES),
         git_protocols=value("git_protocols", _git_protocols, DEFAULT_PROTOCOLS),
+        git_timeout=value("git_timeout", _positive_seconds, DEFAULT_GIT_TIMEOUT),
+        s3_limits=S3Limits(
+            max_objects=value("s3_source_max_objects", _count, S3Limits.max_objects),
+            max_bytes=value("s3_source_max_bytes", _byte_size, S3Limits.max_bytes),
+            connect_timeout=value(
+                "s3_connect_timeout", _positive_seconds, S3Limits.connect_timeout
+            ),
+            read_timeout=value("s3_read_timeout", _positive_seconds, S3Limits.read_timeout),
+            max_attempts=value("s3_max_attempts", _attempts, S3Limits.max_attempts),
+        ),
+        artifacts=value("artifacts", parse_location, parse_location(_default_artifacts(env))),
+        artifacts_endpoint_url=value("artifacts_endpoint_url", _endpoint_url, None),
+        artifacts_region=value("artifacts_region", _non_empty, None),
+        result_limits=ResultLimits(
+            max_bytes=value("results_max_bytes", _byte_size, DEFAULT_RESULTS_MAX_BYTES),
+            max_files=value("results_max_files", _results_files, DEFAULT_RESULTS_MAX_FILES),
+        ),
     )
 
 
@@ -236,6 +349,39 @@ def _seconds(raw: str) -> float:
     if not 0 <= seconds < 7 * 24 * 3600:
         raise ValueError("must be a number of seconds, 0 or more")
     return seconds
+
+
+def _positive_seconds(raw: str) -> float:
+    seconds = _seconds(raw)
+    if seconds <= 0:
+        raise ValueError("must be more than 0 seconds")
+    return seconds
+
+
+def _attempts(raw: str) -> int:
+    attempts = int(raw)
+    if not 1 <= attempts <= MAX_S3_ATTEMPTS:
+        raise ValueError(f"must be between 1 and {MAX_S3_ATTEMPTS}")
+    return attempts
+
+
+def _results_files(raw: str) -> int:
+    count = _count(raw)
+    if count > MAX_RESULTS_FILES:
+        raise ValueError(f"must be at most {MAX_RESULTS_FILES} (the server's limit per attempt)")
+    return count
+
+
+def _default_artifacts(env: Mapping[str, str]) -> str:
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return str(Path(base) / "batchyard" / "artifacts")
+
+
+def _endpoint_url(raw: str) -> str:
+    url = raw.strip()
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"{raw!r} must start with http:// or https://")
+    return url
 
 
 def _git_protocols(raw: str) -> tuple[str, ...]:
