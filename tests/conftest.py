@@ -16,6 +16,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from batchyard.client.connection import TOKEN_ENV, aio_channel
 from batchyard.server.app import App
 from batchyard.server.artifacts.location import ArtifactLocation
 from batchyard.server.embedded import start_embedded
@@ -51,9 +52,24 @@ async def pg_admin_dsn() -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 async def template_db(pg_admin_dsn: str) -> AsyncIterator[str]:
-    name = await pg.create_template(pg_admin_dsn)
+    """The migrated template every test database copies. Its admin token (of the default
+    workspace) is in $BATCHYARD_TOKEN for the session, so the SDK, the CLI and worker
+    processes authenticate as a user would configure them."""
+    name, token = await pg.create_template(pg_admin_dsn)
+    before = os.environ.get(TOKEN_ENV)
+    os.environ[TOKEN_ENV] = token
     yield name
+    if before is None:
+        os.environ.pop(TOKEN_ENV, None)
+    else:
+        os.environ[TOKEN_ENV] = before
     await pg.drop_database(pg_admin_dsn, name)
+
+
+@pytest.fixture
+def admin_token(template_db: str) -> str:
+    """The admin token of the default workspace of every test database."""
+    return os.environ[TOKEN_ENV]
 
 
 @pytest.fixture
@@ -112,8 +128,9 @@ def target(server: App) -> str:
 
 
 @pytest.fixture
-async def channel(target: str) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(target) as ch:
+async def channel(target: str, admin_token: str) -> AsyncIterator[grpc.aio.Channel]:
+    """A channel to the test's server, authenticated as an admin of `default`."""
+    async with aio_channel(target, token=admin_token) as ch:
         yield ch
 
 

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from batchyard.server.app import run_migrations
+from batchyard.server.bootstrap import create_admin_token
 
 
 def dsn_for(dsn: str, database: str) -> str:
@@ -36,8 +37,9 @@ async def drop_database(admin_dsn: str, name: str) -> None:
         await conn.close()
 
 
-async def create_template(admin_dsn: str) -> str:
-    """A database with every migration applied, to copy per test."""
+async def create_template(admin_dsn: str) -> tuple[str, str]:
+    """A database with every migration applied and an admin token of the default
+    workspace, to copy per test: its name and the token's secret."""
     name = await create_database(admin_dsn)
     await run_migrations(dsn_for(admin_dsn, name))
-    return name
+    return name, await create_admin_token(dsn_for(admin_dsn, name), "test-admin")

@@ -13,6 +13,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from batchyard.client.connection import aio_channel
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -34,10 +36,24 @@ def start_server(
         )
 
 
+def bootstrap_token(*args: str, env: dict[str, str] | None = None) -> str:
+    """`python -m batchyard.server bootstrap ARGS`: the admin token it prints once."""
+    full_env = {**os.environ, "BATCHYARD_LOG_FORMAT": "json", **(env or {})}
+    made = subprocess.run(
+        [sys.executable, "-m", "batchyard.server", "bootstrap", *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return made.stdout.strip()
+
+
 async def wait_serving(target: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
     """Poll gRPC health until SERVING; fail early if the process died."""
     deadline = asyncio.get_running_loop().time() + timeout
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with aio_channel(target) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while True:
             if proc.poll() is not None:

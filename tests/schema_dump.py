@@ -53,7 +53,7 @@ def dump_schema(dsn: str) -> str:
 async def schema_from_scratch(admin_dsn: str) -> str:
     from tests import pg
 
-    name = await pg.create_template(admin_dsn)
+    name, _ = await pg.create_template(admin_dsn)
     try:
         return await asyncio.to_thread(dump_schema, pg.dsn_for(admin_dsn, name))
     finally:

@@ -43,6 +43,11 @@ async def bench_server(*extra: str) -> AsyncIterator[tuple[str, Path]]:
             "20",
             *extra,
         ]
+        # The first admin token, made the way an operator makes it (before the server
+        # starts: both would start the embedded PostgreSQL of the data directory).
+        bootstrap = [*cmd[:3], "bootstrap", "--data-dir", str(scratch / "pg")]
+        made = subprocess.run(bootstrap, env=env, capture_output=True, text=True, check=True)
+        os.environ["BATCHYARD_TOKEN"] = made.stdout.strip()  # the bench's clients and workers
         with (scratch / "server.log").open("ab") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         try:

@@ -11,8 +11,7 @@ import argparse
 import asyncio
 import time
 
-import grpc
-
+from batchyard.client.connection import aio_channel
 from batchyard.v1 import (
     definition_pb2,
     definition_service_pb2,
@@ -65,7 +64,7 @@ async def main(args: argparse.Namespace) -> None:
     async with (
         bench_server() as (target, scratch),
         bench_worker(target, scratch, args.slots),
-        grpc.aio.insecure_channel(target) as channel,
+        aio_channel(target) as channel,
     ):
         if True:
             definitions = definition_service_pb2_grpc.DefinitionServiceStub(channel)

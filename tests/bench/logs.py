@@ -20,6 +20,7 @@ import grpc
 import psutil
 from google.protobuf import duration_pb2, json_format
 
+from batchyard.client.connection import aio_channel
 from batchyard.v1 import (
     definition_pb2,
     definition_service_pb2,
@@ -90,7 +91,7 @@ async def ingest(channel: grpc.aio.Channel, lines: int) -> float:
 
 async def followers(channel_target: str, server_pid: int, count: int) -> tuple[float, float]:
     proc = psutil.Process(server_pid)
-    async with grpc.aio.insecure_channel(channel_target) as channel:
+    async with aio_channel(channel_target) as channel:
         await define(
             channel,
             "followed",
@@ -205,7 +206,7 @@ async def main(args: argparse.Namespace) -> None:
     async with (
         bench_server() as (target, scratch),
         bench_worker(target, scratch, 4),
-        grpc.aio.insecure_channel(target) as channel,
+        aio_channel(target) as channel,
     ):
         stored, followed = await job_to_storage(channel, args.job_lines)
         print(f"one job (seq 1 {args.job_lines}): {stored:,.0f} lines/s stored,")
@@ -213,7 +214,7 @@ async def main(args: argparse.Namespace) -> None:
         delays = await follower_latency(channel, 1000, 10)
         print(f"follower latency at 1,000 lines/s (printed -> received): {summary(delays)}")
     async with bench_server() as (target, _scratch):
-        async with grpc.aio.insecure_channel(target) as channel:
+        async with aio_channel(target) as channel:
             rate = await ingest(channel, args.lines)
             print(f"AppendLogs ingest (1,000-entry batches): {rate:,.0f} lines/s stored")
         before, after = await followers(target, server_pid(target), args.followers)

@@ -9,8 +9,7 @@ import argparse
 import asyncio
 import time
 
-import grpc
-
+from batchyard.client.connection import aio_channel
 from batchyard.v1 import (
     definition_pb2,
     definition_service_pb2,
@@ -59,7 +58,7 @@ async def batch(
 
 
 async def main(args: argparse.Namespace) -> None:
-    async with bench_server() as (target, _), grpc.aio.insecure_channel(target) as channel:
+    async with bench_server() as (target, _), aio_channel(target) as channel:
         definitions = definition_service_pb2_grpc.DefinitionServiceStub(channel)
         config = job_pb2.JobConfig(
             type=job_pb2.JOB_TYPE_SHELL, source_location="true", queue="nobody"

@@ -18,6 +18,7 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 
 from batchyard.client import connection, streams
+from batchyard.client.connection import aio_channel
 from batchyard.client.errors import (
     BatchyardError,
     InvalidArgumentError,
@@ -424,7 +425,7 @@ class Restartable:
 
     async def start(self, port=0):
         self.app = await self.factory(listen=f"127.0.0.1:{port}")
-        self.channel = grpc.aio.insecure_channel(self.target)
+        self.channel = aio_channel(self.target)
         self.worker = ActingWorker(worker_service_pb2_grpc.WorkerServiceStub(self.channel))
         self.runs = run_service_pb2_grpc.RunServiceStub(self.channel)
         self.definitions = definition_service_pb2_grpc.DefinitionServiceStub(self.channel)

@@ -18,9 +18,9 @@ import sys
 import time
 
 import asyncpg
-import grpc
 import pytest
 
+from batchyard.client.connection import aio_channel
 from batchyard.v1 import definition_service_pb2_grpc, run_pb2, run_service_pb2_grpc
 from batchyard.v1 import run_service_pb2 as rpb
 from tests.e2e.jobs import alive, define, submit
@@ -90,7 +90,7 @@ async def test_kill_workers_and_restart_the_server(tmp_path, database_url):
     workers: list[subprocess.Popen[bytes]] = []
     try:
         await wait_serving(target, server)
-        async with grpc.aio.insecure_channel(target) as channel:
+        async with aio_channel(target) as channel:
             definitions = definition_service_pb2_grpc.DefinitionServiceStub(channel)
             script = f"touch {pids_dir}/$$; sleep 0.$(( $$ % 4 )); (sleep 0.2) & wait"
             config = {
@@ -119,7 +119,7 @@ async def test_kill_workers_and_restart_the_server(tmp_path, database_url):
                 server = start_server(*server_args, log=log)
                 await wait_serving(target, server)
                 restarted_server = True
-            async with grpc.aio.insecure_channel(target) as channel:
+            async with aio_channel(target) as channel:
                 left = await unfinished(run_service_pb2_grpc.RunServiceStub(channel))
             if left == 0:
                 break

@@ -18,6 +18,7 @@ import sys
 import grpc
 import pytest
 
+from batchyard.client.connection import aio_channel
 from batchyard.v1 import (
     definition_service_pb2_grpc,
     log_pb2,
@@ -58,7 +59,7 @@ async def follow(target: str, run_id: str, seen: list[str]) -> None:
     streams = [log_pb2.LOG_STREAM_STDOUT, log_pb2.LOG_STREAM_STDERR]
     while True:
         try:
-            async with grpc.aio.insecure_channel(target) as channel:
+            async with aio_channel(target) as channel:
                 logs = log_service_pb2_grpc.LogServiceStub(channel)
                 request = lpb.TailLogsRequest(run=run_id, after=position, streams=streams)
                 async for response in logs.TailLogs(request):
@@ -97,7 +98,7 @@ async def test_followers_survive_server_restarts(tmp_path, database_url):
         worker = subprocess.Popen(worker_cmd, stdout=worker_log, stderr=subprocess.STDOUT, env=env)
     try:
         await wait_serving(target, server)
-        async with grpc.aio.insecure_channel(target) as channel:
+        async with aio_channel(target) as channel:
             definitions = definition_service_pb2_grpc.DefinitionServiceStub(channel)
             config = {
                 "type": "JOB_TYPE_PYTHON",
@@ -116,14 +117,14 @@ async def test_followers_survive_server_restarts(tmp_path, database_url):
             assert await stop(server) == 0
             server = start_server(*server_args, log=log)
             await wait_serving(target, server)
-        async with grpc.aio.insecure_channel(target) as channel:
+        async with aio_channel(target) as channel:
             stub = run_service_pb2_grpc.RunServiceStub(channel)
             for run_id in run_ids:
                 final = await wait_for(stub, run_id, timeout=120)
                 assert final.attempts[-1].exit_code == 0, final
         await asyncio.wait_for(asyncio.gather(*followers), 60)
         want = expected(LINES)
-        async with grpc.aio.insecure_channel(target) as channel:
+        async with aio_channel(target) as channel:
             logs = log_service_pb2_grpc.LogServiceStub(channel)
             for run_id in run_ids:
                 stored, token = [], ""

@@ -7,6 +7,7 @@ import asyncio
 import grpc
 import pytest
 
+from batchyard.client.connection import aio_channel
 from batchyard.v1 import run_pb2, worker_service_pb2_grpc
 from batchyard.v1 import run_service_pb2 as rpb
 from batchyard.v1 import worker_service_pb2 as wpb
@@ -68,7 +69,7 @@ async def test_long_poll_returns_empty_after_its_wait(workers):
 async def test_two_workers_racing_lease_each_run_once(definitions, runs, workers, target):
     await define(definitions)
     submitted = {(await submit(runs, "job")).uuid for _ in range(40)}
-    async with grpc.aio.insecure_channel(target) as other_channel:
+    async with aio_channel(target) as other_channel:
         other = worker_service_pb2_grpc.WorkerServiceStub(other_channel)
         results = await asyncio.gather(
             *(

@@ -16,13 +16,14 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from batchyard.client.connection import aio_channel
 from batchyard.v1 import (
     definition_pb2,
     definition_service_pb2,
     definition_service_pb2_grpc,
     job_pb2,
 )
-from tests.processes import free_port, start_server, stop, wait_serving
+from tests.processes import bootstrap_token, free_port, start_server, stop, wait_serving
 
 
 def events(log: Path) -> list[dict]:
@@ -36,7 +37,7 @@ def events(log: Path) -> list[dict]:
 
 
 async def list_services(target: str) -> set[str]:
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with aio_channel(target) as channel:
         stub = reflection_pb2_grpc.ServerReflectionStub(channel)  # type: ignore[arg-type]
         request = reflection_pb2.ServerReflectionRequest(list_services="")
         async for reply in stub.ServerReflectionInfo(iter([request])):  # type: ignore[operator]
@@ -60,7 +61,7 @@ async def test_health_reflection_and_graceful_sigterm(tmp_path, database_url):
             "batchyard.v1.LogService",
         } <= services
 
-        async with grpc.aio.insecure_channel(target) as channel:
+        async with aio_channel(target) as channel:
             health = health_pb2_grpc.HealthStub(channel)
             watch = health.Watch(  # type: ignore[attr-defined]
                 health_pb2.HealthCheckRequest(service="batchyard.v1.DefinitionService")
@@ -89,7 +90,7 @@ async def test_rpc_log_line_has_method_code_duration(tmp_path, database_url):
     proc = start_server("--listen", target, "--database-url", database_url, log=log)
     try:
         await wait_serving(target, proc)
-        async with grpc.aio.insecure_channel(target) as channel:
+        async with aio_channel(target) as channel:
             stub = definition_service_pb2_grpc.DefinitionServiceStub(channel)
             try:
                 await stub.GetDefinition(
@@ -134,13 +135,16 @@ async def test_embedded_postgres_is_reused_across_restarts_and_stopped(own_dir):
     log = tmp_path / "server.log"
     env = {"DATABASE_URL": "", "BATCHYARD_DATABASE_URL": ""}
     config = job_pb2.JobConfig(type=job_pb2.JOB_TYPE_SHELL, source_location="true")
+    token = bootstrap_token("--data-dir", str(data_dir), env=env)
+    assert token.startswith("byt_")
+    assert not postgres_processes(data_dir), "bootstrap stops the PostgreSQL it started"
     for round_no in range(2):
         port = free_port()
         target = f"127.0.0.1:{port}"
         proc = start_server("--listen", target, "--data-dir", str(data_dir), log=log, env=env)
         try:
             await wait_serving(target, proc, timeout=60)
-            async with grpc.aio.insecure_channel(target) as channel:
+            async with aio_channel(target, token=token) as channel:
                 stub = definition_service_pb2_grpc.DefinitionServiceStub(channel)
                 if round_no == 0:
                     await stub.CreateDefinition(

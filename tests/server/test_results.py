@@ -14,6 +14,7 @@ import boto3  # type: ignore[import-untyped]
 import grpc
 import pytest
 
+from batchyard.client.connection import aio_channel
 from batchyard.server.artifacts.location import parse_location
 from batchyard.v1 import (
     definition_service_pb2_grpc,
@@ -271,7 +272,7 @@ async def test_results_on_s3_have_presigned_urls(
 ) -> None:
     location = parse_location(f"s3://{s3_bucket}/team/a", endpoint_url=s3_endpoint)
     app = await server_factory(artifacts=location)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{app.port}")
+    channel = aio_channel(f"127.0.0.1:{app.port}")
 
     definitions = definition_service_pb2_grpc.DefinitionServiceStub(channel)
     runs = run_service_pb2_grpc.RunServiceStub(channel)

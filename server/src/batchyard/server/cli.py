@@ -10,6 +10,7 @@ import structlog
 
 from batchyard.server import settings as server_settings
 from batchyard.server.app import resolve_database, run_migrations, serve
+from batchyard.server.bootstrap import create_admin_token
 from batchyard.server.log_config import configure_logging
 
 EXAMPLES = """\
@@ -17,6 +18,7 @@ examples:
   batchyard server                                   # embedded PostgreSQL in the user data dir
   batchyard server --listen 0.0.0.0:50051 --database-url postgresql://u:p@db/batchyard
   batchyard server migrate --database-url postgresql://u:p@db/batchyard
+  batchyard server bootstrap --database-url postgresql://u:p@db/batchyard   # first admin token
 """
 
 
@@ -39,6 +41,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     server_settings.add_arguments(migrate)
     migrate.set_defaults(handler=run_migrate)
+    bootstrap = actions.add_parser(
+        "bootstrap",
+        help="create an admin token of the default workspace and print it once",
+        description="Apply pending migrations, create an admin token of the operator's "
+        "workspace ('default') and print its secret on stdout, once (only its hash is "
+        "kept). Use it to create workspaces and other tokens.",
+    )
+    server_settings.add_arguments(bootstrap)
+    bootstrap.add_argument(
+        "--token-name", default="admin", help="the token's label (default %(default)s)"
+    )
+    bootstrap.set_defaults(handler=run_bootstrap)
 
 
 def _settings(args: argparse.Namespace) -> server_settings.ServerSettings:
@@ -74,6 +88,28 @@ def run_migrate(args: argparse.Namespace) -> int:
 
     applied = asyncio.run(migrate_once())
     print(f"applied migrations: {applied}" if applied else "database is up to date")
+    return 0
+
+
+def run_bootstrap(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def bootstrap_once() -> str:
+        dsn, embedded = await resolve_database(settings)
+        try:
+            await run_migrations(dsn)
+            return await create_admin_token(dsn, args.token_name)
+        finally:
+            if embedded is not None:
+                await embedded.stop()
+
+    secret = asyncio.run(bootstrap_once())
+    print(secret)
+    print(
+        "an admin token of the 'default' workspace; it is shown only now: keep it in "
+        "$BATCHYARD_TOKEN or ~/.config/batchyard/token",
+        file=sys.stderr,
+    )
     return 0
 
 

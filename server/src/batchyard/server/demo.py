@@ -28,8 +28,9 @@ HELLO = job_pb2.JobConfig(
 FINISHED = (run_pb2.RUN_STATUS_SUCCEEDED, run_pb2.RUN_STATUS_FAILED, run_pb2.RUN_STATUS_CANCELLED)
 
 
-async def run_demo(port: int, wait_seconds: float = 60) -> run_pb2.Run:
+async def run_demo(port: int, token: str, wait_seconds: float = 60) -> run_pb2.Run:
     """Create `hello` unless it exists, submit a run, and wait for it to end."""
+    auth = (("authorization", f"Bearer {token}"),)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         definitions = definition_service_pb2_grpc.DefinitionServiceStub(channel)
         runs = run_service_pb2_grpc.RunServiceStub(channel)
@@ -41,18 +42,22 @@ async def run_demo(port: int, wait_seconds: float = 60) -> run_pb2.Run:
                         description="The demo job of `batchyard dev --demo`",
                         config=HELLO,
                     )
-                )
+                ),
+                metadata=auth,
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
                 raise
-        run = (await runs.SubmitRun(run_service_pb2.SubmitRunRequest(definition="hello"))).run
+        request = run_service_pb2.SubmitRunRequest(definition="hello")
+        run = (await runs.SubmitRun(request, metadata=auth)).run
         log.info("demo_run_submitted", run=run.uuid, definition="hello")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_seconds
         while run.status not in FINISHED and loop.time() < deadline:
             await asyncio.sleep(0.1)
-            run = (await runs.GetRun(run_service_pb2.GetRunRequest(run=run.uuid))).run
+            run = (
+                await runs.GetRun(run_service_pb2.GetRunRequest(run=run.uuid), metadata=auth)
+            ).run
         log.info(
             "demo_run_finished",
             run=run.uuid,

@@ -21,6 +21,7 @@ import structlog
 
 from batchyard.server import settings as server_settings
 from batchyard.server.app import App
+from batchyard.server.bootstrap import dev_token, dev_token_file
 from batchyard.server.demo import run_demo
 from batchyard.server.log_config import configure_logging
 
@@ -103,9 +104,11 @@ async def _dev(settings: server_settings.ServerSettings, args: argparse.Namespac
     await app.start()
     worker: asyncio.subprocess.Process | None = None
     try:
-        worker = await _start_worker(app.port, args, settings)
+        token = await dev_token(app.dsn)
+        log.info("dev_token_ready", file=str(dev_token_file()))
+        worker = await _start_worker(app.port, args, settings, token)
         if args.demo:
-            demo = asyncio.create_task(run_demo(app.port))
+            demo = asyncio.create_task(run_demo(app.port, token))
             demo.add_done_callback(_report_demo)
         waiter = asyncio.create_task(worker.wait())
         stopper = asyncio.create_task(stop.wait())
@@ -125,7 +128,7 @@ def _report_demo(task: asyncio.Task[object]) -> None:
 
 
 async def _start_worker(
-    port: int, args: argparse.Namespace, settings: server_settings.ServerSettings
+    port: int, args: argparse.Namespace, settings: server_settings.ServerSettings, token: str
 ) -> asyncio.subprocess.Process:
     cmd = [
         sys.executable,
@@ -147,6 +150,7 @@ async def _start_worker(
         "BATCHYARD_LOG_FORMAT": settings.log_format,
         "BATCHYARD_LOG_LEVEL": settings.log_level,
         **settings.artifacts.as_env(),  # results go where the server reads them
+        "BATCHYARD_TOKEN": token,  # in the environment, not argv (visible to ps)
     }
     # Its own process group: Ctrl-C reaches us, and we stop the worker in order.
     worker = await asyncio.create_subprocess_exec(*cmd, env=env, start_new_session=True)

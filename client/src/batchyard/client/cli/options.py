@@ -8,6 +8,8 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import grpc
+
 from batchyard.client import connection
 from batchyard.client.cli.failures import EXIT_USAGE
 from batchyard.client.cli.render import OUTPUT_FORMATS
@@ -177,6 +179,15 @@ def add_connection_options(parser: argparse.ArgumentParser, *, short_timeout: bo
         ),
     )
     group.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help=(
+            f"API token (default: ${connection.TOKEN_ENV}, else the file "
+            "~/.config/batchyard/token; on this machine, the one `batchyard dev` wrote). "
+            "Prefer the variable or the file: a flag shows in the process list"
+        ),
+    )
+    group.add_argument(
         *flags,
         dest="timeout",
         metavar="SECONDS",
@@ -209,24 +220,29 @@ def add_output_option(parser: argparse.ArgumentParser, default: str | None = "ta
     )
 
 
+def open_channel(args: argparse.Namespace) -> grpc.Channel:
+    """A channel to `args.server` with `args.token` and the `args.timeout` deadline."""
+    return connection.channel(args.server, timeout=args.timeout, token=getattr(args, "token", None))
+
+
 @contextmanager
 def definitions_client(args: argparse.Namespace) -> Iterator[DefinitionsClient]:
     """A DefinitionsClient on a channel to `args.server`, closed afterwards."""
-    with connection.channel(args.server, timeout=args.timeout) as ch:
+    with open_channel(args) as ch:
         yield DefinitionsClient(ch, timeout=args.timeout)
 
 
 @contextmanager
 def runs_client(args: argparse.Namespace) -> Iterator[RunsClient]:
     """A RunsClient on a channel to `args.server`, closed afterwards."""
-    with connection.channel(args.server, timeout=args.timeout) as ch:
+    with open_channel(args) as ch:
         yield RunsClient(ch, timeout=args.timeout)
 
 
 @contextmanager
 def logs_client(args: argparse.Namespace) -> Iterator[LogsClient]:
     """A LogsClient on a channel to `args.server`, closed afterwards."""
-    with connection.channel(args.server, timeout=args.timeout) as ch:
+    with open_channel(args) as ch:
         yield LogsClient(ch, timeout=args.timeout)
 
 
@@ -234,5 +250,5 @@ def logs_client(args: argparse.Namespace) -> Iterator[LogsClient]:
 def runs_and_logs_clients(args: argparse.Namespace) -> Iterator[tuple[RunsClient, LogsClient]]:
     """A RunsClient and a LogsClient sharing one channel to `args.server`, closed
     afterwards."""
-    with connection.channel(args.server, timeout=args.timeout) as ch:
+    with open_channel(args) as ch:
         yield RunsClient(ch, timeout=args.timeout), LogsClient(ch, timeout=args.timeout)

@@ -7,6 +7,8 @@ from uuid import UUID
 
 import grpc
 
+from batchyard.server.api.audit import AuditLog
+from batchyard.server.api.auth import current_principal
 from batchyard.server.api.job_convert import (
     config_from_pb,
     config_to_pb,
@@ -51,7 +53,8 @@ def _require_ref(ref: str, field: str = "definition") -> str:
 
 
 class DefinitionServicer(definition_service_pb2_grpc.DefinitionServiceServicer):
-    def __init__(self, pool: Pool, workspaces: WorkspaceResolver) -> None:
+    def __init__(self, pool: Pool, workspaces: WorkspaceResolver, audit: AuditLog) -> None:
+        self._audit = audit
         self._pool = pool
         self._workspaces = workspaces
 
@@ -68,6 +71,9 @@ class DefinitionServicer(definition_service_pb2_grpc.DefinitionServiceServicer):
         except InvalidArgument as exc:
             raise exc.under("definition") from None
         created = await store.create(self._pool, ws, draft)
+        self._audit.record(
+            current_principal(), "definition.create", "definition", created.uuid, created.draft.name
+        )
         return pb.CreateDefinitionResponse(definition=definition_to_pb(created))
 
     async def GetDefinition(
@@ -123,13 +129,22 @@ class DefinitionServicer(definition_service_pb2_grpc.DefinitionServiceServicer):
                 raise _blame(exc) from None
 
         updated = await store.update(self._pool, ws, ref, change, request.expected_version)
+        self._audit.record(
+            current_principal(),
+            "definition.update",
+            "definition",
+            updated.uuid,
+            f"{updated.draft.name} version {updated.version}: {', '.join(paths)}",
+        )
         return pb.UpdateDefinitionResponse(definition=definition_to_pb(updated))
 
     async def DeleteDefinition(
         self, request: pb.DeleteDefinitionRequest, context: Context
     ) -> pb.DeleteDefinitionResponse:
         ws = await self._workspaces.of(context)
-        await store.delete(self._pool, ws, _require_ref(request.definition))
+        ref = _require_ref(request.definition)
+        await store.delete(self._pool, ws, ref)
+        self._audit.record(current_principal(), "definition.delete", "definition", ref)
         return pb.DeleteDefinitionResponse()
 
 

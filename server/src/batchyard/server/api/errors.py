@@ -21,6 +21,8 @@ STATUS_BY_ERROR: list[tuple[type[d.DomainError], grpc.StatusCode]] = [
     (d.OutcomeConflict, grpc.StatusCode.FAILED_PRECONDITION),
     (d.WrongState, grpc.StatusCode.FAILED_PRECONDITION),
     (d.Unavailable, grpc.StatusCode.UNAVAILABLE),
+    (d.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (d.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
 ]
 
 

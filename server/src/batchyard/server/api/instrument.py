@@ -28,6 +28,9 @@ from batchyard.server.domain.errors import DomainError
 
 log = structlog.get_logger("batchyard.server.rpc")
 
+Guard = Callable[[grpc.aio.ServicerContext[Any, Any], str], Awaitable[object]]
+"""Checks a call's credentials before the method runs (raises a DomainError to refuse)."""
+
 
 class _Call:
     """The bookkeeping of one call: its outcome code and the summary line."""
@@ -70,11 +73,12 @@ async def _abort(
 
 
 def _wrap_unary(
-    behavior: Callable[..., Awaitable[Any]], method: str
+    behavior: Callable[..., Awaitable[Any]], method: str, guard: Guard
 ) -> Callable[..., Awaitable[Any]]:
     async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         call = _Call(method)
         try:
+            await guard(context, method)
             return await behavior(request, context)
         except (grpc.aio.AbortError, asyncio.CancelledError) as exc:
             call.code = _aborted_code(context, exc)
@@ -88,13 +92,14 @@ def _wrap_unary(
 
 
 def _wrap_stream(
-    behavior: Callable[..., AsyncIterator[Any]], method: str
+    behavior: Callable[..., AsyncIterator[Any]], method: str, guard: Guard
 ) -> Callable[..., AsyncIterator[Any]]:
     async def wrapper(
         request: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
         call = _Call(method)
         try:
+            await guard(context, method)
             async for response in behavior(request, context):
                 yield response
         except (grpc.aio.AbortError, asyncio.CancelledError) as exc:
@@ -117,18 +122,19 @@ def _aborted_code(
     return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
 
 
-def instrument(servicer: object, service: ServiceDescriptor) -> None:
-    """Wrap each method of `service` that `servicer` implements (in place). Methods left to
-    the generated base class keep answering UNIMPLEMENTED, unwrapped."""
+def instrument(servicer: object, service: ServiceDescriptor, guard: Guard) -> None:
+    """Wrap each method of `service` that `servicer` implements (in place): `guard` (the
+    caller's credentials and permission) runs first. Methods left to the generated base
+    class keep answering UNIMPLEMENTED, unwrapped."""
     for method in service.methods:
         if not _implemented(servicer, method.name):
             continue
         behavior = getattr(servicer, method.name)
         full_name = f"/{service.full_name}/{method.name}"
         wrapped = (
-            _wrap_stream(behavior, full_name)
+            _wrap_stream(behavior, full_name, guard)
             if inspect.isasyncgenfunction(behavior)
-            else _wrap_unary(behavior, full_name)
+            else _wrap_unary(behavior, full_name, guard)
         )
         setattr(servicer, method.name, wrapped)
 

@@ -14,6 +14,8 @@ from uuid import UUID
 
 import grpc
 
+from batchyard.server.api.audit import AuditLog
+from batchyard.server.api.auth import current_principal
 from batchyard.server.api.job_convert import config_from_pb
 from batchyard.server.api.results import ResultReader
 from batchyard.server.api.run_convert import (
@@ -158,7 +160,9 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         wakeups: Wakeups,
         batcher: SubmitBatcher,
         results: ResultReader,
+        audit: AuditLog,
     ) -> None:
+        self._audit = audit
         self._pool = pool
         self._results = results
         self._workspaces = workspaces
@@ -180,6 +184,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         done = await self._batcher.submit(ws, new_run)
         if not done.deduplicated:
             self._wakeups.poke([done.run.config.queue])
+            self._audit.record(current_principal(), "run.submit", "run", done.run.uuid)
         return pb.SubmitRunResponse(run=run_to_pb(done.run), deduplicated=done.deduplicated)
 
     async def BatchSubmitRuns(
@@ -198,6 +203,11 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         if violations:
             raise InvalidArgument(violations)
         submitted = await self._submit(ws, new_runs)
+        fresh_count = sum(not s.deduplicated for s in submitted)
+        if fresh_count:
+            first = next(s.run.uuid for s in submitted if not s.deduplicated)
+            detail = f"{fresh_count} runs in one batch (first {first})"
+            self._audit.record(current_principal(), "run.submit", "run", first, detail)
         response = pb.BatchSubmitRunsResponse()
         fresh, configs = FreshRuns(), ConfigMemo()
         for done in submitted:
@@ -257,6 +267,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         message = f"cancelled by user: {request.reason}" if request.reason else "cancelled by user"
         await store.cancel(self._pool, ws, run_id, message)
         self._wakeups.poke([run_key(run_id)])
+        self._audit.record(current_principal(), "run.cancel", "run", run_id, request.reason)
         return pb.CancelRunResponse(run=run_to_pb(await store.get(self._pool, ws, run_id)))
 
     async def DeleteRun(
@@ -267,6 +278,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         await store.delete(self._pool, ws, run_id)
         self._wakeups.poke([run_key(run_id)])
         self._results.forget(run_id)
+        self._audit.record(current_principal(), "run.delete", "run", run_id)
         return pb.DeleteRunResponse()
 
     async def ListRunResults(

@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 
+from batchyard.server.api.auth import current_principal
 from batchyard.server.api.fences import fence_from
 from batchyard.server.api.job_convert import config_to_pb, duration, seconds, timestamp
 from batchyard.server.api.log_append import append_logs, check_entries, store_batch
@@ -90,13 +91,14 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
     ) -> pb.LeaseRunsResponse:
         wait = _check_lease_request(request)
         queues = sorted(set(request.queues))
+        workspace = current_principal().workspace_id  # a worker leases its workspace's runs
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         ttl = self._settings.ttl_seconds
         while True:
             with self._wakeups.waiter(queues) as woken:
                 found = await leases.lease(
-                    self._pool, queues, request.max_runs, request.worker_id, ttl
+                    self._pool, workspace, queues, request.max_runs, request.worker_id, ttl
                 )
                 remaining = deadline - loop.time()
                 if found:

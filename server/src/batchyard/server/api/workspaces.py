@@ -1,4 +1,4 @@
-"""Which workspace a call acts in. Until tokens land, every call uses `default`."""
+"""Which workspace a call acts in: the one its token belongs to, never the request's."""
 
 from __future__ import annotations
 
@@ -6,25 +6,15 @@ from typing import Any
 
 import grpc
 
-from batchyard.server.db.definitions import Workspace, workspace_by_name
-from batchyard.server.db.pool import Pool
-from batchyard.server.domain.errors import Unavailable
+from batchyard.server.api.auth import current_principal
+from batchyard.server.db.definitions import Workspace
 
 DEFAULT_WORKSPACE = "default"
+"""The operator's workspace: created by the first migration; its admins manage workspaces."""
 
 
 class WorkspaceResolver:
-    def __init__(self, pool: Pool) -> None:
-        self._pool = pool
-        self._default: Workspace | None = None
-
     async def of(self, context: grpc.aio.ServicerContext[Any, Any]) -> Workspace:
-        """The caller's workspace (read from its credentials once authentication lands)."""
-        if self._default is None:
-            found = await workspace_by_name(self._pool, DEFAULT_WORKSPACE)
-            if found is None:
-                raise Unavailable(
-                    "the default workspace is missing; run `batchyard server migrate`"
-                )
-            self._default = found
-        return self._default
+        """The caller's workspace (from its token, checked before the method ran)."""
+        principal = current_principal()
+        return Workspace(principal.workspace_id, principal.workspace)

@@ -28,7 +28,7 @@ class Workspace:
     name: str
 
 
-async def workspace_by_name(pool: asyncpg.Pool, name: str) -> Workspace | None:
+async def workspace_by_name(pool: asyncpg.Pool | asyncpg.Connection, name: str) -> Workspace | None:
     row = await pool.fetchrow(q("workspace_by_name"), name)
     return Workspace(row["id"], row["name"]) if row else None
 

@@ -41,6 +41,9 @@ class Fence:
     run: UUID
     attempt: int
     lease_id: UUID
+    workspace_id: UUID | None = None
+    """The caller's workspace: another workspace's run is as missing. None: any (the
+    rescuer's own fences)."""
 
 
 @dataclass(frozen=True)
@@ -51,9 +54,14 @@ class Applied:
 
 
 async def lease(
-    pool: asyncpg.Pool, queues: list[str], limit: int, worker_id: str, ttl: float
+    pool: asyncpg.Pool,
+    workspace: UUID,
+    queues: list[str],
+    limit: int,
+    worker_id: str,
+    ttl: float,
 ) -> list[Lease]:
-    rows = await pool.fetch(q("lease_runs"), queues, limit, worker_id, ttl)
+    rows = await pool.fetch(q("lease_runs"), queues, limit, worker_id, ttl, workspace)
     return [
         Lease(
             run=r["id"],
@@ -75,11 +83,24 @@ async def renew(
 ) -> tuple[datetime, bool]:
     """Extend the lease; returns its new expiry and whether cancel was requested."""
     row = await pool.fetchrow(
-        q("renew_lease"), fence.run, fence.attempt, fence.lease_id, progress, ttl
+        q("renew_lease"),
+        fence.run,
+        fence.attempt,
+        fence.lease_id,
+        progress,
+        ttl,
+        fence.workspace_id,
     )
     if row is None:
         raise LeaseLost(f"lease on run {fence.run} attempt {fence.attempt} is gone")
     return row["lease_expires_at"], row["cancel_requested"]
+
+
+def _visible(row: asyncpg.Record | None, fence: Fence) -> asyncpg.Record | None:
+    """The locked run, or None when it is another workspace's (as if it did not exist)."""
+    if row is None or fence.workspace_id is None or row["workspace_id"] == fence.workspace_id:
+        return row
+    return None
 
 
 def _holds_lease(row: asyncpg.Record | None, fence: Fence) -> bool:
@@ -143,6 +164,7 @@ async def complete_with_logs(
         first,
         last,
         data,
+        fence.workspace_id,
     )
     return Applied(RunStatus.SUCCEEDED, None, queue) if queue is not None else None
 
@@ -157,7 +179,7 @@ async def complete(
     """Record how an attempt ended, with the results it stored, and move the run on
     (retry, or a terminal status)."""
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(q("lock_run_for_worker"), fence.run)
+        row = _visible(await conn.fetchrow(q("lock_run_for_worker"), fence.run), fence)
         if not _holds_lease(row, fence):
             return await _repeated_completion(conn, fence, outcome, row)
         assert row is not None
@@ -193,7 +215,7 @@ async def _repeated_completion(
 async def release(pool: asyncpg.Pool, fence: Fence, message: str) -> Applied:
     """Hand a run back unfinished: the attempt ends, the run is leasable at once."""
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(q("lock_run_for_worker"), fence.run)
+        row = _visible(await conn.fetchrow(q("lock_run_for_worker"), fence.run), fence)
         if not _holds_lease(row, fence):
             raise LeaseLost(f"lease on run {fence.run} attempt {fence.attempt} is gone")
         assert row is not None

@@ -33,7 +33,14 @@ class Chunk:
 
 async def append(pool: asyncpg.Pool, fence: Fence, first: int, last: int, data: bytes) -> Appended:
     row = await pool.fetchrow(
-        q("append_log_chunk"), fence.run, fence.attempt, fence.lease_id, first, last, data
+        q("append_log_chunk"),
+        fence.run,
+        fence.attempt,
+        fence.lease_id,
+        first,
+        last,
+        data,
+        fence.workspace_id,
     )
     return Appended(row["live"], row["stored"], row["current"] or 0)
 

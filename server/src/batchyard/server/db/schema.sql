@@ -1,6 +1,40 @@
 -- The schema the migrations produce, from scratch (pg_dump --schema-only, normalised).
 -- Generated: uv run python -m tests.schema_dump --write. Never edit by hand.
 
+CREATE TABLE public.api_tokens (
+    id uuid NOT NULL,
+    workspace_id uuid NOT NULL,
+    name text NOT NULL,
+    role text NOT NULL,
+    prefix text NOT NULL,
+    secret_hash bytea NOT NULL,
+    created_by text DEFAULT ''::text NOT NULL,
+    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    expires_at timestamp with time zone,
+    revoked_at timestamp with time zone,
+    CONSTRAINT api_tokens_role_check CHECK ((role = ANY (ARRAY['ADMIN'::text, 'MEMBER'::text, 'VIEWER'::text, 'WORKER'::text])))
+);
+
+CREATE TABLE public.audit_events (
+    id bigint NOT NULL,
+    workspace_id uuid NOT NULL,
+    at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    actor text NOT NULL,
+    action text NOT NULL,
+    object_kind text NOT NULL,
+    object_id text NOT NULL,
+    detail text DEFAULT ''::text NOT NULL
+);
+
+ALTER TABLE public.audit_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.audit_events_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 CREATE TABLE public.definition_versions (
     definition_id uuid NOT NULL,
     version bigint NOT NULL,
@@ -114,6 +148,15 @@ CREATE TABLE public.workspaces (
     created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL
 );
 
+ALTER TABLE ONLY public.api_tokens
+    ADD CONSTRAINT api_tokens_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.api_tokens
+    ADD CONSTRAINT api_tokens_prefix_key UNIQUE (prefix);
+
+ALTER TABLE ONLY public.audit_events
+    ADD CONSTRAINT audit_events_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY public.definition_versions
     ADD CONSTRAINT definition_versions_pkey PRIMARY KEY (definition_id, version);
 
@@ -147,6 +190,10 @@ ALTER TABLE ONLY public.workspaces
 ALTER TABLE ONLY public.workspaces
     ADD CONSTRAINT workspaces_pkey PRIMARY KEY (id);
 
+CREATE INDEX api_tokens_workspace_idx ON public.api_tokens USING btree (workspace_id, created_at DESC, id DESC);
+
+CREATE INDEX audit_events_workspace_idx ON public.audit_events USING btree (workspace_id, id DESC);
+
 CREATE INDEX definition_versions_job_type_idx ON public.definition_versions USING btree (job_type);
 
 CREATE UNIQUE INDEX definitions_workspace_name_key ON public.definitions USING btree (workspace_id, name) WHERE (deleted_at IS NULL);
@@ -155,11 +202,14 @@ CREATE INDEX runs_definition_idx ON public.runs USING btree (definition_id, subm
 
 CREATE INDEX runs_lease_expiry_idx ON public.runs USING btree (lease_expires_at) WHERE (status = 'RUNNING'::text);
 
-CREATE INDEX runs_pending_idx ON public.runs USING btree (queue, priority DESC, submitted_at, id) WHERE (status = 'PENDING'::text);
+CREATE INDEX runs_pending_idx ON public.runs USING btree (workspace_id, queue, priority DESC, submitted_at, id) WHERE (status = 'PENDING'::text);
 
 CREATE UNIQUE INDEX runs_request_id_key ON public.runs USING btree (workspace_id, request_id) WHERE (request_id IS NOT NULL);
 
 CREATE INDEX runs_workspace_submitted_idx ON public.runs USING btree (workspace_id, submitted_at DESC, id DESC);
+
+ALTER TABLE ONLY public.api_tokens
+    ADD CONSTRAINT api_tokens_workspace_id_fkey FOREIGN KEY (workspace_id) REFERENCES public.workspaces(id);
 
 ALTER TABLE ONLY public.definition_versions
     ADD CONSTRAINT definition_versions_definition_fkey FOREIGN KEY (definition_id) REFERENCES public.definitions(id) ON DELETE CASCADE;

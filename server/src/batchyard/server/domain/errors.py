@@ -118,3 +118,15 @@ def check(violations: list[FieldViolation]) -> None:
     """Raise InvalidArgument if there is any violation."""
     if violations:
         raise InvalidArgument(violations)
+
+
+class Unauthenticated(DomainError):
+    """No valid credentials: missing, malformed, unknown, revoked or expired token."""
+
+    reason = "UNAUTHENTICATED"
+
+
+class PermissionDenied(DomainError):
+    """The token is valid but its role may not make this call."""
+
+    reason = "PERMISSION_DENIED"

@@ -1,7 +1,7 @@
 -- name: lease_runs
 -- One statement: pick up to $2 ready runs of the queues $1 (highest priority first, then
 -- oldest) with SKIP LOCKED, start a new attempt on each with a fresh lease, and return
--- what the worker needs. $3 worker id, $4 lease seconds.
+-- what the worker needs. $3 worker id, $4 lease seconds, $5 the worker's workspace.
 WITH leased AS (
     UPDATE runs r
     SET status = 'RUNNING', reason = '', message = '', attempt = r.attempt + 1,
@@ -11,6 +11,7 @@ WITH leased AS (
     WHERE r.id = ANY(ARRAY(
         SELECT p.id FROM runs p
         WHERE p.status = 'PENDING'
+          AND p.workspace_id = $5
           AND p.queue = ANY($1::text[])
           AND p.available_at <= clock_timestamp()
         ORDER BY p.priority DESC, p.submitted_at, p.id
@@ -31,7 +32,7 @@ JOIN workspaces w ON w.id = l.workspace_id
 ORDER BY l.priority DESC, l.submitted_at, l.id;
 
 -- name: renew_lease
--- Fenced by (run, attempt, lease) and by the database clock. Progress changes bump the
+-- Fenced by (run, attempt, lease), the worker's workspace ($6) and the database clock. Progress changes bump the
 -- revision (watchers see them); a bare heartbeat does not.
 UPDATE runs
 SET lease_expires_at = clock_timestamp() + make_interval(secs => $5),
@@ -40,10 +41,12 @@ SET lease_expires_at = clock_timestamp() + make_interval(secs => $5),
                                 AND $4::integer IS NOT NULL THEN 1 ELSE 0 END
 WHERE id = $1 AND attempt = $2 AND lease_id = $3
   AND status = 'RUNNING' AND lease_expires_at > clock_timestamp()
+  AND workspace_id = $6
 RETURNING lease_expires_at, cancel_requested;
 
 -- name: lock_run_for_worker
-SELECT r.status, r.attempt, r.lease_id, r.queue, r.cancel_requested, r.num_retries_used,
+SELECT r.workspace_id, r.status, r.attempt, r.lease_id, r.queue, r.cancel_requested,
+       r.num_retries_used,
        r.lease_expires_at > clock_timestamp() AS lease_live, c.config
 FROM runs r
 JOIN run_specs s ON s.run_id = r.id
@@ -117,7 +120,7 @@ SELECT queue FROM run;
 -- complete_succeeded plus the attempt's last log entries (a short attempt's whole log),
 -- in one statement, when they continue exactly what is stored. No row: the caller takes
 -- the general path. $1 run, $2 attempt, $3 lease, $4 message, $5 exit code, $6 progress,
--- $7 first seq, $8 last seq, $9 entries (as in run_log_chunks).
+-- $7 first seq, $8 last seq, $9 entries (as in run_log_chunks), $10 the worker's workspace.
 WITH run AS (
     UPDATE runs
     SET status = 'SUCCEEDED', reason = '', message = $4, lease_id = NULL,
@@ -125,6 +128,7 @@ WITH run AS (
         progress = coalesce($6::integer, progress), revision = revision + 1
     WHERE id = $1 AND attempt = $2 AND lease_id = $3
       AND status = 'RUNNING' AND lease_expires_at > clock_timestamp()
+      AND workspace_id = $10
       AND EXISTS (SELECT 1 FROM run_attempts
                   WHERE run_id = $1 AND number = $2 AND log_seq = $7 - 1)
     RETURNING id, attempt, queue

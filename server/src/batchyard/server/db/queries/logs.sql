@@ -1,12 +1,13 @@
 -- name: append_log_chunk
 -- Store entries first_seq..last_seq of an attempt, fenced by its lease and only if they
 -- continue what is stored. $1 run, $2 attempt, $3 lease, $4 first_seq, $5 last_seq,
--- $6 entries. Returns: live (the lease holds), stored (the batch went in), current (the
+-- $6 entries, $7 the worker's workspace. Returns: live (the lease holds), stored (the batch went in), current (the
 -- attempt's log_seq before this statement).
 WITH fence AS (
     SELECT 1 AS ok FROM runs
     WHERE id = $1 AND attempt = $2 AND lease_id = $3
       AND status = 'RUNNING' AND lease_expires_at > clock_timestamp()
+      AND workspace_id = $7
 ), extended AS (
     UPDATE run_attempts SET log_seq = $5
     WHERE run_id = $1 AND number = $2 AND log_seq = $4 - 1 AND EXISTS (SELECT 1 FROM fence)
