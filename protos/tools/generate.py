@@ -1,8 +1,9 @@
 """Generate the Python code for batchyard.v1 from the .proto files.
 
 Run from anywhere: `uv run protos/tools/generate.py` writes `*_pb2.py`, `*_pb2.pyi`,
-`*_pb2_grpc.py` and `*_pb2_grpc.pyi` next to the protos. With `--check` it generates
-into a temporary folder and exits 1 if the committed files differ.
+`*_pb2_grpc.py` and `*_pb2_grpc.pyi` next to the protos, and the API reference
+`protos/README.md` (from the proto comments). With `--check` it generates into a temporary
+folder and exits 1 if the committed files differ.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from api_reference import reference
 
 PROTOS = Path(__file__).resolve().parent.parent
 PACKAGE = Path("batchyard") / "v1"
@@ -66,12 +70,16 @@ def main() -> int:
             if stale:
                 print(f"generated code is stale, run protos/tools/generate.py: {stale}")
                 return 1
-            print("generated code is fresh")
+            if (PROTOS / "README.md").read_text() != reference():
+                print("protos/README.md is stale, run protos/tools/generate.py")
+                return 1
+            print("generated code and API reference are fresh")
             return 0
         for name in generated_files(PROTOS):
             (PROTOS / PACKAGE / name).unlink()
         for name in generated_files(out):
             shutil.copy2(out / PACKAGE / name, PROTOS / PACKAGE / name)
+        (PROTOS / "README.md").write_text(reference())
     print(f"generated {PROTOS / PACKAGE}")
     return 0
 
