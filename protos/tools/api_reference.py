@@ -38,7 +38,7 @@ edit by hand: CI checks it is fresh). The Python stubs are the `batchyard-protos
   ```sh
   TOKEN=$(cat ~/.config/batchyard/dev-token)
   buf curl --protocol grpc --http2-prior-knowledge -H "authorization: Bearer $TOKEN" \\
-      --data '{"definition": "hello"}' http://localhost:50051/batchyard.v1.RunService/SubmitRun
+      --data '{"pageSize": 5}' http://localhost:50051/batchyard.v1.RunService/ListRuns
   ```
 
   `grpcurl -plaintext -H "authorization: Bearer $TOKEN" localhost:50051 list` works the
