@@ -105,13 +105,12 @@ async def test_inline_source_with_custom_location(options: ExecutionOptions) -> 
     assert result.sink.lines_of("stdout") == ["nested"]
 
 
-async def test_sql_jobs_fail_cleanly(options: ExecutionOptions) -> None:
+async def test_sql_job_without_a_source_fails_cleanly(options: ExecutionOptions) -> None:
     config = job_pb2.JobConfig(
-        type=job_pb2.JOB_TYPE_SQL,
-        source=job_pb2.Source(inline=job_pb2.InlineSource(text="SELECT 1")),
+        type=job_pb2.JOB_TYPE_SQL, sql_target=job_pb2.SqlTarget(connection="analytics")
     )
     result = await run_job(config, options)
-    assert_source_unavailable(result, "sql jobs are not supported by this worker yet")
+    assert_source_unavailable(result, "a sql job needs a source")
 
 
 async def test_unknown_command_fails_cleanly(options: ExecutionOptions) -> None:

@@ -4,6 +4,12 @@ No shell is involved, so arguments are never re-interpreted:
 
 * PYTHON → ``[<python>, <source root>/<source_location>, *args]``, with the interpreter path
   resolved once when the worker starts;
+* SQL → ``[<worker's python>, -I, -m, batchyard.worker.sql_runner, <source root>/<file>]``:
+  the runner (:mod:`batchyard.worker.sql_runner`) is part of the worker's installation, so
+  it runs on the worker's own interpreter (``sys.executable``), not on ``--python``, which
+  may be another environment without asyncpg; ``-I`` keeps the job's ``PYTHON*`` variables
+  and the working directory out of the runner's imports. The target's DSN is added to the
+  runner's environment only (``BATCHYARD_SQL_DSN``), never to its arguments;
 * SHELL with a source → ``[<source root>/<source_location>, *args]`` when the file starts
   with ``#!`` (or is an ELF binary), else ``["/bin/sh", <file>, *args]`` the way POSIX
   ``execvp`` runs a script without an interpreter line;
@@ -15,22 +21,26 @@ so attempts never trample each other even when they run the same workspace in pl
 
 The environment is deliberately small — not the worker's own environment, which may hold the
 worker's credentials: PATH, HOME (the attempt directory), TMPDIR, LANG, then the job's
-``env`` and ``secret_env``, then the ``BATCHYARD_*`` variables of the attempt.
+``env`` and ``secret_env``, then the ``BATCHYARD_*`` variables of the attempt (and a SQL
+job's DSN). It is not part of the command's ``repr``.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from batchyard.v1 import job_pb2
 from batchyard.worker.attempt_dir import AttemptPaths
-from batchyard.worker.sources import SourceError, resolve_inside, source_location
+from batchyard.worker.sources import SourceError, job_type_name, resolve_inside, source_location
+from batchyard.worker.sql_targets import DSN_VARIABLE, target_dsn
 
 POSIX_SHELL = "/bin/sh"
+SQL_RUNNER = "batchyard.worker.sql_runner"
 _DIRECT_EXEC_MAGIC = (b"#!", b"\x7fELF")
 
 
@@ -40,7 +50,7 @@ class Command:
 
     argv: tuple[str, ...]
     cwd: Path
-    env: Mapping[str, str]
+    env: Mapping[str, str] = field(repr=False)
 
 
 def job_environment(
@@ -73,12 +83,19 @@ def build_command(
     env: Mapping[str, str],
     paths: AttemptPaths,
     python: str,
+    sql_targets: Mapping[str, str] | None = None,
 ) -> Command:
-    """The command for the job; raises SourceError when the program cannot be found."""
+    """The command for the job; raises SourceError when the program cannot be found (or a
+    SQL job's target is not configured)."""
     args = tuple(config.args)
-    if config.type == job_pb2.JOB_TYPE_PYTHON:
+    if config.type in (job_pb2.JOB_TYPE_PYTHON, job_pb2.JOB_TYPE_SQL):
         if source_root is None:
-            raise SourceError("a python job needs a source")
+            raise SourceError(f"a {job_type_name(config)} job needs a source")
+        if config.type == job_pb2.JOB_TYPE_SQL:
+            dsn = target_dsn(config.sql_target, sql_targets or {})
+            script = _source_file(source_root, source_location(config))
+            runner = (_runner_python(), "-I", "-m", SQL_RUNNER, str(script), *args)
+            return Command(argv=runner, cwd=paths.root, env={**env, DSN_VARIABLE: dsn})
         script = _source_file(source_root, source_location(config))
         argv: tuple[str, ...] = (python, str(script), *args)
     elif source_root is not None:
@@ -104,6 +121,13 @@ def find_command(command: str, path: str) -> str:
     if found is None:
         raise SourceError(f"command {command!r} not found on PATH")
     return found
+
+
+def _runner_python() -> str:
+    """The worker's own interpreter, which can import the runner and asyncpg."""
+    if not sys.executable:
+        raise SourceError("the worker cannot name its own interpreter to run sql jobs")
+    return sys.executable
 
 
 def _source_file(root: Path, location: str) -> Path:

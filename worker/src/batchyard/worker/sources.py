@@ -2,7 +2,8 @@
 
 Supported here: WORKSPACE (a directory below the worker's ``--workspace-root``, used in
 place: it is only read) and INLINE (the text written to ``source_location`` in the attempt's
-``source/`` directory). A SHELL job may have no source at all. S3 sources are downloaded
+``source/`` directory: an ad-hoc ``batchyard sql "SELECT …"`` arrives as an inline SQL job).
+PYTHON and SQL jobs need a source; a SHELL job may have none. S3 sources are downloaded
 into ``source/`` by :mod:`~batchyard.worker.s3_source` before ``prepare_source`` runs. GIT
 sources are cloned into ``source/`` by :mod:`~batchyard.worker.git_source` (the execution
 runs it in a thread, with the worker's git settings).
@@ -73,14 +74,17 @@ def source_location(config: job_pb2.JobConfig) -> str:
 
 
 def check_supported(config: job_pb2.JobConfig) -> None:
-    """Refuses what this worker cannot run yet, before any work is done."""
-    if config.type == job_pb2.JOB_TYPE_SQL:
-        raise SourceError("sql jobs are not supported by this worker yet")
-    if config.type not in (job_pb2.JOB_TYPE_PYTHON, job_pb2.JOB_TYPE_SHELL):
+    """Refuses what this worker cannot run, before any work is done."""
+    if config.type not in DEFAULT_LOCATIONS:
         raise SourceError("the job has no valid type")
     kind = source_kind(config)
     if kind is None and config.type != job_pb2.JOB_TYPE_SHELL:
-        raise SourceError("a python job needs a source")
+        raise SourceError(f"a {job_type_name(config)} job needs a source")
+
+
+def job_type_name(config: job_pb2.JobConfig) -> str:
+    """The job type in lower case: python, sql or shell."""
+    return job_pb2.JobType.Name(config.type).removeprefix("JOB_TYPE_").lower()
 
 
 def prepare_source(
