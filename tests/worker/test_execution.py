@@ -66,7 +66,7 @@ async def test_environment_is_the_jobs_not_the_workers(
     env = json.loads(env_line)
     attempt_dir = result.attempt_dir
     assert env["COLOR"] == "blue"
-    assert env["API_KEY"] == "s3cret"
+    assert env["API_KEY"] == "***"  # set, and masked in the stored log (test_masking.py)
     assert env["BATCHYARD_RUN_ID"] == "run-env"
     assert env["BATCHYARD_ATTEMPT"] == "2"
     # No payload: the shared empty file, not one per attempt.

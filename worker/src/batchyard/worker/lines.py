@@ -11,10 +11,16 @@ state between chunks and returns whole lines:
   character boundary) followed by the marker ``…[truncated N bytes]``;
 * invalid UTF-8 is decoded with U+FFFD, and so is NUL (PostgreSQL text cannot hold it);
 * output that does not end with a line break is returned by :meth:`LineSplitter.flush`.
+
+Lines come out whole, however the chunks cut them, which is what lets the output collector
+mask secrets line by line (:mod:`batchyard.worker.masking`); the one place a line is cut on
+purpose, the ``max_line_bytes`` cut, hands the kept text to ``on_cut`` first, so a secret
+cut in two there loses its kept beginning too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 DEFAULT_MAX_LINE_BYTES = 16 * 1024
@@ -53,10 +59,18 @@ def decode_line(raw: bytes | bytearray) -> str:
 class LineSplitter:
     """Turns a stream of byte chunks into lines; one instance per output stream."""
 
-    def __init__(self, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+    def __init__(
+        self,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        *,
+        on_cut: Callable[[str], str] | None = None,
+    ) -> None:
+        """``on_cut`` rewrites the kept text of a line cut at ``max_line_bytes`` (before
+        the marker is appended)."""
         if max_line_bytes < 1:
             raise ValueError("max_line_bytes must be positive")
         self._max = max_line_bytes
+        self._on_cut = on_cut
         self._buffer = bytearray()
         self._dropped = 0
         self._pending = False  # a line has started (possibly empty so far)
@@ -131,6 +145,8 @@ class LineSplitter:
         size = len(self._buffer)
         text = decode_line(self._buffer)
         if self._dropped:
+            if self._on_cut is not None:
+                text = self._on_cut(text)
             text += truncation_marker(self._dropped)
         self._buffer = bytearray()
         self._dropped = 0

@@ -22,6 +22,10 @@ Rules users see in the stored log:
   of stdout/stderr are kept. Once either cap is reached the rest of the output is dropped,
   and when the attempt ends ONE system entry says how many lines and bytes were dropped.
   Progress still counts past the caps, and the run itself is unaffected.
+* **Secrets**: given a :class:`~batchyard.worker.masking.Masker`, every stored record — the
+  job's lines and the worker's own system entries — has the job's secret values and their
+  encoded forms replaced by ``***``. Lines are masked once whole (a secret split across two
+  reads of the pipe is still one line); without a masker nothing is searched.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from datetime import UTC, datetime
 from typing import NamedTuple, Protocol
 
 from batchyard.worker.lines import DEFAULT_MAX_LINE_BYTES, LineSplitter
+from batchyard.worker.masking import Masker
 
 DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_OUTPUT_LINES = 1_000_000
@@ -159,13 +164,15 @@ class OutputCollector:
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
         max_output_lines: int = DEFAULT_MAX_OUTPUT_LINES,
         clock: Callable[[], datetime] = _utc_now,
+        masker: Masker | None = None,
     ) -> None:
         self._sink = sink
         self._emit_record = sink.emit
         self._clock = clock
+        self._masker = masker
         self._splitters = {
-            Stream.STDOUT: LineSplitter(max_line_bytes),
-            Stream.STDERR: LineSplitter(max_line_bytes),
+            Stream.STDOUT: LineSplitter(max_line_bytes, on_cut=self._mask_cut),
+            Stream.STDERR: LineSplitter(max_line_bytes, on_cut=self._mask_cut),
         }
         self._max_output = max_output_bytes
         self._max_lines = max_output_lines
@@ -190,20 +197,36 @@ class OutputCollector:
         """Lines and bytes of output dropped over the per-attempt caps so far."""
         return self._dropped_lines, self._dropped_bytes
 
+    @property
+    def masker(self) -> Masker | None:
+        """What the records are masked with (None: nothing to mask)."""
+        return self._masker
+
+    @masker.setter
+    def masker(self, masker: Masker | None) -> None:
+        self._masker = masker
+
     def feed(self, stream: Stream, data: bytes) -> None:
         """Takes a chunk the job wrote to ``stream`` (stdout or stderr)."""
         lines = self._splitters[stream].feed_pairs(data)
         if lines:
+            if self._masker is not None:
+                lines = self._masker.mask_pairs(lines)
             self._lines(stream, lines, self._clock())
 
     def end(self, stream: Stream) -> None:
         """Marks the end of ``stream``: a last line without a line break is emitted."""
         line = self._splitters[stream].flush()
         if line is not None:
-            self._lines(stream, [line], self._clock())
+            lines: list[tuple[str, int]] = [line]
+            if self._masker is not None:
+                lines = self._masker.mask_pairs(lines)
+            self._lines(stream, lines, self._clock())
 
     def system(self, message: str, level: Level = Level.INFO) -> None:
         """Records something the worker did (never counted against the output caps)."""
+        if self._masker is not None:
+            message = self._masker.mask(message)
         self._emit(Stream.SYSTEM, level, message, self._clock())
 
     def finish(self) -> None:
@@ -229,6 +252,10 @@ class OutputCollector:
         self.finish()
         self._closed = True
         self._sink.close()
+
+    def _mask_cut(self, text: str) -> str:
+        """The kept part of a line cut at ``max_line_bytes``."""
+        return text if self._masker is None else self._masker.mask_cut(text)
 
     def _lines(self, stream: Stream, lines: list[tuple[str, int]], now: datetime) -> None:
         # The hot path: one call per chunk, not per line.

@@ -20,11 +20,13 @@ import os
 import signal
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from batchyard.worker.command import Command
 from batchyard.worker.output import Stream
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 DataCallback = Callable[[Stream, bytes], None]
 EndCallback = Callable[[Stream], None]
 
@@ -111,6 +113,19 @@ class JobProcess:
         except (ProcessLookupError, PermissionError):
             return False
         return True
+
+    def cpu_seconds(self) -> float:
+        """CPU time the leader has used (user + system), readable until :meth:`reap`;
+        0.0 when it cannot be read."""
+        if self._reaped:
+            return 0.0
+        try:
+            stat = Path(f"/proc/{self.pid}/stat").read_bytes()
+        except OSError:
+            return 0.0
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
+        return (utime + stime) / _CLOCK_TICKS
 
     def reap(self) -> int:
         """Collects the exited leader's status (call after ``exited``): the return code."""

@@ -3,6 +3,10 @@
 JSON lines when stdout is not a terminal, readable console output when it is. Standard
 library loggers (grpc, asyncio) go through the same processors, so every line of the process
 log has one format.
+
+A job's secrets never reach it: tracebacks are rendered without local variables (a frame's
+locals may hold a job's configuration), and every rendered line of a task working for an
+attempt is masked with that attempt's secrets (:func:`batchyard.worker.masking.mask_log_event`).
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import logging
 import sys
 
 import structlog
+
+from batchyard.worker.masking import mask_log_event
 
 
 def configure_process_logging(log_format: str = "auto", level: int | str = logging.INFO) -> None:
@@ -26,10 +32,14 @@ def configure_process_logging(log_format: str = "auto", level: int | str = loggi
     ]
     renderer: structlog.types.Processor
     if json_output:
-        shared.append(structlog.processors.dict_tracebacks)
+        shared.append(
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            )
+        )
         renderer = structlog.processors.JSONRenderer()
     else:
-        renderer = structlog.dev.ConsoleRenderer()
+        renderer = structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
@@ -44,7 +54,12 @@ def configure_process_logging(log_format: str = "auto", level: int | str = loggi
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                mask_log_event,  # the event's values, structured tracebacks included
+                renderer,
+                mask_log_event,  # what the renderer added (a console traceback)
+            ],
         )
     )
     root = logging.getLogger()
