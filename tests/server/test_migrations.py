@@ -14,6 +14,7 @@ from batchyard.server.db.migrate import load_migrations
 from batchyard.server.db.pool import create_pool
 from batchyard.server.db.sql import q
 from tests import pg
+from tests.keys import sealing_box
 
 DEFAULT_WS = uuid.UUID("00000000-0000-0000-0000-000000000001")
 CONFIG: dict[str, object] = {
@@ -77,10 +78,12 @@ async def test_runs_stored_before_shared_configs_read_the_same_after(pg_admin_ds
                 )
         finally:
             await conn.close()
-        assert await run_migrations(dsn) == [v.version for v in load_migrations() if v.version > 4]
+        box = sealing_box()
+        expected = [v.version for v in load_migrations() if v.version > 4]
+        assert await run_migrations(dsn, box) == expected
         pool = await create_pool(dsn)
         try:
-            found = await run_store.get_many(pool, Workspace(DEFAULT_WS, "default"), run_ids)
+            found = await run_store.get_many(pool, box, Workspace(DEFAULT_WS, "default"), run_ids)
             assert sorted(found) == sorted(run_ids)
             for run in found.values():
                 assert run.config.args == ("a",) and run.config.env == {"K": "v"}

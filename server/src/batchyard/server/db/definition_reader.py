@@ -17,6 +17,7 @@ import asyncpg
 
 from batchyard.server.db import definitions as store
 from batchyard.server.db.definitions import Workspace
+from batchyard.server.db.job_codec import SecretBox
 from batchyard.server.domain.definitions import Definition
 from batchyard.server.domain.errors import DefinitionNotFound
 
@@ -24,8 +25,9 @@ Waiter = tuple[str, "asyncio.Future[Definition]"]
 
 
 class DefinitionReader:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, box: SecretBox) -> None:
         self._pool = pool
+        self._box = box
         self._queue: dict[Workspace, list[Waiter]] = defaultdict(list)
         self._reader: asyncio.Task[None] | None = None
 
@@ -47,7 +49,7 @@ class DefinitionReader:
     async def _read_workspace(self, ws: Workspace, waiters: list[Waiter]) -> None:
         try:
             found = await store.get_current_many(
-                self._pool, ws, sorted({ref for ref, _ in waiters})
+                self._pool, self._box, ws, sorted({ref for ref, _ in waiters})
             )
         except Exception as exc:  # boundary: every waiting caller gets the failure
             for _, future in waiters:
@@ -57,10 +59,11 @@ class DefinitionReader:
         for ref, future in waiters:
             if future.done():
                 continue
-            if ref in found:
-                future.set_result(found[ref])
+            result = found.get(ref)
+            if isinstance(result, Definition):
+                future.set_result(result)
             else:
-                future.set_exception(DefinitionNotFound(ref))
+                future.set_exception(result or DefinitionNotFound(ref))
 
     async def close(self) -> None:
         if self._reader is not None:

@@ -10,15 +10,15 @@ from uuid import UUID
 
 import asyncpg
 
-from batchyard.server.db.job_codec import (
-    config_from_json,
-    config_to_json,
-    secrets_from_json,
-    secrets_to_json,
-)
+from batchyard.server.db.job_codec import SecretBox, config_from_json, config_to_json
 from batchyard.server.db.sql import q
 from batchyard.server.domain.definitions import Definition, DefinitionDraft, is_uuid_ref
-from batchyard.server.domain.errors import Conflict, DefinitionExists, DefinitionNotFound
+from batchyard.server.domain.errors import (
+    Conflict,
+    DefinitionExists,
+    DefinitionNotFound,
+    SecretsUnreadable,
+)
 from batchyard.server.domain.jobs import JobType
 
 
@@ -37,23 +37,23 @@ def _ref_args(ref: str) -> tuple[UUID | None, str | None]:
     return (UUID(ref), None) if is_uuid_ref(ref) else (None, ref)
 
 
-def _draft_args(draft: DefinitionDraft) -> tuple[Any, ...]:
+def _draft_args(box: SecretBox, draft: DefinitionDraft) -> tuple[Any, ...]:
     job_type = draft.config.type.value if draft.config.type else JobType.SHELL.value
     return (
         draft.name,
         draft.description,
         job_type,
         config_to_json(draft.config),
-        secrets_to_json(draft.secrets),
+        box.seal(draft.secrets),
     )
 
 
-def _from_row(row: asyncpg.Record) -> Definition:
+def _from_row(box: SecretBox, row: asyncpg.Record) -> Definition:
     draft = DefinitionDraft(
         name=row["name"],
         description=row["description"],
         config=config_from_json(row["config"]),
-        secrets=secrets_from_json(row["secrets"]),
+        secrets=box.open(row["sealed_secrets"]),
     )
     return Definition(
         uuid=row["id"],
@@ -72,26 +72,35 @@ def _raise_name_taken(exc: asyncpg.UniqueViolationError, name: str) -> NoReturn:
     raise exc
 
 
-async def create(pool: asyncpg.Pool, ws: Workspace, draft: DefinitionDraft) -> Definition:
+async def create(
+    pool: asyncpg.Pool, box: SecretBox, ws: Workspace, draft: DefinitionDraft
+) -> Definition:
     new_id = uuid.uuid4()
     try:
-        created = await pool.fetchval(q("create_definition"), new_id, ws.id, *_draft_args(draft))
+        created = await pool.fetchval(
+            q("create_definition"), new_id, ws.id, *_draft_args(box, draft)
+        )
     except asyncpg.UniqueViolationError as exc:
         _raise_name_taken(exc, draft.name)
     return Definition(new_id, ws.name, 1, draft, created, created)
 
 
 async def get(
-    pool: asyncpg.Pool | asyncpg.Connection, ws: Workspace, ref: str, version: int = 0
+    pool: asyncpg.Pool | asyncpg.Connection,
+    box: SecretBox,
+    ws: Workspace,
+    ref: str,
+    version: int = 0,
 ) -> Definition:
     row = await pool.fetchrow(q("get_definition"), ws.id, *_ref_args(ref), version)
     if row is None:
         raise DefinitionNotFound(ref if not version else f"{ref}@{version}")
-    return _from_row(row)
+    return _from_row(box, row)
 
 
 async def update(
     pool: asyncpg.Pool,
+    box: SecretBox,
     ws: Workspace,
     ref: str,
     change: Callable[[DefinitionDraft], DefinitionDraft],
@@ -101,7 +110,7 @@ async def update(
     async with pool.acquire() as conn, conn.transaction():
         if await conn.fetchval(q("lock_definition"), ws.id, *_ref_args(ref)) is None:
             raise DefinitionNotFound(ref)
-        current = await get(conn, ws, ref)
+        current = await get(conn, box, ws, ref)
         if expected_version and expected_version != current.version:
             raise Conflict(
                 f"definition {ref!r} is at version {current.version}, not {expected_version}"
@@ -110,7 +119,7 @@ async def update(
         version = current.version + 1
         try:
             row = await conn.fetchrow(
-                q("add_definition_version"), current.uuid, version, *_draft_args(draft)
+                q("add_definition_version"), current.uuid, version, *_draft_args(box, draft)
             )
         except asyncpg.UniqueViolationError as exc:
             _raise_name_taken(exc, draft.name)
@@ -124,6 +133,7 @@ async def delete(pool: asyncpg.Pool, ws: Workspace, ref: str) -> None:
 
 async def list_page(
     pool: asyncpg.Pool,
+    box: SecretBox,
     ws: Workspace,
     *,
     after: tuple[str, UUID] | None,
@@ -140,16 +150,23 @@ async def list_page(
         job_type.value if job_type else None,
         limit,
     )
-    return [_from_row(r) for r in rows]
+    return [_from_row(box, r) for r in rows]
 
 
 async def get_current_many(
-    pool: asyncpg.Pool, ws: Workspace, refs: list[str]
-) -> dict[str, Definition]:
-    """The current version of each definition named (by name or uuid); missing ones are absent."""
+    pool: asyncpg.Pool, box: SecretBox, ws: Workspace, refs: list[str]
+) -> dict[str, Definition | SecretsUnreadable]:
+    """The current version of each definition named (by name or uuid); missing ones are
+    absent, and one whose secrets this server cannot open is that error (so one such
+    definition does not fail the others read with it)."""
     ids = [UUID(r) for r in refs if is_uuid_ref(r)]
     names = [r for r in refs if not is_uuid_ref(r)]
     rows = await pool.fetch(q("get_current_definitions"), ws.id, ids, names)
-    found = [_from_row(r) for r in rows]
-    by_ref = {str(d.uuid): d for d in found} | {d.draft.name: d for d in found}
+    by_ref: dict[str, Definition | SecretsUnreadable] = {}
+    for row in rows:
+        try:
+            found: Definition | SecretsUnreadable = _from_row(box, row)
+        except SecretsUnreadable as exc:
+            found = exc
+        by_ref[str(row["id"])] = by_ref[row["name"]] = found
     return {ref: by_ref[ref] for ref in refs if ref in by_ref}

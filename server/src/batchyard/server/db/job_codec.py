@@ -1,9 +1,12 @@
-"""Job configurations as JSON documents for the jsonb columns (and back)."""
+"""Job configurations as JSON documents for the jsonb columns (and back), and their
+secrets as one sealed value for the bytea columns (and back)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from batchyard.server.domain.errors import SecretsUnreadable
 from batchyard.server.domain.jobs import (
     ExitCodeAction,
     ExitCodeRule,
@@ -19,6 +22,7 @@ from batchyard.server.domain.jobs import (
     SqlTarget,
     WorkspaceSource,
 )
+from batchyard.server.secrets_crypto import BadCiphertext, KeyRing, UnknownKey
 
 _SOURCE_KINDS: dict[str, type[Source]] = {
     "workspace": WorkspaceSource,
@@ -87,9 +91,51 @@ def config_from_json(doc: dict[str, Any]) -> JobConfig:
     )
 
 
+def canonical_json(doc: dict[str, Any]) -> str:
+    """One text per content: what run configuration ids are computed from."""
+    return json.dumps(doc, sort_keys=True)
+
+
 def secrets_to_json(secrets: Secrets) -> dict[str, Any]:
     return {"env": dict(secrets.env), "git_token": secrets.git_token, "sql_dsn": secrets.sql_dsn}
 
 
 def secrets_from_json(doc: dict[str, Any]) -> Secrets:
     return Secrets(env=dict(doc["env"]), git_token=doc["git_token"], sql_dsn=doc["sql_dsn"])
+
+
+class SecretBox:
+    """Seals a configuration's secrets (the whole document, one value) for storage and
+    opens them again; names a run configuration by a keyed digest of its content."""
+
+    def __init__(self, keys: KeyRing) -> None:
+        self.keys = keys
+
+    def seal(self, secrets: Secrets) -> bytes:
+        return self.seal_text(canonical_json(secrets_to_json(secrets)))
+
+    def seal_text(self, secrets_text: str) -> bytes:
+        return self.keys.seal(secrets_text.encode())
+
+    def open(self, sealed: bytes) -> Secrets:
+        """The secrets; SecretsUnreadable when this server lacks the key or the value was
+        altered (the error names the key id, never a secret)."""
+        try:
+            plain = self.keys.open(sealed)
+        except UnknownKey as exc:
+            raise SecretsUnreadable(
+                f"stored secrets are sealed with key {exc.key_id!r}, which this server "
+                "is not configured with"
+            ) from None
+        except BadCiphertext:
+            raise SecretsUnreadable("stored secrets fail authentication") from None
+        return secrets_from_json(json.loads(plain))
+
+    def config_id(self, config_text: str, secrets_text: str) -> bytes:
+        """The id of a run configuration: equal content, equal id, and nothing about the
+        secrets to learn from it without the key."""
+        return self.keys.digest(config_text.encode(), secrets_text.encode())
+
+    def is_current(self, sealed: bytes) -> bool:
+        """Whether `sealed` is sealed with the first (newest) key."""
+        return sealed.startswith(self.keys.header)

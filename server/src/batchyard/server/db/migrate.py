@@ -1,18 +1,22 @@
 """Forward-only migrations: numbered .sql files applied once each, in order.
 
 Each file runs in its own transaction, all of them under one advisory lock, so several
-server replicas starting together apply each migration exactly once.
+server replicas starting together apply each migration exactly once. A migration may have
+a step in Python, run after its SQL in the same transaction (`STEPS`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 
 import asyncpg
 import structlog
 
+from batchyard.server.db.job_codec import SecretBox
+from batchyard.server.db.sealing import seal_stored_secrets
 from batchyard.server.db.sql import q
 
 log = structlog.get_logger(__name__)
@@ -20,6 +24,11 @@ log = structlog.get_logger(__name__)
 # pg_advisory_lock key: "batchyard" folded into a bigint.
 MIGRATION_LOCK_KEY = 0x6261746368796172
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+# Work a migration needs beyond SQL, run after its SQL in its transaction: sealing
+# secrets takes the server's key, which the database does not have.
+Step = Callable[[asyncpg.Connection, SecretBox | None], Awaitable[None]]
+STEPS: dict[int, Step] = {8: seal_stored_secrets}
 
 
 @dataclass(frozen=True)
@@ -44,8 +53,9 @@ def load_migrations() -> list[Migration]:
     return found
 
 
-async def migrate(conn: asyncpg.Connection) -> list[int]:
-    """Apply the pending migrations; returns the versions applied now."""
+async def migrate(conn: asyncpg.Connection, box: SecretBox | None = None) -> list[int]:
+    """Apply the pending migrations; returns the versions applied now. `box` (the
+    server's keys) is needed only to seal secrets stored before migration 8."""
     applied_now: list[int] = []
     await conn.execute(q("lock_migrations"), MIGRATION_LOCK_KEY)
     try:
@@ -56,6 +66,8 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
                 continue
             async with conn.transaction():
                 await conn.execute(migration.sql)
+                if migration.version in STEPS:
+                    await STEPS[migration.version](conn, box)
                 await conn.execute(q("record_migration"), migration.version, migration.name)
             applied_now.append(migration.version)
             log.info("migration_applied", version=migration.version, name=migration.name)

@@ -16,14 +16,16 @@ import asyncpg
 
 from batchyard.server.db import runs as store
 from batchyard.server.db.definitions import Workspace
+from batchyard.server.db.job_codec import SecretBox
 from batchyard.server.domain.runs import NewRun
 
 MAX_PER_STATEMENT = 1000
 
 
 class SubmitBatcher:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, box: SecretBox) -> None:
         self._pool = pool
+        self._box = box
         self._queue: list[tuple[Workspace, NewRun, asyncio.Future[store.Submitted]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -47,7 +49,7 @@ class SubmitBatcher:
         self, ws: Workspace, items: list[tuple[NewRun, asyncio.Future[store.Submitted]]]
     ) -> None:
         try:
-            done = await store.submit(self._pool, ws, [new_run for new_run, _ in items])
+            done = await store.submit(self._pool, self._box, ws, [new_run for new_run, _ in items])
         except Exception as exc:  # boundary: every waiting caller gets the failure
             for _, future in items:
                 if not future.done():

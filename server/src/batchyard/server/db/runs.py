@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,14 +12,15 @@ import asyncpg
 
 from batchyard.server.db.definitions import Workspace
 from batchyard.server.db.job_codec import (
+    SecretBox,
+    canonical_json,
     config_from_json,
     config_to_json,
-    secrets_from_json,
     secrets_to_json,
 )
 from batchyard.server.db.sql import q
 from batchyard.server.domain.errors import RunNotFound, WrongState
-from batchyard.server.domain.jobs import DEFAULT_QUEUE
+from batchyard.server.domain.jobs import DEFAULT_QUEUE, Secrets
 from batchyard.server.domain.runs import Attempt, NewRun, Run, RunReason, RunStatus
 
 T = TypeVar("T")
@@ -33,7 +32,9 @@ class Submitted:
     deduplicated: bool
 
 
-async def submit(pool: asyncpg.Pool, ws: Workspace, new_runs: list[NewRun]) -> list[Submitted]:
+async def submit(
+    pool: asyncpg.Pool, box: SecretBox, ws: Workspace, new_runs: list[NewRun]
+) -> list[Submitted]:
     """Store runs in one statement; a known request_id returns the earlier run instead."""
     rows = await pool.fetch(
         q("insert_runs"),
@@ -46,7 +47,7 @@ async def submit(pool: asyncpg.Pool, ws: Workspace, new_runs: list[NewRun]) -> l
         [r.config.queue or DEFAULT_QUEUE for r in new_runs],
         [r.config.priority for r in new_runs],
         [len(r.payload) for r in new_runs],
-        *_configs(new_runs),
+        *_configs(box, new_runs),
         [r.payload for r in new_runs],
     )
     inserted = {row["id"]: row for row in rows}
@@ -55,7 +56,7 @@ async def submit(pool: asyncpg.Pool, ws: Workspace, new_runs: list[NewRun]) -> l
     if missing:
         found = await pool.fetch(q("run_ids_by_request_id"), ws.id, missing)
         earlier = {row["request_id"]: row["id"] for row in found}
-    existing = await get_many(pool, ws, list(earlier.values())) if earlier else {}
+    existing = await get_many(pool, box, ws, list(earlier.values())) if earlier else {}
     out = []
     for r in new_runs:
         if r.uuid in inserted:
@@ -66,27 +67,32 @@ async def submit(pool: asyncpg.Pool, ws: Workspace, new_runs: list[NewRun]) -> l
     return out
 
 
-def _configs(new_runs: list[NewRun]) -> tuple[list[bytes], list[str], list[str], list[bytes]]:
-    """The distinct configurations (ids, configs, secrets as JSON text) and each run's id.
+def _configs(
+    box: SecretBox, new_runs: list[NewRun]
+) -> tuple[list[bytes], list[str], list[bytes], list[bytes]]:
+    """The distinct configurations (ids, configs as JSON text, sealed secrets) and each
+    run's id.
 
-    An id is the SHA-256 of the JSON of config and secrets, so equal contents share a row.
-    Runs of one shape share their objects, so each is encoded and hashed once per call."""
+    An id is a keyed digest (HMAC) of the JSON of config and secrets, so equal contents
+    share a row and the id tells nothing about the secrets without the server's key.
+    Runs of one shape share their objects, so each is encoded, sealed and digested once
+    per call."""
     ids: list[bytes] = []
     configs: list[str] = []
-    secrets: list[str] = []
+    secrets: list[bytes] = []
     per_run: list[bytes] = []
     memo: dict[tuple[int, int], bytes] = {}
     for r in new_runs:
         key = (id(r.config), id(r.secrets))
         config_id = memo.get(key)
         if config_id is None:
-            config_text = json.dumps(config_to_json(r.config), sort_keys=True)
-            secrets_text = json.dumps(secrets_to_json(r.secrets), sort_keys=True)
-            config_id = hashlib.sha256(f"{config_text}\0{secrets_text}".encode()).digest()
+            config_text = canonical_json(config_to_json(r.config))
+            secrets_text = canonical_json(secrets_to_json(r.secrets))
+            config_id = box.config_id(config_text, secrets_text)
             memo[key] = config_id
             ids.append(config_id)
             configs.append(config_text)
-            secrets.append(secrets_text)
+            secrets.append(box.seal_text(secrets_text))
         per_run.append(config_id)
     return ids, configs, secrets, per_run
 
@@ -130,7 +136,7 @@ def _attempt(row: asyncpg.Record) -> Attempt:
     )
 
 
-def _run(row: asyncpg.Record, attempts: tuple[Attempt, ...]) -> Run:
+def _run(row: asyncpg.Record, secrets: Secrets, attempts: tuple[Attempt, ...]) -> Run:
     status = RunStatus(row["status"])
     reason = RunReason(row["reason"])
     return Run(
@@ -140,7 +146,7 @@ def _run(row: asyncpg.Record, attempts: tuple[Attempt, ...]) -> Run:
         definition_name=row["definition_name"],
         definition_version=row["definition_version"],
         config=config_from_json(row["config"]),
-        secrets=secrets_from_json(row["secrets"]),
+        secrets=secrets,
         status=status,
         reason=reason,
         message=row["message"],
@@ -158,17 +164,24 @@ def _run(row: asyncpg.Record, attempts: tuple[Attempt, ...]) -> Run:
     )
 
 
-async def get_many(pool: asyncpg.Pool, ws: Workspace, ids: list[UUID]) -> dict[UUID, Run]:
+async def get_many(
+    pool: asyncpg.Pool, box: SecretBox, ws: Workspace, ids: list[UUID]
+) -> dict[UUID, Run]:
     rows = await pool.fetch(q("get_runs"), ws.id, ids)
     attempts: dict[UUID, list[Attempt]] = defaultdict(list)
     if rows:
         for a in await pool.fetch(q("get_attempts"), [r["id"] for r in rows]):
             attempts[a["run_id"]].append(_attempt(a))
-    return {r["id"]: _run(r, tuple(attempts[r["id"]])) for r in rows}
+    opened: dict[bytes, Secrets] = {}  # runs of one configuration share its sealed value
+    for r in rows:
+        sealed = r["sealed_secrets"]
+        if sealed not in opened:
+            opened[sealed] = box.open(sealed)
+    return {r["id"]: _run(r, opened[r["sealed_secrets"]], tuple(attempts[r["id"]])) for r in rows}
 
 
-async def get(pool: asyncpg.Pool, ws: Workspace, run_id: UUID) -> Run:
-    found = await get_many(pool, ws, [run_id])
+async def get(pool: asyncpg.Pool, box: SecretBox, ws: Workspace, run_id: UUID) -> Run:
+    found = await get_many(pool, box, ws, [run_id])
     if run_id not in found:
         raise RunNotFound(str(run_id))
     return found[run_id]
@@ -185,6 +198,7 @@ class RunFilter:
 
 async def list_page(
     pool: asyncpg.Pool,
+    box: SecretBox,
     ws: Workspace,
     filters: RunFilter,
     after: tuple[datetime, UUID] | None,
@@ -203,7 +217,7 @@ async def list_page(
         limit,
     )
     ids = [r["id"] for r in rows]
-    found = await get_many(pool, ws, ids)
+    found = await get_many(pool, box, ws, ids)
     return [found[i] for i in ids if i in found]
 
 

@@ -2,20 +2,20 @@
 SELECT id, name FROM workspaces WHERE name = $1;
 
 -- name: create_definition
--- $1 id, $2 workspace_id, $3 name, $4 description, $5 job_type, $6 config, $7 secrets
+-- $1 id, $2 workspace_id, $3 name, $4 description, $5 job_type, $6 config, $7 sealed secrets
 WITH d AS (
     INSERT INTO definitions (id, workspace_id, name, current_version)
     VALUES ($1, $2, $3, 1)
     RETURNING id, created_at
 )
 INSERT INTO definition_versions
-    (definition_id, version, name, description, job_type, config, secrets, created_at)
+    (definition_id, version, name, description, job_type, config, sealed_secrets, created_at)
 SELECT d.id, 1, $3, $4, $5, $6, $7, d.created_at FROM d
 RETURNING created_at;
 
 -- name: get_definition
 -- $1 workspace_id, $2 id (or NULL), $3 name (or NULL), $4 version (0 = current)
-SELECT d.id, w.name AS workspace, v.version, v.name, v.description, v.config, v.secrets,
+SELECT d.id, w.name AS workspace, v.version, v.name, v.description, v.config, v.sealed_secrets,
        d.created_at, v.created_at AS updated_at, d.current_version
 FROM definitions d
 JOIN workspaces w ON w.id = d.workspace_id
@@ -36,10 +36,10 @@ WHERE d.workspace_id = $1
 FOR UPDATE;
 
 -- name: add_definition_version
--- $1 id, $2 version, $3 name, $4 description, $5 job_type, $6 config, $7 secrets
+-- $1 id, $2 version, $3 name, $4 description, $5 job_type, $6 config, $7 sealed secrets
 WITH v AS (
     INSERT INTO definition_versions
-        (definition_id, version, name, description, job_type, config, secrets)
+        (definition_id, version, name, description, job_type, config, sealed_secrets)
     VALUES ($1, $2, $3, $4, $5, $6, $7)
     RETURNING created_at
 )
@@ -58,7 +58,7 @@ RETURNING id;
 -- name: list_definitions
 -- $1 workspace_id, $2 after name (or NULL), $3 after id, $4 name prefix, $5 job type (or NULL),
 -- $6 limit. Keyset paging on (name, id): stable under concurrent inserts and deletes.
-SELECT d.id, w.name AS workspace, v.version, v.name, v.description, v.config, v.secrets,
+SELECT d.id, w.name AS workspace, v.version, v.name, v.description, v.config, v.sealed_secrets,
        d.created_at, v.created_at AS updated_at, d.current_version
 FROM definitions d
 JOIN workspaces w ON w.id = d.workspace_id
@@ -73,7 +73,7 @@ LIMIT $6;
 
 -- name: get_current_definitions
 -- Many current definitions at once, by uuid or name. $1 workspace, $2 uuids, $3 names.
-SELECT d.id, w.name AS workspace, v.version, v.name, v.description, v.config, v.secrets,
+SELECT d.id, w.name AS workspace, v.version, v.name, v.description, v.config, v.sealed_secrets,
        d.created_at, v.created_at AS updated_at, d.current_version
 FROM definitions d
 JOIN workspaces w ON w.id = d.workspace_id

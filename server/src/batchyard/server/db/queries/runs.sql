@@ -1,12 +1,12 @@
 -- name: insert_runs
 -- Batch submit in one statement: a row per element of the arrays, its spec, and the
--- distinct configurations ($10 ids, $11 configs, $12 secrets; an id is a hash of the
--- content, so one already stored is kept). $2 is the workspace id. A request_id already
+-- distinct configurations ($10 ids, $11 configs, $12 sealed secrets; an id is a keyed
+-- digest of the content, so one already stored is kept). $2 is the workspace id. A request_id already
 -- used in the workspace inserts nothing (idempotent submit); only runs inserted get a spec.
 -- $13 is each run's config id, $14 its payload.
 WITH configs AS (
-    INSERT INTO run_configs (id, config, secrets)
-    SELECT * FROM unnest($10::bytea[], $11::jsonb[], $12::jsonb[])
+    INSERT INTO run_configs (id, config, sealed_secrets)
+    SELECT * FROM unnest($10::bytea[], $11::jsonb[], $12::bytea[])
     ON CONFLICT (id) DO NOTHING
 ), ins AS (
     INSERT INTO runs (id, workspace_id, definition_id, definition_name, definition_version,
@@ -34,7 +34,7 @@ SELECT request_id, id FROM runs WHERE workspace_id = $1 AND request_id = ANY($2:
 SELECT r.id, w.name AS workspace, r.definition_id, r.definition_name, r.definition_version,
        r.request_id, r.status, r.reason, r.message, r.cancel_requested, r.progress,
        r.num_retries_used, r.payload_size, r.available_at, r.submitted_at, r.started_at,
-       r.ended_at, r.revision, c.config, c.secrets
+       r.ended_at, r.revision, c.config, c.sealed_secrets
 FROM runs r
 JOIN workspaces w ON w.id = r.workspace_id
 JOIN run_specs s ON s.run_id = r.id
