@@ -60,6 +60,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The server is shutting down or its database is unreachable (UNAVAILABLE); retry."""
     ERROR_REASON_INTERNAL: _ErrorReason.ValueType  # 14
     """An unexpected server fault (INTERNAL). Carries no SQL, path or trace."""
+    ERROR_REASON_CONCURRENCY_LIMIT: _ErrorReason.ValueType  # 15
+    """The server is at its limit of concurrent calls of this kind (RESOURCE_EXHAUSTED);
+    retry after a short backoff.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Machine-readable error reasons.
@@ -110,4 +114,8 @@ ERROR_REASON_SERVER_UNAVAILABLE: ErrorReason.ValueType  # 13
 """The server is shutting down or its database is unreachable (UNAVAILABLE); retry."""
 ERROR_REASON_INTERNAL: ErrorReason.ValueType  # 14
 """An unexpected server fault (INTERNAL). Carries no SQL, path or trace."""
+ERROR_REASON_CONCURRENCY_LIMIT: ErrorReason.ValueType  # 15
+"""The server is at its limit of concurrent calls of this kind (RESOURCE_EXHAUSTED);
+retry after a short backoff.
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import signal
 
-import grpc
 import structlog
 
+from batchyard.client.connection import dial, split_target
 from batchyard.worker.reaper_client import Reaper
 from batchyard.worker.runner import Runner
 from batchyard.worker.server_api import WorkerApi, channel_options
@@ -27,7 +27,8 @@ async def serve(settings: WorkerSettings) -> None:
     settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     reaper = Reaper.start()
     try:
-        async with grpc.aio.insecure_channel(settings.server, options=channel_options()) as channel:
+        address = split_target(settings.server)[0]
+        async with dial(address, settings.tls, channel_options()) as channel:
             api = WorkerApi(
                 channel,
                 worker_id=settings.worker_id,

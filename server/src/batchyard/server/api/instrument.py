@@ -4,6 +4,12 @@ Domain errors become their status code with ErrorInfo (and BadRequest) details;
 transient database failures become UNAVAILABLE; anything else is logged with its
 traceback and answered INTERNAL with no detail.
 
+Before the method runs, in this order: the call takes a slot of its kind's concurrency
+budget (:mod:`batchyard.server.api.budgets`; RESOURCE_EXHAUSTED when full), the guard
+checks its credentials, a call whose deadline already passed is dropped, and a request
+that could not be decoded is refused (:mod:`batchyard.server.api.wire`). A call whose
+deadline passes while it runs is cancelled by grpc itself (its task gets CancelledError).
+
 The wrapping is done once, when the server is built (:func:`instrument` replaces each
 method a servicer implements), not by a grpc.aio interceptor: an interceptor costs a
 coroutine and a new handler on every call (measured: ~10% of SubmitRun throughput).
@@ -19,14 +25,23 @@ from typing import Any
 
 import grpc
 import structlog
-from google.protobuf.descriptor import ServiceDescriptor
-from google.rpc import status_pb2
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from google.rpc import code_pb2, status_pb2
 
-from batchyard.server.api.errors import INTERNAL_STATUS, UNAVAILABLE_STATUS, status_of
-from batchyard.server.db.errors import is_transient
+from batchyard.server.api.budgets import Budget, Budgets, Refused
+from batchyard.server.api.errors import INTERNAL_STATUS, UNAVAILABLE_STATUS, rich_status, status_of
+from batchyard.server.api.wire import Decode, abort_with, admitted, decoder
+from batchyard.server.db.errors import is_bad_value, is_transient
 from batchyard.server.domain.errors import DomainError
 
 log = structlog.get_logger("batchyard.server.rpc")
+BAD_VALUE_STATUS = rich_status(
+    grpc.StatusCode.INVALID_ARGUMENT,
+    "invalid request: a value cannot be stored (a number out of range, or text with a NUL "
+    "character)",
+    "INVALID_FIELD",
+    [],
+)
 
 Guard = Callable[[grpc.aio.ServicerContext[Any, Any], str], Awaitable[object]]
 """Checks a call's credentials before the method runs (raises a DomainError to refuse)."""
@@ -40,18 +55,23 @@ class _Call:
         self.code = grpc.StatusCode.OK
         self.started = time.perf_counter()
 
-    async def fail(self, context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:
-        """Turn `exc` into the call's status; always raises (abort)."""
-        if isinstance(exc, DomainError):
+    def failed(self, exc: BaseException) -> tuple[grpc.StatusCode, status_pb2.Status]:
+        """The status `exc` becomes (logged when it is the server's fault)."""
+        if isinstance(exc, Refused):
+            code, status = exc.code, exc.status
+        elif isinstance(exc, DomainError):
             code, status = status_of(exc)
         elif is_transient(exc):
             code, status = grpc.StatusCode.UNAVAILABLE, UNAVAILABLE_STATUS
             log.warning("database_unavailable", method=self.method, error=type(exc).__name__)
+        elif is_bad_value(exc):
+            code, status = grpc.StatusCode.INVALID_ARGUMENT, BAD_VALUE_STATUS
+            log.warning("database_refused_value", method=self.method, error=type(exc).__name__)
         else:
             code, status = grpc.StatusCode.INTERNAL, INTERNAL_STATUS
             log.error("rpc_crashed", method=self.method, exc_info=exc)
         self.code = code
-        await _abort(context, code, status)
+        return code, status
 
     def done(self) -> None:
         log.info(
@@ -62,29 +82,61 @@ class _Call:
         )
 
 
-async def _abort(
-    context: grpc.aio.ServicerContext[Any, Any], code: grpc.StatusCode, status: status_pb2.Status
-) -> None:
-    await context.abort(
-        code,
-        status.message,
-        trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
-    )
+_EXPIRED = status_pb2.Status(
+    code=code_pb2.DEADLINE_EXCEEDED, message="the call's deadline passed before it was served"
+)
+
+
+def _check_deadline(context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        raise Refused(grpc.StatusCode.DEADLINE_EXCEEDED, _EXPIRED)
+
+
+async def _admit(
+    request: Any,
+    context: grpc.aio.ServicerContext[Any, Any],
+    method: MethodDescriptor,
+    path: str,
+    guard: Guard,
+    budget: Budget,
+    decode: Decode,
+) -> Any:
+    """Budget, credentials, deadline, decoding; the request (or stream) to serve."""
+    budget.enter(context)
+    await guard(context, path)
+    _check_deadline(context)
+    return admitted(request, method, decode)
+
+
+def _path(method: MethodDescriptor) -> str:
+    return f"/{method.full_name.rpartition('.')[0]}/{method.name}"
+
+
+# A failed call is aborted outside the `except` block, with its request dropped: grpc keeps
+# the last call's abort exception until the next call arrives, and through the exception
+# being answered (its `__context__`) and the frames of its traceback, that would keep the
+# request alive (a 7 MiB message of tiny repeated entries parses into ~300 MiB).
 
 
 def _wrap_unary(
-    behavior: Callable[..., Awaitable[Any]], method: str, guard: Guard
+    behavior: Callable[..., Awaitable[Any]], method: MethodDescriptor, guard: Guard, budget: Budget
 ) -> Callable[..., Awaitable[Any]]:
+    path, decode = _path(method), decoder(method)
+
     async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        call = _Call(method)
+        call = _Call(path)
         try:
-            await guard(context, method)
-            return await behavior(request, context)
-        except (grpc.aio.AbortError, asyncio.CancelledError) as exc:
-            call.code = _aborted_code(context, exc)
-            raise
-        except Exception as exc:
-            await call.fail(context, exc)
+            try:
+                request = await _admit(request, context, method, path, guard, budget, decode)
+                return await behavior(request, context)
+            except (grpc.aio.AbortError, asyncio.CancelledError) as exc:
+                call.code = _aborted_code(context, exc)
+                raise
+            except Exception as exc:
+                code, status = call.failed(exc)
+            request = None  # not kept by the abort (see above)
+            await abort_with(context, code, status)
         finally:
             call.done()
 
@@ -92,21 +144,30 @@ def _wrap_unary(
 
 
 def _wrap_stream(
-    behavior: Callable[..., AsyncIterator[Any]], method: str, guard: Guard
+    behavior: Callable[..., AsyncIterator[Any]],
+    method: MethodDescriptor,
+    guard: Guard,
+    budget: Budget,
 ) -> Callable[..., AsyncIterator[Any]]:
+    path, decode = _path(method), decoder(method)
+
     async def wrapper(
         request: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
-        call = _Call(method)
+        call = _Call(path)
         try:
-            await guard(context, method)
-            async for response in behavior(request, context):
-                yield response
-        except (grpc.aio.AbortError, asyncio.CancelledError) as exc:
-            call.code = _aborted_code(context, exc)
-            raise
-        except Exception as exc:
-            await call.fail(context, exc)
+            try:
+                request = await _admit(request, context, method, path, guard, budget, decode)
+                async for response in behavior(request, context):
+                    yield response
+                return
+            except (grpc.aio.AbortError, asyncio.CancelledError) as exc:
+                call.code = _aborted_code(context, exc)
+                raise
+            except Exception as exc:
+                code, status = call.failed(exc)
+            request = None  # not kept by the abort (see above)
+            await abort_with(context, code, status)
         finally:
             call.done()
 
@@ -122,19 +183,21 @@ def _aborted_code(
     return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
 
 
-def instrument(servicer: object, service: ServiceDescriptor, guard: Guard) -> None:
-    """Wrap each method of `service` that `servicer` implements (in place): `guard` (the
-    caller's credentials and permission) runs first. Methods left to the generated base
-    class keep answering UNIMPLEMENTED, unwrapped."""
+def instrument(
+    servicer: object, service: ServiceDescriptor, guard: Guard, budgets: Budgets
+) -> None:
+    """Wrap each method of `service` that `servicer` implements (in place): a slot of
+    its budget is taken, then `guard` (the caller's credentials and permission) runs.
+    Methods left to the generated base class keep answering UNIMPLEMENTED, unwrapped."""
     for method in service.methods:
         if not _implemented(servicer, method.name):
             continue
         behavior = getattr(servicer, method.name)
-        full_name = f"/{service.full_name}/{method.name}"
+        budget = budgets.for_method(method)
         wrapped = (
-            _wrap_stream(behavior, full_name, guard)
+            _wrap_stream(behavior, method, guard, budget)
             if inspect.isasyncgenfunction(behavior)
-            else _wrap_unary(behavior, full_name, guard)
+            else _wrap_unary(behavior, method, guard, budget)
         )
         setattr(servicer, method.name, wrapped)
 

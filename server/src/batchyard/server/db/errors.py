@@ -1,4 +1,5 @@
-"""Which database failures are transient (the caller may retry) rather than bugs."""
+"""Which database failures are transient (the caller may retry) or bad input, rather than
+bugs."""
 
 from __future__ import annotations
 
@@ -21,3 +22,9 @@ _TRANSIENT = (
 def is_transient(exc: BaseException) -> bool:
     """Whether `exc` means "the database could not answer now" (UNAVAILABLE)."""
     return isinstance(exc, _TRANSIENT)
+
+
+def is_bad_value(exc: BaseException) -> bool:
+    """Whether `exc` means "the database cannot take a value the caller sent" (SQLSTATE
+    class 22: a number out of range, text with a NUL character, ...): INVALID_ARGUMENT."""
+    return isinstance(exc, asyncpg.DataError)
