@@ -298,7 +298,7 @@ async def test_usage_errors(cli):
         ["--stream", "stdin"],
         ["--attempt", "0"],
         ["--follow", "--new", "--since-start"],
-        ["-o", "yaml"],
+        ["-o", "csv"],
     ],
 )
 def test_bad_options_are_rejected_by_the_parser(capsys, argv):

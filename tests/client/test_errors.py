@@ -100,8 +100,26 @@ def test_lease_lost_is_a_conflict_of_its_own():
     conflict = from_rpc_error(
         rich_call(grpc.StatusCode.ABORTED, "changed", reason="VERSION_CONFLICT")
     )
-    assert type(conflict) is errors.ConflictError
+    assert type(conflict) is errors.VersionConflictError
+    assert isinstance(conflict, errors.ConflictError)
     assert conflict.reason == "VERSION_CONFLICT"
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "cls"),
+    [
+        (grpc.StatusCode.NOT_FOUND, "DEFINITION_NOT_FOUND", errors.DefinitionNotFoundError),
+        (grpc.StatusCode.NOT_FOUND, "RUN_NOT_FOUND", errors.RunNotFoundError),
+        (grpc.StatusCode.NOT_FOUND, "RESULT_NOT_FOUND", errors.ResultNotFoundError),
+        (grpc.StatusCode.ALREADY_EXISTS, "DEFINITION_EXISTS", errors.DefinitionExistsError),
+        (grpc.StatusCode.FAILED_PRECONDITION, "WRONG_STATE", errors.WrongStateError),
+        (grpc.StatusCode.NOT_FOUND, "SOMETHING_NEW", errors.NotFoundError),
+    ],
+)
+def test_reasons_pick_a_subclass_of_the_code_class(code, reason, cls):
+    error = from_rpc_error(rich_call(code, "no", reason=reason))
+    assert type(error) is cls
+    assert isinstance(error, errors.ERROR_BY_CODE[code])
 
 
 @pytest.mark.parametrize(
@@ -195,7 +213,7 @@ async def test_a_real_aio_error_from_the_server(definitions):
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await definitions.GetDefinition(pb.GetDefinitionRequest(definition="missing"))
     error = from_rpc_error(raised.value)
-    assert type(error) is errors.NotFoundError
+    assert type(error) is errors.DefinitionNotFoundError
     assert error.reason == "DEFINITION_NOT_FOUND"
     assert "missing" in error.message
 

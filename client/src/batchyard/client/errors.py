@@ -9,12 +9,15 @@ per bad field. `from_rpc_error` turns such an error back into one of the classes
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import cast
 
 import grpc
 from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
+
+from batchyard.v1 import log_pb2, run_pb2
 
 DOMAIN = "batchyard.dev"
 
@@ -94,6 +97,58 @@ class UnauthenticatedError(BatchyardError):
     """The call carried no valid credentials (UNAUTHENTICATED)."""
 
 
+class DefinitionNotFoundError(NotFoundError):
+    """No definition has that name or uuid (NOT_FOUND, reason DEFINITION_NOT_FOUND)."""
+
+
+class RunNotFoundError(NotFoundError):
+    """No run has that uuid in the caller's workspace (NOT_FOUND, reason RUN_NOT_FOUND)."""
+
+
+class ResultNotFoundError(NotFoundError):
+    """The run has no result of that name (NOT_FOUND, reason RESULT_NOT_FOUND)."""
+
+
+class DefinitionExistsError(AlreadyExistsError):
+    """A definition of that name exists (ALREADY_EXISTS, reason DEFINITION_EXISTS)."""
+
+
+class VersionConflictError(ConflictError):
+    """The definition is no longer at the expected version (ABORTED, reason
+    VERSION_CONFLICT): read it again, then update."""
+
+
+class WrongStateError(FailedPreconditionError):
+    """The run's status does not allow the call, e.g. cancelling a finished run or
+    deleting a running one (FAILED_PRECONDITION, reason WRONG_STATE)."""
+
+
+class RunError(BatchyardError):
+    """A run that was waited for did not succeed (raised by `Run.wait`).
+
+    Attributes:
+        run: the run's final state (a `batchyard.v1.Run` message).
+        log_tail: the last lines of its log (warning and above, else any), oldest first.
+    """
+
+    def __init__(self, message: str, run: run_pb2.Run, log_tail: Sequence[log_pb2.LogEntry] = ()):
+        super().__init__(message, grpc.StatusCode.OK, "")
+        self.run = run
+        self.log_tail: list[log_pb2.LogEntry] = list(log_tail)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(message={self.message!r}, run={self.run.uuid!r})"
+
+
+class RunFailedError(RunError):
+    """The run ended FAILED: `run.reason` says why (non-zero exit code, timeout, worker
+    lost, ...), its last attempt has the exit code and message."""
+
+
+class RunCancelledError(RunError):
+    """The run ended CANCELLED."""
+
+
 ERROR_BY_CODE: dict[grpc.StatusCode, type[BatchyardError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
     grpc.StatusCode.NOT_FOUND: NotFoundError,
@@ -109,6 +164,12 @@ ERROR_BY_CODE: dict[grpc.StatusCode, type[BatchyardError]] = {
 # Reasons that pick a more specific class than the status code alone.
 ERROR_BY_REASON: dict[tuple[grpc.StatusCode, str], type[BatchyardError]] = {
     (grpc.StatusCode.ABORTED, "LEASE_LOST"): LeaseLostError,
+    (grpc.StatusCode.ABORTED, "VERSION_CONFLICT"): VersionConflictError,
+    (grpc.StatusCode.NOT_FOUND, "DEFINITION_NOT_FOUND"): DefinitionNotFoundError,
+    (grpc.StatusCode.NOT_FOUND, "RUN_NOT_FOUND"): RunNotFoundError,
+    (grpc.StatusCode.NOT_FOUND, "RESULT_NOT_FOUND"): ResultNotFoundError,
+    (grpc.StatusCode.ALREADY_EXISTS, "DEFINITION_EXISTS"): DefinitionExistsError,
+    (grpc.StatusCode.FAILED_PRECONDITION, "WRONG_STATE"): WrongStateError,
 }
 
 

@@ -8,6 +8,8 @@ from typing import TypeAlias
 import grpc
 
 from batchyard.client.connection import DEFAULT_TIMEOUT
+from batchyard.client.describe import LEVELS as LEVELS
+from batchyard.client.describe import STREAMS as STREAMS
 from batchyard.client.errors import from_rpc_error
 from batchyard.client.streams import RECONNECT_TIMEOUT, ResumableStream
 from batchyard.v1 import log_pb2, log_service_pb2_grpc
@@ -22,18 +24,6 @@ GetLogsResponse = pb.GetLogsResponse
 MAX_PAGE_SIZE = 10_000
 
 # Levels and streams by name, as `log_level` and `log_stream` accept them ("warning").
-LEVELS: dict[str, LogLevel.ValueType] = {
-    "debug": log_pb2.LOG_LEVEL_DEBUG,
-    "info": log_pb2.LOG_LEVEL_INFO,
-    "warning": log_pb2.LOG_LEVEL_WARNING,
-    "error": log_pb2.LOG_LEVEL_ERROR,
-}
-STREAMS: dict[str, LogStream.ValueType] = {
-    "stdout": log_pb2.LOG_STREAM_STDOUT,
-    "stderr": log_pb2.LOG_STREAM_STDERR,
-    "system": log_pb2.LOG_STREAM_SYSTEM,
-}
-
 Level: TypeAlias = "log_pb2.LogLevel.ValueType | str"
 Stream: TypeAlias = "log_pb2.LogStream.ValueType | str"
 Position: TypeAlias = "log_pb2.LogPosition | tuple[int, int]"

@@ -12,6 +12,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from batchyard.client.connection import DEFAULT_TIMEOUT
 from batchyard.client.errors import DeadlineExceededError, from_rpc_error
 from batchyard.client.paging import paged
+from batchyard.client.results import RunResults
 from batchyard.client.streams import FIRST_RETRY_SECONDS, RECONNECT_TIMEOUT, ResumableStream
 from batchyard.v1 import job_pb2, run_pb2, run_service_pb2_grpc
 from batchyard.v1 import run_service_pb2 as pb
@@ -25,6 +26,10 @@ SubmitRunResponse = pb.SubmitRunResponse
 MAX_PAGE_SIZE = 1000
 # The largest payload the server accepts.
 MAX_PAYLOAD_BYTES = 1024 * 1024
+
+# An ad-hoc SQL run: its query is stored as this file, its result set as this result.
+SQL_SOURCE_LOCATION = "query.sql"
+SQL_RESULT_NAME = "result.csv"
 
 FINISHED: frozenset[RunStatus.ValueType] = frozenset(
     {run_pb2.RUN_STATUS_SUCCEEDED, run_pb2.RUN_STATUS_FAILED, run_pb2.RUN_STATUS_CANCELLED}
@@ -86,6 +91,17 @@ def submit_request(
     return request
 
 
+def sql_config(query: str, target: str) -> JobConfig:
+    """The inline configuration of an ad-hoc SQL run of `query` against the database the
+    workers know as `target`; its last result set becomes the result "result.csv"."""
+    return JobConfig(
+        type=job_pb2.JOB_TYPE_SQL,
+        source=job_pb2.Source(inline=job_pb2.InlineSource(text=query)),
+        source_location=SQL_SOURCE_LOCATION,
+        sql_target=job_pb2.SqlTarget(connection=target),
+    )
+
+
 class RunWatcher(ResumableStream[pb.WatchRunResponse, Run]):
     """The states of a run as they change (what `RunsClient.watch` returns).
 
@@ -125,7 +141,7 @@ class RunWatcher(ResumableStream[pb.WatchRunResponse, Run]):
 
 
 class RunsClient:
-    """Submit, read, list, cancel, delete, watch and wait for runs.
+    """Submit, read, list, cancel, delete, watch and wait for runs; get their results.
 
     A run is referred to by its uuid. Every method raises a
     `batchyard.client.errors.BatchyardError` subclass when the server says no or cannot
@@ -292,6 +308,14 @@ class RunsClient:
             self._stub.DeleteRun(pb.DeleteRunRequest(run=run_id), timeout=self._timeout)
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from exc
+
+    def results(self, run_id: str, *, page_size: int = 0) -> RunResults:
+        """The run's result assets (those of its latest attempt), ordered by name, with
+        `download_file` and `download_files` (see RunResults). Lists every page at once
+        (`page_size` per call, 0: the server's default). NotFoundError for an unknown run;
+        an empty RunResults for a run that has none (yet).
+        """
+        return RunResults.fetch(self._stub, run_id, page_size=page_size, timeout=self._timeout)
 
     def watch(
         self,

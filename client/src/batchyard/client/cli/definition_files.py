@@ -5,7 +5,6 @@ Field names may be camelCase (as `get -o json` prints them) or snake_case.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 import sys
@@ -17,10 +16,9 @@ import yaml
 from google.protobuf import json_format
 
 from batchyard.client.cli.failures import UsageError
+from batchyard.client.specs import UPDATABLE_FIELDS, plain
 from batchyard.v1 import definition_pb2
 
-# The top-level Definition fields an update may replace as a whole.
-UPDATABLE_FIELDS = ("name", "description", "config")
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
@@ -59,7 +57,7 @@ def parse_definition(text: str, source: str) -> DefinitionFile:
         )
     definition = definition_pb2.Definition()
     try:
-        json_format.ParseDict(_plain(data), definition)
+        json_format.ParseDict(plain(data), definition)
     except (json_format.ParseError, TypeError, ValueError) as exc:
         raise UsageError(f"{source}: not a valid definition: {_first_line(exc)}") from None
     fields = tuple(field for field in UPDATABLE_FIELDS if field in data)
@@ -98,20 +96,6 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
         mark = exc.problem_mark
         return f"{exc.problem} (line {mark.line + 1}, column {mark.column + 1})"
     return str(exc)
-
-
-def _plain(value: Any) -> Any:
-    """YAML values as the JSON mapping expects them: unquoted timestamps become strings."""
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    if isinstance(value, dt.datetime):
-        aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-        return aware.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return value
 
 
 def _first_line(exc: Exception) -> str:

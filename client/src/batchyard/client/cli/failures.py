@@ -27,6 +27,9 @@ EXIT_WAIT_TIMEOUT = 5
 EXIT_INTERRUPTED = 130
 
 Handler = Callable[[argparse.Namespace], int]
+_TLS_SIGNS = ("Socket closed", "handshake", "SSL", "certificate")
+"""In gRPC's message when a connection failed for TLS: a plaintext client at a TLS server,
+an unknown CA, a missing or refused client certificate."""
 
 
 class UsageError(Exception):
@@ -73,6 +76,12 @@ def report(
                 "HOST:PORT or the BATCHYARD_SERVER environment variable.",
                 file=out,
             )
+            if any(sign in error.message for sign in _TLS_SIGNS):
+                print(
+                    "hint: a TLS server needs --tls (--tls-ca FILE for a private CA), and "
+                    "one that requires client certificates also --tls-cert and --tls-key.",
+                    file=out,
+                )
         return EXIT_UNREACHABLE
     print(f"error: {headline(error)}", file=out)
     for field, description in error.field_violations:

@@ -7,51 +7,15 @@ import json
 import os
 from typing import TextIO
 
-from batchyard.client.cli.render import as_datetime, message_dict
-from batchyard.client.logs import LEVELS, STREAMS
+from batchyard.client.cli.render import message_dict, to_yaml
+from batchyard.client.describe import entry_line as entry_line
+from batchyard.client.describe import level_text as level_text
+from batchyard.client.describe import stream_text as stream_text
 from batchyard.v1 import log_pb2
 
-LOG_FORMATS = ("text", "json")
-
-# ANSI colours by level; INFO stays plain.
-_COLOURS = {
-    log_pb2.LOG_LEVEL_DEBUG: "\x1b[2m",  # dim
-    log_pb2.LOG_LEVEL_WARNING: "\x1b[33m",  # yellow
-    log_pb2.LOG_LEVEL_ERROR: "\x1b[1;31m",  # bold red
-}
-_RESET = "\x1b[0m"
-_LEVEL_WIDTH = max(len(name) for name in LEVELS)
-_STREAM_WIDTH = max(len(name) for name in STREAMS)
-
-
-def level_text(level: log_pb2.LogLevel.ValueType) -> str:
-    """'DEBUG', 'INFO', 'WARNING', 'ERROR', or '-' when unset or unknown."""
-    for name, value in LEVELS.items():
-        if value == level:
-            return name.upper()
-    return "-"
-
-
-def stream_text(stream: log_pb2.LogStream.ValueType) -> str:
-    """'stdout', 'stderr', 'system', or '-' when unset or unknown."""
-    for name, value in STREAMS.items():
-        if value == stream:
-            return name
-    return "-"
-
-
-def entry_line(entry: log_pb2.LogEntry, *, colour: bool = False) -> str:
-    """`HH:MM:SS.mmm [attempt] stream LEVEL message`, the time in UTC, stream and level
-    padded so messages line up; with `colour`, level and message coloured by level."""
-    when = as_datetime(entry.time)
-    clock = "--:--:--.---" if when is None else f"{when:%H:%M:%S}.{when.microsecond // 1000:03}"
-    level = level_text(entry.level)
-    head = f"{clock} [{entry.attempt}] {stream_text(entry.stream):<{_STREAM_WIDTH}} "
-    tail = f"{level:<{_LEVEL_WIDTH}} {entry.message}"
-    start = _COLOURS.get(entry.level) if colour else None
-    if start is None:
-        return head + tail
-    return f"{head}{start}{tail}{_RESET}"
+LOG_FORMATS = ("text", "table", "json", "yaml")
+"""text and table: one line per entry; json: one JSON object per line; yaml: one YAML
+document per entry."""
 
 
 def entry_json(entry: log_pb2.LogEntry) -> str:
@@ -60,8 +24,13 @@ def entry_json(entry: log_pb2.LogEntry) -> str:
 
 
 def entry_text(entry: log_pb2.LogEntry, output: str, *, colour: bool = False) -> str:
-    """The entry as `output` ("text" or "json") asks."""
-    return entry_json(entry) if output == "json" else entry_line(entry, colour=colour)
+    """The entry as `output` asks: a line ("text", "table"), a JSON line ("json"), or a
+    YAML document ("yaml", starting with `---`)."""
+    if output == "json":
+        return entry_json(entry)
+    if output == "yaml":
+        return "---\n" + to_yaml(message_dict(entry))
+    return entry_line(entry, colour=colour)
 
 
 def is_terminal(stream: TextIO) -> bool:

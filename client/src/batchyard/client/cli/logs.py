@@ -26,7 +26,8 @@ what the worker did, e.g. attempt started, exit code) and the level (stdout line
 INFO and stderr lines WARNING unless the line is JSON with a "level" field). On a
 terminal lines are coloured by level (not when $NO_COLOR is set). -o json prints one
 JSON object per line instead (the protobuf JSON mapping of LogEntry), for jq and
-friends. Progress lines (`::progress N`) are not part of the log: see `runs get`.
+friends; -o yaml one YAML document per entry. Progress lines (`::progress N`) are
+not part of the log: see `runs get`.
 
 Without --follow it prints what is stored now and exits. With --follow it then prints
 new lines as the job prints them and exits once the run has ended and every line was
@@ -97,7 +98,8 @@ def register(subparsers: Any) -> None:
         "--output",
         choices=LOG_FORMATS,
         default="text",
-        help="output format: text lines, or one JSON object per line (default: text)",
+        help="output format: text lines (table is the same), one JSON object per line, "
+        "or one YAML document per entry (default: text)",
     )
     add_reconnect_option(parser)
     add_connection_options(parser)
@@ -120,7 +122,7 @@ def show_logs(args: argparse.Namespace) -> int:
     if (args.new or args.since_start) and not args.follow:
         raise UsageError(f"{'--new' if args.new else '--since-start'} needs --follow")
     filters = {"attempt": args.attempt, "min_level": args.level, "streams": args.streams}
-    colour = args.output == "text" and wants_colour(sys.stdout)
+    colour = args.output in ("text", "table") and wants_colour(sys.stdout)
     with logs_client(args) as client:
         if not args.follow:
             for entry in client.iter(args.run, **filters):

@@ -12,21 +12,44 @@ import os
 import sys
 from importlib.metadata import entry_points
 
-from batchyard.client.cli import definitions, logs, runs
+from batchyard.client.cli import access, completion, definitions, logs, results, runs, sql
 from batchyard.client.cli.failures import EXIT_USAGE, run
 
 PLUGIN_GROUP = "batchyard.commands"
+
+EPILOG = """\
+Every command has --help with examples. Client commands find the server in --server or
+$BATCHYARD_SERVER (default localhost:50051) and the token in --token, $BATCHYARD_TOKEN or
+~/.config/batchyard/token (on this machine, the one `batchyard dev` wrote). Reading
+commands take -o table|json|yaml. Exit codes: 0 done, 1 refused by the server (or the
+run failed), 2 wrong command line, 3 server unreachable, 4 run cancelled, 5 wait timed out.
+
+examples:
+  batchyard dev                                      # everything on this machine
+  batchyard definitions create -f greet.yaml
+  batchyard runs submit greet --arg world --wait --follow
+  batchyard runs list --status failed
+  batchyard logs RUN_ID --follow
+  batchyard results download RUN_ID -o out/
+  source <(batchyard completion bash)                # Tab completion
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="batchyard",
         description="Batchyard: define batch jobs, run them, follow their logs, collect results.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     definitions.register(subparsers)
     runs.register(subparsers)
     logs.register(subparsers)
+    results.register(subparsers)
+    sql.register(subparsers)
+    access.register(subparsers)
+    completion.register(subparsers)
     for entry in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
         entry.load()(subparsers)
     return parser

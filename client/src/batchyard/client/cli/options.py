@@ -7,14 +7,16 @@ import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import grpc
 
 from batchyard.client import connection
-from batchyard.client.cli.failures import EXIT_USAGE
+from batchyard.client.cli.failures import EXIT_USAGE, UsageError
 from batchyard.client.cli.render import OUTPUT_FORMATS
 from batchyard.client.definitions import DefinitionsClient
 from batchyard.client.logs import LogsClient
+from batchyard.client.retry import RetryInterceptor, RetryPolicy
 from batchyard.client.runs import RunsClient
 from batchyard.client.streams import RECONNECT_TIMEOUT
 
@@ -195,6 +197,31 @@ def add_connection_options(parser: argparse.ArgumentParser, *, short_timeout: bo
         default=connection.DEFAULT_TIMEOUT,
         help="deadline of each call to the server (default: %(default)g)",
     )
+    _add_tls_options(group)
+
+
+def _add_tls_options(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--tls",
+        action="store_true",
+        default=None,
+        help=f"connect with TLS (also: a grpcs:// or https:// --server, ${connection.TLS_ENV}=1, "
+        "or any of the TLS files below)",
+    )
+    for flag, env, text in (
+        (
+            "--tls-ca",
+            connection.TLS_CA_ENV,
+            "PEM CA that signed the server's certificate (default: the system's trusted roots)",
+        ),
+        (
+            "--tls-cert",
+            connection.TLS_CERT_ENV,
+            "PEM client certificate, for a server that requires one (mutual TLS)",
+        ),
+        ("--tls-key", connection.TLS_KEY_ENV, "PEM key of the client certificate"),
+    ):
+        group.add_argument(flag, metavar="FILE", type=Path, help=f"{text} (${env})")
 
 
 def add_reconnect_option(parser: argparse.ArgumentParser) -> None:
@@ -220,9 +247,38 @@ def add_output_option(parser: argparse.ArgumentParser, default: str | None = "ta
     )
 
 
+def client_tls(args: argparse.Namespace) -> bool | connection.ClientTls | None:
+    """The TLS the connection flags ask for: a ClientTls when a TLS file is given (the
+    others from the environment), True for a bare --tls, None to let the target and the
+    environment decide (:func:`batchyard.client.connection.resolve_tls`)."""
+    ca, cert, key = (getattr(args, name, None) for name in ("tls_ca", "tls_cert", "tls_key"))
+    if ca is None and cert is None and key is None:
+        return True if getattr(args, "tls", None) else None
+    _, env = connection.resolve_tls(args.server, True)
+    assert env is not None  # TLS was asked for
+    return connection.ClientTls(ca=ca or env.ca, cert=cert or env.cert, key=key or env.key)
+
+
+# Reads (and submits with a request id) are retried a few times within about 2 s when
+# the server cannot be reached: a restarting server is waited for, a missing one reported
+# soon.
+CLI_RETRY = RetryPolicy(max_attempts=4, initial_backoff=0.25, max_backoff=1.0)
+
+
 def open_channel(args: argparse.Namespace) -> grpc.Channel:
-    """A channel to `args.server` with `args.token` and the `args.timeout` deadline."""
-    return connection.channel(args.server, timeout=args.timeout, token=getattr(args, "token", None))
+    """A channel to `args.server` with `args.token`, the `args.timeout` deadline and the
+    TLS the flags ask for, retrying calls safe to repeat (`CLI_RETRY`); a TLS file that
+    cannot be used is a usage error."""
+    try:
+        plain = connection.channel(
+            args.server,
+            timeout=args.timeout,
+            token=getattr(args, "token", None),
+            tls=client_tls(args),
+        )
+    except connection.TlsConfigError as exc:
+        raise UsageError(str(exc)) from None
+    return grpc.intercept_channel(plain, RetryInterceptor(CLI_RETRY))
 
 
 @contextmanager

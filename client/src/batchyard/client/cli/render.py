@@ -7,28 +7,40 @@ what a command prints can be edited and fed back to the commands that read files
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import yaml
 from google.protobuf import json_format
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
+
+from batchyard.client.describe import absolute_time as absolute_time
+from batchyard.client.describe import as_datetime as as_datetime
+from batchyard.client.describe import duration as duration
+from batchyard.client.describe import relative_time as relative_time
 
 OUTPUT_FORMATS = ("table", "json", "yaml")
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned columns two spaces apart, headers first; no trailing spaces."""
+Paint = Callable[[int, str], str]
+"""Styles a padded cell of a column: `paint(column, text)` (ANSI colours on a terminal)."""
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], paint: Paint | None = None) -> str:
+    """Left-aligned columns two spaces apart, headers first; no trailing spaces. `paint`
+    styles the body's cells after they are padded, so colours keep the columns aligned."""
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
-        for line in [list(headers), *rows]
-    ]
-    return "\n".join(lines)
+
+    def line(cells: Sequence[str], styled: bool) -> str:
+        padded = [cell.ljust(w) for cell, w in zip(cells, widths, strict=True)]
+        padded[-1] = padded[-1].rstrip()
+        if styled and paint is not None:
+            padded = [paint(i, cell) for i, cell in enumerate(padded)]
+        return "  ".join(padded).rstrip()
+
+    return "\n".join([line(headers, False), *(line(row, True) for row in rows)])
 
 
 def key_values(pairs: Sequence[tuple[str, str]]) -> str:
@@ -40,52 +52,6 @@ def key_values(pairs: Sequence[tuple[str, str]]) -> str:
         lines.append(f"{key + ':':<{width}}{first}".rstrip())
         lines += [f"{'':<{width}}{line}".rstrip() for line in rest]
     return "\n".join(lines)
-
-
-def as_datetime(ts: Timestamp) -> datetime | None:
-    """The timestamp as an aware UTC datetime, or None when it is unset."""
-    if not ts.seconds and not ts.nanos:
-        return None
-    return ts.ToDatetime(tzinfo=UTC)
-
-
-def relative_time(when: datetime | None, now: datetime) -> str:
-    """'just now', '42 s ago', '3 min ago', '5 h ago', '2 days ago', or a date if older."""
-    if when is None:
-        return "-"
-    seconds = int((now - when).total_seconds())
-    if seconds < 5:
-        return "just now"
-    if seconds < 60:
-        return f"{seconds} s ago"
-    if seconds < 3600:
-        return f"{seconds // 60} min ago"
-    if seconds < 86400:
-        return f"{seconds // 3600} h ago"
-    days = seconds // 86400
-    if days < 30:
-        return "1 day ago" if days == 1 else f"{days} days ago"
-    return when.strftime("%Y-%m-%d")
-
-
-def absolute_time(when: datetime | None, now: datetime) -> str:
-    """'2024-05-01 12:00:03 UTC (3 min ago)'."""
-    if when is None:
-        return "-"
-    return f"{when:%Y-%m-%d %H:%M:%S} UTC ({relative_time(when, now)})"
-
-
-def duration(seconds: float) -> str:
-    """A compact duration: '90s' → '1m30s', '3600s' → '1h', '0.5s' → '0.5s'."""
-    if seconds < 60:
-        return f"{seconds:g}s"
-    whole = int(seconds)
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if whole >= size:
-            parts.append(f"{whole // size}{unit}")
-            whole %= size
-    return "".join(parts)
 
 
 def message_dict(message: Message) -> dict[str, Any]:

@@ -17,68 +17,43 @@ from batchyard.client.cli.render import (
     relative_time,
     table,
 )
+from batchyard.client.describe import STATUSES as STATUSES
+from batchyard.client.describe import definition_ref as definition_ref
+from batchyard.client.describe import elapsed as elapsed
+from batchyard.client.describe import one_line
+from batchyard.client.describe import outcome_lines as outcome_lines
+from batchyard.client.describe import reason_text as reason_text
+from batchyard.client.describe import state_text as state_text
+from batchyard.client.describe import status_text as status_text
 from batchyard.v1 import run_pb2
 
 TABLE_HEADERS = ("UUID", "DEFINITION", "STATUS", "REASON", "ATTEMPTS", "SUBMITTED", "ENDED")
 ATTEMPT_HEADERS = ("#", "WORKER", "STARTED", "ENDED", "STATUS", "REASON", "EXIT CODE", "MESSAGE")
 
-# Statuses as the command line spells them, e.g. "pending" ↔ RUN_STATUS_PENDING.
-STATUSES: dict[str, run_pb2.RunStatus.ValueType] = {
-    "pending": run_pb2.RUN_STATUS_PENDING,
-    "running": run_pb2.RUN_STATUS_RUNNING,
-    "succeeded": run_pb2.RUN_STATUS_SUCCEEDED,
-    "failed": run_pb2.RUN_STATUS_FAILED,
-    "cancelled": run_pb2.RUN_STATUS_CANCELLED,
+
+# ANSI colours of statuses, on a terminal.
+STATUS_COLOURS = {
+    "succeeded": "\x1b[32m",  # green
+    "failed": "\x1b[1;31m",  # bold red
+    "cancelled": "\x1b[33m",  # yellow
+    "running": "\x1b[36m",  # cyan
 }
 
 
-def status_text(status: run_pb2.RunStatus.ValueType) -> str:
-    """'pending', 'running', ..., or '-' when unset or unknown."""
-    for name, value in STATUSES.items():
-        if value == status:
-            return name
-    return "-"
+def paint_status(text: str, colour: bool) -> str:
+    """`text` (which starts with a status word, maybe after "run <uuid> ") coloured by
+    that status when `colour`."""
+    if not colour:
+        return text
+    for status, code in STATUS_COLOURS.items():
+        if text.startswith(status) or f" {status}" in text.split(":")[0]:
+            return f"{code}{text}\x1b[0m"
+    return text
 
 
-def reason_text(reason: run_pb2.RunReason.ValueType) -> str:
-    """'in queue', 'non-zero exit code', ...; '' for no reason."""
-    if reason == run_pb2.RUN_REASON_UNSPECIFIED or reason not in run_pb2.RunReason.values():
-        return ""
-    text = run_pb2.RunReason.Name(reason).removeprefix("RUN_REASON_").lower().replace("_", " ")
-    return text.replace("non zero", "non-zero")
-
-
-def definition_ref(run: run_pb2.Run) -> str:
-    """'hello@3' (definition name at the pinned version), or '(ad hoc)'."""
-    if not run.definition_uuid:
-        return "(ad hoc)"
-    return f"{run.definition_name or run.definition_uuid}@{run.definition_version}"
-
-
-def state_text(run: run_pb2.Run) -> str:
-    """The state in a few words: 'pending (in queue)', 'running (attempt 1, 40%)',
-    'failed (non-zero exit code)'."""
-    details = []
-    if run.status == run_pb2.RUN_STATUS_RUNNING:
-        if run.attempts:
-            details.append(f"attempt {run.attempts[-1].number}")
-        if run.progress:
-            details.append(f"{run.progress}%")
-        if run.cancel_requested:
-            details.append("cancel requested")
-    elif run.status != run_pb2.RUN_STATUS_CANCELLED and reason_text(run.reason):
-        details.append(reason_text(run.reason))  # a cancelled run's reason says nothing new
-    return status_text(run.status) + (f" ({', '.join(details)})" if details else "")
-
-
-def elapsed(seconds: float) -> str:
-    """'0:00:03', '1:02:03': hours, minutes, seconds."""
-    whole = max(int(seconds), 0)
-    return f"{whole // 3600}:{whole % 3600 // 60:02}:{whole % 60:02}"
-
-
-def runs_table(runs: Sequence[run_pb2.Run], now: datetime) -> str:
-    """UUID, DEFINITION, STATUS, REASON, ATTEMPTS, SUBMITTED, ENDED: one row per run."""
+def runs_table(runs: Sequence[run_pb2.Run], now: datetime, *, colour: bool = False) -> str:
+    """UUID, DEFINITION, STATUS, REASON, ATTEMPTS, SUBMITTED, ENDED: one row per run;
+    with `colour`, the status coloured."""
     rows = [
         [
             run.uuid,
@@ -91,7 +66,12 @@ def runs_table(runs: Sequence[run_pb2.Run], now: datetime) -> str:
         ]
         for run in runs
     ]
-    return table(TABLE_HEADERS, rows)
+    status_column = TABLE_HEADERS.index("STATUS")
+
+    def paint(column: int, cell: str) -> str:
+        return paint_status(cell, colour) if column == status_column else cell
+
+    return table(TABLE_HEADERS, rows, paint)
 
 
 def run_output(run: run_pb2.Run, output: str, now: datetime) -> str:
@@ -166,35 +146,8 @@ def attempts_table(attempts: Sequence[run_pb2.Attempt], now: datetime) -> str:
             status_text(a.status),
             reason_text(a.reason) or "-",
             str(a.exit_code) if a.HasField("exit_code") else "-",
-            _one_line(a.message) or "-",
+            one_line(a.message) or "-",
         ]
         for a in attempts
     ]
     return table(ATTEMPT_HEADERS, rows)
-
-
-def outcome_lines(run: run_pb2.Run) -> list[str]:
-    """How a finished run ended, for the end of `submit --wait`: its status and reason,
-    then for a failed run the last attempt's exit code and message."""
-    head = f"run {run.uuid} {status_text(run.status)}"
-    if run.status != run_pb2.RUN_STATUS_FAILED:
-        return [head, f"  {_one_line(run.message)}"] if run.message else [head]
-    reason = reason_text(run.reason)
-    lines = [f"{head}: {reason}" if reason else head]
-    if run.attempts:
-        last = run.attempts[-1]
-        parts = [f"attempt {last.number}"]
-        if last.worker_id:
-            parts[0] += f" on {last.worker_id}"
-        if last.HasField("exit_code"):
-            parts.append(f"exit code {last.exit_code}")
-        if last.message:
-            parts.append(_one_line(last.message))
-        lines.append("  " + ": ".join(parts))
-    elif run.message:
-        lines.append(f"  {_one_line(run.message)}")
-    return lines
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())

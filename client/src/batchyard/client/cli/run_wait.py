@@ -24,8 +24,16 @@ from batchyard.client.cli.failures import (
     EXIT_WAIT_TIMEOUT,
 )
 from batchyard.client.cli.log_views import entry_line, is_terminal, wants_colour
-from batchyard.client.cli.render import duration
-from batchyard.client.cli.run_views import elapsed, outcome_lines, run_output, state_text
+from batchyard.client.cli.render import duration, table
+from batchyard.client.cli.run_views import (
+    elapsed,
+    outcome_lines,
+    paint_status,
+    run_output,
+    state_text,
+)
+from batchyard.client.describe import size_text
+from batchyard.client.errors import BatchyardError
 from batchyard.client.logs import LogFollower, LogsClient
 from batchyard.client.runs import RunsClient, WaitTimeoutError
 from batchyard.v1 import run_pb2
@@ -233,10 +241,30 @@ def wait_for_run(
         raise
     display.close()
     if output is None:
-        print("\n".join(outcome_lines(final)))
+        lines = outcome_lines(final)
+        lines[0] = paint_status(lines[0], wants_colour(sys.stdout))
+        print("\n".join(lines))
+        print_results(runs, final)
     else:
         print(run_output(final, output, datetime.now(UTC)))
     return exit_code(final)
+
+
+def print_results(runs: RunsClient, run: run_pb2.Run) -> None:
+    """The run's results (name, size), when it has any, and how to download them."""
+    if run.status == run_pb2.RUN_STATUS_CANCELLED:
+        return
+    try:
+        results = runs.results(run.uuid)
+    except BatchyardError as exc:
+        print(f"(cannot list the run's results: {exc.message})", file=sys.stderr)
+        return
+    if not results:
+        return
+    count = f"{len(results)} result{'s' if len(results) != 1 else ''}"
+    print(f"{count}, {size_text(results.total_bytes)} (batchyard results download {run.uuid}):")
+    rows = [[result.name, size_text(result.size_bytes)] for result in results]
+    print("\n".join("  " + line for line in table(["NAME", "SIZE"], rows).split("\n")))
 
 
 def _stop(printer: LogPrinter | None, display: StateDisplay) -> None:

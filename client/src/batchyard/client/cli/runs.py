@@ -9,6 +9,7 @@ from typing import Any
 
 from batchyard.client.cli import run_submit
 from batchyard.client.cli.failures import EXIT_OK
+from batchyard.client.cli.log_views import wants_colour
 from batchyard.client.cli.options import (
     add_amount_options,
     add_connection_options,
@@ -226,7 +227,7 @@ def list_runs(args: argparse.Namespace) -> int:
     shown = found[:limit]
     if args.output == "table":
         if shown:
-            print(runs_table(shown, datetime.now(UTC)))
+            print(runs_table(shown, datetime.now(UTC), colour=wants_colour(sys.stdout)))
         else:
             print("no runs found", file=sys.stderr)
     else:

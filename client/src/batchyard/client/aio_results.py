@@ -1,0 +1,146 @@
+"""A run's result files for the asyncio client: listed, and downloaded to disk verified
+(the same rules as `results.RunResults`: a temporary file renamed into place once its
+size and SHA-256 match the listing; unsafe names refused before anything is written)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from batchyard.client.connection import DEFAULT_TIMEOUT
+from batchyard.client.errors import DeadlineExceededError, from_rpc_error
+from batchyard.client.results import (
+    ResultIntegrityError,
+    ResultListing,
+    RunResult,
+    _check_content,
+    _check_unchanged,
+    check_names,
+    name_parts,
+    target_path,
+)
+from batchyard.v1 import run_service_pb2 as pb
+from batchyard.v1 import run_service_pb2_grpc
+
+
+class AsyncRunResults(ResultListing):
+    """The result assets of a run, ordered by name, with async downloads (what
+    `await run.results()` of the asyncio client returns).
+
+        results = await run.results()
+        await results.download_files("out")
+
+    A download fails with DeadlineExceededError when no data arrived for
+    `idle_timeout` seconds, ResultIntegrityError when the bytes do not match the listing.
+    """
+
+    def __init__(
+        self,
+        stub: run_service_pb2_grpc.RunServiceAsyncStub,
+        run_id: str,
+        results: list[RunResult],
+        *,
+        idle_timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        super().__init__(run_id, results)
+        self._stub = stub
+        self.idle_timeout = idle_timeout
+
+    async def download_to(self, fd: int, name: str | None = None) -> RunResult:
+        """Write one result's bytes to the open file descriptor `fd`, verified."""
+        result = self.one(name)
+        call: Any = self._stub.DownloadRunResult(
+            pb.DownloadRunResultRequest(run=self.run_id, name=result.name)
+        )
+        messages = aiter(call)
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            while True:
+                try:
+                    message = await asyncio.wait_for(anext(messages), self.idle_timeout)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise DeadlineExceededError(
+                        f"no data for {self.idle_timeout:g} s while downloading {result.name!r}",
+                        grpc.StatusCode.DEADLINE_EXCEEDED,
+                    ) from None
+                if message.HasField("result"):
+                    _check_unchanged(result, message.result)
+                size += len(message.data)
+                if size > result.size_bytes:
+                    raise ResultIntegrityError(
+                        result.name,
+                        f"result {result.name!r} is corrupt: the server sent more than "
+                        f"the {result.size_bytes} bytes listed",
+                    )
+                digest.update(message.data)
+                _write_all(fd, message.data)
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc) from exc
+        finally:
+            call.cancel()
+        _check_content(result, size, digest.hexdigest())
+        return result
+
+    async def download_file(self, path: str | os.PathLike[str], name: str | None = None) -> Path:
+        """Download one result to `path` (a file, or an existing directory to write it
+        into under its base name) and return where it was written; `name` may be left
+        out when the run has exactly one result."""
+        result = self.one(name)
+        target = await asyncio.to_thread(_file_target, Path(path), result.name)
+        await self._download(result, target)
+        return target
+
+    async def download_files(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        on_file: Callable[[RunResult, Path], None] | None = None,
+    ) -> list[Path]:
+        """Download every result below `directory` (created if missing), keeping the
+        names' sub-directories; return the paths written, in the order of the results."""
+        check_names(self.names)
+        root = Path(directory)
+        await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True)
+        written = []
+        for result in self:
+            target = await asyncio.to_thread(target_path, root, result.name)
+            await self._download(result, target)
+            written.append(target)
+            if on_file is not None:
+                on_file(result, target)
+        return written
+
+    async def _download(self, result: RunResult, target: Path) -> None:
+        partial = target.parent / f".{secrets.token_hex(8)}.batchyard-part"
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            try:
+                await self.download_to(fd, result.name)
+                await asyncio.to_thread(os.fsync, fd)
+            finally:
+                os.close(fd)
+            partial.replace(target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+
+
+def _file_target(path: Path, name: str) -> Path:
+    """`path`, or below it the name's base name when it is a directory."""
+    return path / name_parts(name)[-1] if path.is_dir() else path
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
