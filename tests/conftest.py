@@ -9,10 +9,13 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import grpc
 import pytest
 
@@ -24,6 +27,7 @@ from batchyard.server.log_config import configure_logging
 from batchyard.server.settings import ServerSettings
 from batchyard.v1 import definition_service_pb2_grpc, run_service_pb2_grpc, worker_service_pb2_grpc
 from tests import pg
+from tests.keys import TEST_KEY
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -48,6 +52,26 @@ async def pg_admin_dsn() -> AsyncIterator[str]:
     finally:
         await embedded.stop()
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+async def sql_target_dsn(pg_admin_dsn: str) -> AsyncIterator[str]:
+    """The DSN of a SQL jobs' target: a database of its own, owned by a login role of its
+    own with a password, on the suite's PostgreSQL (never the service's database or role).
+    The password holds "canary", so tests can look for it where it must not be."""
+    suffix = uuid.uuid4().hex[:12]
+    role, database, password = f"by_sql_{suffix}", f"by_sql_{suffix}", f"canary-{suffix}"
+    admin = await asyncpg.connect(pg_admin_dsn)
+    try:
+        await admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+        await admin.execute(f"CREATE DATABASE {database} OWNER {role}")
+        parts = urlsplit(pg.dsn_for(pg_admin_dsn, database))
+        host = parts.netloc.rpartition("@")[2]
+        yield urlunsplit(parts._replace(netloc=f"{role}:{password}@{host}"))
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        await admin.execute(f"DROP ROLE IF EXISTS {role}")
+        await admin.close()
 
 
 @pytest.fixture(scope="session")
@@ -100,6 +124,7 @@ async def server_factory(
             database_url=database_url,
             grace_seconds=1,
             artifacts=ArtifactLocation(directory=artifacts_dir),
+            secret_keys=(TEST_KEY,),
         )
         app = App(replace(settings, **changes))  # type: ignore[arg-type]
         await app.start()

@@ -14,6 +14,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from batchyard.client.connection import aio_channel
+from tests.keys import TEST_KEYS_ENV
 
 
 def free_port() -> int:
@@ -26,7 +27,7 @@ def start_server(
     *args: str, log: Path, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
     """`python -m batchyard.server ARGS` with its log in `log`."""
-    full_env = {**os.environ, "BATCHYARD_LOG_FORMAT": "json", **(env or {})}
+    full_env = {**os.environ, "BATCHYARD_LOG_FORMAT": "json", **TEST_KEYS_ENV, **(env or {})}
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "batchyard.server", *args],
@@ -38,7 +39,7 @@ def start_server(
 
 def bootstrap_token(*args: str, env: dict[str, str] | None = None) -> str:
     """`python -m batchyard.server bootstrap ARGS`: the admin token it prints once."""
-    full_env = {**os.environ, "BATCHYARD_LOG_FORMAT": "json", **(env or {})}
+    full_env = {**os.environ, "BATCHYARD_LOG_FORMAT": "json", **TEST_KEYS_ENV, **(env or {})}
     made = subprocess.run(
         [sys.executable, "-m", "batchyard.server", "bootstrap", *args],
         env=full_env,

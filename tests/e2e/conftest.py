@@ -24,15 +24,21 @@ def workspace(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def start_worker(
-    server: App, target: str, workspace: Path, tmp_path: Path
+    server: App, target: str, workspace: Path, tmp_path: Path, sql_target_dsn: str
 ) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     """Start `python -m batchyard.worker` processes against the test's server, storing
-    results in the server's artifact store."""
+    results in the server's artifact store, with the SQL target `sandbox` (the session's
+    target database, given as a user would: in the environment)."""
     started: list[subprocess.Popen[bytes]] = []
 
     def start(*args: str, name: str = "w") -> subprocess.Popen[bytes]:
         index = len(started)
-        env = {**os.environ, "BATCHYARD_LOG_FORMAT": "json", **server.settings.artifacts.as_env()}
+        env = {
+            **os.environ,
+            "BATCHYARD_LOG_FORMAT": "json",
+            **server.settings.artifacts.as_env(),
+            "BATCHYARD_SQL_TARGET_SANDBOX": sql_target_dsn,
+        }
         cmd = [
             sys.executable,
             "-m",

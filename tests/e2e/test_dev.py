@@ -93,6 +93,43 @@ def test_dev_demo_then_the_cli_with_no_configuration(home: Path) -> None:
             timeout=60,
         )
         assert "hello from batchyard" in logs.stdout, logs.stderr
+        query = subprocess.run(
+            [
+                BATCHYARD,
+                "sql",
+                "SELECT 6 * 7 AS answer",
+                "--target",
+                "sandbox",
+                "--wait",
+                "--server",
+                f"127.0.0.1:{port}",
+                "-o",
+                "csv",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert query.returncode == 0, query.stderr
+        assert query.stdout.split() == ["answer", "42"]  # the dev worker's own sandbox
+        service = subprocess.run(
+            [
+                BATCHYARD,
+                "sql",
+                "SELECT count(*) FROM runs",
+                "--target",
+                "sandbox",
+                "--wait",
+                "--server",
+                f"127.0.0.1:{port}",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert service.returncode == 1 and "runs" in service.stdout + service.stderr
         assert token_file.read_text().strip() not in log.read_text(), "no token in the logs"
     finally:
         dev.send_signal(signal.SIGINT)

@@ -12,44 +12,44 @@ import asyncpg
 import grpc
 import structlog
 from google.protobuf.descriptor import ServiceDescriptor
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2
+from grpc_reflection.v1alpha._async import ReflectionServicer
 
 from batchyard.server.api.access import AuditServicer, TokenServicer, WorkspaceServicer
 from batchyard.server.api.audit import AuditLog
 from batchyard.server.api.auth import Authenticator, check_coverage
+from batchyard.server.api.budgets import Budgets, Kind
 from batchyard.server.api.definitions import DefinitionServicer
 from batchyard.server.api.instrument import instrument
 from batchyard.server.api.logs import LogServicer
 from batchyard.server.api.results import ResultReader
 from batchyard.server.api.runs import RunServicer
+from batchyard.server.api.wire import add_service
 from batchyard.server.api.workers import LeaseSettings, WorkerServicer
 from batchyard.server.api.workspaces import WorkspaceResolver
 from batchyard.server.db.access import count_tokens
+from batchyard.server.db.job_codec import SecretBox
 from batchyard.server.db.migrate import migrate
 from batchyard.server.db.pool import create_pool
 from batchyard.server.db.run_batcher import SubmitBatcher
 from batchyard.server.db.wakeups import Wakeups
 from batchyard.server.embedded import EmbeddedPostgres, start_embedded
 from batchyard.server.maintenance.rescuer import Rescuer
+from batchyard.server.secret_keys import load_key_ring
 from batchyard.server.settings import ServerSettings
+from batchyard.server.tls import add_port, check_listen
 from batchyard.v1 import (
     access_service_pb2,
-    access_service_pb2_grpc,
     definition_service_pb2,
-    definition_service_pb2_grpc,
     log_service_pb2,
-    log_service_pb2_grpc,
     run_service_pb2,
-    run_service_pb2_grpc,
     worker_service_pb2,
-    worker_service_pb2_grpc,
 )
 
 log = structlog.get_logger(__name__)
 
-MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 SERVICES = [
     definition_service_pb2.DESCRIPTOR.services_by_name["DefinitionService"].full_name,
     run_service_pb2.DESCRIPTOR.services_by_name["RunService"].full_name,
@@ -70,6 +70,11 @@ def _service_of(servicer: object, module: Any) -> ServiceDescriptor:
     raise TypeError(f"{type(servicer).__name__} implements no service of {module.__name__}")
 
 
+def _descriptor(module: Any, name: str) -> ServiceDescriptor:
+    service: ServiceDescriptor = module.DESCRIPTOR.services_by_name[name]
+    return service
+
+
 async def resolve_database(settings: ServerSettings) -> tuple[str, EmbeddedPostgres | None]:
     """The DSN to use, starting the embedded PostgreSQL when no URL is configured."""
     if settings.database_url:
@@ -78,10 +83,11 @@ async def resolve_database(settings: ServerSettings) -> tuple[str, EmbeddedPostg
     return embedded.dsn(), embedded
 
 
-async def run_migrations(dsn: str) -> list[int]:
+async def run_migrations(dsn: str, box: SecretBox | None = None) -> list[int]:
+    """Apply pending migrations; `box` seals secrets stored before they were sealed."""
     conn = await asyncpg.connect(dsn)
     try:
-        return await migrate(conn)
+        return await migrate(conn, box)
     finally:
         await conn.close()
 
@@ -101,12 +107,21 @@ class App:
     _audit: AuditLog | None = None
     _health: HealthServicer = field(default_factory=HealthServicer)
     _stopped: bool = False
+    budgets: Budgets | None = None
+    """The concurrency budgets, with the calls they hold now (set by start())."""
+
+    @property
+    def embedded(self) -> EmbeddedPostgres | None:
+        """The embedded PostgreSQL this server started (None on an external database)."""
+        return self._embedded
 
     async def start(self) -> None:
+        check_listen(self.settings.listen, self.settings.tls, self.settings.insecure)
+        box = SecretBox(load_key_ring(self.settings))
         dsn, self._embedded = await resolve_database(self.settings)
         self.dsn = dsn
         try:
-            await run_migrations(dsn)
+            await run_migrations(dsn, box)
             self._pool = await create_pool(dsn, max_size=self.settings.pool_size)
             if await count_tokens(self._pool) == 0:
                 log.warning(
@@ -118,10 +133,10 @@ class App:
             await self._wakeups.start()
             self.rescuer = Rescuer(self._pool, self._wakeups, self.settings.rescue_interval_seconds)
             self.rescuer.start()
-            self._server = self._build_server(self._pool, self._wakeups)
-            self.port = self._server.add_insecure_port(self.settings.listen)
-            if self.port == 0:
-                raise OSError(f"cannot listen on {self.settings.listen}")
+            self._server = self._build_server(self._pool, self._wakeups, box)
+            self.port = add_port(
+                self._server, self.settings.listen, self.settings.tls, self.settings.insecure
+            )
             await self._server.start()
         except BaseException:
             await self.stop(0)
@@ -132,55 +147,55 @@ class App:
             "server_started",
             listen=self.settings.listen,
             port=self.port,
+            tls=_describe_tls(self.settings),
             artifacts=self.settings.artifacts.describe(),
         )
 
-    def _build_server(self, pool: asyncpg.Pool, wakeups: Wakeups) -> grpc.aio.Server:
+    def _build_server(
+        self, pool: asyncpg.Pool, wakeups: Wakeups, box: SecretBox
+    ) -> grpc.aio.Server:
+        limits = self.settings.limits
         server = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.so_reuseport", 0),
-            ],
+            options=[*limits.grpc_options(), ("grpc.so_reuseport", 0)],
+            maximum_concurrent_rpcs=limits.grpc_concurrency(),
         )
+        budgets = self.budgets = Budgets(limits.budgets())
         self._audit = AuditLog(pool)
         self._audit.start()
         authenticator = Authenticator(pool, self._audit)
         workspaces = WorkspaceResolver()
-        definitions = DefinitionServicer(pool, workspaces, self._audit)
+        definitions = DefinitionServicer(pool, box, workspaces, self._audit)
         self._results = ResultReader(pool, workspaces, self.settings.artifacts.open())
         runs = RunServicer(
-            pool, workspaces, wakeups, SubmitBatcher(pool), self._results, self._audit
+            pool, box, workspaces, wakeups, SubmitBatcher(pool, box), self._results, self._audit
         )
         lease_settings = LeaseSettings(ttl_seconds=self.settings.lease_ttl_seconds)
-        workers = WorkerServicer(pool, wakeups, lease_settings)
+        workers = WorkerServicer(pool, box, wakeups, lease_settings)
         logs = LogServicer(pool, workspaces, wakeups)
         tokens = TokenServicer(pool, self._audit, authenticator)
         workspace_service = WorkspaceServicer(pool, self._audit)
         audit = AuditServicer(pool, self._audit)
         served = (
-            (definitions, definition_service_pb2, definition_service_pb2_grpc),
-            (runs, run_service_pb2, run_service_pb2_grpc),
-            (workers, worker_service_pb2, worker_service_pb2_grpc),
-            (logs, log_service_pb2, log_service_pb2_grpc),
-            (tokens, access_service_pb2, access_service_pb2_grpc),
-            (workspace_service, access_service_pb2, access_service_pb2_grpc),
-            (audit, access_service_pb2, access_service_pb2_grpc),
+            (definitions, definition_service_pb2),
+            (runs, run_service_pb2),
+            (workers, worker_service_pb2),
+            (logs, log_service_pb2),
+            (tokens, access_service_pb2),
+            (workspace_service, access_service_pb2),
+            (audit, access_service_pb2),
         )
-        check_coverage([_service_of(servicer, module) for servicer, module, _ in served])
-        for servicer, module, grpc_module in served:
+        check_coverage([_service_of(servicer, module) for servicer, module in served])
+        for servicer, module in served:
             service = _service_of(servicer, module)
-            instrument(servicer, service, authenticator)
-            getattr(grpc_module, f"add_{service.name}Servicer_to_server")(servicer, server)
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        reflection.enable_server_reflection(
-            [
-                *SERVICES,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ],
-            server,
-        )
+            instrument(servicer, service, authenticator, budgets)
+            add_service(server, servicer, service)
+        probes = budgets[Kind.PROBES]
+        health = _descriptor(health_pb2, "Health")
+        add_service(server, self._health, health, probe_budget=probes)
+        if self.settings.reflection:
+            names = [*SERVICES, health.full_name, reflection.SERVICE_NAME]
+            info = _descriptor(reflection_pb2, "ServerReflection")
+            add_service(server, ReflectionServicer(names), info, probe_budget=probes)
         return server
 
     async def stop(self, grace: float | None = None) -> None:
@@ -206,6 +221,12 @@ class App:
         if self._embedded is not None:
             await self._embedded.stop()
         log.info("server_stopped")
+
+
+def _describe_tls(settings: ServerSettings) -> str:
+    if settings.tls is None:
+        return "off"
+    return "mutual" if settings.tls.client_ca is not None else "on"
 
 
 async def serve(settings: ServerSettings) -> None:

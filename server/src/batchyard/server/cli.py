@@ -1,24 +1,57 @@
-"""`batchyard server` (run, migrate), plugged into the `batchyard` command."""
+"""`batchyard server` (run, migrate, bootstrap, rotate-secrets, new-secret-key), plugged
+into the `batchyard` command."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
+import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import structlog
 
 from batchyard.server import settings as server_settings
 from batchyard.server.app import resolve_database, run_migrations, serve
 from batchyard.server.bootstrap import create_admin_token
+from batchyard.server.db.job_codec import SecretBox
+from batchyard.server.db.pool import create_pool
+from batchyard.server.db.sealing import Rotation, rotate
 from batchyard.server.log_config import configure_logging
+from batchyard.server.secret_keys import load_key_ring
+from batchyard.server.secrets_crypto import SecretKeyError, new_key
+
+T = TypeVar("T")
 
 EXAMPLES = """\
 examples:
   batchyard server                                   # embedded PostgreSQL in the user data dir
-  batchyard server --listen 0.0.0.0:50051 --database-url postgresql://u:p@db/batchyard
+  batchyard server --listen 0.0.0.0:50051 --database-url postgresql://u:p@db/batchyard \
+      --tls-cert server.pem --tls-key server.key     # other hosts: TLS, or --insecure
+  batchyard server --listen 0.0.0.0:50051 --tls-cert server.pem --tls-key server.key \
+      --tls-client-ca clients-ca.pem                 # ... and client certificates (mTLS)
   batchyard server migrate --database-url postgresql://u:p@db/batchyard
   batchyard server bootstrap --database-url postgresql://u:p@db/batchyard   # first admin token
+  batchyard server rotate-secrets --database-url ...  # reseal secrets with the newest key
+"""
+
+ROTATE = """Reseal the job secrets stored in the database (secret env values, Git tokens, SQL DSNs
+of every definition version and run configuration) with the first key of --secret-keys
+or --secret-key-file. It works in batches of short statements, so servers keep serving,
+and it can be run again at any time: rows already sealed with the first key are skipped.
+With the embedded database, stop the server first (both would start its PostgreSQL).
+
+Rotating the secret key:
+  1. make a new key:    batchyard server new-secret-key --id k2
+  2. on every server, put it first and keep the old key after it, then restart them
+     (they seal with the new key and still open the old one):
+                        BATCHYARD_SECRET_KEYS=k2:NEWKEY...,k1:OLDKEY...
+  3. reseal what is stored, with the same keys:
+                        batchyard server rotate-secrets --database-url ...
+  4. remove the old key from every server and restart them.
+Rows sealed with a key that is not given are reported, left as they are, and the
+command exits 1: add that key after the first and run it again.
 """
 
 
@@ -53,6 +86,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--token-name", default="admin", help="the token's label (default %(default)s)"
     )
     bootstrap.set_defaults(handler=run_bootstrap)
+    rotation = actions.add_parser(
+        "rotate-secrets",
+        help="reseal every stored secret with the first (newest) secret key",
+        description=ROTATE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    server_settings.add_arguments(rotation)
+    rotation.add_argument(
+        "--batch-size", type=int, default=500, help="rows per statement (default %(default)s)"
+    )
+    rotation.set_defaults(handler=run_rotate)
+    keygen = actions.add_parser(
+        "new-secret-key",
+        help="print a new random secret key as ID:BASE64KEY",
+        description="Print a new random 32-byte key as ID:BASE64KEY, for "
+        "BATCHYARD_SECRET_KEYS or a key file (see `batchyard server rotate-secrets --help`).",
+    )
+    keygen.add_argument(
+        "--id", default=time.strftime("k%Y%m%d"), help="the key's id (default %(default)s)"
+    )
+    keygen.set_defaults(handler=run_new_key)
 
 
 def _settings(args: argparse.Namespace) -> server_settings.ServerSettings:
@@ -65,10 +119,19 @@ def _settings(args: argparse.Namespace) -> server_settings.ServerSettings:
     return settings
 
 
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro`; a key problem ends the command with its message (never key bytes)."""
+    try:
+        return asyncio.run(coro)
+    except SecretKeyError as exc:
+        print(f"batchyard server: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def run_server(args: argparse.Namespace) -> int:
     settings = _settings(args)
     try:
-        asyncio.run(serve(settings))
+        _run(serve(settings))
     except OSError as exc:
         structlog.get_logger(__name__).error("server_failed", error=str(exc))
         return 1
@@ -81,12 +144,12 @@ def run_migrate(args: argparse.Namespace) -> int:
     async def migrate_once() -> list[int]:
         dsn, embedded = await resolve_database(settings)
         try:
-            return await run_migrations(dsn)
+            return await run_migrations(dsn, SecretBox(load_key_ring(settings)))
         finally:
             if embedded is not None:
                 await embedded.stop()
 
-    applied = asyncio.run(migrate_once())
+    applied = _run(migrate_once())
     print(f"applied migrations: {applied}" if applied else "database is up to date")
     return 0
 
@@ -97,19 +160,69 @@ def run_bootstrap(args: argparse.Namespace) -> int:
     async def bootstrap_once() -> str:
         dsn, embedded = await resolve_database(settings)
         try:
-            await run_migrations(dsn)
+            await run_migrations(dsn, SecretBox(load_key_ring(settings)))
             return await create_admin_token(dsn, args.token_name)
         finally:
             if embedded is not None:
                 await embedded.stop()
 
-    secret = asyncio.run(bootstrap_once())
+    secret = _run(bootstrap_once())
     print(secret)
     print(
         "an admin token of the 'default' workspace; it is shown only now: keep it in "
         "$BATCHYARD_TOKEN or ~/.config/batchyard/token",
         file=sys.stderr,
     )
+    return 0
+
+
+def run_rotate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.batch_size < 1:
+        print("batchyard server: --batch-size must be at least 1", file=sys.stderr)
+        return 2
+
+    async def rotate_once() -> tuple[SecretBox, Rotation]:
+        box = SecretBox(load_key_ring(settings))
+        dsn, embedded = await resolve_database(settings)
+        try:
+            await run_migrations(dsn, box)
+            pool = await create_pool(dsn, min_size=1, max_size=1)
+            try:
+                return box, await rotate(pool, box, args.batch_size)
+            finally:
+                await pool.close()
+        finally:
+            if embedded is not None:
+                await embedded.stop()
+
+    box, done = _run(rotate_once())
+    print(
+        f"resealed with key {box.keys.primary!r}: {done.definition_versions} definition "
+        f"versions, {done.run_configs} run configurations"
+    )
+    if done.dangling_runs:
+        print(
+            f"warning: {done.dangling_runs} runs have no stored configuration; was a server "
+            "still sealing with an older first key?",
+            file=sys.stderr,
+        )
+    if done.unreadable:
+        found = ", ".join(f"{n} sealed with {k}" for k, n in sorted(done.unreadable.items()))
+        print(
+            f"could not open {found}: give that key (after the first) and run again",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def run_new_key(args: argparse.Namespace) -> int:
+    try:
+        print(new_key(args.id).line())
+    except SecretKeyError as exc:
+        print(f"batchyard server: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -23,9 +23,27 @@ from batchyard.server import settings as server_settings
 from batchyard.server.app import App
 from batchyard.server.bootstrap import dev_token, dev_token_file
 from batchyard.server.demo import run_demo
+from batchyard.server.embedded import DATABASE
 from batchyard.server.log_config import configure_logging
+from batchyard.server.sandbox import SANDBOX, ensure_sandbox
 
 log = structlog.get_logger(__name__)
+
+SERVER_ONLY_ENV = frozenset(
+    {
+        "BATCHYARD_SECRET_KEYS",
+        "BATCHYARD_SECRET_KEY_FILE",
+        "BATCHYARD_DATABASE_URL",
+        "DATABASE_URL",
+        # The worker dials the dev server on loopback, in plaintext.
+        "BATCHYARD_TLS",
+        "BATCHYARD_TLS_CA",
+        "BATCHYARD_TLS_CERT",
+        "BATCHYARD_TLS_KEY",
+        "BATCHYARD_TLS_CLIENT_CA",
+        "BATCHYARD_INSECURE",
+    }
+)
 
 EXAMPLES = """\
 examples:
@@ -80,6 +98,12 @@ def run_dev(args: argparse.Namespace) -> int:
     if args.slots < 1:
         print("batchyard dev: --slots must be at least 1", file=sys.stderr)
         return 2
+    if settings.tls is not None:
+        print(
+            "batchyard dev: serves plaintext to its own worker; TLS is for `batchyard server`",
+            file=sys.stderr,
+        )
+        return 2
     if importlib.util.find_spec("batchyard.worker") is None:
         print(
             "batchyard dev: the worker is not installed (pip install batchyard-worker)",
@@ -106,7 +130,12 @@ async def _dev(settings: server_settings.ServerSettings, args: argparse.Namespac
     try:
         token = await dev_token(app.dsn)
         log.info("dev_token_ready", file=str(dev_token_file()))
-        worker = await _start_worker(app.port, args, settings, token)
+        sql_targets = {}
+        if app.embedded is not None:  # a database of its own for SQL jobs
+            sandbox = await ensure_sandbox(app.embedded.admin_dsn, DATABASE)
+            sql_targets[f"BATCHYARD_SQL_TARGET_{SANDBOX.upper()}"] = sandbox
+            log.info("sql_target_ready", name=SANDBOX)
+        worker = await _start_worker(app.port, args, settings, token, sql_targets)
         if args.demo:
             demo = asyncio.create_task(run_demo(app.port, token))
             demo.add_done_callback(_report_demo)
@@ -128,7 +157,11 @@ def _report_demo(task: asyncio.Task[object]) -> None:
 
 
 async def _start_worker(
-    port: int, args: argparse.Namespace, settings: server_settings.ServerSettings, token: str
+    port: int,
+    args: argparse.Namespace,
+    settings: server_settings.ServerSettings,
+    token: str,
+    sql_targets: dict[str, str],
 ) -> asyncio.subprocess.Process:
     cmd = [
         sys.executable,
@@ -146,11 +179,13 @@ async def _start_worker(
         str(settings.grace_seconds),
     ]
     env = {
-        **os.environ,
+        # Never the server's secret keys or database URL: jobs inherit the worker's env.
+        **{k: v for k, v in os.environ.items() if k not in SERVER_ONLY_ENV},
         "BATCHYARD_LOG_FORMAT": settings.log_format,
         "BATCHYARD_LOG_LEVEL": settings.log_level,
         **settings.artifacts.as_env(),  # results go where the server reads them
         "BATCHYARD_TOKEN": token,  # in the environment, not argv (visible to ps)
+        **sql_targets,
     }
     # Its own process group: Ctrl-C reaches us, and we stop the worker in order.
     worker = await asyncio.create_subprocess_exec(*cmd, env=env, start_new_session=True)

@@ -9,11 +9,17 @@ from pathlib import Path
 
 import platformdirs
 
+from batchyard.server import limits as server_limits
+from batchyard.server import secret_keys as server_secret_keys
+from batchyard.server import tls as server_tls
 from batchyard.server.artifacts.location import (
     ArtifactLocation,
     default_artifacts,
     parse_location,
 )
+from batchyard.server.limits import ServerLimits
+from batchyard.server.secrets_crypto import SecretKey
+from batchyard.server.tls import ServerTls
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 
@@ -35,6 +41,14 @@ class ServerSettings:
     log_format: str = "auto"  # auto | json | console
     log_level: str = "info"
     artifacts: ArtifactLocation = field(default_factory=lambda: parse_location(default_artifacts()))
+    # None: plaintext, which only a loopback address gets unless `insecure`.
+    tls: ServerTls | None = None
+    insecure: bool = False
+    limits: ServerLimits = field(default_factory=ServerLimits)
+    reflection: bool = True
+    # Keys sealing job secrets at rest, the first seals. Empty: the embedded database's
+    # key file (made on first start); a server with `database_url` refuses to start.
+    secret_keys: tuple[SecretKey, ...] = ()
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -118,6 +132,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=_env("LOG_LEVEL", "info"),
         help="process log level (BATCHYARD_LOG_LEVEL; default %(default)s)",
     )
+    server_tls.add_arguments(parser)
+    server_limits.add_arguments(parser)
+    server_secret_keys.add_arguments(parser)
 
 
 def from_args(args: argparse.Namespace) -> ServerSettings:
@@ -129,6 +146,8 @@ def from_args(args: argparse.Namespace) -> ServerSettings:
         raise ValueError("--lease-ttl must be between 0.5 and 3600 seconds")
     if not 0.05 <= args.rescue_interval <= 600:
         raise ValueError("--rescue-interval must be between 0.05 and 600 seconds")
+    # `batchyard server` and `dev` serve; `server migrate` and `server bootstrap` do not.
+    tls = server_tls.from_args(args, serving=getattr(args, "server_action", None) is None)
     return ServerSettings(
         listen=args.listen,
         database_url=args.database_url or None,
@@ -142,4 +161,9 @@ def from_args(args: argparse.Namespace) -> ServerSettings:
         artifacts=parse_location(
             args.artifacts, endpoint_url=args.artifacts_endpoint_url, region=args.artifacts_region
         ),
+        tls=tls,
+        insecure=args.insecure,
+        limits=server_limits.from_args(args),
+        reflection=args.reflection,
+        secret_keys=server_secret_keys.from_args(args),
     )

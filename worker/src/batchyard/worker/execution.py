@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import shlex
 import signal
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
@@ -55,8 +56,16 @@ from batchyard.worker.git_source import (
     GitOptions,
     fetch_git,
 )
+from batchyard.worker.limits import (
+    ResourceLimits,
+    WorkerLimits,
+    attempt_limits,
+    cpu_limit_reached,
+    limited_command,
+)
 from batchyard.worker.lines import DEFAULT_MAX_LINE_BYTES
 from batchyard.worker.log_tail import TailSink
+from batchyard.worker.masking import Masker, dsn_passwords, use_in_process_log
 from batchyard.worker.outcome import Outcome, StopReason
 from batchyard.worker.output import (
     DEFAULT_MAX_OUTPUT_BYTES,
@@ -78,6 +87,7 @@ from batchyard.worker.sources import (
     source_kind,
     source_location,
 )
+from batchyard.worker.sql_targets import DSN_VARIABLE, describe_target
 
 DEFAULT_TIMEOUT = 60 * 60.0
 
@@ -125,6 +135,10 @@ class ExecutionOptions:
     """Where result files go; None: they are not collected."""
     result_limits: ResultLimits = field(default_factory=ResultLimits)
     """Per-attempt caps on the result files stored."""
+    sql_targets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Connection name (lower case) → DSN, for SQL jobs' ``sql_target.connection``."""
+    limits: WorkerLimits = field(default_factory=WorkerLimits)
+    """The worker's resource limits (defaults and caps of the jobs' ``resources``)."""
 
 
 class Execution:
@@ -158,8 +172,12 @@ class Execution:
         self._s3_fetched: S3Fetched | None = None
         self._source_ready = ""
         """The system entry saying a GIT source is ready (its commit)."""
+        self._masker = Masker.for_job(spec.config)
+        """The job's secrets, masked in its log and in the worker's process log."""
+        self._limits = ResourceLimits()
 
     async def __aenter__(self) -> Self:
+        use_in_process_log(self._masker)  # this task and those it starts work for the job
         directories = self._options.directories
         if directories is not None:
             self.paths = await directories.acquire(self.spec.payload)
@@ -222,6 +240,7 @@ class Execution:
             max_line_bytes=self._options.max_line_bytes,
             max_output_bytes=self._max_output_bytes(),
             max_output_lines=self._options.max_output_lines,
+            masker=self._masker,
         )
         self._collector = collector
         try:
@@ -233,7 +252,7 @@ class Execution:
             if store is not None and outcome.reportable and has_output(self.paths.output):
                 outcome = await self._store_results(store, outcome, collector)
             collector.system(f"attempt ended: {outcome.message}", _ending_level(outcome))
-            return _with_stderr(outcome, tail)
+            return _masked(_with_stderr(outcome, tail), collector.masker)
         finally:
             collector.close()
 
@@ -276,7 +295,12 @@ class Execution:
             path=self._options.job_path,
         )
         return build_command(
-            config, source_root, env=env, paths=self.paths, python=self._options.python
+            config,
+            source_root,
+            env=env,
+            paths=self.paths,
+            python=self._options.python,
+            sql_targets=self._options.sql_targets,
         )
 
     async def _fetch_s3(self, collector: OutputCollector) -> None:
@@ -310,7 +334,7 @@ class Execution:
             await self._fetch_s3(collector)
             if (stop := self._stop) is not None:  # stopped before or during the download
                 return self._not_starting(stop, collector)
-            command = await self._prepare()
+            command = self._mask_target(await self._prepare(), collector)
         except SourceError as exc:
             collector.system(f"source unavailable: {exc}", Level.ERROR)
             return outcomes.source_unavailable(str(exc))
@@ -319,6 +343,7 @@ class Execution:
             collector.system(source)
         if self._stop is not None:  # stopped while a git source was fetched
             return self._not_starting(self._stop, collector)
+        command = self._limited(command, collector)
         collector.system(f"starting: {self._describe()}")
         try:
             process = await JobProcess.start(command, collector.feed, collector.end)
@@ -377,6 +402,7 @@ class Execution:
         try:
             stopped = await self._wait(process, collector)
             process.signal_group(signal.SIGKILL)  # grandchildren die with the attempt
+            cpu = process.cpu_seconds() if self._limits.cpu_seconds is not None else 0.0
             returncode = process.reap()
             self._release_group(pgid)
             if not await process.drain(within=self._options.drain_timeout):
@@ -389,8 +415,34 @@ class Execution:
             process.close()
             self._release_group(pgid)
         if stopped is None:
-            return outcomes.exited(returncode, collector.progress)
+            outcome = outcomes.exited(returncode, collector.progress)
+            if cpu_limit_reached(returncode, self._limits, cpu):
+                message = f"CPU time limit of {self._limits.cpu_seconds}s reached"
+                collector.system(message, Level.ERROR)
+                outcome = replace(outcome, message=f"{outcome.message}: {message}")
+            return outcome
         return outcomes.stopped(stopped, timeout=self.timeout, progress=collector.progress)
+
+    def _mask_target(self, command: Command, collector: OutputCollector) -> Command:
+        """A SQL job's DSN (a configured connection's too) joins the secrets masked."""
+        dsn = command.env.get(DSN_VARIABLE)
+        if dsn:
+            masker = collector.masker
+            extra = [dsn, *dsn_passwords(dsn)]
+            collector.masker = Masker.of(extra) if masker is None else masker.with_secrets(extra)
+            use_in_process_log(collector.masker)
+        return command
+
+    def _limited(self, command: Command, collector: OutputCollector) -> Command:
+        """The command under the attempt's resource limits (unchanged without any)."""
+        caps = self._options.limits
+        self._limits, notes = attempt_limits(self.spec.config.resources, caps)
+        for note in notes:
+            collector.system(note, Level.WARNING)
+        if not self._limits:
+            return command
+        collector.system(f"resource limits: {self._limits.describe()}")
+        return limited_command(command, self._limits, caps)
 
     async def _wait(self, process: JobProcess, collector: OutputCollector) -> StopReason | None:
         """Waits for the leader's exit, a stop request or the timeout: None if it exited."""
@@ -476,7 +528,10 @@ class Execution:
     def _describe(self) -> str:
         config = self.spec.config
         kind = job_pb2.JobType.Name(config.type).removeprefix("JOB_TYPE_").lower()
-        return f"{kind} job: {shlex.join([self._program(), *config.args])}"
+        program = shlex.join([self._program(), *config.args])
+        if config.type == job_pb2.JOB_TYPE_SQL:
+            return f"{kind} job: {program} against {describe_target(config.sql_target)}"
+        return f"{kind} job: {program}"
 
 
 _STOP_MESSAGES = {
@@ -499,6 +554,11 @@ def _with_stderr(outcome: Outcome, tail: TailSink) -> Outcome:
         return outcome  # the job did not fail: its stderr says nothing about why
     quoted = tail.stderr_summary()
     return replace(outcome, message=f"{outcome.message}: {quoted}") if quoted else outcome
+
+
+def _masked(outcome: Outcome, masker: Masker | None) -> Outcome:
+    """The outcome's message without the job's secrets (a source error may quote them)."""
+    return outcome if masker is None else replace(outcome, message=masker.mask(outcome.message))
 
 
 def _ending_level(outcome: Outcome) -> Level:

@@ -7,6 +7,7 @@ command's handler and passed down; nothing reads the environment later.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import shutil
@@ -17,9 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from batchyard.client.connection import ClientTls, TlsConfigError, choose_tls, split_target
 from batchyard.worker.artifact_store import ArtifactLocation, ArtifactStore, parse_location
 from batchyard.worker.execution import ExecutionOptions
 from batchyard.worker.git_source import DEFAULT_GIT_TIMEOUT, DEFAULT_PROTOCOLS, KNOWN_PROTOCOLS
+from batchyard.worker.limits import WorkerLimits
 from batchyard.worker.lines import DEFAULT_MAX_LINE_BYTES
 from batchyard.worker.log_shipping import DEFAULT_FLUSH_INTERVAL, ShippingOptions
 from batchyard.worker.output import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_OUTPUT_LINES
@@ -30,6 +33,9 @@ from batchyard.worker.results import (
 )
 from batchyard.worker.s3_source import S3Limits
 from batchyard.worker.spool import DEFAULT_MAX_MEMORY_BYTES
+from batchyard.worker.sql_targets import ENV_PREFIX as SQL_TARGET_PREFIX
+from batchyard.worker.sql_targets import from_environment as sql_targets_from_environment
+from batchyard.worker.sql_targets import parse_flag as parse_sql_target
 
 DEFAULT_SERVER = "localhost:50051"
 DEFAULT_SLOTS = 4
@@ -86,6 +92,8 @@ class WorkerSettings:
     job_path: str
     """The PATH jobs get."""
     token: str | None = field(default=None, repr=False)
+    tls: ClientTls | None = None
+    """TLS to the server (None: plaintext), with the worker's certificate for mutual TLS."""
     log_format: str = "auto"
     log_level: str = "info"
     lease_wait: float = 30.0
@@ -110,6 +118,10 @@ class WorkerSettings:
     artifacts_endpoint_url: str | None = None
     artifacts_region: str | None = None
     result_limits: ResultLimits = field(default_factory=ResultLimits)
+    limits: WorkerLimits = field(default_factory=WorkerLimits)
+    """Resource limits of every attempt: the default and the cap of the jobs' resources."""
+    sql_targets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """SQL jobs' connections: name (lower case) → DSN."""
 
     def artifact_store(self) -> ArtifactStore | None:
         """The artifact store (no connection made until the first result is stored)."""
@@ -139,6 +151,8 @@ class WorkerSettings:
             git_timeout=self.git_timeout,
             s3_limits=self.s3_limits,
             result_limits=self.result_limits,
+            sql_targets=self.sql_targets,
+            limits=self.limits,
         )
 
     def shipping_options(self) -> ShippingOptions:
@@ -166,6 +180,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--python", help="interpreter for PYTHON jobs (BATCHYARD_PYTHON; default this one)")
     add("--token", help="bearer token for the server (BATCHYARD_TOKEN)")
+    add(
+        "--tls",
+        action="store_const",
+        const="1",
+        help="connect with TLS (BATCHYARD_TLS=1; also on with a grpcs:// --server or a TLS file)",
+    )
+    add(
+        "--tls-ca",
+        metavar="FILE",
+        help="PEM CA of the server's certificate (BATCHYARD_TLS_CA; default: the system's)",
+    )
+    add(
+        "--tls-cert",
+        metavar="FILE",
+        help="PEM client certificate, for a server that requires one (BATCHYARD_TLS_CERT)",
+    )
+    add("--tls-key", metavar="FILE", help="PEM key of the client certificate (BATCHYARD_TLS_KEY)")
     add("--log-format", choices=LOG_FORMATS, help="process log format (BATCHYARD_LOG_FORMAT)")
     add(
         "--log-level",
@@ -210,6 +241,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _add_s3_arguments(parser)
     _add_artifact_arguments(parser)
+    _add_limit_arguments(parser)
+    parser.add_argument(
+        "--sql-target",
+        action="append",
+        metavar="NAME=DSN",
+        help="a database SQL jobs may name as their target connection (repeatable; or "
+        f"{SQL_TARGET_PREFIX}<NAME>=DSN, which keeps the password off the command line)",
+    )
 
 
 def _add_s3_arguments(parser: argparse.ArgumentParser) -> None:
@@ -239,6 +278,28 @@ def _add_s3_arguments(parser: argparse.ArgumentParser) -> None:
         "--s3-max-attempts",
         help="attempts per S3 request, retries of throttling and transient errors included "
         f"(BATCHYARD_S3_MAX_ATTEMPTS; default {limits.max_attempts})",
+    )
+
+
+def _add_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    cap = "the default of jobs that set none, and the most a job's resources may ask"
+    add(
+        "--max-memory",
+        help=f"address space of each job process, e.g. 2GiB: {cap} (BATCHYARD_MAX_MEMORY)",
+    )
+    add(
+        "--max-cpu-time",
+        help=f"CPU seconds of each job process: {cap} (BATCHYARD_MAX_CPU_TIME)",
+    )
+    add(
+        "--max-open-files",
+        help=f"open files of each job process: {cap} (BATCHYARD_MAX_OPEN_FILES)",
+    )
+    add(
+        "--max-processes",
+        help=f"processes of the jobs' user (RLIMIT_NPROC, not applied to root): {cap} "
+        "(BATCHYARD_MAX_PROCESSES)",
     )
 
 
@@ -285,7 +346,7 @@ def settings_from_args(
             raise SettingsError(f"{origin}: {exc}") from None
 
     return WorkerSettings(
-        server=value("server", _non_empty, DEFAULT_SERVER),
+        server=value("server", _server, DEFAULT_SERVER),
         slots=value("slots", _slots, DEFAULT_SLOTS),
         queues=value("queues", _queues, DEFAULT_QUEUES),
         workspace_root=value("workspace_root", _directory, _directory(".")),
@@ -296,6 +357,11 @@ def settings_from_args(
         python=value("python", lambda raw: _interpreter(raw, env), sys.executable),
         job_path=env.get("PATH") or os.defpath,
         token=value("token", _non_empty, None),
+        tls=_client_tls(
+            value("server", _server, DEFAULT_SERVER),
+            value("tls", _switch, None),
+            *(value(name, _file, None) for name in ("tls_ca", "tls_cert", "tls_key")),
+        ),
         log_format=value("log_format", _log_format, "auto"),
         log_level=value("log_level", _log_level, "info"),
         max_line_bytes=value("max_line_bytes", _line_bytes, DEFAULT_MAX_LINE_BYTES),
@@ -321,7 +387,62 @@ def settings_from_args(
             max_bytes=value("results_max_bytes", _byte_size, DEFAULT_RESULTS_MAX_BYTES),
             max_files=value("results_max_files", _results_files, DEFAULT_RESULTS_MAX_FILES),
         ),
+        limits=WorkerLimits(
+            memory_bytes=value("max_memory", _byte_size, None),
+            cpu_seconds=value("max_cpu_time", _cpu_seconds, None),
+            open_files=value("max_open_files", _count, None),
+            processes=value("max_processes", _count, None),
+        ),
+        sql_targets=_sql_targets(getattr(args, "sql_target", None) or [], env),
     )
+
+
+def _sql_targets(flags: list[str], env: Mapping[str, str]) -> dict[str, str]:
+    """``BATCHYARD_SQL_TARGET_<NAME>`` variables, then ``--sql-target`` flags over them."""
+    try:
+        targets = sql_targets_from_environment(env)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+    for raw in flags:
+        try:
+            name, dsn = parse_sql_target(raw)
+        except ValueError as exc:
+            raise SettingsError(f"--sql-target: {exc}") from None
+        targets[name] = dsn
+    return targets
+
+
+def _server(raw: str) -> str:
+    server = _non_empty(raw)
+    split_target(server)  # an unknown scheme raises (TlsConfigError is a ValueError)
+    return server
+
+
+def _switch(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ValueError("must be 1/true/yes/on or 0/false/no/off")
+    return value in ("1", "true", "yes", "on")
+
+
+def _file(raw: str) -> Path:
+    path = Path(raw).expanduser().absolute()
+    if not path.is_file():
+        raise ValueError(f"{raw!r} is not a file")
+    return path
+
+
+def _client_tls(
+    server: str, enabled: bool | None, ca: Path | None, cert: Path | None, key: Path | None
+) -> ClientTls | None:
+    """The TLS to the server (read once now, so a wrong file fails at start-up)."""
+    tls = choose_tls(server, enabled, ca, cert, key)[1]
+    if tls is not None:
+        try:
+            tls.credentials()
+        except TlsConfigError as exc:
+            raise SettingsError(str(exc)) from None
+    return tls
 
 
 def _non_empty(raw: str) -> str:
@@ -356,6 +477,11 @@ def _positive_seconds(raw: str) -> float:
     if seconds <= 0:
         raise ValueError("must be more than 0 seconds")
     return seconds
+
+
+def _cpu_seconds(raw: str) -> int:
+    """Whole CPU seconds (RLIMIT_CPU's unit), rounded up."""
+    return math.ceil(_positive_seconds(raw))
 
 
 def _attempts(raw: str) -> int:

@@ -17,6 +17,7 @@ from batchyard.server.api.job_convert import (
 )
 from batchyard.server.api.workspaces import WorkspaceResolver
 from batchyard.server.db import definitions as store
+from batchyard.server.db.job_codec import SecretBox
 from batchyard.server.db.pool import Pool
 from batchyard.server.domain import paging
 from batchyard.server.domain.definitions import Definition, DefinitionDraft, apply_update, prepare
@@ -53,9 +54,12 @@ def _require_ref(ref: str, field: str = "definition") -> str:
 
 
 class DefinitionServicer(definition_service_pb2_grpc.DefinitionServiceServicer):
-    def __init__(self, pool: Pool, workspaces: WorkspaceResolver, audit: AuditLog) -> None:
+    def __init__(
+        self, pool: Pool, box: SecretBox, workspaces: WorkspaceResolver, audit: AuditLog
+    ) -> None:
         self._audit = audit
         self._pool = pool
+        self._box = box
         self._workspaces = workspaces
 
     async def CreateDefinition(
@@ -70,7 +74,7 @@ class DefinitionServicer(definition_service_pb2_grpc.DefinitionServiceServicer):
             draft = prepare(draft_from_pb(request.definition))
         except InvalidArgument as exc:
             raise exc.under("definition") from None
-        created = await store.create(self._pool, ws, draft)
+        created = await store.create(self._pool, self._box, ws, draft)
         self._audit.record(
             current_principal(), "definition.create", "definition", created.uuid, created.draft.name
         )
@@ -82,7 +86,8 @@ class DefinitionServicer(definition_service_pb2_grpc.DefinitionServiceServicer):
         ws = await self._workspaces.of(context)
         if request.version < 0:
             raise InvalidArgument([FieldViolation("version", "must not be negative")])
-        found = await store.get(self._pool, ws, _require_ref(request.definition), request.version)
+        ref = _require_ref(request.definition)
+        found = await store.get(self._pool, self._box, ws, ref, request.version)
         return pb.GetDefinitionResponse(definition=definition_to_pb(found))
 
     async def ListDefinitions(
@@ -98,6 +103,7 @@ class DefinitionServicer(definition_service_pb2_grpc.DefinitionServiceServicer):
         after = (str(key[0]), UUID(str(key[1]))) if key else None
         page = await store.list_page(
             self._pool,
+            self._box,
             ws,
             after=after,
             name_prefix=request.name_prefix,
@@ -128,7 +134,9 @@ class DefinitionServicer(definition_service_pb2_grpc.DefinitionServiceServicer):
             except InvalidArgument as exc:
                 raise _blame(exc) from None
 
-        updated = await store.update(self._pool, ws, ref, change, request.expected_version)
+        updated = await store.update(
+            self._pool, self._box, ws, ref, change, request.expected_version
+        )
         self._audit.record(
             current_principal(),
             "definition.update",

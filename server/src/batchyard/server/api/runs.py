@@ -30,6 +30,7 @@ from batchyard.server.api.workspaces import WorkspaceResolver
 from batchyard.server.db import runs as store
 from batchyard.server.db.definition_reader import DefinitionReader
 from batchyard.server.db.definitions import Workspace
+from batchyard.server.db.job_codec import SecretBox
 from batchyard.server.db.pool import Pool
 from batchyard.server.db.run_batcher import SubmitBatcher
 from batchyard.server.db.wakeups import Wakeups, run_key
@@ -53,6 +54,11 @@ MAX_CANCEL_REASON = 1000
 WATCH_POLL_SECONDS = 1.0
 
 
+MAX_CACHED_KEY_BYTES = 8 * 1024
+"""A larger inline configuration (or overrides) is validated on every submit rather than
+kept: the cache holds at most its size times this (and the shapes that go with it)."""
+
+
 class ShapeCache:
     """Effective configurations by what determines them: the definition's uuid and version
     (or the inline config) plus the overrides. Those inputs never change, so an entry never
@@ -69,6 +75,8 @@ class ShapeCache:
         return shape
 
     def put(self, key: bytes, shape: _Shape) -> None:
+        if len(key) > MAX_CACHED_KEY_BYTES:
+            return
         self._entries[key] = shape
         if len(self._entries) > self._size:
             self._entries.popitem(last=False)
@@ -148,14 +156,20 @@ class _Shape:
     violations: list[FieldViolation]
 
 
-def _time(ts: Any) -> datetime | None:
-    return ts.ToDatetime(tzinfo=UTC) if ts.ByteSize() else None
+def _time(ts: Any, field: str) -> datetime | None:
+    if not ts.ByteSize():
+        return None
+    try:
+        return ts.ToDatetime(tzinfo=UTC)  # type: ignore[no-any-return]
+    except (ValueError, OverflowError):
+        raise InvalidArgument([FieldViolation(field, "not a valid time")]) from None
 
 
 class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     def __init__(
         self,
         pool: Pool,
+        box: SecretBox,
         workspaces: WorkspaceResolver,
         wakeups: Wakeups,
         batcher: SubmitBatcher,
@@ -164,15 +178,16 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     ) -> None:
         self._audit = audit
         self._pool = pool
+        self._box = box
         self._results = results
         self._workspaces = workspaces
         self._wakeups = wakeups
         self._batcher = batcher
-        self._reader = DefinitionReader(pool)
+        self._reader = DefinitionReader(pool, box)
         self._shapes = ShapeCache()
 
     async def _submit(self, ws: Workspace, new_runs: list[NewRun]) -> list[store.Submitted]:
-        submitted = await store.submit(self._pool, ws, new_runs)
+        submitted = await store.submit(self._pool, self._box, ws, new_runs)
         self._wakeups.poke({s.run.config.queue for s in submitted if not s.deduplicated})
         return submitted
 
@@ -220,7 +235,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
 
     async def GetRun(self, request: pb.GetRunRequest, context: Context) -> pb.GetRunResponse:
         ws = await self._workspaces.of(context)
-        run = await store.get(self._pool, ws, parse_run_id(request.run))
+        run = await store.get(self._pool, self._box, ws, parse_run_id(request.run))
         return pb.GetRunResponse(run=run_to_pb(run))
 
     async def ListRuns(self, request: pb.ListRunsRequest, context: Context) -> pb.ListRunsResponse:
@@ -237,8 +252,8 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             definition_uuid=UUID(ref) if ref and is_uuid_ref(ref) else None,
             definition_name=ref if ref and not is_uuid_ref(ref) else None,
             statuses=tuple(statuses),
-            submitted_from=_time(request.submit_time_from),
-            submitted_to=_time(request.submit_time_to),
+            submitted_from=_time(request.submit_time_from, "submit_time_from"),
+            submitted_to=_time(request.submit_time_to, "submit_time_to"),
         )
         fingerprint = {
             "d": ref,
@@ -248,7 +263,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         }
         key = paging.decode(request.page_token, fingerprint)
         after = (datetime.fromisoformat(str(key[0])), UUID(str(key[1]))) if key else None
-        page = await store.list_page(self._pool, ws, filters, after, size + 1)
+        page = await store.list_page(self._pool, self._box, ws, filters, after, size + 1)
         token = ""
         if len(page) > size:
             page = page[:size]
@@ -268,7 +283,9 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         await store.cancel(self._pool, ws, run_id, message)
         self._wakeups.poke([run_key(run_id)])
         self._audit.record(current_principal(), "run.cancel", "run", run_id, request.reason)
-        return pb.CancelRunResponse(run=run_to_pb(await store.get(self._pool, ws, run_id)))
+        return pb.CancelRunResponse(
+            run=run_to_pb(await store.get(self._pool, self._box, ws, run_id))
+        )
 
     async def DeleteRun(
         self, request: pb.DeleteRunRequest, context: Context
@@ -303,7 +320,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         seen = request.after_revision
         while True:
             with self._wakeups.waiter([run_key(run_id)]) as changed:
-                run = await store.get(self._pool, ws, run_id)
+                run = await store.get(self._pool, self._box, ws, run_id)
                 if run.revision > seen:
                     seen = run.revision
                     yield pb.WatchRunResponse(run=run_to_pb(run))

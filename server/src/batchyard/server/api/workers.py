@@ -25,6 +25,7 @@ from batchyard.server.api.run_convert import (
     status_to_pb,
 )
 from batchyard.server.db import leases
+from batchyard.server.db.job_codec import SecretBox
 from batchyard.server.db.leases import Fence
 from batchyard.server.db.pool import Pool
 from batchyard.server.db.wakeups import Wakeups, run_key
@@ -38,6 +39,8 @@ Context = grpc.aio.ServicerContext[Any, Any]
 WORKER_ID = re.compile(r"^[\x21-\x7e]{1,200}$")
 MAX_WAIT_SECONDS = 60.0
 DEFAULT_WAIT_SECONDS = 30.0
+# A long-poll returns this long before the caller's deadline, so its answer arrives.
+LEASE_DEADLINE_MARGIN = 1.0
 MAX_RUNS_PER_LEASE = 1000
 
 
@@ -81,8 +84,11 @@ def _leased_to_pb(lease: leases.Lease) -> pb.LeasedRun:
 
 
 class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
-    def __init__(self, pool: Pool, wakeups: Wakeups, settings: LeaseSettings) -> None:
+    def __init__(
+        self, pool: Pool, box: SecretBox, wakeups: Wakeups, settings: LeaseSettings
+    ) -> None:
         self._pool = pool
+        self._box = box
         self._wakeups = wakeups
         self._settings = settings
 
@@ -93,12 +99,21 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         queues = sorted(set(request.queues))
         workspace = current_principal().workspace_id  # a worker leases its workspace's runs
         loop = asyncio.get_running_loop()
+        left = context.time_remaining()
+        if left is not None:  # answer before the caller gives up: a run leased into a
+            wait = min(wait, max(0.0, left - LEASE_DEADLINE_MARGIN))  # dead call idles
         deadline = loop.time() + wait
         ttl = self._settings.ttl_seconds
         while True:
             with self._wakeups.waiter(queues) as woken:
                 found = await leases.lease(
-                    self._pool, workspace, queues, request.max_runs, request.worker_id, ttl
+                    self._pool,
+                    self._box,
+                    workspace,
+                    queues,
+                    request.max_runs,
+                    request.worker_id,
+                    ttl,
                 )
                 remaining = deadline - loop.time()
                 if found:

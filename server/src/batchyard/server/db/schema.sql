@@ -42,8 +42,8 @@ CREATE TABLE public.definition_versions (
     description text NOT NULL,
     job_type text NOT NULL,
     config jsonb NOT NULL,
-    secrets jsonb NOT NULL,
     created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    sealed_secrets bytea NOT NULL,
     CONSTRAINT definition_versions_job_type_check CHECK ((job_type = ANY (ARRAY['PYTHON'::text, 'SQL'::text, 'SHELL'::text])))
 );
 
@@ -76,7 +76,7 @@ CREATE TABLE public.run_attempts (
 CREATE TABLE public.run_configs (
     id bytea NOT NULL,
     config jsonb NOT NULL,
-    secrets jsonb NOT NULL
+    sealed_secrets bytea NOT NULL
 );
 
 CREATE TABLE public.run_log_chunks (

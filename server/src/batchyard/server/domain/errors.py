@@ -130,3 +130,8 @@ class PermissionDenied(DomainError):
     """The token is valid but its role may not make this call."""
 
     reason = "PERMISSION_DENIED"
+
+
+class SecretsUnreadable(WrongState):
+    """Stored secrets cannot be opened: sealed with a key this server does not have (the
+    operator must configure it), or altered. The message names the key id only."""

@@ -24,12 +24,34 @@ WITH leased AS (
     SELECT id, attempt, worker_id, lease_id FROM leased
 )
 SELECT l.id, l.attempt, l.lease_id, l.lease_expires_at, l.definition_name,
-       w.name AS workspace, c.config, c.secrets, s.payload
+       w.name AS workspace, c.config, c.sealed_secrets, s.payload
 FROM leased l
 JOIN run_specs s ON s.run_id = l.id
 JOIN run_configs c ON c.id = s.config_id
 JOIN workspaces w ON w.id = l.workspace_id
 ORDER BY l.priority DESC, l.submitted_at, l.id;
+
+-- name: unlease_unreadable
+-- Runs just leased whose secrets this server cannot open (sealed with a key it is not
+-- configured with): undo the lease before any worker saw it. The attempt row goes, the
+-- run is pending again with a message, and leasable after $5 seconds (by a server that
+-- has the key, or this one once it is configured). Fenced by (run, attempt, lease).
+-- $1 runs, $2 attempts, $3 lease ids, $4 messages, $5 delay seconds.
+WITH undone AS (
+    UPDATE runs r
+    SET status = 'PENDING', reason = 'IN_QUEUE', message = u.message, attempt = r.attempt - 1,
+        lease_id = NULL, lease_expires_at = NULL,
+        started_at = CASE WHEN r.attempt = 1 THEN NULL ELSE r.started_at END,
+        available_at = clock_timestamp() + make_interval(secs => $5),
+        revision = r.revision + 1
+    FROM unnest($1::uuid[], $2::integer[], $3::uuid[], $4::text[])
+         AS u(id, attempt, lease_id, message)
+    WHERE r.id = u.id AND r.attempt = u.attempt AND r.lease_id = u.lease_id
+      AND r.status = 'RUNNING'
+    RETURNING r.id, u.attempt
+)
+DELETE FROM run_attempts a USING undone
+WHERE a.run_id = undone.id AND a.number = undone.attempt;
 
 -- name: renew_lease
 -- Fenced by (run, attempt, lease), the worker's workspace ($6) and the database clock. Progress changes bump the
