@@ -21,7 +21,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 import structlog
@@ -43,8 +43,17 @@ BAD_VALUE_STATUS = rich_status(
     [],
 )
 
-Guard = Callable[[grpc.aio.ServicerContext[Any, Any], str], Awaitable[object]]
-"""Checks a call's credentials before the method runs (raises a DomainError to refuse)."""
+
+class Guard(Protocol):
+    """Checks a call's credentials before the method runs (raises a DomainError to
+    refuse): `admit` answers from what it already knows (True: admitted, without a
+    coroutine, the common case), else the call awaits the guard itself."""
+
+    def admit(self, context: grpc.aio.ServicerContext[Any, Any], method: str) -> bool: ...
+
+    async def __call__(
+        self, context: grpc.aio.ServicerContext[Any, Any], method: str
+    ) -> object: ...
 
 
 class _Call:
@@ -102,8 +111,8 @@ async def _admit(
     budget: Budget,
     decode: Decode,
 ) -> Any:
-    """Budget, credentials, deadline, decoding; the request (or stream) to serve."""
-    budget.enter(context)
+    """Budget, credentials, deadline, decoding, for a caller `guard.admit` did not know:
+    the request (or stream) to serve."""
     await guard(context, path)
     _check_deadline(context)
     return admitted(request, method, decode)
@@ -128,7 +137,12 @@ def _wrap_unary(
         call = _Call(path)
         try:
             try:
-                request = await _admit(request, context, method, path, guard, budget, decode)
+                budget.enter(context)
+                if guard.admit(context, path):  # a known token: no extra coroutine
+                    _check_deadline(context)
+                    request = admitted(request, method, decode)
+                else:
+                    request = await _admit(request, context, method, path, guard, budget, decode)
                 return await behavior(request, context)
             except (grpc.aio.AbortError, asyncio.CancelledError) as exc:
                 call.code = _aborted_code(context, exc)
@@ -157,6 +171,7 @@ def _wrap_stream(
         call = _Call(path)
         try:
             try:
+                budget.enter(context)
                 request = await _admit(request, context, method, path, guard, budget, decode)
                 async for response in behavior(request, context):
                     yield response
