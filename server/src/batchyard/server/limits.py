@@ -26,7 +26,7 @@ class ServerLimits:
     max_send_message_bytes: int = 8 * MIB
     max_metadata_bytes: int = 16 * 1024
     max_concurrent_calls: int = 256
-    max_concurrent_streams: int = 1000
+    max_concurrent_streams: int = 2000
     max_concurrent_lease_polls: int = 1000
     max_concurrent_probes: int = 64
     keepalive_time_seconds: float = 60.0
