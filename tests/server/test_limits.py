@@ -371,7 +371,7 @@ def test_the_defaults_are_in_the_help(capsys):
     for shown in (
         "BATCHYARD_MAX_RECEIVE_MESSAGE_SIZE; default 8MiB",
         "BATCHYARD_MAX_METADATA_SIZE; default 16KiB",
-        "BATCHYARD_MAX_CONCURRENT_STREAMS; default 1000",
+        "BATCHYARD_MAX_CONCURRENT_STREAMS; default 2000",
         "BATCHYARD_KEEPALIVE_TIME; default 60",
         "--no-reflection",
     ):
