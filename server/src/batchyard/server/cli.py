@@ -71,6 +71,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "migrate",
         help="apply pending database migrations and exit",
         description="Apply the pending forward-only migrations (under an advisory lock) and exit.",
+        epilog="examples:\n  batchyard server migrate --database-url postgresql://u:p@db/batchyard\n"
+        "  batchyard server migrate --data-dir ~/batchyard/pg      # the embedded database",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     server_settings.add_arguments(migrate)
     migrate.set_defaults(handler=run_migrate)
@@ -80,6 +83,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description="Apply pending migrations, create an admin token of the operator's "
         "workspace ('default') and print its secret on stdout, once (only its hash is "
         "kept). Use it to create workspaces and other tokens.",
+        epilog="examples:\n"
+        "  batchyard server bootstrap --database-url postgresql://u:p@db/batchyard > admin-token\n"
+        "  BATCHYARD_TOKEN=$(cat admin-token) batchyard workspaces create analytics",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     server_settings.add_arguments(bootstrap)
     bootstrap.add_argument(
@@ -102,6 +109,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="print a new random secret key as ID:BASE64KEY",
         description="Print a new random 32-byte key as ID:BASE64KEY, for "
         "BATCHYARD_SECRET_KEYS or a key file (see `batchyard server rotate-secrets --help`).",
+        epilog="examples:\n  batchyard server new-secret-key --id k2\n"
+        "  batchyard server new-secret-key > /etc/batchyard/secret-keys",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     keygen.add_argument(
         "--id", default=time.strftime("k%Y%m%d"), help="the key's id (default %(default)s)"
