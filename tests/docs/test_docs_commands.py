@@ -27,7 +27,14 @@ from tests.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BATCHYARD = str(Path(sys.executable).parent / "batchyard")
-DOCS = ["README.md", "protos/README.md", "client/README.md", "server/README.md", "worker/README.md"]
+DOCS = [
+    "README.md",
+    "protos/README.md",
+    "client/README.md",
+    "server/README.md",
+    "worker/README.md",
+    "deploy/README.md",
+]
 SKIP = re.compile(r"<!--\s*not run by the docs test:\s*(.+?)\s*-->")
 FENCE = re.compile(r"^( *)```sh\n(.*?)^\1```", re.MULTILINE | re.DOTALL)
 
