@@ -28,10 +28,11 @@ def start_worker(
 ) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     """Start `python -m batchyard.worker` processes against the test's server, storing
     results in the server's artifact store, with the SQL target `sandbox` (the session's
-    target database, given as a user would: in the environment)."""
+    target database, given as a user would: in the environment). ``python``: the worker's
+    interpreter (which also runs its SQL jobs)."""
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(*args: str, name: str = "w") -> subprocess.Popen[bytes]:
+    def start(*args: str, name: str = "w", python: str = sys.executable) -> subprocess.Popen[bytes]:
         index = len(started)
         env = {
             **os.environ,
@@ -40,7 +41,7 @@ def start_worker(
             "BATCHYARD_SQL_TARGET_SANDBOX": sql_target_dsn,
         }
         cmd = [
-            sys.executable,
+            python,
             "-m",
             "batchyard.worker",
             "--server",

@@ -41,6 +41,9 @@ class AttemptPaths:
 
     root: Path
     has_payload: bool = True
+    uid: int | None = None
+    """The slot's job uid, which owns the directory and runs the job (``--job-users``);
+    None: the worker's own user."""
 
     @property
     def output(self) -> Path:

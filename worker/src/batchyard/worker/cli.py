@@ -10,6 +10,7 @@ import sys
 import structlog
 
 from batchyard.worker.app import serve
+from batchyard.worker.job_users import JobUsersError, check_access
 from batchyard.worker.process_log import configure_process_logging
 from batchyard.worker.runner import WorkerCrashed
 from batchyard.worker.settings import SettingsError, add_arguments, settings_from_args
@@ -31,8 +32,17 @@ def run_worker(args: argparse.Namespace) -> int:
     """Runs the worker; the exit code: 0 after a clean shutdown, 1 if it crashed."""
     try:
         settings = settings_from_args(args)
+        if settings.job_users is not None:
+            check_access(
+                settings.job_users,
+                state_dir=settings.state_dir,
+                interpreters=(sys.executable, settings.python),
+            )
     except SettingsError as exc:
         print(f"batchyard worker: {exc}", file=sys.stderr)
+        return 2
+    except JobUsersError as exc:
+        print(f"batchyard worker: --job-users: {exc}", file=sys.stderr)
         return 2
     configure_process_logging(settings.log_format, settings.log_level.upper())
     log = structlog.get_logger(__name__)

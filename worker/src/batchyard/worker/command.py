@@ -1,4 +1,4 @@
-"""The program an attempt executes: its argv, working directory and environment.
+"""The program an attempt executes: its argv, working directory, environment and user.
 
 No shell is involved, so arguments are never re-interpreted:
 
@@ -23,6 +23,9 @@ The environment is deliberately small — not the worker's own environment, whic
 worker's credentials: PATH, HOME (the attempt directory), TMPDIR, LANG, then the job's
 ``env`` and ``secret_env``, then the ``BATCHYARD_*`` variables of the attempt (and a SQL
 job's DSN). It is not part of the command's ``repr``.
+
+The user is the worker's own, or with ``--job-users`` the uid of the attempt's slot (its
+directory's owner; see :mod:`~batchyard.worker.job_users`).
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ class Command:
     argv: tuple[str, ...]
     cwd: Path
     env: Mapping[str, str] = field(repr=False)
+    uid: int | None = None
+    """The uid (and gid) the job runs as, with no supplementary groups (``--job-users``);
+    None: the worker's own."""
 
 
 def job_environment(
@@ -95,14 +101,15 @@ def build_command(
             dsn = target_dsn(config.sql_target, sql_targets or {})
             script = _source_file(source_root, source_location(config))
             runner = (_runner_python(), "-I", "-m", SQL_RUNNER, str(script), *args)
-            return Command(argv=runner, cwd=paths.root, env={**env, DSN_VARIABLE: dsn})
+            runner_env = {**env, DSN_VARIABLE: dsn}
+            return Command(argv=runner, cwd=paths.root, env=runner_env, uid=paths.uid)
         script = _source_file(source_root, source_location(config))
         argv: tuple[str, ...] = (python, str(script), *args)
     elif source_root is not None:
         argv = (*_script_argv(_source_file(source_root, source_location(config))), *args)
     else:
         argv = (find_command(config.source_location, env.get("PATH", os.defpath)), *args)
-    return Command(argv=argv, cwd=paths.root, env=env)
+    return Command(argv=argv, cwd=paths.root, env=env, uid=paths.uid)
 
 
 def find_command(command: str, path: str) -> str:

@@ -56,6 +56,7 @@ from batchyard.worker.git_source import (
     GitOptions,
     fetch_git,
 )
+from batchyard.worker.job_users import hand_over
 from batchyard.worker.limits import (
     ResourceLimits,
     WorkerLimits,
@@ -90,6 +91,8 @@ from batchyard.worker.sources import (
 from batchyard.worker.sql_targets import DSN_VARIABLE, describe_target
 
 DEFAULT_TIMEOUT = 60 * 60.0
+_WRITTEN_SOURCES = ("inline", "git", "s3")
+"""Sources the worker writes into the attempt directory (a workspace is used in place)."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,8 @@ class ExecutionOptions:
     drain_timeout: float = 5.0
     """How long to wait for the output pipes to close once the group is dead."""
     directories: SlotDirectories | None = None
-    """The worker's reused attempt directories; None: a fresh directory per attempt."""
+    """The worker's reused attempt directories; None: a fresh directory per attempt. Only
+    these give each slot a user of its own (``--job-users``), which then runs its jobs."""
     git_protocols: tuple[str, ...] = DEFAULT_PROTOCOLS
     """The transports GIT sources may use."""
     git_timeout: float = DEFAULT_GIT_TIMEOUT
@@ -287,6 +291,9 @@ class Execution:
             source_root: Path | None = checkout.root
         else:
             source_root = prepare_source(config, self.paths, self._options.workspace_root)
+        uid = self.paths.uid
+        if uid is not None and source_kind(config) in _WRITTEN_SOURCES:
+            await asyncio.to_thread(hand_over, self.paths.source, uid)  # the job's own files
         env = job_environment(
             config,
             run=self.spec.run,
@@ -436,7 +443,9 @@ class Execution:
     def _limited(self, command: Command, collector: OutputCollector) -> Command:
         """The command under the attempt's resource limits (unchanged without any)."""
         caps = self._options.limits
-        self._limits, notes = attempt_limits(self.spec.config.resources, caps)
+        self._limits, notes = attempt_limits(
+            self.spec.config.resources, caps, job_uid=self.paths.uid
+        )
         for note in notes:
             collector.system(note, Level.WARNING)
         if not self._limits:

@@ -24,15 +24,18 @@ They are rlimits, so know their edges:
   job gets the whole amount (a job forking 4 workers may use 4 times the CPU time).
 * ``RLIMIT_NPROC`` counts every process (thread, in fact) of the job's *user*, not of the
   job: with jobs running as the worker's user, the worker's own threads and every other job
-  count against it. It bounds a fork bomb, but only a user per job makes it exact. The
-  kernel does not apply it to root at all; an attempt's log says so when it would be void.
+  count against it. It bounds a fork bomb, but only a user per job makes it exact: with
+  ``--job-users`` (:mod:`~batchyard.worker.job_users`) it counts the job's processes only.
+  The kernel does not apply it to root at all; an attempt's log says so when it would be
+  void.
 
 The limits are set in the job's process before it executes, without ``preexec_fn`` (unsafe
 in a process with threads, and grpc has threads): the command is run through ``prlimit``
 from util-linux (measured: +0.6 ms per start) or, where it is missing, a minimal Python
 trampoline (``python -I -S -c``, +7 ms) that calls ``setrlimit`` and ``execv``. Either
 executes in place, so the job keeps the pid (and process group) the worker watches. A job
-without limits runs as it did, wrapped in nothing.
+without limits runs as it did, wrapped in nothing. With ``--job-users`` the wrapper already
+runs as the job's user: lowering a limit needs no privilege.
 """
 
 from __future__ import annotations
@@ -126,9 +129,10 @@ class WorkerLimits:
 
 
 def attempt_limits(
-    resources: job_pb2.ResourceRequirements, caps: WorkerLimits
+    resources: job_pb2.ResourceRequirements, caps: WorkerLimits, *, job_uid: int | None = None
 ) -> tuple[ResourceLimits, list[str]]:
-    """The attempt's limits, and notes for its log (requests capped, limits void)."""
+    """The attempt's limits, and notes for its log (requests capped, limits void);
+    ``job_uid``: the user the job runs as, None for the worker's own."""
     notes: list[str] = []
 
     def pick(name: str, asked: int, cap: int | None, show: str) -> int | None:
@@ -153,7 +157,7 @@ def attempt_limits(
         processes=pick("processes", resources.processes, caps.processes, ""),
     )
     limits = _within_inherited(limits)
-    if limits.processes is not None and os.geteuid() == 0:
+    if limits.processes is not None and (os.geteuid() if job_uid is None else job_uid) == 0:
         notes.append(
             "the processes limit does not hold for this job: the kernel does not apply "
             "RLIMIT_NPROC to root, and jobs run as the worker's user"

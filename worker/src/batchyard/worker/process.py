@@ -19,11 +19,12 @@ import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from batchyard.worker.command import Command
+from batchyard.worker.job_users import switched
 from batchyard.worker.output import Stream
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -191,9 +192,14 @@ class JobProcess:
 
 
 def _spawn(command: Command, stdout: int, stderr: int) -> subprocess.Popen[bytes]:
-    """Forks and executes the job in a new session (what asyncio itself does, synchronously)."""
+    """Forks and executes the job in a new session (what asyncio itself does, synchronously),
+    as ``command.uid`` when it has one (:func:`~batchyard.worker.job_users.switched`)."""
+    argv: Sequence[str] = command.argv
+    switch: dict[str, Any] = {}
+    if command.uid is not None:
+        argv, switch = switched(argv, command.uid)
     return subprocess.Popen(
-        command.argv,
+        argv,
         cwd=command.cwd,
         env=dict(command.env),
         stdin=subprocess.DEVNULL,
@@ -201,6 +207,7 @@ def _spawn(command: Command, stdout: int, stderr: int) -> subprocess.Popen[bytes
         stderr=stderr,
         start_new_session=True,
         close_fds=True,
+        **switch,
     )
 
 

@@ -54,7 +54,7 @@ class Runner:
         self._settings = settings
         self._options = replace(
             settings.execution_options(),
-            directories=SlotDirectories(settings.state_dir),
+            directories=SlotDirectories(settings.state_dir, settings.job_users),
             artifacts=settings.artifact_store(),
         )
         self._shipping = settings.shipping_options()
@@ -82,7 +82,13 @@ class Runner:
 
     async def run(self) -> None:
         """Runs until shut down; raises WorkerCrashed if a background loop died."""
-        _log.info("worker_started", slots=self._settings.slots, queues=list(self._settings.queues))
+        users = self._settings.job_users
+        _log.info(
+            "worker_started",
+            slots=self._settings.slots,
+            queues=list(self._settings.queues),
+            job_users=None if users is None else users.describe(),
+        )
         loops: list[asyncio.Task[Any]] = [
             asyncio.create_task(self._lease_loop(), name="lease_loop")
         ]

@@ -22,6 +22,7 @@ from batchyard.client.connection import ClientTls, TlsConfigError, choose_tls, s
 from batchyard.worker.artifact_store import ArtifactLocation, ArtifactStore, parse_location
 from batchyard.worker.execution import ExecutionOptions
 from batchyard.worker.git_source import DEFAULT_GIT_TIMEOUT, DEFAULT_PROTOCOLS, KNOWN_PROTOCOLS
+from batchyard.worker.job_users import JobUsers, parse_job_users
 from batchyard.worker.limits import WorkerLimits
 from batchyard.worker.lines import DEFAULT_MAX_LINE_BYTES
 from batchyard.worker.log_shipping import DEFAULT_FLUSH_INTERVAL, ShippingOptions
@@ -122,6 +123,8 @@ class WorkerSettings:
     """Resource limits of every attempt: the default and the cap of the jobs' resources."""
     sql_targets: Mapping[str, str] = field(default_factory=dict, repr=False)
     """SQL jobs' connections: name (lower case) → DSN."""
+    job_users: JobUsers | None = None
+    """The uids the slots' jobs run as; None: the worker's own."""
 
     def artifact_store(self) -> ArtifactStore | None:
         """The artifact store (no connection made until the first result is stored)."""
@@ -301,6 +304,14 @@ def _add_limit_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"processes of the jobs' user (RLIMIT_NPROC, not applied to root): {cap} "
         "(BATCHYARD_MAX_PROCESSES)",
     )
+    add(
+        "--job-users",
+        metavar="FIRST_UID[:COUNT]",
+        help="run the job of slot i as uid and gid FIRST_UID+i, with no supplementary groups "
+        "and no account needed, so concurrent jobs cannot read each other's environment or "
+        "files; COUNT uids (default: --slots), a range no account uses; the worker must run "
+        "as root (BATCHYARD_JOB_USERS; default: jobs run as the worker's user)",
+    )
 
 
 def _add_artifact_arguments(parser: argparse.ArgumentParser) -> None:
@@ -328,10 +339,12 @@ def _add_artifact_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(
-    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None, *, euid: int | None = None
 ) -> WorkerSettings:
-    """Builds the settings from parsed flags and the environment; raises SettingsError."""
+    """Builds the settings from parsed flags and the environment; raises SettingsError.
+    ``euid``: the worker's effective uid (default: this process's)."""
     env = os.environ if environ is None else environ
+    euid = os.geteuid() if euid is None else euid
 
     def value(name: str, parse: Callable[[str], _T], default: _T) -> _T:
         flag = getattr(args, name, None)
@@ -345,9 +358,10 @@ def settings_from_args(
             origin = "--" + name.replace("_", "-") if flag is not None else variable
             raise SettingsError(f"{origin}: {exc}") from None
 
+    slots = value("slots", _slots, DEFAULT_SLOTS)
     return WorkerSettings(
         server=value("server", _server, DEFAULT_SERVER),
-        slots=value("slots", _slots, DEFAULT_SLOTS),
+        slots=slots,
         queues=value("queues", _queues, DEFAULT_QUEUES),
         workspace_root=value("workspace_root", _directory, _directory(".")),
         state_dir=value("state_dir", _state_dir, _default_state_dir(env)),
@@ -394,6 +408,9 @@ def settings_from_args(
             processes=value("max_processes", _count, None),
         ),
         sql_targets=_sql_targets(getattr(args, "sql_target", None) or [], env),
+        job_users=value(
+            "job_users", lambda raw: parse_job_users(raw, slots=slots, euid=euid), None
+        ),
     )
 
 
