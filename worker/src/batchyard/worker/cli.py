@@ -20,10 +20,25 @@ DESCRIPTION = (
     "its own process group. Flags also read BATCHYARD_* environment variables."
 )
 
+EXAMPLES = """\
+examples:
+  BATCHYARD_TOKEN=byt_... batchyard worker --server batchyard.internal:50051 --slots 8
+  batchyard worker --queues default,gpu --workspace-root /srv/jobs --artifacts s3://bucket/runs
+  BATCHYARD_SQL_TARGET_WAREHOUSE=postgresql://... batchyard worker   # SQL jobs' target
+  batchyard worker --server grpcs://batchyard.internal:50051 --tls-ca ca.pem
+  sudo batchyard worker --job-users 60000 --slots 8    # each slot's jobs as their own uid
+"""
+
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Adds the ``worker`` command to the ``batchyard`` command line."""
-    parser = subparsers.add_parser("worker", help="lease and execute runs", description=DESCRIPTION)
+    parser = subparsers.add_parser(
+        "worker",
+        help="lease and execute runs",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(parser)
     parser.set_defaults(handler=run_worker)
 
