@@ -35,6 +35,7 @@ from batchyard.server.db.migrate import migrate
 from batchyard.server.db.pool import create_pool
 from batchyard.server.db.run_batcher import SubmitBatcher
 from batchyard.server.db.wakeups import Wakeups
+from batchyard.server.domain.sql_targets import identity_of
 from batchyard.server.embedded import EmbeddedPostgres, start_embedded
 from batchyard.server.maintenance.rescuer import Rescuer
 from batchyard.server.secret_keys import load_key_ring
@@ -164,10 +165,18 @@ class App:
         self._audit.start()
         authenticator = Authenticator(pool, self._audit)
         workspaces = WorkspaceResolver()
-        definitions = DefinitionServicer(pool, box, workspaces, self._audit)
+        service_db = identity_of(self.dsn)  # SQL jobs may not name it
+        definitions = DefinitionServicer(pool, box, workspaces, self._audit, service_db)
         self._results = ResultReader(pool, workspaces, self.settings.artifacts.open())
         runs = RunServicer(
-            pool, box, workspaces, wakeups, SubmitBatcher(pool, box), self._results, self._audit
+            pool,
+            box,
+            workspaces,
+            wakeups,
+            SubmitBatcher(pool, box),
+            self._results,
+            self._audit,
+            service_db,
         )
         lease_settings = LeaseSettings(ttl_seconds=self.settings.lease_ttl_seconds)
         workers = WorkerServicer(pool, box, wakeups, lease_settings)

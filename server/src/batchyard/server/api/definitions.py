@@ -22,6 +22,7 @@ from batchyard.server.db.pool import Pool
 from batchyard.server.domain import paging
 from batchyard.server.domain.definitions import Definition, DefinitionDraft, apply_update, prepare
 from batchyard.server.domain.errors import FieldViolation, InvalidArgument
+from batchyard.server.domain.sql_targets import DatabaseIdentity, service_database_violations
 from batchyard.v1 import definition_pb2, definition_service_pb2_grpc
 from batchyard.v1 import definition_service_pb2 as pb
 
@@ -55,12 +56,26 @@ def _require_ref(ref: str, field: str = "definition") -> str:
 
 class DefinitionServicer(definition_service_pb2_grpc.DefinitionServiceServicer):
     def __init__(
-        self, pool: Pool, box: SecretBox, workspaces: WorkspaceResolver, audit: AuditLog
+        self,
+        pool: Pool,
+        box: SecretBox,
+        workspaces: WorkspaceResolver,
+        audit: AuditLog,
+        service: DatabaseIdentity | None = None,
     ) -> None:
+        self._service = service
         self._audit = audit
         self._pool = pool
         self._box = box
         self._workspaces = workspaces
+
+    def _prepare(self, draft: DefinitionDraft) -> DefinitionDraft:
+        """A valid draft whose SQL target is not the service's own database."""
+        prepared = prepare(draft)
+        refused = service_database_violations(prepared.config, prepared.secrets, self._service)
+        if refused:
+            raise InvalidArgument([v.under("config") for v in refused])
+        return prepared
 
     async def CreateDefinition(
         self, request: pb.CreateDefinitionRequest, context: Context
@@ -71,7 +86,7 @@ class DefinitionServicer(definition_service_pb2_grpc.DefinitionServiceServicer):
         if not request.definition.HasField("config"):
             raise InvalidArgument([FieldViolation("definition.config", "required")])
         try:
-            draft = prepare(draft_from_pb(request.definition))
+            draft = self._prepare(draft_from_pb(request.definition))
         except InvalidArgument as exc:
             raise exc.under("definition") from None
         created = await store.create(self._pool, self._box, ws, draft)
@@ -130,7 +145,7 @@ class DefinitionServicer(definition_service_pb2_grpc.DefinitionServiceServicer):
 
         def change(current: DefinitionDraft) -> DefinitionDraft:
             try:
-                return prepare(apply_update(current, changes, paths))
+                return self._prepare(apply_update(current, changes, paths))
             except InvalidArgument as exc:
                 raise _blame(exc) from None
 

@@ -45,6 +45,7 @@ from batchyard.server.domain.runs import (
     apply_overrides,
     validate_payload_and_key,
 )
+from batchyard.server.domain.sql_targets import DatabaseIdentity, service_database_violations
 from batchyard.v1 import run_service_pb2 as pb
 from batchyard.v1 import run_service_pb2_grpc
 
@@ -86,8 +87,15 @@ class _Submissions:
     """Prepares the submissions of one call: each definition is read once per call (a
     batch pins one version of it), each shape is prepared and validated once."""
 
-    def __init__(self, reader: DefinitionReader, ws: Workspace, shapes: ShapeCache) -> None:
+    def __init__(
+        self,
+        reader: DefinitionReader,
+        ws: Workspace,
+        shapes: ShapeCache,
+        service: DatabaseIdentity | None,
+    ) -> None:
         self._reader, self._ws, self._shapes = reader, ws, shapes
+        self._service = service
         self._definitions: dict[str, Definition] = {}
 
     async def _definition(self, ref: str) -> Definition:
@@ -111,7 +119,7 @@ class _Submissions:
         key += b"\0" + overrides
         shape = self._shapes.get(key)
         if shape is None:
-            shape = _prepare(request, definition)
+            shape = _prepare(request, definition, self._service)
             self._shapes.put(key, shape)
         return shape
 
@@ -136,7 +144,9 @@ class _Submissions:
         )
 
 
-def _prepare(request: pb.SubmitRunRequest, definition: Definition | None) -> _Shape:
+def _prepare(
+    request: pb.SubmitRunRequest, definition: Definition | None, service: DatabaseIdentity | None
+) -> _Shape:
     if definition is not None:
         config, secrets = definition.draft.config, definition.draft.secrets
         config_path = "overrides"
@@ -145,6 +155,9 @@ def _prepare(request: pb.SubmitRunRequest, definition: Definition | None) -> _Sh
         config_path = "config"
     config, secrets = apply_overrides(config, secrets, overrides_from_pb(request.overrides))
     violations = [v.under(config_path) for v in validate_config(config, secrets)]
+    violations += [
+        v.under(config_path) for v in service_database_violations(config, secrets, service)
+    ]
     return _Shape(definition, config, secrets, violations)
 
 
@@ -175,7 +188,9 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         batcher: SubmitBatcher,
         results: ResultReader,
         audit: AuditLog,
+        service: DatabaseIdentity | None = None,
     ) -> None:
+        self._service = service
         self._audit = audit
         self._pool = pool
         self._box = box
@@ -195,7 +210,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         self, request: pb.SubmitRunRequest, context: Context
     ) -> pb.SubmitRunResponse:
         ws = await self._workspaces.of(context)
-        new_run = await _Submissions(self._reader, ws, self._shapes).new_run(request)
+        new_run = await _Submissions(self._reader, ws, self._shapes, self._service).new_run(request)
         done = await self._batcher.submit(ws, new_run)
         if not done.deduplicated:
             self._wakeups.poke([done.run.config.queue])
@@ -208,7 +223,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         ws = await self._workspaces.of(context)
         if not 1 <= len(request.requests) <= MAX_BATCH:
             raise InvalidArgument([FieldViolation("requests", f"1 to {MAX_BATCH} requests")])
-        submissions = _Submissions(self._reader, ws, self._shapes)
+        submissions = _Submissions(self._reader, ws, self._shapes, self._service)
         new_runs, violations = [], []
         for i, sub in enumerate(request.requests):
             try:
