@@ -29,6 +29,8 @@ from batchyard.v1 import definition_service_pb2_grpc, run_service_pb2_grpc, work
 from tests import pg
 from tests.keys import TEST_KEY
 
+pytest_plugins = ["tests.s3"]  # the S3 fixtures: s3_endpoint, aws_env, s3, bucket
+
 
 @pytest.fixture(scope="session", autouse=True)
 def server_logs_to_stderr() -> None:

@@ -1,12 +1,43 @@
-"""Helpers to read a failed call the way a client would: code, reason, field violations."""
+"""Helpers to read a failed call the way a client would (code, reason, field violations),
+and the API's methods as its descriptors list them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
 
 import grpc
+from google.protobuf.descriptor import MethodDescriptor
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+
+from batchyard.v1 import (
+    access_service_pb2,
+    definition_service_pb2,
+    log_service_pb2,
+    run_service_pb2,
+    worker_service_pb2,
+)
+
+API_MODULES: tuple[ModuleType, ...] = (
+    definition_service_pb2,
+    run_service_pb2,
+    worker_service_pb2,
+    log_service_pb2,
+    access_service_pb2,
+)
+"""Every module of ours that defines a service (tests/server/test_tenancy.py checks that
+the server serves exactly these)."""
+
+
+def methods_of(*modules: ModuleType) -> list[MethodDescriptor]:
+    """Every method of every service the modules define."""
+    return [
+        method
+        for module in modules
+        for service in module.DESCRIPTOR.services_by_name.values()
+        for method in service.methods
+    ]
 
 
 @dataclass

@@ -1,27 +1,28 @@
 """A real S3 endpoint for tests: a moto server on 127.0.0.1, and AWS settings that point
-aiobotocore/boto3 at dummy credentials (never a profile of the machine's)."""
+aiobotocore/boto3 at dummy credentials (never a profile of the machine's).
+
+Also a pytest plugin (tests/conftest.py loads it): the fixtures `s3_endpoint` (one moto
+server per test module), `aws_env`, `s3` (a boto3 client) and `bucket` (a fresh bucket).
+"""
 
 from __future__ import annotations
 
-import socket
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
-from moto.server import ThreadedMotoServer
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.processes import free_port
 
 
 @contextmanager
 def moto_server() -> Iterator[str]:
     """Runs a moto S3 server on 127.0.0.1; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer  # heavy: only where S3 is used
+
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -47,3 +48,29 @@ def use_test_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    with moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Dummy credentials for this test (and the processes it starts)."""
+    use_test_credentials(monkeypatch, tmp_path)
+
+
+@pytest.fixture
+def s3(s3_endpoint: str, aws_env: None) -> Any:
+    import boto3  # type: ignore[import-untyped]
+
+    return boto3.client("s3", region_name="us-east-1", endpoint_url=s3_endpoint)
+
+
+@pytest.fixture
+def bucket(s3: Any) -> str:
+    name = f"bucket-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    return name

@@ -8,7 +8,6 @@ import hashlib
 import random
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from batchyard.server.artifacts.location import parse_location
 from batchyard.v1 import log_pb2, log_service_pb2, log_service_pb2_grpc, run_pb2
 from batchyard.v1 import run_service_pb2 as rpb
 from tests.e2e.jobs import define, submit, wait_for
-from tests.s3 import moto_server, use_test_credentials
+from tests.s3 import use_test_credentials
 
 WRITER = """
 import os, pathlib, random, sys
@@ -37,12 +36,6 @@ if attempt == 1:
 """
 BLOB = random.Random(7).randbytes(1_500_000)  # what WRITER writes to blob.bin
 CSV = b"attempt,total\n2,10\n"
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    with moto_server() as endpoint:
-        yield endpoint
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -27,29 +27,12 @@ from grpc_reflection.v1alpha import reflection_pb2
 
 from batchyard.client.connection import aio_channel
 from batchyard.v1 import (
-    access_service_pb2,
     definition_service_pb2,
-    log_service_pb2,
-    run_service_pb2,
-    worker_service_pb2,
 )
 from tests.fuzzing import Case, Fuzzer
+from tests.rpc import API_MODULES, methods_of
 
-MODULES = (
-    definition_service_pb2,
-    run_service_pb2,
-    worker_service_pb2,
-    log_service_pb2,
-    access_service_pb2,
-    health_pb2,
-    reflection_pb2,
-)
-METHODS: list[MethodDescriptor] = [
-    method
-    for module in MODULES
-    for service in module.DESCRIPTOR.services_by_name.values()
-    for method in service.methods
-]
+METHODS: list[MethodDescriptor] = methods_of(*API_MODULES, health_pb2, reflection_pb2)
 ANSWERS = {
     grpc.StatusCode.OK,
     grpc.StatusCode.CANCELLED,  # we hang up on streams after a few messages

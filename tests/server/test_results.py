@@ -6,11 +6,9 @@ from __future__ import annotations
 import hashlib
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3  # type: ignore[import-untyped]
 import grpc
 import pytest
 
@@ -25,7 +23,6 @@ from batchyard.v1 import (
 )
 from batchyard.v1 import run_service_pb2 as rpb
 from tests.rpc import failure
-from tests.s3 import moto_server, use_test_credentials
 from tests.server.helpers import complete, define, fail_fields, get, lease, submit
 
 
@@ -253,24 +250,10 @@ async def test_deleting_a_run_removes_its_results(
     assert not (artifacts_dir / "runs" / run.uuid).exists()
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    with moto_server() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture
-def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
-    use_test_credentials(monkeypatch, tmp_path)
-    name = f"results-{uuid.uuid4().hex[:10]}"
-    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
-    return name
-
-
 async def test_results_on_s3_have_presigned_urls(
-    server_factory: Any, s3_endpoint: str, s3_bucket: str
+    server_factory: Any, s3: Any, s3_endpoint: str, bucket: str
 ) -> None:
-    location = parse_location(f"s3://{s3_bucket}/team/a", endpoint_url=s3_endpoint)
+    location = parse_location(f"s3://{bucket}/team/a", endpoint_url=s3_endpoint)
     app = await server_factory(artifacts=location)
     channel = aio_channel(f"127.0.0.1:{app.port}")
 
@@ -283,9 +266,7 @@ async def test_results_on_s3_have_presigned_urls(
         (leased,) = await lease(workers)
         data = b"x,y\n" * 100_000  # 400 kB
         key = f"team/a/runs/{leased.run}/{leased.attempt}/data/points.csv"
-        boto3.client("s3", endpoint_url=s3_endpoint).put_object(
-            Bucket=s3_bucket, Key=key, Body=data
-        )
+        s3.put_object(Bucket=bucket, Key=key, Body=data)
         await complete(workers, leased, results=[result("data/points.csv", data, 1, "text/csv")])
 
         (listed,) = (await runs.ListRunResults(rpb.ListRunResultsRequest(run=run.uuid))).results
@@ -297,7 +278,7 @@ async def test_results_on_s3_have_presigned_urls(
 
         await runs.DeleteRun(rpb.DeleteRunRequest(run=run.uuid))
         await app._results.aclose()
-        left = boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(Bucket=s3_bucket)
+        left = s3.list_objects_v2(Bucket=bucket)
         assert left.get("KeyCount", 0) == 0
     finally:
         await channel.close(None)

@@ -24,39 +24,25 @@ from batchyard.server.app import SERVICES
 from batchyard.v1 import access_pb2 as apb
 from batchyard.v1 import (
     access_service_pb2,
-    definition_service_pb2,
     log_pb2,
     log_service_pb2,
     result_pb2,
     run_pb2,
-    run_service_pb2,
-    worker_service_pb2,
 )
 from batchyard.v1 import definition_pb2 as dpb
 from batchyard.v1 import definition_service_pb2 as dspb
 from batchyard.v1 import run_service_pb2 as rpb
 from batchyard.v1 import worker_service_pb2 as wpb
+from tests.rpc import API_MODULES, methods_of
 from tests.server.helpers import shell_config
 
-MODULES = (
-    definition_service_pb2,
-    run_service_pb2,
-    worker_service_pb2,
-    log_service_pb2,
-    access_service_pb2,
-)
 METHODS: dict[str, MethodDescriptor] = {
-    f"{s.name}/{m.name}": m
-    for module in MODULES
-    for s in module.DESCRIPTOR.services_by_name.values()
-    for m in s.methods
+    f"{m.containing_service.name}/{m.name}": m for m in methods_of(*API_MODULES)
 }
 
 
 def test_every_served_service_is_covered() -> None:
-    covered = {
-        s.full_name for module in MODULES for s in module.DESCRIPTOR.services_by_name.values()
-    }
+    covered = {m.containing_service.full_name for m in methods_of(*API_MODULES)}
     assert covered == set(SERVICES)
 
 

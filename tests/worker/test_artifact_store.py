@@ -10,11 +10,10 @@ import os
 import socket
 import stat
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import boto3  # type: ignore[import-untyped]
 import pytest
 
 from batchyard.worker.artifact_store import (
@@ -28,32 +27,11 @@ from batchyard.worker.artifact_store import (
     result_key,
 )
 from batchyard.worker.results import ResultLimits, open_below, store_results
-from tests.s3 import moto_server, use_test_credentials
 
 MIB = 1024 * 1024
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    with moto_server() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture(autouse=True)
-def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    use_test_credentials(monkeypatch, tmp_path)
-
-
-@pytest.fixture
-def s3(s3_endpoint: str) -> Any:
-    return boto3.client("s3", region_name="us-east-1", endpoint_url=s3_endpoint)
-
-
-@pytest.fixture
-def bucket(s3: Any) -> str:
-    name = f"results-{uuid.uuid4().hex[:12]}"
-    s3.create_bucket(Bucket=name)
-    return name
+pytestmark = pytest.mark.usefixtures("aws_env")  # no profile of the machine's
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from batchyard.worker.execution import AttemptSpec, Execution, ExecutionOptions
 from batchyard.worker.git_source import GitOptions, fetch_git
 from batchyard.worker.settings import SettingsError, add_arguments, settings_from_args
 from batchyard.worker.sources import SourceError
+from tests.processes import free_port
 from tests.worker.jobs import MemorySink, Result, run_job
 
 CANARY = "canary-tok-3f9a1c77e2b54d0e"
@@ -344,12 +345,6 @@ async def test_a_hanging_server_times_out(git_options: ExecutionOptions) -> None
     assert_unavailable(result, f"git timed out (1s) listing the references of {url}")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def daemon(upstream: Upstream) -> Iterator[str]:
     """``git daemon`` serving the upstream's parent directory; yields the repository URL."""
@@ -357,7 +352,7 @@ def daemon(upstream: Upstream) -> Iterator[str]:
     if probe.returncode != 0 or shutil.which("git") is None:
         pytest.skip("git daemon is not installed")
     base = upstream.path.parent
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             "git",

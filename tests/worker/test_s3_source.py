@@ -7,65 +7,22 @@ import dataclasses
 import hashlib
 import socket
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3  # type: ignore[import-untyped]
 import pytest
-from moto.server import ThreadedMotoServer
 
 from batchyard.v1 import job_pb2, run_pb2
 from batchyard.worker.execution import Execution, ExecutionOptions
 from batchyard.worker.outcome import StopReason
 from batchyard.worker.s3_source import S3Limits, parse_s3_uri, relative_parts
 from batchyard.worker.sources import SourceError
+from tests.processes import free_port
 from tests.worker.jobs import MemorySink, run_job
 from tests.worker.test_sources import assert_source_unavailable
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture(autouse=True)
-def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Dummy credentials for the worker's default chain; no profile of the machine's."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-
-
-@pytest.fixture
-def s3(s3_endpoint: str, aws_env: None) -> Any:
-    return boto3.client("s3", region_name="us-east-1", endpoint_url=s3_endpoint)
-
-
-@pytest.fixture
-def bucket(s3: Any) -> str:
-    name = f"bucket-{uuid.uuid4().hex[:12]}"
-    s3.create_bucket(Bucket=name)
-    return name
+pytestmark = pytest.mark.usefixtures("aws_env")  # no profile of the machine's
 
 
 @pytest.fixture
@@ -206,7 +163,7 @@ async def test_unavailable_sources_fail_cleanly(
 async def test_unreachable_endpoint_fails_cleanly(
     bucket: str, s3_options: ExecutionOptions
 ) -> None:
-    endpoint = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     result = await run_job(s3_job(f"s3://{bucket}/main.py", endpoint), s3_options)
     assert_source_unavailable(result, f"cannot download s3://{bucket}/main.py")
     assert "connect" in result.outcome.message.lower()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import grpc
 from google.protobuf import duration_pb2
@@ -25,6 +26,15 @@ ROLES: dict[str, access_pb2.TokenRole.ValueType] = {
     "worker": access_pb2.TOKEN_ROLE_WORKER,
 }
 MAX_PAGE_SIZE = 1000
+R = TypeVar("R")
+
+
+def _call(method: Callable[..., R], request: object, timeout: float) -> R:
+    """One unary call, with the server's refusal as a typed error."""
+    try:
+        return method(request, timeout=timeout)
+    except grpc.RpcError as exc:
+        raise from_rpc_error(exc) from exc
 
 
 class TokensClient:
@@ -49,12 +59,7 @@ class TokensClient:
         request = pb.CreateTokenRequest(name=name, role=ROLES[role])
         if ttl is not None:
             request.ttl.CopyFrom(duration_pb2.Duration(seconds=int(ttl), nanos=int(ttl % 1 * 1e9)))
-        try:
-            response: pb.CreateTokenResponse = self._stub.CreateToken(
-                request, timeout=self._timeout
-            )
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from exc
+        response: pb.CreateTokenResponse = _call(self._stub.CreateToken, request, self._timeout)
         return response
 
     def iter(
@@ -63,15 +68,10 @@ class TokensClient:
         """The workspace's tokens, newest first (never their secrets)."""
 
         def fetch(size: int, token: str) -> pb.ListTokensResponse:
-            try:
-                response: pb.ListTokensResponse = self._stub.ListTokens(
-                    pb.ListTokensRequest(
-                        page_size=size, page_token=token, show_inactive=show_inactive
-                    ),
-                    timeout=self._timeout,
-                )
-            except grpc.RpcError as exc:
-                raise from_rpc_error(exc) from exc
+            request = pb.ListTokensRequest(
+                page_size=size, page_token=token, show_inactive=show_inactive
+            )
+            response: pb.ListTokensResponse = _call(self._stub.ListTokens, request, self._timeout)
             return response
 
         return paged(
@@ -84,12 +84,8 @@ class TokensClient:
 
     def revoke(self, ref: str) -> Token:
         """Revokes the token with this uuid or prefix; it stops working at once."""
-        try:
-            response = self._stub.RevokeToken(
-                pb.RevokeTokenRequest(token=ref), timeout=self._timeout
-            )
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from exc
+        request = pb.RevokeTokenRequest(token=ref)
+        response: pb.RevokeTokenResponse = _call(self._stub.RevokeToken, request, self._timeout)
         return response.token
 
 
@@ -102,26 +98,20 @@ class WorkspacesClient:
 
     def create(self, name: str, admin_token_name: str = "") -> pb.CreateWorkspaceResponse:
         """A new workspace and its first admin token (`admin_secret`, shown once)."""
-        try:
-            response: pb.CreateWorkspaceResponse = self._stub.CreateWorkspace(
-                pb.CreateWorkspaceRequest(name=name, admin_token_name=admin_token_name),
-                timeout=self._timeout,
-            )
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from exc
+        request = pb.CreateWorkspaceRequest(name=name, admin_token_name=admin_token_name)
+        response: pb.CreateWorkspaceResponse = _call(
+            self._stub.CreateWorkspace, request, self._timeout
+        )
         return response
 
     def iter(self, *, limit: int | None = None, page_size: int = 0) -> Iterator[Workspace]:
         """The workspaces the token may see, by name."""
 
         def fetch(size: int, token: str) -> pb.ListWorkspacesResponse:
-            try:
-                response: pb.ListWorkspacesResponse = self._stub.ListWorkspaces(
-                    pb.ListWorkspacesRequest(page_size=size, page_token=token),
-                    timeout=self._timeout,
-                )
-            except grpc.RpcError as exc:
-                raise from_rpc_error(exc) from exc
+            request = pb.ListWorkspacesRequest(page_size=size, page_token=token)
+            response: pb.ListWorkspacesResponse = _call(
+                self._stub.ListWorkspaces, request, self._timeout
+            )
             return response
 
         return paged(
@@ -146,13 +136,10 @@ class AuditClient:
         """Audit events, newest first; `action` keeps only one kind, e.g. "run.cancel"."""
 
         def fetch(size: int, token: str) -> pb.ListAuditEventsResponse:
-            try:
-                response: pb.ListAuditEventsResponse = self._stub.ListAuditEvents(
-                    pb.ListAuditEventsRequest(page_size=size, page_token=token, action=action),
-                    timeout=self._timeout,
-                )
-            except grpc.RpcError as exc:
-                raise from_rpc_error(exc) from exc
+            request = pb.ListAuditEventsRequest(page_size=size, page_token=token, action=action)
+            response: pb.ListAuditEventsResponse = _call(
+                self._stub.ListAuditEvents, request, self._timeout
+            )
             return response
 
         return paged(

@@ -21,6 +21,29 @@ class Page(Protocol):
 P = TypeVar("P", bound=Page)
 
 
+class _Left:
+    """How many items a listing still wants, and the page size to ask for next."""
+
+    def __init__(self, limit: int | None, page_size: int, max_page_size: int) -> None:
+        self.remaining, self._size, self._max = limit, page_size, max_page_size
+
+    def __bool__(self) -> bool:
+        return self.remaining is None or self.remaining > 0
+
+    def page_size(self) -> int:
+        """`page_size`, or as large as the rest of `limit` needs (up to the maximum)."""
+        if self.remaining is None:
+            return self._size
+        return min(self._size or self._max, self.remaining)
+
+    def take(self, found: Sequence[T]) -> list[T]:
+        """The items of a page the listing still wants."""
+        taken = list(found if self.remaining is None else found[: self.remaining])
+        if self.remaining is not None:
+            self.remaining -= len(taken)
+        return taken
+
+
 def paged(
     fetch: Callable[[int, str], P],
     items: Callable[[P], Sequence[T]],
@@ -34,18 +57,10 @@ def paged(
     `page_size` 0 asks for pages as large as `limit` needs (up to `max_page_size`), or the
     server's default when there is no limit.
     """
-    token = ""
-    remaining = limit
-    while remaining is None or remaining > 0:
-        size = page_size
-        if remaining is not None:
-            size = min(page_size or max_page_size, remaining)
-        page = fetch(size, token)
-        found = list(items(page))
-        if remaining is not None:
-            found = found[:remaining]
-            remaining -= len(found)
-        yield from found
+    token, left = "", _Left(limit, page_size, max_page_size)
+    while left:
+        page = fetch(left.page_size(), token)
+        yield from left.take(items(page))
         token = page.next_page_token
         if not token:
             return
@@ -133,18 +148,10 @@ async def apaged(
     max_page_size: int,
 ) -> AsyncIterator[T]:
     """The asyncio counterpart of `paged`."""
-    token = ""
-    remaining = limit
-    while remaining is None or remaining > 0:
-        size = page_size
-        if remaining is not None:
-            size = min(page_size or max_page_size, remaining)
-        page = await fetch(size, token)
-        found = list(items(page))
-        if remaining is not None:
-            found = found[:remaining]
-            remaining -= len(found)
-        for item in found:
+    token, left = "", _Left(limit, page_size, max_page_size)
+    while left:
+        page = await fetch(left.page_size(), token)
+        for item in left.take(items(page)):
             yield item
         token = page.next_page_token
         if not token:

@@ -116,32 +116,11 @@ ORDER BY r.lease_expires_at
 LIMIT $1
 FOR UPDATE OF r SKIP LOCKED;
 
--- name: complete_succeeded
--- The common case in one statement: a live lease reports success (success ends the run
--- whatever its retry strategy or a pending cancel, as domain.runs.after_attempt says).
--- No row: not the live lease; the caller takes the general path (repeat, lease lost).
--- $1 run, $2 attempt, $3 lease, $4 message, $5 exit code, $6 final progress (or NULL)
-WITH run AS (
-    UPDATE runs
-    SET status = 'SUCCEEDED', reason = '', message = $4, lease_id = NULL,
-        lease_expires_at = NULL, ended_at = clock_timestamp(),
-        progress = coalesce($6::integer, progress), revision = revision + 1
-    WHERE id = $1 AND attempt = $2 AND lease_id = $3
-      AND status = 'RUNNING' AND lease_expires_at > clock_timestamp()
-    RETURNING id, attempt, queue
-), ended AS (
-    UPDATE run_attempts a
-    SET ended_at = clock_timestamp(), status = 'SUCCEEDED', reason = '', exit_code = $5,
-        message = $4, ended_by = 'worker'
-    FROM run
-    WHERE a.run_id = run.id AND a.number = run.attempt
-)
-SELECT queue FROM run;
-
 -- name: complete_succeeded_with_logs
--- complete_succeeded plus the attempt's last log entries (a short attempt's whole log),
--- in one statement, when they continue exactly what is stored. No row: the caller takes
--- the general path. $1 run, $2 attempt, $3 lease, $4 message, $5 exit code, $6 progress,
+-- The common case in one statement: a live lease reports success (success ends the run
+-- whatever its retry strategy or a pending cancel, as domain.runs.after_attempt says),
+-- with the attempt's last log entries (a short attempt's whole log) when they continue
+-- exactly what is stored. No row: the caller takes the general path (repeat, lease lost). $1 run, $2 attempt, $3 lease, $4 message, $5 exit code, $6 progress,
 -- $7 first seq, $8 last seq, $9 entries (as in run_log_chunks), $10 the worker's workspace.
 WITH run AS (
     UPDATE runs
