@@ -1,4 +1,5 @@
-"""Submit throughput: single SubmitRun calls with 50 in flight, and BatchSubmitRuns.
+"""Submit throughput: single SubmitRun calls with 50 in flight and one at a time, and
+BatchSubmitRuns. The runs go to a queue no worker serves.
 
 uv run python -m tests.bench.submit [--seconds 10] [--batch 1000] [--batches 30]
 """
@@ -63,23 +64,27 @@ async def batch(
     return size * batches / (time.perf_counter() - started)
 
 
+async def prepare(channel: grpc.aio.Channel) -> run_service_pb2_grpc.RunServiceAsyncStub:
+    """The token as call metadata, the definition "bench" (queue "nobody"), a stub."""
+    AUTH[:] = [("authorization", f"Bearer {os.environ['BATCHYARD_TOKEN']}")]
+    definitions = definition_service_pb2_grpc.DefinitionServiceStub(channel)
+    config = job_pb2.JobConfig(type=job_pb2.JOB_TYPE_SHELL, source_location="true", queue="nobody")
+    await definitions.CreateDefinition(
+        metadata=AUTH,
+        request=definition_service_pb2.CreateDefinitionRequest(
+            definition=definition_pb2.Definition(name="bench", config=config)
+        ),
+    )
+    return run_service_pb2_grpc.RunServiceStub(channel)
+
+
 async def main(args: argparse.Namespace) -> None:
     async with bench_server() as (target, _), grpc.aio.insecure_channel(target) as channel:
-        AUTH[:] = [("authorization", f"Bearer {os.environ['BATCHYARD_TOKEN']}")]
-        definitions = definition_service_pb2_grpc.DefinitionServiceStub(channel)
-        config = job_pb2.JobConfig(
-            type=job_pb2.JOB_TYPE_SHELL, source_location="true", queue="nobody"
-        )
-        await definitions.CreateDefinition(
-            metadata=AUTH,
-            request=definition_service_pb2.CreateDefinitionRequest(
-                definition=definition_pb2.Definition(name="bench", config=config)
-            ),
-        )
-        stub = run_service_pb2_grpc.RunServiceStub(channel)
+        stub = await prepare(channel)
         await single(stub, 1, args.in_flight)  # warm-up
-        rate = await single(stub, args.seconds, args.in_flight)
-        print(f"single SubmitRun, {args.in_flight} in flight: {rate:,.0f} runs/s")
+        for in_flight in (args.in_flight, 1):
+            rate = await single(stub, args.seconds, in_flight)
+            print(f"single SubmitRun, {in_flight} in flight: {rate:,.0f} runs/s")
         await batch(stub, args.batch, 2)  # warm-up
         for in_flight in (1, 3):
             rate = await batch(stub, args.batch, args.batches, in_flight)
