@@ -176,17 +176,17 @@ async def throughput(
     Only the last submitted run is polled until it ends; the worker leases in submission
     order, so the few runs still running then end within milliseconds. The commit
     counter is read after it settles (1.5 s later), then every run is checked: all must
-    have ended before that reading (else the count is left out) and succeeded."""
+    have ended before the counter settled (else the count is left out) and succeeded."""
     before = await commits(*stats) if stats else 0
     started = time.time()
     ids = await submit_batches(stub, total, definition)
     assert len(ids) == total, f"submitted {len(ids)} of {total}"
     _, calls = await wait_finished(stub, ids[-1])
+    settle_from = time.time()
     after = await commits(*stats) if stats else 0
-    read_at = time.time()
     last_end = await check_succeeded(stub, ids)
     per_run = None
-    if stats and last_end < read_at:
+    if stats and last_end < settle_from:
         per_call = await commits_per_get_run(stub, *stats, ids[-1])
         per_run = (after - before - calls * per_call) / total
     return Throughput(total, total / (last_end - started), per_run)

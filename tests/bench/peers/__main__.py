@@ -47,6 +47,7 @@ from typing import Any
 import asyncpg
 
 from batchyard.server.embedded import start_embedded
+from batchyard.server.log_config import configure_logging
 from tests.bench.peers import batchyard_side, envs
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -74,14 +75,14 @@ class Section:
 
 SECTIONS = (
     Section(
-        "single enqueue, 50 in flight",
+        "single enqueue, {in_flight} in flight",
         "jobs/s",
         (
             Row("batchyard", "single_50", "SubmitRun"),
             Row("pgqueuer", "single_50", "Queries.enqueue"),
             Row("procrastinate", "single_50", "Task.defer_async"),
             Row("graphile-worker", "single_50", "addJob"),
-            Row("floors", "single_50", "asyncpg INSERT, pool of 20"),
+            Row("floors", "single_50", "asyncpg INSERT, pool of {pool}"),
         ),
     ),
     Section(
@@ -96,7 +97,7 @@ SECTIONS = (
         ),
     ),
     Section(
-        "batch enqueue",
+        "batch enqueue of {batch}",
         "jobs/s",
         (
             Row("batchyard", "batch", "BatchSubmitRuns"),
@@ -108,17 +109,17 @@ SECTIONS = (
         ),
     ),
     Section(
-        "end to end, trivial jobs",
+        "end to end, {e2e_jobs} trivial jobs, {concurrency} at once",
         "jobs/s",
         (
-            Row("batchyard", "e2e", "SHELL `true` runs, 1 worker"),
+            Row("batchyard", "e2e", "SHELL `true` runs, 1 worker x {concurrency} slots"),
             Row("pgqueuer", "e2e_spawn", "handler spawns /bin/true"),
             Row("procrastinate", "e2e_spawn", "handler spawns /bin/true"),
             Row("graphile-worker", "e2e_spawn", "handler spawns /bin/true"),
             Row("pgqueuer", "e2e_noop", "no-op handler"),
             Row("procrastinate", "e2e_noop", "no-op handler"),
             Row("graphile-worker", "e2e_noop", "no-op handler"),
-            Row("floors", "spawn_c", "asyncio spawn /bin/true, C at once"),
+            Row("floors", "spawn_c", "asyncio spawn /bin/true, {concurrency} at once"),
             Row("floors", "spawn_1", "asyncio spawn /bin/true, 1 at once"),
         ),
     ),
@@ -188,7 +189,7 @@ def table(results: Results) -> str:
     median (the section's first row) divided by this row's."""
     cells: list[tuple[str, str, str, str, str, str]] = []
     for section in SECTIONS:
-        title = f"{section.title} ({section.unit})"
+        title = f"{section.title.format(**results.params)} ({section.unit})"
         ref = results.of(section.rows[0])
         reference = statistics.median(ref) if ref else None
         for row in section.rows:
@@ -198,7 +199,8 @@ def table(results: Results) -> str:
             median = statistics.median(values)
             spread = f"[{fmt(min(values))}-{fmt(max(values))}]"
             ratio = f"{reference / median:.2f}" if reference is not None and median else "-"
-            cells.append((title, row.system, row.label, fmt(median), spread, ratio))
+            label = row.label.format(**results.params)
+            cells.append((title, row.system, label, fmt(median), spread, ratio))
             title = ""
         cells.append(("", "", "", "", "", ""))
     head = ("measurement (unit)", "system", "what", "median", "[min-max]", "by/this")
@@ -382,7 +384,7 @@ def main() -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--quick", action="store_true", help="a smoke run: 2 small rounds")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3; --quick 2)")
     parser.add_argument("--seconds", type=float, default=5, help="per single-enqueue rate")
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--batches", type=int, default=20)
@@ -401,8 +403,11 @@ def main() -> None:
     if unknown := set(args.systems) - set(SYSTEMS):
         parser.error(f"unknown systems: {', '.join(sorted(unknown))}")
     if args.quick:
-        args.rounds, args.seconds, args.batches = 2, 1.0, 3
-        args.e2e_jobs, args.latency_runs = 300, 20
+        args.seconds, args.batches, args.e2e_jobs, args.latency_runs = 1.0, 3, 300, 20
+    if args.rounds is None:
+        args.rounds = 2 if args.quick else 3
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     params = {
         "pool": 20,  # the peers' pools, as the server's --pool-size
         "in_flight": 50,
@@ -414,6 +419,7 @@ def main() -> None:
         "latency_runs": args.latency_runs,
         "latency_warmup": max(3, args.latency_runs // 10),
     }
+    configure_logging("console", "warning")  # the embedded PostgreSQL's start and stop
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     results = asyncio.run(measure(args, params))
     print(f"\nBatchyard vs peers, {when}, {platform.node()}\n")
