@@ -20,7 +20,7 @@ from grpc_reflection.v1alpha._async import ReflectionServicer
 from batchyard.server.api.access import AuditServicer, TokenServicer, WorkspaceServicer
 from batchyard.server.api.audit import AuditLog
 from batchyard.server.api.auth import Authenticator, check_coverage
-from batchyard.server.api.budgets import Budgets, Kind
+from batchyard.server.api.budgets import Budgets
 from batchyard.server.api.definitions import DefinitionServicer
 from batchyard.server.api.instrument import instrument
 from batchyard.server.api.logs import LogServicer
@@ -37,6 +37,7 @@ from batchyard.server.db.run_batcher import SubmitBatcher
 from batchyard.server.db.wakeups import Wakeups
 from batchyard.server.domain.sql_targets import identity_of
 from batchyard.server.embedded import EmbeddedPostgres, start_embedded
+from batchyard.server.limits import Kind
 from batchyard.server.maintenance.rescuer import Rescuer
 from batchyard.server.secret_keys import load_key_ring
 from batchyard.server.settings import ServerSettings

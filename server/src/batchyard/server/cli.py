@@ -8,10 +8,11 @@ import asyncio
 import sys
 import time
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import structlog
 
+from batchyard.config import Flag, SettingsError, add_flags, integer, resolve, text
 from batchyard.server import settings as server_settings
 from batchyard.server.app import resolve_database, run_migrations, serve
 from batchyard.server.bootstrap import create_admin_token
@@ -55,6 +56,18 @@ command exits 1: add that key after the first and run it again.
 """
 
 
+TOKEN_NAME = Flag("token-name", text(), "the token's label", default="admin", flag_only=True)
+BATCH_SIZE = Flag("batch-size", integer(1), "rows per statement", default=500, flag_only=True)
+KEY_ID = Flag(
+    "id",
+    text(),
+    "the key's id",
+    default_from=lambda _env: time.strftime("k%Y%m%d"),
+    default_text=time.strftime("k%Y%m%d"),
+    flag_only=True,
+)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
         "server",
@@ -89,9 +102,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     server_settings.add_arguments(bootstrap)
-    bootstrap.add_argument(
-        "--token-name", default="admin", help="the token's label (default %(default)s)"
-    )
+    add_flags(bootstrap, [TOKEN_NAME])
     bootstrap.set_defaults(handler=run_bootstrap)
     rotation = actions.add_parser(
         "rotate-secrets",
@@ -100,9 +111,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     server_settings.add_arguments(rotation)
-    rotation.add_argument(
-        "--batch-size", type=int, default=500, help="rows per statement (default %(default)s)"
-    )
+    add_flags(rotation, [BATCH_SIZE])
     rotation.set_defaults(handler=run_rotate)
     keygen = actions.add_parser(
         "new-secret-key",
@@ -113,9 +122,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "  batchyard server new-secret-key > /etc/batchyard/secret-keys",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    keygen.add_argument(
-        "--id", default=time.strftime("k%Y%m%d"), help="the key's id (default %(default)s)"
-    )
+    add_flags(keygen, [KEY_ID])
     keygen.set_defaults(handler=run_new_key)
 
 
@@ -123,10 +130,22 @@ def _settings(args: argparse.Namespace) -> server_settings.ServerSettings:
     try:
         settings = server_settings.from_args(args)
     except ValueError as exc:
-        print(f"batchyard server: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        _refuse(exc)
     configure_logging(settings.log_format, settings.log_level)
     return settings
+
+
+def _refuse(exc: Exception) -> NoReturn:
+    print(f"batchyard server: {exc}", file=sys.stderr)
+    raise SystemExit(2) from None
+
+
+def _flag(flag: Flag[T], args: argparse.Namespace) -> T:
+    """One command's own flag (no variable), or the command ends naming it."""
+    try:
+        return resolve([flag], args, {})[flag]
+    except SettingsError as exc:
+        _refuse(exc)
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -166,12 +185,13 @@ def run_migrate(args: argparse.Namespace) -> int:
 
 def run_bootstrap(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    token_name = _flag(TOKEN_NAME, args)
 
     async def bootstrap_once() -> str:
         dsn, embedded = await resolve_database(settings)
         try:
             await run_migrations(dsn, SecretBox(load_key_ring(settings)))
-            return await create_admin_token(dsn, args.token_name)
+            return await create_admin_token(dsn, token_name)
         finally:
             if embedded is not None:
                 await embedded.stop()
@@ -188,9 +208,7 @@ def run_bootstrap(args: argparse.Namespace) -> int:
 
 def run_rotate(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    if args.batch_size < 1:
-        print("batchyard server: --batch-size must be at least 1", file=sys.stderr)
-        return 2
+    batch_size = _flag(BATCH_SIZE, args)
 
     async def rotate_once() -> tuple[SecretBox, Rotation]:
         box = SecretBox(load_key_ring(settings))
@@ -199,7 +217,7 @@ def run_rotate(args: argparse.Namespace) -> int:
             await run_migrations(dsn, box)
             pool = await create_pool(dsn, min_size=1, max_size=1)
             try:
-                return box, await rotate(pool, box, args.batch_size)
+                return box, await rotate(pool, box, batch_size)
             finally:
                 await pool.close()
         finally:
@@ -228,8 +246,9 @@ def run_rotate(args: argparse.Namespace) -> int:
 
 
 def run_new_key(args: argparse.Namespace) -> int:
+    key_id = _flag(KEY_ID, args)
     try:
-        print(new_key(args.id).line())
+        print(new_key(key_id).line())
     except SecretKeyError as exc:
         print(f"batchyard server: {exc}", file=sys.stderr)
         return 2
