@@ -160,11 +160,10 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 def run_server(args: argparse.Namespace) -> int:
     settings = _settings(args)
     try:
-        _run(serve(settings))
+        return _run(serve(settings))
     except OSError as exc:
         structlog.get_logger(__name__).error("server_failed", error=str(exc))
         return 1
-    return 0
 
 
 def run_migrate(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ import structlog
 
 from batchyard.config import Flag, add_flags, integer, path, resolve, switch, text
 from batchyard.server import settings as server_settings
-from batchyard.server.app import App
+from batchyard.server.app import App, first_of
 from batchyard.server.bootstrap import dev_token, dev_token_file
 from batchyard.server.demo import run_demo
 from batchyard.server.embedded import DATABASE
@@ -151,11 +151,13 @@ async def _dev(settings: server_settings.ServerSettings, dev: DevWorker) -> None
             demo = asyncio.create_task(run_demo(app.port, token))
             demo.add_done_callback(_report_demo)
         waiter = asyncio.create_task(worker.wait())
-        stopper = asyncio.create_task(stop.wait())
+        stopper = asyncio.create_task(first_of(stop, app.failed))
         done, _ = await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
         if waiter in done:
             log.error("worker_exited", code=worker.returncode)
+        elif app.failed.is_set():
+            log.error("server_ending", failed_service=app.failure)
     finally:
         if worker is not None and worker.returncode is None:
             await _stop_worker(worker, settings.grace_seconds)

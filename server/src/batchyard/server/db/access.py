@@ -9,9 +9,15 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from batchyard.server.db.definitions import Workspace
 from batchyard.server.db.sql import q
-from batchyard.server.domain.access import Principal, Role, TokenRecord, new_secret, secret_hash
+from batchyard.server.domain.access import (
+    Principal,
+    Role,
+    TokenRecord,
+    Workspace,
+    new_secret,
+    secret_hash,
+)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, NoReturn
 from uuid import UUID
 
@@ -12,6 +11,7 @@ import asyncpg
 
 from batchyard.server.db.job_codec import SecretBox, config_from_json, config_to_json
 from batchyard.server.db.sql import q
+from batchyard.server.domain.access import Workspace
 from batchyard.server.domain.definitions import Definition, DefinitionDraft, is_uuid_ref
 from batchyard.server.domain.errors import (
     Conflict,
@@ -20,12 +20,6 @@ from batchyard.server.domain.errors import (
     SecretsUnreadable,
 )
 from batchyard.server.domain.jobs import JobType
-
-
-@dataclass(frozen=True)
-class Workspace:
-    id: UUID
-    name: str
 
 
 async def workspace_by_name(pool: asyncpg.Pool | asyncpg.Connection, name: str) -> Workspace | None:

@@ -7,9 +7,9 @@ from uuid import UUID
 
 import asyncpg
 
-from batchyard.server.db.definitions import Workspace
-from batchyard.server.db.leases import Fence
 from batchyard.server.db.sql import q
+from batchyard.server.domain.access import Workspace
+from batchyard.server.domain.attempts import Fence
 from batchyard.server.domain.runs import RunStatus
 
 

@@ -6,8 +6,8 @@ from uuid import UUID
 
 import asyncpg
 
-from batchyard.server.db.definitions import Workspace
 from batchyard.server.db.sql import q
+from batchyard.server.domain.access import Workspace
 from batchyard.server.domain.errors import ResultNotFound, RunNotFound
 from batchyard.server.domain.results import Result
 

@@ -10,7 +10,6 @@ from uuid import UUID
 
 import asyncpg
 
-from batchyard.server.db.definitions import Workspace
 from batchyard.server.db.job_codec import (
     SecretBox,
     canonical_json,
@@ -19,6 +18,7 @@ from batchyard.server.db.job_codec import (
     secrets_to_json,
 )
 from batchyard.server.db.sql import q
+from batchyard.server.domain.access import Workspace
 from batchyard.server.domain.errors import RunNotFound, WrongState
 from batchyard.server.domain.jobs import DEFAULT_QUEUE, Secrets
 from batchyard.server.domain.runs import Attempt, NewRun, Run, RunReason, RunStatus

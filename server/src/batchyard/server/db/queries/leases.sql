@@ -105,13 +105,14 @@ WHERE id = $1
 RETURNING status, available_at;
 
 -- name: lock_expired_leases
--- The rescuer: running runs whose lease ran out (by the database clock). SKIP LOCKED
--- keeps several server replicas from rescuing the same run.
+-- The rescuer: running runs whose lease ran out (by the database clock; $2, when not
+-- null, is a test's clock). SKIP LOCKED keeps several server replicas from rescuing the
+-- same run.
 SELECT r.id, r.attempt, r.queue, r.worker_id, r.cancel_requested, r.num_retries_used, c.config
 FROM runs r
 JOIN run_specs s ON s.run_id = r.id
 JOIN run_configs c ON c.id = s.config_id
-WHERE r.status = 'RUNNING' AND r.lease_expires_at <= clock_timestamp()
+WHERE r.status = 'RUNNING' AND r.lease_expires_at <= COALESCE($2::timestamptz, clock_timestamp())
 ORDER BY r.lease_expires_at
 LIMIT $1
 FOR UPDATE OF r SKIP LOCKED;

@@ -1,0 +1,121 @@
+"""The background services' owner: order of start and stop, and what a crashed loop does
+(restarted after a backoff, or the end of the server), never silently gone."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+import structlog.testing
+
+from batchyard.server.lifecycle import Policy, Supervisor
+from batchyard.server.maintenance.clock import ManualClock
+
+
+class Recorder:
+    """A service that notes its start and stop, and whose loop crashes `crashes` times."""
+
+    def __init__(self, name: str, log: list[str], crashes: int = 0) -> None:
+        self.name = name
+        self._log = log
+        self._crashes = crashes
+        self.runs = 0
+
+    async def start(self) -> None:
+        self._log.append(f"start {self.name}")
+
+    async def stop(self) -> None:
+        self._log.append(f"stop {self.name}")
+
+    async def run(self) -> None:
+        self.runs += 1
+        if self.runs <= self._crashes:
+            raise RuntimeError(f"{self.name} broke")
+        await asyncio.Event().wait()
+
+
+class Plain:
+    """A service with no loop."""
+
+    def __init__(self, name: str, log: list[str]) -> None:
+        self.name = name
+        self._log = log
+
+    async def start(self) -> None:
+        self._log.append(f"start {self.name}")
+
+    async def stop(self) -> None:
+        self._log.append(f"stop {self.name}")
+
+
+async def until(condition, seconds: float = 5.0) -> None:
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("never happened")
+
+
+async def test_services_start_in_order_and_stop_in_reverse():
+    log: list[str] = []
+    supervisor = Supervisor(on_fatal=lambda name: None)
+    await supervisor.start(Recorder("a", log))
+    await supervisor.start(Plain("b", log))
+    await supervisor.start(Recorder("c", log), Policy.FATAL)
+    await supervisor.stop()
+    assert log == ["start a", "start b", "start c", "stop c", "stop b", "stop a"]
+
+
+async def test_a_crashed_loop_is_logged_and_restarted_with_backoff():
+    log: list[str] = []
+    supervisor = Supervisor(on_fatal=pytest.fail, first_backoff=0.01, max_backoff=0.02)
+    service = Recorder("flaky", log, crashes=3)
+    with structlog.testing.capture_logs() as logs:
+        await supervisor.start(service)
+        await until(lambda: service.runs == 4)
+    assert supervisor.crashes("flaky") == 3
+    await supervisor.stop()
+    failed = [e for e in logs if e["event"] == "service_failed"]
+    assert len(failed) == 3
+    assert failed[0]["service"] == "flaky" and failed[0]["policy"] == "restart"
+    assert str(failed[0]["exc_info"]) == "flaky broke"
+
+
+async def test_a_crashed_fatal_loop_ends_the_server():
+    log: list[str] = []
+    ended: list[str] = []
+    supervisor = Supervisor(on_fatal=ended.append, first_backoff=0.01)
+    service = Recorder("trail", log, crashes=5)
+    with structlog.testing.capture_logs() as logs:
+        await supervisor.start(service, Policy.FATAL)
+        await until(lambda: ended == ["trail"])
+    await asyncio.sleep(0.05)
+    assert service.runs == 1, "a fatal loop is not restarted"
+    assert [e["service"] for e in logs if e["event"] == "service_failed"] == ["trail"]
+    await supervisor.stop()
+    assert log == ["start trail", "stop trail"]
+
+
+async def test_a_service_that_fails_to_stop_does_not_keep_the_others_running():
+    log: list[str] = []
+
+    class Stuck(Plain):
+        async def stop(self) -> None:
+            raise OSError("disk gone")
+
+    supervisor = Supervisor(on_fatal=pytest.fail)
+    await supervisor.start(Plain("first", log))
+    await supervisor.start(Stuck("stuck", log))
+    with structlog.testing.capture_logs() as logs:
+        await supervisor.stop()
+    assert log == ["start first", "start stuck", "stop first"]
+    assert [e["event"] for e in logs] == ["service_stop_failed"]
+
+
+async def test_the_manual_clock_moves_only_when_told():
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    clock = ManualClock(start)
+    await clock.sleep(90)
+    assert clock.now() == datetime(2026, 1, 1, 0, 1, 30, tzinfo=UTC)
+    assert (clock.advance(30) - start).total_seconds() == 120
