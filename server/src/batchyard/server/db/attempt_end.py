@@ -7,6 +7,7 @@ is applied, fenced by (run, attempt, lease id) and the database clock.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -15,7 +16,7 @@ import asyncpg
 
 from batchyard.server.db import results as run_results
 from batchyard.server.db.job_codec import config_from_json
-from batchyard.server.db.sql import q
+from batchyard.server.db.sql import bind, q
 from batchyard.server.domain.attempts import (
     Applied,
     Fence,
@@ -53,24 +54,28 @@ async def _end(
 ) -> tuple[RunStatus, datetime | None]:
     """Close the attempt and move the run to `nxt`; returns its status and next start."""
     await conn.execute(
-        q("end_attempt"),
-        fence.run,
-        fence.attempt,
-        outcome.status.value,
-        outcome.reason.value,
-        outcome.exit_code,
-        outcome.message,
-        ended_by,
+        *bind(
+            "end_attempt",
+            run=fence.run,
+            attempt=fence.attempt,
+            status=outcome.status.value,
+            reason=outcome.reason.value,
+            exit_code=outcome.exit_code,
+            message=outcome.message,
+            ended_by=ended_by,
+        )
     )
     row = await conn.fetchrow(
-        q("set_run_after_attempt"),
-        fence.run,
-        nxt.status.value,
-        nxt.reason.value,
-        outcome.message,
-        1 if nxt.retry else 0,
-        nxt.delay_seconds,
-        progress,
+        *bind(
+            "set_run_after_attempt",
+            run=fence.run,
+            status=nxt.status.value,
+            reason=nxt.reason.value,
+            message=outcome.message,
+            retries_used=1 if nxt.retry else 0,
+            delay_seconds=nxt.delay_seconds,
+            progress=progress,
+        )
     )
     retrying = nxt.status == RunStatus.PENDING
     return RunStatus(row["status"]), row["available_at"] if retrying else None
@@ -89,17 +94,16 @@ async def complete_with_logs(
         return None
     first, last, data = logs
     queue = await pool.fetchval(
-        q("complete_succeeded_with_logs"),
-        fence.run,
-        fence.attempt,
-        fence.lease_id,
-        outcome.message,
-        outcome.exit_code,
-        progress,
-        first,
-        last,
-        data,
-        fence.workspace_id,
+        *bind(
+            "complete_succeeded_with_logs",
+            **asdict(fence),  # run, attempt, lease_id, workspace_id
+            message=outcome.message,
+            exit_code=outcome.exit_code,
+            progress=progress,
+            first_seq=first,
+            last_seq=last,
+            entries=data,
+        )
     )
     return Applied(RunStatus.SUCCEEDED, None, queue) if queue is not None else None
 

@@ -7,6 +7,7 @@ clock: a worker whose lease is gone changes nothing.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from uuid import UUID
 
@@ -14,7 +15,7 @@ import asyncpg
 import structlog
 
 from batchyard.server.db.job_codec import SecretBox, config_from_json
-from batchyard.server.db.sql import q
+from batchyard.server.db.sql import bind
 from batchyard.server.domain.attempts import Fence, Lease
 from batchyard.server.domain.errors import LeaseLost, SecretsUnreadable
 from batchyard.server.domain.jobs import Secrets
@@ -36,7 +37,16 @@ async def lease(
 ) -> list[Lease]:
     """Lease up to `limit` runs. A run whose secrets this server cannot open is not
     handed out: its lease is undone and it waits in the queue, saying why."""
-    rows = await pool.fetch(q("lease_runs"), queues, limit, worker_id, ttl, workspace)
+    rows = await pool.fetch(
+        *bind(
+            "lease_runs",
+            queues=queues,
+            limit=limit,
+            worker_id=worker_id,
+            ttl_seconds=ttl,
+            workspace_id=workspace,
+        )
+    )
     out, unreadable = [], []
     opened: dict[bytes, Secrets] = {}  # runs of one configuration share its sealed value
     for r in rows:
@@ -46,34 +56,40 @@ async def lease(
         except SecretsUnreadable as exc:
             unreadable.append((r, exc.message))
             continue
-        out.append(
-            Lease(
-                run=r["id"],
-                attempt=r["attempt"],
-                lease_id=r["lease_id"],
-                expires=r["lease_expires_at"],
-                config=config_from_json(r["config"]),
-                secrets=secrets,
-                payload=bytes(r["payload"]),
-                definition_name=r["definition_name"],
-                workspace=r["workspace"],
-            )
-        )
+        out.append(_lease_of(r, secrets))
     if unreadable:
         await _unlease(pool, unreadable)
     return out
+
+
+def _lease_of(row: asyncpg.Record, secrets: Secrets) -> Lease:
+    return Lease(
+        run=row["id"],
+        attempt=row["attempt"],
+        lease_id=row["lease_id"],
+        expires=row["lease_expires_at"],
+        config=config_from_json(row["config"]),
+        secrets=secrets,
+        payload=bytes(row["payload"]),
+        definition_name=row["definition_name"],
+        workspace=row["workspace"],
+    )
 
 
 async def _unlease(pool: asyncpg.Pool, unreadable: list[tuple[asyncpg.Record, str]]) -> None:
     for row, why in unreadable:
         log.error("run_secrets_unreadable", run=str(row["id"]), error=why)
     await pool.execute(
-        q("unlease_unreadable"),
-        [r["id"] for r, _ in unreadable],
-        [r["attempt"] for r, _ in unreadable],
-        [r["lease_id"] for r, _ in unreadable],
-        [f"waiting for a server that can open its secrets: {why}" for _, why in unreadable],
-        UNREADABLE_RETRY_SECONDS,
+        *bind(
+            "unlease_unreadable",
+            runs=[r["id"] for r, _ in unreadable],
+            attempts=[r["attempt"] for r, _ in unreadable],
+            lease_ids=[r["lease_id"] for r, _ in unreadable],
+            messages=[
+                f"waiting for a server that can open its secrets: {why}" for _, why in unreadable
+            ],
+            delay_seconds=UNREADABLE_RETRY_SECONDS,
+        )
     )
 
 
@@ -82,13 +98,12 @@ async def renew(
 ) -> tuple[datetime, bool]:
     """Extend the lease; returns its new expiry and whether cancel was requested."""
     row = await pool.fetchrow(
-        q("renew_lease"),
-        fence.run,
-        fence.attempt,
-        fence.lease_id,
-        progress,
-        ttl,
-        fence.workspace_id,
+        *bind(
+            "renew_lease",
+            **asdict(fence),  # run, attempt, lease_id, workspace_id
+            progress=progress,
+            ttl_seconds=ttl,
+        )
     )
     if row is None:
         raise LeaseLost(f"lease on run {fence.run} attempt {fence.attempt} is gone")
