@@ -119,3 +119,53 @@ async def test_the_manual_clock_moves_only_when_told():
     await clock.sleep(90)
     assert clock.now() == datetime(2026, 1, 1, 0, 1, 30, tzinfo=UTC)
     assert (clock.advance(30) - start).total_seconds() == 120
+
+
+# ---------------------------------------------------------------- in the real server
+
+
+async def test_the_server_starts_its_services_in_order(server):
+    names = [(s.name, p.value) for s, p in server._services.with_policies()]
+    assert names == [
+        ("wakeups", "restart"),
+        ("audit-writer", "fatal"),
+        ("result-deleter", "restart"),
+        ("submit-batcher", "restart"),
+        ("definition-reader", "restart"),
+        ("lease-rescuer", "restart"),
+    ]
+
+
+async def test_a_crashed_rescuer_is_restarted(server_factory, monkeypatch):
+    from batchyard.server.db import attempt_end
+
+    real = attempt_end.rescue_expired
+    calls = 0
+
+    async def broken_once(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug in one pass")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(attempt_end, "rescue_expired", broken_once)
+    with structlog.testing.capture_logs() as logs:
+        app = await server_factory(rescue_interval_seconds=0.05)
+        await until(lambda: calls >= 3)
+    assert app._supervisor.crashes("lease-rescuer") == 1
+    assert not app.failed.is_set()
+    (failed,) = [e for e in logs if e["event"] == "service_failed"]
+    assert failed["service"] == "lease-rescuer"
+
+
+async def test_a_crashed_audit_writer_ends_the_server(server_factory, monkeypatch):
+    from batchyard.server.api.audit import AuditLog
+
+    async def broken(self):
+        raise RuntimeError("audit trail broken")
+
+    monkeypatch.setattr(AuditLog, "run", broken)
+    app = await server_factory()
+    await asyncio.wait_for(app.failed.wait(), 10)
+    assert app.failure == "audit-writer"

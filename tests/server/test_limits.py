@@ -7,8 +7,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -28,7 +26,7 @@ from batchyard.v1 import log_service_pb2, log_service_pb2_grpc
 from batchyard.v1 import run_service_pb2 as rpb
 from batchyard.v1 import worker_service_pb2 as wpb
 from tests.rpc import failure
-from tests.server.helpers import define, get, lease, submit
+from tests.server.helpers import define, get, lease, server_command, submit
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -389,13 +387,7 @@ def test_sizes_and_durations_share_the_grammar_of_every_process():
 
 
 def test_a_bad_value_is_one_line_naming_the_flag(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "batchyard.server", "--pool-size", "0"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
-    )
+    done = server_command(tmp_path, "--pool-size", "0")
     assert done.returncode == 2
     assert done.stderr == "batchyard server: --pool-size: must be at least 1: 0\n"
 

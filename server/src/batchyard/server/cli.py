@@ -7,7 +7,8 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
 import structlog
@@ -68,6 +69,20 @@ KEY_ID = Flag(
 )
 
 
+@dataclass(frozen=True)
+class Action:
+    """A subcommand of `batchyard server`: its words, its own flags, its handler, and
+    whether it takes the server's settings."""
+
+    name: str
+    help: str
+    description: str
+    epilog: str
+    handler: Callable[[argparse.Namespace], int]
+    flags: tuple[Flag[Any], ...] = ()
+    settings: bool = True
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
         "server",
@@ -79,51 +94,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     server_settings.add_arguments(parser)
     parser.set_defaults(handler=run_server)
-    actions = parser.add_subparsers(dest="server_action", metavar="ACTION")
-    migrate = actions.add_parser(
-        "migrate",
-        help="apply pending database migrations and exit",
-        description="Apply the pending forward-only migrations (under an advisory lock) and exit.",
-        epilog="examples:\n  batchyard server migrate --database-url postgresql://u:p@db/batchyard\n"
-        "  batchyard server migrate --data-dir ~/batchyard/pg      # the embedded database",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    server_settings.add_arguments(migrate)
-    migrate.set_defaults(handler=run_migrate)
-    bootstrap = actions.add_parser(
-        "bootstrap",
-        help="create an admin token of the default workspace and print it once",
-        description="Apply pending migrations, create an admin token of the operator's "
-        "workspace ('default') and print its secret on stdout, once (only its hash is "
-        "kept). Use it to create workspaces and other tokens.",
-        epilog="examples:\n"
-        "  batchyard server bootstrap --database-url postgresql://u:p@db/batchyard > admin-token\n"
-        "  BATCHYARD_TOKEN=$(cat admin-token) batchyard workspaces create analytics",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    server_settings.add_arguments(bootstrap)
-    add_flags(bootstrap, [TOKEN_NAME])
-    bootstrap.set_defaults(handler=run_bootstrap)
-    rotation = actions.add_parser(
-        "rotate-secrets",
-        help="reseal every stored secret with the first (newest) secret key",
-        description=ROTATE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    server_settings.add_arguments(rotation)
-    add_flags(rotation, [BATCH_SIZE])
-    rotation.set_defaults(handler=run_rotate)
-    keygen = actions.add_parser(
-        "new-secret-key",
-        help="print a new random secret key as ID:BASE64KEY",
-        description="Print a new random 32-byte key as ID:BASE64KEY, for "
-        "BATCHYARD_SECRET_KEYS or a key file (see `batchyard server rotate-secrets --help`).",
-        epilog="examples:\n  batchyard server new-secret-key --id k2\n"
-        "  batchyard server new-secret-key > /etc/batchyard/secret-keys",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_flags(keygen, [KEY_ID])
-    keygen.set_defaults(handler=run_new_key)
+    subparsers_of_server = parser.add_subparsers(dest="server_action", metavar="ACTION")
+    for action in ACTIONS:
+        sub = subparsers_of_server.add_parser(
+            action.name,
+            help=action.help,
+            description=action.description,
+            epilog=action.epilog or None,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        if action.settings:
+            server_settings.add_arguments(sub)
+        add_flags(sub, action.flags)
+        sub.set_defaults(handler=action.handler)
 
 
 def _settings(args: argparse.Namespace) -> server_settings.ServerSettings:
@@ -252,6 +235,51 @@ def run_new_key(args: argparse.Namespace) -> int:
         print(f"batchyard server: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+ACTIONS = (
+    Action(
+        "migrate",
+        "apply pending database migrations and exit",
+        "Apply the pending forward-only migrations (under an advisory lock) and exit.",
+        "examples:\n  batchyard server migrate --database-url postgresql://u:p@db/batchyard\n"
+        "  batchyard server migrate --data-dir ~/batchyard/pg      # the embedded database",
+        run_migrate,
+    ),
+    Action(
+        "bootstrap",
+        "create an admin token of the default workspace and print it once",
+        "Apply pending migrations, create an admin token of the operator's "
+        "workspace ('default') and print its secret on stdout, once (only its hash is "
+        "kept). Use it to create workspaces and other tokens.",
+        "examples:\n"
+        "  batchyard server bootstrap --database-url postgresql://u:p@db/batchyard "
+        "> admin-token\n"
+        "  BATCHYARD_TOKEN=$(cat admin-token) batchyard workspaces create analytics",
+        run_bootstrap,
+        (TOKEN_NAME,),
+    ),
+    Action(
+        "rotate-secrets",
+        "reseal every stored secret with the first (newest) secret key",
+        ROTATE,
+        "",
+        run_rotate,
+        (BATCH_SIZE,),
+    ),
+    Action(
+        "new-secret-key",
+        "print a new random secret key as ID:BASE64KEY",
+        "Print a new random 32-byte key as ID:BASE64KEY, for BATCHYARD_SECRET_KEYS or a "
+        "key file (see `batchyard server rotate-secrets --help`).",
+        "examples:\n  batchyard server new-secret-key --id k2\n"
+        "  batchyard server new-secret-key > /etc/batchyard/secret-keys",
+        run_new_key,
+        (KEY_ID,),
+        settings=False,
+    ),
+)
+"""The subcommands of `batchyard server`, in the order --help lists them."""
 
 
 def main(argv: list[str] | None = None) -> int:
