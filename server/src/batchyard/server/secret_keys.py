@@ -44,7 +44,7 @@ NO_KEY = (
 
 SECRET_KEYS = Flag(
     "secret-keys",
-    text(metavar="ID:BASE64KEY[,...]"),
+    text(allow_empty=True, metavar="ID:BASE64KEY[,...]"),
     "keys sealing job secrets at rest (AES-256-GCM, 32 bytes each): the first seals, all "
     "open (prefer the variable or a file, a flag shows in ps). Required with "
     "--database-url unless --secret-key-file is given",

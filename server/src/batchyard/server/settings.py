@@ -59,7 +59,7 @@ LISTEN = Flag(
 )
 DATABASE_URL = Flag(
     "database-url",
-    text(metavar="URL"),
+    text(allow_empty=True, metavar="URL"),
     "PostgreSQL URL; without it the server runs an embedded PostgreSQL",
     env=("BATCHYARD_DATABASE_URL", "DATABASE_URL"),
     secret=True,
@@ -94,11 +94,13 @@ ARTIFACTS = Flag(
     default_text=default_artifacts(),
 )
 ARTIFACTS_ENDPOINT_URL = Flag(
-    "artifacts-endpoint-url", text(metavar="URL"), "endpoint of an S3-compatible store"
+    "artifacts-endpoint-url",
+    text(allow_empty=True, metavar="URL"),
+    "endpoint of an S3-compatible store",
 )
 ARTIFACTS_REGION = Flag(
     "artifacts-region",
-    text(metavar="REGION"),
+    text(allow_empty=True, metavar="REGION"),
     "region of the artifacts bucket (credentials come from the AWS_* environment or profile)",
 )
 LOG_FORMAT = Flag(
