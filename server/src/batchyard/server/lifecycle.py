@@ -12,7 +12,6 @@ starts a graceful shutdown). A loop is never silently gone.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -91,8 +90,7 @@ class Supervisor:
             entry = self._entries.pop()
             if entry.task is not None:
                 entry.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await entry.task
+                await asyncio.wait([entry.task])  # a cancel of stop() itself still propagates
             try:
                 await entry.service.stop()
             except Exception as exc:  # boundary: the others must still stop
