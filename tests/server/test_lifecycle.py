@@ -169,3 +169,30 @@ async def test_a_crashed_audit_writer_ends_the_server(server_factory, monkeypatc
     app = await server_factory()
     await asyncio.wait_for(app.failed.wait(), 10)
     assert app.failure == "audit-writer"
+
+
+async def test_a_flush_waits_for_the_flush_under_way(monkeypatch):
+    """ListAuditEvents flushes before it reads: it must not read while the writer's own
+    flush still holds the events it took."""
+    from uuid import uuid4
+
+    from batchyard.server.api import audit as audit_module
+
+    stored: list[int] = []
+    release = asyncio.Event()
+
+    async def slow_insert(pool, events):
+        await release.wait()
+        stored.append(len(events))
+
+    monkeypatch.setattr(audit_module.store, "insert_audit_events", slow_insert)
+    trail = audit_module.AuditLog(pool=None)  # type: ignore[arg-type]
+    trail.record_in(uuid4(), "someone", "token.create", "token", "t1")
+    first = asyncio.create_task(trail.flush())
+    await asyncio.sleep(0)
+    second = asyncio.create_task(trail.flush())
+    await asyncio.sleep(0.05)
+    assert not second.done(), "the second flush returned before the events were stored"
+    release.set()
+    await asyncio.gather(first, second)
+    assert stored == [1]

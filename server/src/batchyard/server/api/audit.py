@@ -31,6 +31,7 @@ class AuditLog:
         self._pool = pool
         self._pending: list[store.AuditEvent] = []
         self._wake = asyncio.Event()
+        self._flushing = asyncio.Lock()
 
     async def start(self) -> None:
         pass
@@ -77,14 +78,17 @@ class AuditLog:
             await self.flush()
 
     async def flush(self) -> None:
-        events, self._pending = self._pending, []
-        if not events:
-            return
-        try:
-            await store.insert_audit_events(self._pool, events)
-        except Exception as exc:  # keep them for the next flush
-            self._pending[:0] = events
-            log.warning("audit_flush_failed", events=len(events), error=repr(exc))
+        """Store what was recorded so far. A flush under way is waited for first, so once
+        this returns every event recorded before it is readable (ListAuditEvents)."""
+        async with self._flushing:
+            events, self._pending = self._pending, []
+            if not events:
+                return
+            try:
+                await store.insert_audit_events(self._pool, events)
+            except Exception as exc:  # keep them for the next flush
+                self._pending[:0] = events
+                log.warning("audit_flush_failed", events=len(events), error=repr(exc))
 
     async def stop(self) -> None:
         await self.flush()
