@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from google.protobuf import duration_pb2, json_format
@@ -64,3 +67,15 @@ async def complete(
 
 def fail_fields(exit_code: int = 1) -> dict[str, Any]:
     return {"reason": run_pb2.RUN_REASON_NON_ZERO_EXIT_CODE, "exit_code": exit_code}
+
+
+def server_command(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`batchyard server ARGS` in a clean environment (no BATCHYARD_* variables), to
+    the end: for what it refuses before it starts."""
+    return subprocess.run(
+        [sys.executable, "-m", "batchyard.server", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(home)},
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
@@ -320,15 +321,36 @@ async def test_heartbeats_keep_the_lease(definitions, runs, workers):
     assert final.status == run_pb2.RUN_STATUS_SUCCEEDED and len(final.attempts) == 1
 
 
-@short_leases
-async def test_cancel_requested_run_whose_worker_is_lost_is_cancelled(definitions, runs, workers):
+# The loop never runs in these tests: they call one pass, with a clock of their own.
+rescue_by_hand = pytest.mark.server(rescue_interval_seconds=600)
+
+
+@rescue_by_hand
+async def test_cancel_requested_run_whose_worker_is_lost_is_cancelled(
+    server, definitions, runs, workers
+):
     await define(definitions, retryStrategy={"numRetries": 3})
     run = await submit(runs, "job")
     await lease(workers)
     await runs.CancelRun(rpb.CancelRunRequest(run=run.uuid))
-    for _ in range(100):
-        final = await get(runs, run.uuid)
-        if final.status != run_pb2.RUN_STATUS_RUNNING:
-            break
-        await asyncio.sleep(0.1)
+    await server.rescuer.run_once(datetime.now(UTC) + timedelta(minutes=5))
+    final = await get(runs, run.uuid)
     assert final.status == run_pb2.RUN_STATUS_CANCELLED
+
+
+@rescue_by_hand
+async def test_a_rescue_pass_ends_only_the_leases_expired_at_its_time(
+    server, definitions, runs, workers
+):
+    await define(definitions, retryStrategy={"numRetries": 1, "delayBetweenRetries": "3600s"})
+    run = await submit(runs, "job")
+    (first,) = await lease(workers, worker_id="doomed")
+    assert await server.rescuer.run_once() == []  # by the database clock: still live
+    assert await server.rescuer.run_once(datetime.now(UTC) + timedelta(seconds=5)) == []
+    (rescued,) = await server.rescuer.run_once(datetime.now(UTC) + timedelta(seconds=31))
+    assert (str(rescued.run), rescued.attempt, rescued.worker_id) == (run.uuid, 1, "doomed")
+    (second,) = await lease(workers, worker_id="w2", wait=0)  # a worker lost: no delay
+    assert second.run == run.uuid and second.attempt == 2
+    lost = (await get(runs, run.uuid)).attempts[0]
+    assert lost.reason == run_pb2.RUN_REASON_WORKER_LOST and "doomed" in lost.message
+    assert (await expect(complete(workers, first), grpc.StatusCode.ABORTED)).reason == "LEASE_LOST"

@@ -18,15 +18,15 @@ from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
+from batchyard.config import SettingsError
 from batchyard.server import settings as server_settings
-from batchyard.server.api.budgets import Kind
-from batchyard.server.limits import ServerLimits
+from batchyard.server.limits import Kind, ServerLimits
 from batchyard.v1 import definition_service_pb2 as dpb
 from batchyard.v1 import log_service_pb2, log_service_pb2_grpc
 from batchyard.v1 import run_service_pb2 as rpb
 from batchyard.v1 import worker_service_pb2 as wpb
 from tests.rpc import failure
-from tests.server.helpers import define, get, lease, submit
+from tests.server.helpers import define, get, lease, server_command, submit
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -356,12 +356,40 @@ def test_limit_flags_and_environment(monkeypatch):
     assert settings.reflection is False
     assert parse("--reflection").reflection is True
     assert parse("--max-connection-age", "600").limits.max_connection_age_seconds == 600
-    with pytest.raises(SystemExit):
+    with pytest.raises(SettingsError, match="--max-send-message-size: not a size: 'lots'"):
         parse("--max-send-message-size", "lots")
-    with pytest.raises(SystemExit):
+    with pytest.raises(SettingsError, match="--max-concurrent-calls: must be at least 1: 0"):
         parse("--max-concurrent-calls", "0")
     with pytest.raises(ValueError, match="at least 1KiB"):
         parse("--max-metadata-size", "100")
+
+
+def test_sizes_and_durations_share_the_grammar_of_every_process():
+    settings = parse(
+        "--max-receive-message-size",
+        "1GiB",
+        "--max-send-message-size",
+        "1.5MiB",
+        "--grace",
+        "90s",
+        "--lease-ttl",
+        "5m",
+        "--keepalive-time",
+        "2m",
+    )
+    assert settings.limits.max_receive_message_bytes == 1024**3
+    assert settings.limits.max_send_message_bytes == 1024 * 1024 * 3 // 2
+    assert settings.grace_seconds == 90 and settings.lease_ttl_seconds == 300
+    assert settings.limits.keepalive_time_seconds == 120
+    assert parse("--grace", "2.5").grace_seconds == 2.5  # plain seconds, as before
+    with pytest.raises(SettingsError, match=r"--lease-ttl: must be at most 1h: 2h"):
+        parse("--lease-ttl", "2h")
+
+
+def test_a_bad_value_is_one_line_naming_the_flag(tmp_path):
+    done = server_command(tmp_path, "--pool-size", "0")
+    assert done.returncode == 2
+    assert done.stderr == "batchyard server: --pool-size: must be at least 1: 0\n"
 
 
 def test_the_defaults_are_in_the_help(capsys):
@@ -372,7 +400,7 @@ def test_the_defaults_are_in_the_help(capsys):
         "BATCHYARD_MAX_RECEIVE_MESSAGE_SIZE; default 8MiB",
         "BATCHYARD_MAX_METADATA_SIZE; default 16KiB",
         "BATCHYARD_MAX_CONCURRENT_STREAMS; default 2000",
-        "BATCHYARD_KEEPALIVE_TIME; default 60",
+        "BATCHYARD_KEEPALIVE_TIME; default 1m",
         "--no-reflection",
     ):
         assert shown in " ".join(text.split()), shown

@@ -9,10 +9,10 @@ import asyncpg
 
 from batchyard.server.app import run_migrations
 from batchyard.server.db import runs as run_store
-from batchyard.server.db.definitions import Workspace
 from batchyard.server.db.migrate import load_migrations
 from batchyard.server.db.pool import create_pool
 from batchyard.server.db.sql import q
+from batchyard.server.domain.access import Workspace
 from tests import pg
 from tests.keys import sealing_box
 

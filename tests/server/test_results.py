@@ -246,7 +246,7 @@ async def test_deleting_a_run_removes_its_results(
     await expect(
         runs.ListRunResults(rpb.ListRunResultsRequest(run=run.uuid)), grpc.StatusCode.NOT_FOUND
     )
-    await server._results.aclose()  # waits for the background removal
+    await server._results.stop()  # waits for the background removal
     assert not (artifacts_dir / "runs" / run.uuid).exists()
 
 
@@ -277,7 +277,7 @@ async def test_results_on_s3_have_presigned_urls(
         assert (await download(runs, run.uuid, "data/points.csv"))[1] == data
 
         await runs.DeleteRun(rpb.DeleteRunRequest(run=run.uuid))
-        await app._results.aclose()
+        await app._results.stop()
         left = s3.list_objects_v2(Bucket=bucket)
         assert left.get("KeyCount", 0) == 0
     finally:

@@ -34,10 +34,10 @@ from google.protobuf.message import Message
 from batchyard.client.connection import aio_channel
 from batchyard.server.app import App, run_migrations
 from batchyard.server.db.definition_reader import DefinitionReader
-from batchyard.server.db.definitions import Workspace
 from batchyard.server.db.job_codec import SecretBox
 from batchyard.server.db.migrate import load_migrations
 from batchyard.server.db.pool import create_pool
+from batchyard.server.domain.access import Workspace
 from batchyard.server.domain.errors import SecretsUnreadable
 from batchyard.server.secret_keys import default_key_file, load_key_ring
 from batchyard.server.secrets_crypto import (

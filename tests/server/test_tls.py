@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
-import sys
 
 import grpc
 import pytest
@@ -17,6 +15,7 @@ from batchyard.server import settings as server_settings
 from batchyard.server.tls import ServerTls, TlsError, is_loopback
 from batchyard.v1 import definition_service_pb2 as pb
 from batchyard.v1 import definition_service_pb2_grpc
+from tests.server.helpers import server_command
 from tests.tls import Pki, make_pki
 
 pytestmark = pytest.mark.timeout(60)
@@ -217,13 +216,7 @@ def test_commands_that_do_not_serve_need_neither_loopback_nor_the_files(tmp_path
 
 def test_the_server_command_refuses_plaintext_on_every_interface(tmp_path):
     """Nothing is bound: the flags are refused before the server starts."""
-    done = subprocess.run(
-        [sys.executable, "-m", "batchyard.server", "--listen", "0.0.0.0:50051"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
-    )
+    done = server_command(tmp_path, "--listen", "0.0.0.0:50051")
     assert done.returncode == 2
     assert "refusing to serve plaintext on 0.0.0.0:50051" in done.stderr
     assert "--insecure" in done.stderr

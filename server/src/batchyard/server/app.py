@@ -20,7 +20,7 @@ from grpc_reflection.v1alpha._async import ReflectionServicer
 from batchyard.server.api.access import AuditServicer, TokenServicer, WorkspaceServicer
 from batchyard.server.api.audit import AuditLog
 from batchyard.server.api.auth import Authenticator, check_coverage
-from batchyard.server.api.budgets import Budgets, Kind
+from batchyard.server.api.budgets import Budgets
 from batchyard.server.api.definitions import DefinitionServicer
 from batchyard.server.api.instrument import instrument
 from batchyard.server.api.logs import LogServicer
@@ -30,6 +30,7 @@ from batchyard.server.api.wire import add_service
 from batchyard.server.api.workers import LeaseSettings, WorkerServicer
 from batchyard.server.api.workspaces import WorkspaceResolver
 from batchyard.server.db.access import count_tokens
+from batchyard.server.db.definition_reader import DefinitionReader
 from batchyard.server.db.job_codec import SecretBox
 from batchyard.server.db.migrate import migrate
 from batchyard.server.db.pool import create_pool
@@ -37,6 +38,8 @@ from batchyard.server.db.run_batcher import SubmitBatcher
 from batchyard.server.db.wakeups import Wakeups
 from batchyard.server.domain.sql_targets import identity_of
 from batchyard.server.embedded import EmbeddedPostgres, start_embedded
+from batchyard.server.lifecycle import Policy, Service, Supervisor
+from batchyard.server.limits import Kind
 from batchyard.server.maintenance.rescuer import Rescuer
 from batchyard.server.secret_keys import load_key_ring
 from batchyard.server.settings import ServerSettings
@@ -94,6 +97,30 @@ async def run_migrations(dsn: str, box: SecretBox | None = None) -> list[int]:
 
 
 @dataclass
+class _Services:
+    """The background services, in the order they start (they stop in reverse)."""
+
+    wakeups: Wakeups
+    audit: AuditLog
+    results: ResultReader
+    batcher: SubmitBatcher
+    reader: DefinitionReader
+    rescuer: Rescuer
+
+    def with_policies(self) -> list[tuple[Service, Policy]]:
+        """Which crash ends the server: only the audit writer's (a trail that silently
+        stops is worse than a restart); the loops of the others restart."""
+        return [
+            (self.wakeups, Policy.RESTART),
+            (self.audit, Policy.FATAL),
+            (self.results, Policy.RESTART),
+            (self.batcher, Policy.RESTART),
+            (self.reader, Policy.RESTART),
+            (self.rescuer, Policy.RESTART),
+        ]
+
+
+@dataclass
 class App:
     settings: ServerSettings
     port: int = 0
@@ -102,12 +129,13 @@ class App:
     _server: grpc.aio.Server | None = None
     _pool: asyncpg.Pool | None = None
     _embedded: EmbeddedPostgres | None = None
-    _wakeups: Wakeups | None = None
-    rescuer: Rescuer | None = None
-    _results: ResultReader | None = None
-    _audit: AuditLog | None = None
+    _services: _Services | None = None
+    _supervisor: Supervisor | None = None
     _health: HealthServicer = field(default_factory=HealthServicer)
     _stopped: bool = False
+    failed: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when a service whose crash ends the server crashed (`failure` names it)."""
+    failure: str = ""
     budgets: Budgets | None = None
     """The concurrency budgets, with the calls they hold now (set by start())."""
 
@@ -115,6 +143,14 @@ class App:
     def embedded(self) -> EmbeddedPostgres | None:
         """The embedded PostgreSQL this server started (None on an external database)."""
         return self._embedded
+
+    @property
+    def rescuer(self) -> Rescuer | None:
+        return self._services.rescuer if self._services is not None else None
+
+    @property
+    def _results(self) -> ResultReader | None:
+        return self._services.results if self._services is not None else None
 
     async def start(self) -> None:
         check_listen(self.settings.listen, self.settings.tls, self.settings.insecure)
@@ -124,17 +160,12 @@ class App:
         try:
             await run_migrations(dsn, box)
             self._pool = await create_pool(dsn, max_size=self.settings.pool_size)
-            if await count_tokens(self._pool) == 0:
-                log.warning(
-                    "no_api_tokens",
-                    hint="every call needs a token: create the first admin token with "
-                    "`batchyard server bootstrap` (same database flags)",
-                )
-            self._wakeups = Wakeups(self._pool, dsn)
-            await self._wakeups.start()
-            self.rescuer = Rescuer(self._pool, self._wakeups, self.settings.rescue_interval_seconds)
-            self.rescuer.start()
-            self._server = self._build_server(self._pool, self._wakeups, box)
+            await _warn_without_tokens(self._pool)
+            self._services = self._build_services(self._pool, box)
+            self._supervisor = Supervisor(on_fatal=self._fail)
+            for service, policy in self._services.with_policies():
+                await self._supervisor.start(service, policy)
+            self._server = self._build_server(self._pool, self._services, box)
             self.port = add_port(
                 self._server, self.settings.listen, self.settings.tls, self.settings.insecure
             )
@@ -152,47 +183,30 @@ class App:
             artifacts=self.settings.artifacts.describe(),
         )
 
-    def _build_server(
-        self, pool: asyncpg.Pool, wakeups: Wakeups, box: SecretBox
-    ) -> grpc.aio.Server:
+    def _fail(self, name: str) -> None:
+        self.failure = self.failure or name
+        self.failed.set()
+
+    def _build_services(self, pool: asyncpg.Pool, box: SecretBox) -> _Services:
+        wakeups = Wakeups(pool, self.dsn)
+        return _Services(
+            wakeups=wakeups,
+            audit=AuditLog(pool),
+            results=ResultReader(pool, WorkspaceResolver(), self.settings.artifacts.open()),
+            batcher=SubmitBatcher(pool, box),
+            reader=DefinitionReader(pool, box),
+            rescuer=Rescuer(pool, wakeups, self.settings.rescue_interval_seconds),
+        )
+
+    def _build_server(self, pool: asyncpg.Pool, bg: _Services, box: SecretBox) -> grpc.aio.Server:
         limits = self.settings.limits
         server = grpc.aio.server(
             options=[*limits.grpc_options(), ("grpc.so_reuseport", 0)],
             maximum_concurrent_rpcs=limits.grpc_concurrency(),
         )
         budgets = self.budgets = Budgets(limits.budgets())
-        self._audit = AuditLog(pool)
-        self._audit.start()
-        authenticator = Authenticator(pool, self._audit)
-        workspaces = WorkspaceResolver()
-        service_db = identity_of(self.dsn)  # SQL jobs may not name it
-        definitions = DefinitionServicer(pool, box, workspaces, self._audit, service_db)
-        self._results = ResultReader(pool, workspaces, self.settings.artifacts.open())
-        runs = RunServicer(
-            pool,
-            box,
-            workspaces,
-            wakeups,
-            SubmitBatcher(pool, box),
-            self._results,
-            self._audit,
-            service_db,
-        )
-        lease_settings = LeaseSettings(ttl_seconds=self.settings.lease_ttl_seconds)
-        workers = WorkerServicer(pool, box, wakeups, lease_settings)
-        logs = LogServicer(pool, workspaces, wakeups)
-        tokens = TokenServicer(pool, self._audit, authenticator)
-        workspace_service = WorkspaceServicer(pool, self._audit)
-        audit = AuditServicer(pool, self._audit)
-        served = (
-            (definitions, definition_service_pb2),
-            (runs, run_service_pb2),
-            (workers, worker_service_pb2),
-            (logs, log_service_pb2),
-            (tokens, access_service_pb2),
-            (workspace_service, access_service_pb2),
-            (audit, access_service_pb2),
-        )
+        authenticator = Authenticator(pool, bg.audit)
+        served = self._servicers(pool, bg, box, authenticator)
         check_coverage([_service_of(servicer, module) for servicer, module in served])
         for servicer, module in served:
             service = _service_of(servicer, module)
@@ -207,8 +221,29 @@ class App:
             add_service(server, ReflectionServicer(names), info, probe_budget=probes)
         return server
 
+    def _servicers(
+        self, pool: asyncpg.Pool, bg: _Services, box: SecretBox, authenticator: Authenticator
+    ) -> list[tuple[object, Any]]:
+        workspaces = WorkspaceResolver()
+        service_db = identity_of(self.dsn)  # SQL jobs may not name it
+        lease_settings = LeaseSettings(ttl_seconds=self.settings.lease_ttl_seconds)
+        run_parts = (bg.wakeups, bg.batcher, bg.reader, bg.results, bg.audit, service_db)
+        return [
+            (
+                DefinitionServicer(pool, box, workspaces, bg.audit, service_db),
+                definition_service_pb2,
+            ),
+            (RunServicer(pool, box, workspaces, *run_parts), run_service_pb2),
+            (WorkerServicer(pool, box, bg.wakeups, lease_settings), worker_service_pb2),
+            (LogServicer(pool, workspaces, bg.wakeups), log_service_pb2),
+            (TokenServicer(pool, bg.audit, authenticator), access_service_pb2),
+            (WorkspaceServicer(pool, bg.audit), access_service_pb2),
+            (AuditServicer(pool, bg.audit), access_service_pb2),
+        ]
+
     async def stop(self, grace: float | None = None) -> None:
-        """Health NOT_SERVING, stop accepting, drain in-flight calls, close the database."""
+        """Health NOT_SERVING, stop accepting, drain in-flight calls, stop the background
+        services (in reverse order of start), close the database."""
         if self._stopped:
             return
         self._stopped = True
@@ -217,19 +252,22 @@ class App:
         if self._server is not None:
             log.info("server_draining", grace_seconds=grace)
             await self._server.stop(grace)
-        if self.rescuer is not None:
-            await self.rescuer.stop()
-        if self._results is not None:
-            await self._results.aclose()
-        if self._audit is not None:
-            await self._audit.aclose()
-        if self._wakeups is not None:
-            await self._wakeups.stop()
+        if self._supervisor is not None:
+            await self._supervisor.stop()
         if self._pool is not None:
             await self._pool.close()
         if self._embedded is not None:
             await self._embedded.stop()
         log.info("server_stopped")
+
+
+async def _warn_without_tokens(pool: asyncpg.Pool) -> None:
+    if await count_tokens(pool) == 0:
+        log.warning(
+            "no_api_tokens",
+            hint="every call needs a token: create the first admin token with "
+            "`batchyard server bootstrap` (same database flags)",
+        )
 
 
 def _describe_tls(settings: ServerSettings) -> str:
@@ -238,8 +276,9 @@ def _describe_tls(settings: ServerSettings) -> str:
     return "mutual" if settings.tls.client_ca is not None else "on"
 
 
-async def serve(settings: ServerSettings) -> None:
-    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+async def serve(settings: ServerSettings) -> int:
+    """Run until SIGTERM or SIGINT (0) or a fatal service crash (1), then shut down
+    gracefully."""
     app = App(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -247,7 +286,21 @@ async def serve(settings: ServerSettings) -> None:
         loop.add_signal_handler(sig, stop.set)
     await app.start()
     try:
-        await stop.wait()
+        await first_of(stop, app.failed)
+        if app.failed.is_set():
+            log.error("server_ending", failed_service=app.failure)
+            return 1
         log.info("shutdown_requested")
+        return 0
     finally:
         await app.stop()
+
+
+async def first_of(*events: asyncio.Event) -> None:
+    """Wait until one of `events` is set."""
+    waits = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits:
+            task.cancel()

@@ -7,11 +7,13 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, NoReturn, TypeVar
 
 import structlog
 
+from batchyard.config import Flag, SettingsError, add_flags, integer, resolve, text
 from batchyard.server import settings as server_settings
 from batchyard.server.app import resolve_database, run_migrations, serve
 from batchyard.server.bootstrap import create_admin_token
@@ -55,6 +57,32 @@ command exits 1: add that key after the first and run it again.
 """
 
 
+TOKEN_NAME = Flag("token-name", text(), "the token's label", default="admin", flag_only=True)
+BATCH_SIZE = Flag("batch-size", integer(1), "rows per statement", default=500, flag_only=True)
+KEY_ID = Flag(
+    "id",
+    text(),
+    "the key's id",
+    default_from=lambda _env: time.strftime("k%Y%m%d"),
+    default_text=time.strftime("k%Y%m%d"),
+    flag_only=True,
+)
+
+
+@dataclass(frozen=True)
+class Action:
+    """A subcommand of `batchyard server`: its words, its own flags, its handler, and
+    whether it takes the server's settings."""
+
+    name: str
+    help: str
+    description: str
+    epilog: str
+    handler: Callable[[argparse.Namespace], int]
+    flags: tuple[Flag[Any], ...] = ()
+    settings: bool = True
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
         "server",
@@ -66,67 +94,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     server_settings.add_arguments(parser)
     parser.set_defaults(handler=run_server)
-    actions = parser.add_subparsers(dest="server_action", metavar="ACTION")
-    migrate = actions.add_parser(
-        "migrate",
-        help="apply pending database migrations and exit",
-        description="Apply the pending forward-only migrations (under an advisory lock) and exit.",
-        epilog="examples:\n  batchyard server migrate --database-url postgresql://u:p@db/batchyard\n"
-        "  batchyard server migrate --data-dir ~/batchyard/pg      # the embedded database",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    server_settings.add_arguments(migrate)
-    migrate.set_defaults(handler=run_migrate)
-    bootstrap = actions.add_parser(
-        "bootstrap",
-        help="create an admin token of the default workspace and print it once",
-        description="Apply pending migrations, create an admin token of the operator's "
-        "workspace ('default') and print its secret on stdout, once (only its hash is "
-        "kept). Use it to create workspaces and other tokens.",
-        epilog="examples:\n"
-        "  batchyard server bootstrap --database-url postgresql://u:p@db/batchyard > admin-token\n"
-        "  BATCHYARD_TOKEN=$(cat admin-token) batchyard workspaces create analytics",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    server_settings.add_arguments(bootstrap)
-    bootstrap.add_argument(
-        "--token-name", default="admin", help="the token's label (default %(default)s)"
-    )
-    bootstrap.set_defaults(handler=run_bootstrap)
-    rotation = actions.add_parser(
-        "rotate-secrets",
-        help="reseal every stored secret with the first (newest) secret key",
-        description=ROTATE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    server_settings.add_arguments(rotation)
-    rotation.add_argument(
-        "--batch-size", type=int, default=500, help="rows per statement (default %(default)s)"
-    )
-    rotation.set_defaults(handler=run_rotate)
-    keygen = actions.add_parser(
-        "new-secret-key",
-        help="print a new random secret key as ID:BASE64KEY",
-        description="Print a new random 32-byte key as ID:BASE64KEY, for "
-        "BATCHYARD_SECRET_KEYS or a key file (see `batchyard server rotate-secrets --help`).",
-        epilog="examples:\n  batchyard server new-secret-key --id k2\n"
-        "  batchyard server new-secret-key > /etc/batchyard/secret-keys",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    keygen.add_argument(
-        "--id", default=time.strftime("k%Y%m%d"), help="the key's id (default %(default)s)"
-    )
-    keygen.set_defaults(handler=run_new_key)
+    subparsers_of_server = parser.add_subparsers(dest="server_action", metavar="ACTION")
+    for action in ACTIONS:
+        sub = subparsers_of_server.add_parser(
+            action.name,
+            help=action.help,
+            description=action.description,
+            epilog=action.epilog or None,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        if action.settings:
+            server_settings.add_arguments(sub)
+        add_flags(sub, action.flags)
+        sub.set_defaults(handler=action.handler)
 
 
 def _settings(args: argparse.Namespace) -> server_settings.ServerSettings:
     try:
         settings = server_settings.from_args(args)
     except ValueError as exc:
-        print(f"batchyard server: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        _refuse(exc)
     configure_logging(settings.log_format, settings.log_level)
     return settings
+
+
+def _refuse(exc: Exception) -> NoReturn:
+    print(f"batchyard server: {exc}", file=sys.stderr)
+    raise SystemExit(2) from None
+
+
+def _flag(flag: Flag[T], args: argparse.Namespace) -> T:
+    """One command's own flag (no variable), or the command ends naming it."""
+    try:
+        return resolve([flag], args, {})[flag]
+    except SettingsError as exc:
+        _refuse(exc)
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -141,11 +143,10 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 def run_server(args: argparse.Namespace) -> int:
     settings = _settings(args)
     try:
-        _run(serve(settings))
+        return _run(serve(settings))
     except OSError as exc:
         structlog.get_logger(__name__).error("server_failed", error=str(exc))
         return 1
-    return 0
 
 
 def run_migrate(args: argparse.Namespace) -> int:
@@ -166,12 +167,13 @@ def run_migrate(args: argparse.Namespace) -> int:
 
 def run_bootstrap(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    token_name = _flag(TOKEN_NAME, args)
 
     async def bootstrap_once() -> str:
         dsn, embedded = await resolve_database(settings)
         try:
             await run_migrations(dsn, SecretBox(load_key_ring(settings)))
-            return await create_admin_token(dsn, args.token_name)
+            return await create_admin_token(dsn, token_name)
         finally:
             if embedded is not None:
                 await embedded.stop()
@@ -188,9 +190,7 @@ def run_bootstrap(args: argparse.Namespace) -> int:
 
 def run_rotate(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    if args.batch_size < 1:
-        print("batchyard server: --batch-size must be at least 1", file=sys.stderr)
-        return 2
+    batch_size = _flag(BATCH_SIZE, args)
 
     async def rotate_once() -> tuple[SecretBox, Rotation]:
         box = SecretBox(load_key_ring(settings))
@@ -199,7 +199,7 @@ def run_rotate(args: argparse.Namespace) -> int:
             await run_migrations(dsn, box)
             pool = await create_pool(dsn, min_size=1, max_size=1)
             try:
-                return box, await rotate(pool, box, args.batch_size)
+                return box, await rotate(pool, box, batch_size)
             finally:
                 await pool.close()
         finally:
@@ -228,12 +228,58 @@ def run_rotate(args: argparse.Namespace) -> int:
 
 
 def run_new_key(args: argparse.Namespace) -> int:
+    key_id = _flag(KEY_ID, args)
     try:
-        print(new_key(args.id).line())
+        print(new_key(key_id).line())
     except SecretKeyError as exc:
         print(f"batchyard server: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+ACTIONS = (
+    Action(
+        "migrate",
+        "apply pending database migrations and exit",
+        "Apply the pending forward-only migrations (under an advisory lock) and exit.",
+        "examples:\n  batchyard server migrate --database-url postgresql://u:p@db/batchyard\n"
+        "  batchyard server migrate --data-dir ~/batchyard/pg      # the embedded database",
+        run_migrate,
+    ),
+    Action(
+        "bootstrap",
+        "create an admin token of the default workspace and print it once",
+        "Apply pending migrations, create an admin token of the operator's "
+        "workspace ('default') and print its secret on stdout, once (only its hash is "
+        "kept). Use it to create workspaces and other tokens.",
+        "examples:\n"
+        "  batchyard server bootstrap --database-url postgresql://u:p@db/batchyard "
+        "> admin-token\n"
+        "  BATCHYARD_TOKEN=$(cat admin-token) batchyard workspaces create analytics",
+        run_bootstrap,
+        (TOKEN_NAME,),
+    ),
+    Action(
+        "rotate-secrets",
+        "reseal every stored secret with the first (newest) secret key",
+        ROTATE,
+        "",
+        run_rotate,
+        (BATCH_SIZE,),
+    ),
+    Action(
+        "new-secret-key",
+        "print a new random secret key as ID:BASE64KEY",
+        "Print a new random 32-byte key as ID:BASE64KEY, for BATCHYARD_SECRET_KEYS or a "
+        "key file (see `batchyard server rotate-secrets --help`).",
+        "examples:\n  batchyard server new-secret-key --id k2\n"
+        "  batchyard server new-secret-key > /etc/batchyard/secret-keys",
+        run_new_key,
+        (KEY_ID,),
+        settings=False,
+    ),
+)
+"""The subcommands of `batchyard server`, in the order --help lists them."""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,12 +15,14 @@ import importlib.util
 import os
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
+from batchyard.config import Flag, add_flags, integer, path, resolve, switch, text
 from batchyard.server import settings as server_settings
-from batchyard.server.app import App
+from batchyard.server.app import App, first_of
 from batchyard.server.bootstrap import dev_token, dev_token_file
 from batchyard.server.demo import run_demo
 from batchyard.server.embedded import DATABASE
@@ -55,6 +57,37 @@ then, in another terminal:
 """
 
 
+SLOTS = Flag("slots", integer(1), "runs the worker executes at once", default=4)
+WORKSPACE_ROOT = Flag(
+    "workspace-root",
+    path(metavar="DIR"),
+    "folder WORKSPACE sources are relative to",
+    default=Path(),
+    default_text="here",
+)
+QUEUES = Flag(
+    "queues", text(metavar="QUEUES"), "queues the worker serves, comma-separated", default="default"
+)
+DEMO = Flag(
+    "demo",
+    switch(),
+    "once everything is up, define a `hello` job (if missing) and run it",
+    default=False,
+    presence=True,
+    flag_only=True,
+)
+FLAGS = (SLOTS, WORKSPACE_ROOT, QUEUES, DEMO)
+"""The flags `batchyard dev` adds to the server's: its worker's."""
+
+
+@dataclass(frozen=True)
+class DevWorker:
+    slots: int
+    workspace_root: Path
+    queues: str
+    demo: bool
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
         "dev",
@@ -64,40 +97,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     server_settings.add_arguments(parser)
-    parser.add_argument(
-        "--slots",
-        type=int,
-        default=int(os.environ.get("BATCHYARD_SLOTS", "4")),
-        help="runs the worker executes at once (BATCHYARD_SLOTS; default %(default)s)",
-    )
-    parser.add_argument(
-        "--workspace-root",
-        type=Path,
-        default=Path(os.environ.get("BATCHYARD_WORKSPACE_ROOT", ".")),
-        help="folder WORKSPACE sources are relative to (BATCHYARD_WORKSPACE_ROOT; default: here)",
-    )
-    parser.add_argument(
-        "--queues",
-        default=os.environ.get("BATCHYARD_QUEUES", "default"),
-        help="queues the worker serves, comma-separated (BATCHYARD_QUEUES; default %(default)s)",
-    )
-    parser.add_argument(
-        "--demo",
-        action="store_true",
-        help="once everything is up, define a `hello` job (if missing) and run it",
-    )
+    add_flags(parser, FLAGS)
     parser.set_defaults(handler=run_dev)
 
 
 def run_dev(args: argparse.Namespace) -> int:
     try:
         settings = server_settings.from_args(args)
+        values = resolve(FLAGS, args, os.environ)
     except ValueError as exc:
         print(f"batchyard dev: {exc}", file=sys.stderr)
         return 2
-    if args.slots < 1:
-        print("batchyard dev: --slots must be at least 1", file=sys.stderr)
-        return 2
+    worker = DevWorker(values[SLOTS], values[WORKSPACE_ROOT], values[QUEUES], values[DEMO])
     if settings.tls is not None:
         print(
             "batchyard dev: serves plaintext to its own worker; TLS is for `batchyard server`",
@@ -112,14 +123,14 @@ def run_dev(args: argparse.Namespace) -> int:
         return 2
     configure_logging(settings.log_format, settings.log_level)
     try:
-        asyncio.run(_dev(settings, args))
+        asyncio.run(_dev(settings, worker))
     except OSError as exc:
         log.error("dev_failed", error=str(exc))
         return 1
     return 0
 
 
-async def _dev(settings: server_settings.ServerSettings, args: argparse.Namespace) -> None:
+async def _dev(settings: server_settings.ServerSettings, dev: DevWorker) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -135,16 +146,18 @@ async def _dev(settings: server_settings.ServerSettings, args: argparse.Namespac
             sandbox = await ensure_sandbox(app.embedded.admin_dsn, DATABASE)
             sql_targets[f"BATCHYARD_SQL_TARGET_{SANDBOX.upper()}"] = sandbox
             log.info("sql_target_ready", name=SANDBOX)
-        worker = await _start_worker(app.port, args, settings, token, sql_targets)
-        if args.demo:
+        worker = await _start_worker(app.port, dev, settings, token, sql_targets)
+        if dev.demo:
             demo = asyncio.create_task(run_demo(app.port, token))
             demo.add_done_callback(_report_demo)
         waiter = asyncio.create_task(worker.wait())
-        stopper = asyncio.create_task(stop.wait())
+        stopper = asyncio.create_task(first_of(stop, app.failed))
         done, _ = await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
         if waiter in done:
             log.error("worker_exited", code=worker.returncode)
+        elif app.failed.is_set():
+            log.error("server_ending", failed_service=app.failure)
     finally:
         if worker is not None and worker.returncode is None:
             await _stop_worker(worker, settings.grace_seconds)
@@ -158,7 +171,7 @@ def _report_demo(task: asyncio.Task[object]) -> None:
 
 async def _start_worker(
     port: int,
-    args: argparse.Namespace,
+    dev: DevWorker,
     settings: server_settings.ServerSettings,
     token: str,
     sql_targets: dict[str, str],
@@ -170,11 +183,11 @@ async def _start_worker(
         "--server",
         f"127.0.0.1:{port}",
         "--slots",
-        str(args.slots),
+        str(dev.slots),
         "--queues",
-        args.queues,
+        dev.queues,
         "--workspace-root",
-        str(args.workspace_root.expanduser().resolve()),
+        str(dev.workspace_root.resolve()),
         "--grace",
         str(settings.grace_seconds),
     ]
@@ -189,7 +202,7 @@ async def _start_worker(
     }
     # Its own process group: Ctrl-C reaches us, and we stop the worker in order.
     worker = await asyncio.create_subprocess_exec(*cmd, env=env, start_new_session=True)
-    log.info("worker_started", pid=worker.pid, slots=args.slots)
+    log.info("worker_started", pid=worker.pid, slots=dev.slots)
     return worker
 
 

@@ -3,21 +3,30 @@ connection lifetimes — their flags, and the grpc server options they become.""
 
 from __future__ import annotations
 
-import argparse
-import os
-import re
-from collections.abc import Callable
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
 
-from batchyard.server.api.budgets import Kind
+from batchyard.config import Flag, Values, duration, integer, size, switch
 
 MIB = 1024 * 1024
 GRPC_SLACK = 16
 """grpc's own concurrency limit sits this far above the sum of the budgets (calls to
 unknown methods, which no budget counts)."""
-_SIZE = re.compile(r"\s*(\d+)\s*([KkMm]i?[Bb]?|[Bb]?)\s*")
-_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2}
-_UNITS["mib"] = MIB
+
+
+class Kind(StrEnum):
+    """The kinds of call that have a concurrency budget of their own (api/budgets.py)."""
+
+    CALLS = "calls"
+    """Short calls: unary, and client-streaming uploads (AppendLogs)."""
+    STREAMS = "streams"
+    """Server-streaming followers and downloads."""
+    LEASE_POLLS = "lease_polls"
+    """Workers waiting in LeaseRuns."""
+    PROBES = "probes"
+    """Health checks and reflection (served without a token)."""
 
 
 @dataclass(frozen=True)
@@ -78,159 +87,108 @@ def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
 
 
-def parse_size(text: str) -> int:
-    """A size in bytes: 4194304, 4MiB, 16KiB, 64kB."""
-    match = _SIZE.fullmatch(text.replace("_", ""))
-    unit = _UNITS.get(match.group(2).lower()) if match else None
-    if match is None or unit is None:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 4194304, 4MiB, 16KiB)")
-    return int(match.group(1)) * unit
+WEEK = 7 * 24 * 3600.0
+_DEFAULTS = ServerLimits()
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
-    return value
+def _limit(name: str, field: str, kind: Any, help: str) -> Flag[Any]:
+    return Flag(name, kind, help, default=getattr(_DEFAULTS, field))
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 <= value <= 7 * 24 * 3600:
-        raise argparse.ArgumentTypeError(f"must be 0 to 604800 seconds: {text}")
-    return value
-
-
-def _size_text(size: int) -> str:
-    for unit, scale in (("MiB", MIB), ("KiB", 1024)):
-        if size % scale == 0:
-            return f"{size // scale}{unit}"
-    return str(size)
-
-
-# (field, flag, parse, help); BATCHYARD_<FLAG> in the environment gives the default.
-_FLAGS: list[tuple[str, str, Callable[[str], object], str]] = [
-    (
+# Field of ServerLimits -> its flag (BATCHYARD_<FLAG> is its variable).
+LIMIT_FLAGS: dict[str, Flag[Any]] = {
+    "max_receive_message_bytes": _limit(
+        "max-receive-message-size",
         "max_receive_message_bytes",
-        "--max-receive-message-size",
-        parse_size,
+        size(1024),
         "largest request message accepted; larger ones get RESOURCE_EXHAUSTED",
     ),
-    (
+    "max_send_message_bytes": _limit(
+        "max-send-message-size",
         "max_send_message_bytes",
-        "--max-send-message-size",
-        parse_size,
+        size(1024),
         "largest response message sent; larger ones end the call with RESOURCE_EXHAUSTED",
     ),
-    (
+    "max_metadata_bytes": _limit(
+        "max-metadata-size",
         "max_metadata_bytes",
-        "--max-metadata-size",
-        parse_size,
+        size(1024),
         "largest request metadata (headers) accepted; more gets RESOURCE_EXHAUSTED",
     ),
-    (
+    "max_concurrent_calls": _limit(
+        "max-concurrent-calls",
         "max_concurrent_calls",
-        "--max-concurrent-calls",
-        _count,
+        integer(1),
         "short calls served at once (unary calls and log uploads)",
     ),
-    (
+    "max_concurrent_streams": _limit(
+        "max-concurrent-streams",
         "max_concurrent_streams",
-        "--max-concurrent-streams",
-        _count,
+        integer(1),
         "followers served at once (TailLogs, WatchRun, DownloadRunResult), apart from the "
         "short calls so they cannot starve them",
     ),
-    (
+    "max_concurrent_lease_polls": _limit(
+        "max-concurrent-lease-polls",
         "max_concurrent_lease_polls",
-        "--max-concurrent-lease-polls",
-        _count,
+        integer(1),
         "workers waiting in LeaseRuns at once",
     ),
-    (
+    "max_concurrent_probes": _limit(
+        "max-concurrent-probes",
         "max_concurrent_probes",
-        "--max-concurrent-probes",
-        _count,
+        integer(1),
         "health checks and reflection calls served at once",
     ),
-    (
+    "keepalive_time_seconds": _limit(
+        "keepalive-time",
         "keepalive_time_seconds",
-        "--keepalive-time",
-        _seconds,
-        "seconds of silence before the server pings a client to see that it is alive",
+        duration(1, WEEK),
+        "silence before the server pings a client to see that it is alive",
     ),
-    (
+    "keepalive_timeout_seconds": _limit(
+        "keepalive-timeout",
         "keepalive_timeout_seconds",
-        "--keepalive-timeout",
-        _seconds,
-        "seconds to wait for a ping's answer before closing the connection",
+        duration(1, WEEK),
+        "how long to wait for a ping's answer before closing the connection",
     ),
-    (
+    "min_ping_interval_seconds": _limit(
+        "min-ping-interval",
         "min_ping_interval_seconds",
-        "--min-ping-interval",
-        _seconds,
+        duration(0, WEEK),
         "clients pinging more often than this are disconnected",
     ),
-    (
+    "max_connection_idle_seconds": _limit(
+        "max-connection-idle",
         "max_connection_idle_seconds",
-        "--max-connection-idle",
-        _seconds,
-        "close a connection without calls after this many seconds (0: never)",
+        duration(0, WEEK),
+        "close a connection without calls after this long (0: never)",
     ),
-    (
+    "max_connection_age_seconds": _limit(
+        "max-connection-age",
         "max_connection_age_seconds",
-        "--max-connection-age",
-        _seconds,
-        "ask clients to reconnect after this many seconds, spreading them over replicas "
+        duration(0, WEEK),
+        "ask clients to reconnect after this long, spreading them over replicas "
         "behind a load balancer (0: never)",
     ),
-    (
+    "max_connection_age_grace_seconds": _limit(
+        "max-connection-age-grace",
         "max_connection_age_grace_seconds",
-        "--max-connection-age-grace",
-        _seconds,
-        "seconds calls still running get once a connection reached its age",
+        duration(0, WEEK),
+        "how long calls still running get once a connection reached its age",
     ),
-]
+}
+REFLECTION = Flag(
+    "reflection",
+    switch(),
+    "serve gRPC server reflection, so grpcurl and buf curl need no proto files",
+    default=True,
+    presence=True,
+    negatable=True,
+)
+FLAGS: Sequence[Flag[Any]] = (*LIMIT_FLAGS.values(), REFLECTION)
+"""The limit flags (in a group of their own) and --reflection/--no-reflection."""
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The limit flags (in a group of their own) and --reflection/--no-reflection."""
-    group = parser.add_argument_group("limits")
-    defaults = ServerLimits()
-    for name, flag, parse, text in _FLAGS:
-        env = "BATCHYARD_" + flag.removeprefix("--").replace("-", "_").upper()
-        default = getattr(defaults, name)
-        shown = _size_text(default) if parse is parse_size else f"{default:g}"
-        group.add_argument(
-            flag,
-            dest=name,
-            type=parse,
-            default=os.environ.get(env) or default,  # a string default is parsed too
-            metavar="BYTES" if parse is parse_size else "N" if parse is _count else "SECONDS",
-            help=f"{text} ({env}; default {shown})",
-        )
-    group.add_argument(
-        "--reflection",
-        action=argparse.BooleanOptionalAction,
-        default=os.environ.get("BATCHYARD_REFLECTION", "1").strip().lower()
-        not in ("0", "false", "no", "off"),
-        help="serve gRPC server reflection, so grpcurl and buf curl need no proto files "
-        "(BATCHYARD_REFLECTION=0 turns it off; default on)",
-    )
-
-
-def from_args(args: argparse.Namespace) -> ServerLimits:
-    limits = ServerLimits(**{f.name: getattr(args, f.name) for f in fields(ServerLimits)})
-    if limits.max_receive_message_bytes < 1024 or limits.max_send_message_bytes < 1024:
-        raise ValueError("message size limits must be at least 1KiB")
-    if limits.max_metadata_bytes < 1024:
-        raise ValueError("--max-metadata-size must be at least 1KiB")
-    if limits.keepalive_time_seconds < 1 or limits.keepalive_timeout_seconds < 1:
-        raise ValueError("--keepalive-time and --keepalive-timeout must be at least 1 second")
-    return limits
+def from_values(values: Values) -> ServerLimits:
+    return ServerLimits(**{field: values[flag] for field, flag in LIMIT_FLAGS.items()})

@@ -13,14 +13,13 @@ start without a configured key: a key it made up on one replica would leave the 
 
 from __future__ import annotations
 
-import argparse
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
 
+from batchyard.config import Flag, Values, path, text
 from batchyard.server.secrets_crypto import (
     KeyRing,
     SecretKey,
@@ -43,30 +42,27 @@ NO_KEY = (
 )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--secret-keys",
-        default=os.environ.get("BATCHYARD_SECRET_KEYS"),
-        metavar="ID:BASE64KEY[,...]",
-        help="keys sealing job secrets at rest (AES-256-GCM, 32 bytes each): the first "
-        "seals, all open (BATCHYARD_SECRET_KEYS; prefer the variable or a file, a flag "
-        "shows in ps). Required with --database-url unless --secret-key-file is given",
-    )
-    parser.add_argument(
-        "--secret-key-file",
-        type=Path,
-        default=os.environ.get("BATCHYARD_SECRET_KEY_FILE"),
-        metavar="FILE",
-        help="file of secret keys, one ID:BASE64KEY a line, the first seals "
-        "(BATCHYARD_SECRET_KEY_FILE; default with the embedded database: "
-        "<data-dir>.secret-keys, made on first start)",
-    )
+SECRET_KEYS = Flag(
+    "secret-keys",
+    text(allow_empty=True, metavar="ID:BASE64KEY[,...]"),
+    "keys sealing job secrets at rest (AES-256-GCM, 32 bytes each): the first seals, all "
+    "open (prefer the variable or a file, a flag shows in ps). Required with "
+    "--database-url unless --secret-key-file is given",
+    secret=True,
+)
+SECRET_KEY_FILE = Flag(
+    "secret-key-file",
+    path(metavar="FILE"),
+    "file of secret keys, one ID:BASE64KEY a line, the first seals",
+    default_text="with the embedded database: <data-dir>.secret-keys, made on first start",
+)
+FLAGS = (SECRET_KEYS, SECRET_KEY_FILE)
 
 
-def from_args(args: argparse.Namespace) -> tuple[SecretKey, ...]:
+def from_values(values: Values, database_url: str | None) -> tuple[SecretKey, ...]:
     """The configured keys; an external database without any is refused."""
-    keys = keys_from_flags(args.secret_keys, args.secret_key_file)
-    if not keys and args.database_url:
+    keys = keys_from_flags(values[SECRET_KEYS], values[SECRET_KEY_FILE])
+    if not keys and database_url:
         raise SecretKeyError(NO_KEY)
     return keys
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
+from batchyard.config import Flag, add_flags, choice, duration, integer, path, resolve, text
 from batchyard.server import limits as server_limits
 from batchyard.server import secret_keys as server_secret_keys
 from batchyard.server import tls as server_tls
@@ -51,119 +54,120 @@ class ServerSettings:
     secret_keys: tuple[SecretKey, ...] = ()
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    return os.environ.get(f"BATCHYARD_{name}", default)
+LISTEN = Flag(
+    "listen", text(metavar="HOST:PORT"), "HOST:PORT to serve gRPC on", default=DEFAULT_LISTEN
+)
+DATABASE_URL = Flag(
+    "database-url",
+    text(allow_empty=True, metavar="URL"),
+    "PostgreSQL URL; without it the server runs an embedded PostgreSQL",
+    env=("BATCHYARD_DATABASE_URL", "DATABASE_URL"),
+    secret=True,
+)
+DATA_DIR = Flag(
+    "data-dir",
+    path(metavar="DIR"),
+    "data directory of the embedded PostgreSQL",
+    default_from=lambda _env: default_data_dir(),
+    default_text=str(default_data_dir()),
+)
+POOL_SIZE = Flag("pool-size", integer(1), "database connections", default=10)
+GRACE = Flag("grace", duration(0), "time to drain in-flight calls on shutdown", default=10.0)
+LEASE_TTL = Flag(
+    "lease-ttl",
+    duration(0.5, 3600),
+    "how long a worker's lease lasts without a heartbeat; workers renew every third of it",
+    default=30.0,
+)
+RESCUE_INTERVAL = Flag(
+    "rescue-interval",
+    duration(0.05, 600),
+    "time between passes of the expired-lease rescuer",
+    default=2.0,
+)
+ARTIFACTS = Flag(
+    "artifacts",
+    text(metavar="DIR|s3://BUCKET[/PREFIX]"),
+    "where workers store result files: a directory shared with the workers, or an S3 "
+    "bucket and prefix",
+    default_from=lambda _env: default_artifacts(),
+    default_text=default_artifacts(),
+)
+ARTIFACTS_ENDPOINT_URL = Flag(
+    "artifacts-endpoint-url",
+    text(allow_empty=True, metavar="URL"),
+    "endpoint of an S3-compatible store",
+)
+ARTIFACTS_REGION = Flag(
+    "artifacts-region",
+    text(allow_empty=True, metavar="REGION"),
+    "region of the artifacts bucket (credentials come from the AWS_* environment or profile)",
+)
+LOG_FORMAT = Flag(
+    "log-format",
+    choice("auto", "json", "console"),
+    "process log format (auto: console on a terminal, else JSON)",
+    default="auto",
+)
+LOG_LEVEL = Flag(
+    "log-level", choice("debug", "info", "warning", "error"), "process log level", default="info"
+)
+FLAGS = (
+    LISTEN,
+    DATABASE_URL,
+    DATA_DIR,
+    POOL_SIZE,
+    GRACE,
+    LEASE_TTL,
+    RESCUE_INTERVAL,
+    ARTIFACTS,
+    ARTIFACTS_ENDPOINT_URL,
+    ARTIFACTS_REGION,
+    LOG_FORMAT,
+    LOG_LEVEL,
+)
+GROUPS: tuple[tuple[str | None, Sequence[Flag[Any]]], ...] = (
+    (None, FLAGS),
+    ("TLS", server_tls.FLAGS),
+    ("limits", server_limits.FLAGS),
+    (None, server_secret_keys.FLAGS),
+)
+"""Every flag of `batchyard server` (and `batchyard dev`), by help group."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of `batchyard server` (and `batchyard dev`); defaults come from the env."""
-    parser.add_argument(
-        "--listen",
-        default=_env("LISTEN", DEFAULT_LISTEN),
-        help="HOST:PORT to serve gRPC on (BATCHYARD_LISTEN; default %(default)s)",
-    )
-    parser.add_argument(
-        "--database-url",
-        default=_env("DATABASE_URL") or os.environ.get("DATABASE_URL"),
-        help="PostgreSQL URL (BATCHYARD_DATABASE_URL or DATABASE_URL); "
-        "without it the server runs an embedded PostgreSQL",
-    )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(_env("DATA_DIR") or default_data_dir()),
-        help="data directory of the embedded PostgreSQL (BATCHYARD_DATA_DIR; default %(default)s)",
-    )
-    parser.add_argument(
-        "--pool-size",
-        type=int,
-        default=int(_env("POOL_SIZE", "10") or 10),
-        help="database connections (BATCHYARD_POOL_SIZE; default %(default)s)",
-    )
-    parser.add_argument(
-        "--grace",
-        type=float,
-        default=float(_env("GRACE", "10") or 10),
-        help="seconds to drain in-flight calls on shutdown (BATCHYARD_GRACE; default %(default)s)",
-    )
-    parser.add_argument(
-        "--lease-ttl",
-        type=float,
-        default=float(_env("LEASE_TTL", "30") or 30),
-        help="seconds a worker's lease lasts without a heartbeat; workers renew every third "
-        "of it (BATCHYARD_LEASE_TTL; default %(default)s)",
-    )
-    parser.add_argument(
-        "--rescue-interval",
-        type=float,
-        default=float(_env("RESCUE_INTERVAL", "2") or 2),
-        help="seconds between passes of the expired-lease rescuer "
-        "(BATCHYARD_RESCUE_INTERVAL; default %(default)s)",
-    )
-    parser.add_argument(
-        "--artifacts",
-        default=_env("ARTIFACTS") or default_artifacts(),
-        metavar="DIR|s3://BUCKET[/PREFIX]",
-        help="where workers store result files: a directory shared with the workers, or an "
-        "S3 bucket and prefix (BATCHYARD_ARTIFACTS; default %(default)s)",
-    )
-    parser.add_argument(
-        "--artifacts-endpoint-url",
-        default=_env("ARTIFACTS_ENDPOINT_URL"),
-        metavar="URL",
-        help="endpoint of an S3-compatible store (BATCHYARD_ARTIFACTS_ENDPOINT_URL)",
-    )
-    parser.add_argument(
-        "--artifacts-region",
-        default=_env("ARTIFACTS_REGION"),
-        metavar="REGION",
-        help="region of the artifacts bucket (BATCHYARD_ARTIFACTS_REGION; credentials come "
-        "from the AWS_* environment or profile)",
-    )
-    parser.add_argument(
-        "--log-format",
-        choices=["auto", "json", "console"],
-        default=_env("LOG_FORMAT", "auto"),
-        help="process log format (BATCHYARD_LOG_FORMAT; auto: console on a terminal, else JSON)",
-    )
-    parser.add_argument(
-        "--log-level",
-        choices=["debug", "info", "warning", "error"],
-        default=_env("LOG_LEVEL", "info"),
-        help="process log level (BATCHYARD_LOG_LEVEL; default %(default)s)",
-    )
-    server_tls.add_arguments(parser)
-    server_limits.add_arguments(parser)
-    server_secret_keys.add_arguments(parser)
+    """The flags of `batchyard server` (and `batchyard dev`)."""
+    for title, flags in GROUPS:
+        add_flags(parser if title is None else parser.add_argument_group(title), flags)
 
 
-def from_args(args: argparse.Namespace) -> ServerSettings:
-    if args.pool_size < 1:
-        raise ValueError("--pool-size must be at least 1")
-    if args.grace < 0:
-        raise ValueError("--grace must not be negative")
-    if not 0.5 <= args.lease_ttl <= 3600:
-        raise ValueError("--lease-ttl must be between 0.5 and 3600 seconds")
-    if not 0.05 <= args.rescue_interval <= 600:
-        raise ValueError("--rescue-interval must be between 0.05 and 600 seconds")
+def from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> ServerSettings:
+    """The settings the flags and BATCHYARD_* variables (of `env`, default the process's)
+    give; ValueError (SettingsError, TlsError, SecretKeyError) naming the flag otherwise."""
+    values = resolve(
+        [f for _, flags in GROUPS for f in flags], args, os.environ if env is None else env
+    )
+    database_url = values[DATABASE_URL] or None
     # `batchyard server` and `dev` serve; `server migrate` and `server bootstrap` do not.
-    tls = server_tls.from_args(args, serving=getattr(args, "server_action", None) is None)
+    serving = getattr(args, "server_action", None) is None
     return ServerSettings(
-        listen=args.listen,
-        database_url=args.database_url or None,
-        data_dir=args.data_dir.expanduser().resolve(),
-        pool_size=args.pool_size,
-        grace_seconds=args.grace,
-        lease_ttl_seconds=args.lease_ttl,
-        rescue_interval_seconds=args.rescue_interval,
-        log_format=args.log_format,
-        log_level=args.log_level,
+        listen=values[LISTEN],
+        database_url=database_url,
+        data_dir=values[DATA_DIR].resolve(),
+        pool_size=values[POOL_SIZE],
+        grace_seconds=values[GRACE],
+        lease_ttl_seconds=values[LEASE_TTL],
+        rescue_interval_seconds=values[RESCUE_INTERVAL],
+        log_format=values[LOG_FORMAT],
+        log_level=values[LOG_LEVEL],
         artifacts=parse_location(
-            args.artifacts, endpoint_url=args.artifacts_endpoint_url, region=args.artifacts_region
+            values[ARTIFACTS],
+            endpoint_url=values[ARTIFACTS_ENDPOINT_URL],
+            region=values[ARTIFACTS_REGION],
         ),
-        tls=tls,
-        insecure=args.insecure,
-        limits=server_limits.from_args(args),
-        reflection=args.reflection,
-        secret_keys=server_secret_keys.from_args(args),
+        tls=server_tls.from_values(values, values[LISTEN], serving=serving),
+        insecure=values[server_tls.INSECURE],
+        limits=server_limits.from_values(values),
+        reflection=values[server_limits.REFLECTION],
+        secret_keys=server_secret_keys.from_values(values, database_url),
     )

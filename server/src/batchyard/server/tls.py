@@ -3,13 +3,13 @@ plaintext, which only a loopback address gets without saying `--insecure`."""
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+
+from batchyard.config import Flag, Values, path, switch
 
 INSECURE_HINT = (
     "give --tls-cert FILE and --tls-key FILE to serve TLS, or --insecure to serve "
@@ -92,68 +92,48 @@ def add_port(server: grpc.aio.Server, listen: str, tls: ServerTls | None, insecu
     return port
 
 
-def _env(name: str) -> str | None:
-    return os.environ.get(f"BATCHYARD_{name}") or None
+TLS_CERT = Flag(
+    "tls-cert",
+    path(metavar="FILE"),
+    "serve TLS with this PEM certificate chain (with --tls-key)",
+)
+TLS_KEY = Flag("tls-key", path(metavar="FILE"), "the certificate's PEM private key")
+TLS_CLIENT_CA = Flag(
+    "tls-client-ca",
+    path(metavar="FILE"),
+    "require every client (workers included) to present a certificate signed by this PEM "
+    "CA: mutual TLS, on top of bearer tokens",
+)
+INSECURE = Flag(
+    "insecure",
+    switch(),
+    "allow plaintext on an address other than loopback; without TLS, only 127.0.0.1, ::1 "
+    "and localhost are served by default",
+    default=False,
+    presence=True,
+)
+FLAGS = (TLS_CERT, TLS_KEY, TLS_CLIENT_CA, INSECURE)
+"""The "TLS" group of `batchyard server`."""
 
 
-def _env_flag(name: str) -> bool:
-    return (_env(name) or "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """--tls-cert, --tls-key, --tls-client-ca and --insecure."""
-    group = parser.add_argument_group("TLS")
-    group.add_argument(
-        "--tls-cert",
-        type=Path,
-        default=_env("TLS_CERT"),
-        metavar="FILE",
-        help="serve TLS with this PEM certificate chain (BATCHYARD_TLS_CERT; with --tls-key)",
-    )
-    group.add_argument(
-        "--tls-key",
-        type=Path,
-        default=_env("TLS_KEY"),
-        metavar="FILE",
-        help="the certificate's PEM private key (BATCHYARD_TLS_KEY)",
-    )
-    group.add_argument(
-        "--tls-client-ca",
-        type=Path,
-        default=_env("TLS_CLIENT_CA"),
-        metavar="FILE",
-        help="require every client (workers included) to present a certificate signed by "
-        "this PEM CA: mutual TLS, on top of bearer tokens (BATCHYARD_TLS_CLIENT_CA)",
-    )
-    group.add_argument(
-        "--insecure",
-        action="store_true",
-        default=_env_flag("INSECURE"),
-        help="allow plaintext on an address other than loopback (BATCHYARD_INSECURE=1); "
-        "without TLS, only 127.0.0.1, ::1 and localhost are served by default",
-    )
-
-
-def from_args(args: argparse.Namespace, *, serving: bool = True) -> ServerTls | None:
+def from_values(values: Values, listen: str, *, serving: bool = True) -> ServerTls | None:
     """The TLS the flags ask for. When `serving`, its files are read now and plaintext
     beyond loopback is refused (TlsError names the flag); the other commands sharing the
     flags (`server migrate`, `server bootstrap`) neither need the files nor listen."""
-    cert, key, client_ca = args.tls_cert, args.tls_key, args.tls_client_ca
+    # No default: None when not given.
+    cert: Path | None = values[TLS_CERT]
+    key: Path | None = values[TLS_KEY]
+    client_ca: Path | None = values[TLS_CLIENT_CA]
     if (cert is None) != (key is None):
         raise TlsError("--tls-cert and --tls-key go together: give both or neither")
     if cert is None and client_ca is not None:
         raise TlsError("--tls-client-ca needs TLS: give --tls-cert and --tls-key too")
-    tls = (
-        ServerTls(
-            cert=cert.expanduser().resolve(),
-            key=key.expanduser().resolve(),
-            client_ca=client_ca.expanduser().resolve() if client_ca is not None else None,
-        )
-        if cert is not None
-        else None
-    )
+    tls = None
+    if cert is not None and key is not None:
+        ca = client_ca.resolve() if client_ca is not None else None
+        tls = ServerTls(cert=cert.resolve(), key=key.resolve(), client_ca=ca)
     if serving:
-        check_listen(args.listen, tls, args.insecure)
+        check_listen(listen, tls, values[INSECURE])
         if tls is not None:
             tls.credentials()  # fail now, with the flag's name, if a file is missing or wrong
     return tls

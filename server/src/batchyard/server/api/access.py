@@ -13,13 +13,13 @@ from batchyard.server.api.auth import Authenticator, current_principal
 from batchyard.server.api.job_convert import seconds, timestamp
 from batchyard.server.api.workspaces import DEFAULT_WORKSPACE
 from batchyard.server.db import access as store
-from batchyard.server.db.definitions import Workspace
 from batchyard.server.db.pool import Pool
 from batchyard.server.domain import paging
 from batchyard.server.domain.access import (
     MAX_TOKEN_TTL_SECONDS,
     Role,
     TokenRecord,
+    Workspace,
     token_name_problem,
     workspace_name_problem,
 )

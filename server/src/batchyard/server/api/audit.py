@@ -8,7 +8,6 @@ graceful stop everything is stored; a crash (kill -9) can lose the last FLUSH_SE
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -24,15 +23,18 @@ log = structlog.get_logger("batchyard.server.audit")
 
 
 class AuditLog:
+    """A service (lifecycle.py): `run` stores what gathered, `stop` stores the rest."""
+
+    name = "audit-writer"
+
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
         self._pending: list[store.AuditEvent] = []
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
+        self._flushing = asyncio.Lock()
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="audit-writer")
+    async def start(self) -> None:
+        pass
 
     def record(
         self,
@@ -68,27 +70,25 @@ class AuditLog:
         )
         self._wake.set()
 
-    async def _run(self) -> None:
-        while not self._closing:
+    async def run(self) -> None:
+        while True:
             await self._wake.wait()
             await asyncio.sleep(FLUSH_SECONDS)
             self._wake.clear()
             await self.flush()
 
     async def flush(self) -> None:
-        events, self._pending = self._pending, []
-        if not events:
-            return
-        try:
-            await store.insert_audit_events(self._pool, events)
-        except Exception as exc:  # keep them for the next flush
-            self._pending[:0] = events
-            log.warning("audit_flush_failed", events=len(events), error=repr(exc))
+        """Store what was recorded so far. A flush under way is waited for first, so once
+        this returns every event recorded before it is readable (ListAuditEvents)."""
+        async with self._flushing:
+            events, self._pending = self._pending, []
+            if not events:
+                return
+            try:
+                await store.insert_audit_events(self._pool, events)
+            except Exception as exc:  # keep them for the next flush
+                self._pending[:0] = events
+                log.warning("audit_flush_failed", events=len(events), error=repr(exc))
 
-    async def aclose(self) -> None:
-        self._closing = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    async def stop(self) -> None:
         await self.flush()

@@ -11,7 +11,6 @@ A slot is given back when the call ends, however it ends (the call's done callba
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import grpc
@@ -20,21 +19,11 @@ from google.protobuf.descriptor import MethodDescriptor
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from batchyard.server.api.errors import DOMAIN
+from batchyard.server.limits import Kind
 
 RETRY_AFTER_SECONDS = 1
 LONG_POLLS = frozenset({"batchyard.v1.WorkerService/LeaseRuns"})
 """Unary methods that wait for work: they hold their slot like a stream does."""
-
-
-class Kind(StrEnum):
-    CALLS = "calls"
-    """Short calls: unary, and client-streaming uploads (AppendLogs)."""
-    STREAMS = "streams"
-    """Server-streaming followers and downloads."""
-    LEASE_POLLS = "lease_polls"
-    """Workers waiting in LeaseRuns."""
-    PROBES = "probes"
-    """Health checks and reflection (served without a token)."""
 
 
 def kind_of(method: MethodDescriptor) -> Kind:

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from batchyard.server.api.auth import current_principal
 from batchyard.server.api.run_convert import parse_run_id
-from batchyard.server.db.leases import Fence
+from batchyard.server.domain.attempts import Fence
 from batchyard.server.domain.errors import FieldViolation, InvalidArgument
 
 

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator, Sequence
 
 from batchyard.server.api.fences import fence_from
 from batchyard.server.db import logs as store
-from batchyard.server.db.leases import Fence
 from batchyard.server.db.pool import Pool
+from batchyard.server.domain.attempts import Fence
 from batchyard.server.domain.errors import FieldViolation, InvalidArgument, LeaseLost
 from batchyard.v1 import log_pb2, log_service_pb2
 from batchyard.v1 import worker_service_pb2 as pb

@@ -58,7 +58,10 @@ def results_from_pb(reported: Sequence[result_pb2.RunResult], attempt: int) -> l
 
 
 class ResultReader:
-    """The read side of results for RunService."""
+    """The read side of results for RunService; a service (lifecycle.py) whose `stop`
+    waits for the removals of deleted runs' files."""
+
+    name = "result-deleter"
 
     def __init__(self, pool: Pool, workspaces: WorkspaceResolver, artifacts: ArtifactStore) -> None:
         self._pool = pool
@@ -140,7 +143,11 @@ class ResultReader:
         except Exception as exc:  # the store is down: the files stay, the run is gone
             log.warning("result_files_not_deleted", run=str(run), error=repr(exc))
 
-    async def aclose(self) -> None:
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        """Waits (a while) for the removals under way, then closes the store."""
         if self._deletions:
             await asyncio.wait(self._deletions, timeout=10)
         await self._artifacts.aclose()

@@ -29,12 +29,12 @@ from batchyard.server.api.run_convert import (
 from batchyard.server.api.workspaces import WorkspaceResolver
 from batchyard.server.db import runs as store
 from batchyard.server.db.definition_reader import DefinitionReader
-from batchyard.server.db.definitions import Workspace
 from batchyard.server.db.job_codec import SecretBox
 from batchyard.server.db.pool import Pool
 from batchyard.server.db.run_batcher import SubmitBatcher
 from batchyard.server.db.wakeups import Wakeups, run_key
 from batchyard.server.domain import paging
+from batchyard.server.domain.access import Workspace
 from batchyard.server.domain.definitions import Definition, is_uuid_ref
 from batchyard.server.domain.errors import FieldViolation, InvalidArgument
 from batchyard.server.domain.job_validation import validate_config
@@ -186,6 +186,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         workspaces: WorkspaceResolver,
         wakeups: Wakeups,
         batcher: SubmitBatcher,
+        reader: DefinitionReader,
         results: ResultReader,
         audit: AuditLog,
         service: DatabaseIdentity | None = None,
@@ -198,7 +199,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         self._workspaces = workspaces
         self._wakeups = wakeups
         self._batcher = batcher
-        self._reader = DefinitionReader(pool, box)
+        self._reader = reader
         self._shapes = ShapeCache()
 
     async def _submit(self, ws: Workspace, new_runs: list[NewRun]) -> list[store.Submitted]:

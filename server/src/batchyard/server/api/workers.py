@@ -24,14 +24,13 @@ from batchyard.server.api.run_convert import (
     status_from_pb,
     status_to_pb,
 )
-from batchyard.server.db import leases
+from batchyard.server.db import attempt_end, leases
 from batchyard.server.db.job_codec import SecretBox
-from batchyard.server.db.leases import Fence
 from batchyard.server.db.pool import Pool
 from batchyard.server.db.wakeups import Wakeups, run_key
+from batchyard.server.domain.attempts import Applied, Fence, Lease, Outcome, reported_outcome
 from batchyard.server.domain.errors import FieldViolation, InvalidArgument, LeaseLost
 from batchyard.server.domain.job_validation import QUEUE
-from batchyard.server.domain.runs import Outcome, RunReason, RunStatus, validate_outcome
 from batchyard.v1 import log_service_pb2, worker_service_pb2_grpc
 from batchyard.v1 import worker_service_pb2 as pb
 
@@ -70,7 +69,7 @@ def _check_lease_request(request: pb.LeaseRunsRequest) -> float:
     return wait
 
 
-def _leased_to_pb(lease: leases.Lease) -> pb.LeasedRun:
+def _leased_to_pb(lease: Lease) -> pb.LeasedRun:
     return pb.LeasedRun(
         run=str(lease.run),
         attempt=lease.attempt,
@@ -81,6 +80,18 @@ def _leased_to_pb(lease: leases.Lease) -> pb.LeasedRun:
         definition_name=lease.definition_name,
         workspace=lease.workspace,
     )
+
+
+def _reported(request: pb.CompleteRunRequest) -> tuple[Outcome, int | None]:
+    """The outcome and last progress a CompleteRun reports (InvalidArgument if wrong)."""
+    status = status_from_pb(request.status)
+    reason = reason_from_pb(request.reason)
+    if status is None or reason is None:
+        field = "status" if status is None else "reason"
+        raise InvalidArgument([FieldViolation(field, "unknown value")])
+    exit_code = request.exit_code if request.HasField("exit_code") else None
+    progress = request.progress if request.HasField("progress") else None
+    return reported_outcome(status, reason, exit_code, request.message, progress), progress
 
 
 class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
@@ -154,21 +165,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         self, request: pb.CompleteRunRequest, context: Context
     ) -> pb.CompleteRunResponse:
         fence = fence_from(request.run, request.attempt, request.lease_id)
-        status = status_from_pb(request.status)
-        reason = reason_from_pb(request.reason)
-        if status is None or reason is None:
-            field = "status" if status is None else "reason"
-            raise InvalidArgument([FieldViolation(field, "unknown value")])
-        if status == RunStatus.CANCELLED:
-            reason = RunReason.CANCELLED_BY_USER
-        exit_code = request.exit_code if request.HasField("exit_code") else None
-        outcome = Outcome(status, reason, exit_code, request.message[:2000])
-        progress = request.progress if request.HasField("progress") else None
-        violations = validate_outcome(outcome)
-        if progress is not None and not 0 <= progress <= 100:
-            violations.append(FieldViolation("progress", "0 to 100"))
-        if violations:
-            raise InvalidArgument(violations)
+        outcome, progress = _reported(request)
         results = results_from_pb(request.results, fence.attempt)
         applied = None
         if request.HasField("logs") and len(request.logs.entries):
@@ -176,11 +173,8 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
                 fence, outcome, progress, request.logs, fast=not results
             )
         if applied is None:
-            applied = await leases.complete(self._pool, fence, outcome, progress, results)
-        woken = [run_key(fence.run)]
-        if applied.status == RunStatus.PENDING:
-            woken.append(applied.queue)
-        self._wakeups.poke(woken)
+            applied = await attempt_end.complete(self._pool, fence, outcome, progress, results)
+        self._wakeups.poke_ended(fence.run, applied.status, applied.queue)
         return pb.CompleteRunResponse(
             run_status=status_to_pb(applied.status),
             next_attempt_time=timestamp(applied.next_attempt_time),
@@ -194,7 +188,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         logs: pb.AppendLogsRequest,
         *,
         fast: bool,
-    ) -> leases.Applied | None:
+    ) -> Applied | None:
         """The attempt's last entries, sent with CompleteRun: stored as AppendLogs would,
         in the same statement as a success when they continue the stored log (`fast`: no
         results to store with it). None: the outcome is still to be applied."""
@@ -207,7 +201,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         data = log_service_pb2.TailLogsResponse(entries=logs.entries).SerializeToString()
         applied = None
         if fast:
-            applied = await leases.complete_with_logs(
+            applied = await attempt_end.complete_with_logs(
                 self._pool, fence, outcome, progress, (first, last, data)
             )
         if applied is None:
@@ -226,9 +220,6 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         self, request: pb.ReleaseRunRequest, context: Context
     ) -> pb.ReleaseRunResponse:
         fence = fence_from(request.run, request.attempt, request.lease_id)
-        applied = await leases.release(self._pool, fence, request.message[:2000])
-        woken = [run_key(fence.run)]
-        if applied.status == RunStatus.PENDING:
-            woken.append(applied.queue)
-        self._wakeups.poke(woken)
+        applied = await attempt_end.release(self._pool, fence, request.message)
+        self._wakeups.poke_ended(fence.run, applied.status, applied.queue)
         return pb.ReleaseRunResponse()

@@ -7,7 +7,7 @@ from typing import Any
 import grpc
 
 from batchyard.server.api.auth import current_principal
-from batchyard.server.db.definitions import Workspace
+from batchyard.server.domain.access import Workspace
 
 DEFAULT_WORKSPACE = "default"
 """The operator's workspace: created by the first migration; its admins manage workspaces."""

@@ -9,9 +9,15 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from batchyard.server.db.definitions import Workspace
-from batchyard.server.db.sql import q
-from batchyard.server.domain.access import Principal, Role, TokenRecord, new_secret, secret_hash
+from batchyard.server.db.sql import bind, q
+from batchyard.server.domain.access import (
+    Principal,
+    Role,
+    TokenRecord,
+    Workspace,
+    new_secret,
+    secret_hash,
+)
 
 
 @dataclass(frozen=True)
@@ -74,15 +80,17 @@ async def create_token(
     """A new token and its secret (the only time the secret exists outside the caller)."""
     secret, prefix = new_secret()
     row = await conn.fetchrow(
-        q("insert_token"),
-        uuid4(),
-        workspace.id,
-        name,
-        role.value,
-        prefix,
-        secret_hash(secret),
-        created_by,
-        ttl_seconds,
+        *bind(
+            "insert_token",
+            id=uuid4(),
+            workspace_id=workspace.id,
+            name=name,
+            role=role.value,
+            prefix=prefix,
+            secret_hash=secret_hash(secret),
+            created_by=created_by,
+            ttl_seconds=ttl_seconds,
+        )
     )
     return _record(row, workspace.name), secret
 
@@ -95,12 +103,14 @@ async def list_tokens(
     show_inactive: bool,
 ) -> list[TokenRecord]:
     rows = await pool.fetch(
-        q("list_tokens"),
-        workspace.id,
-        after[0] if after else None,
-        after[1] if after else None,
-        limit,
-        show_inactive,
+        *bind(
+            "list_tokens",
+            workspace_id=workspace.id,
+            after_created=after[0] if after else None,
+            after_id=after[1] if after else None,
+            limit=limit,
+            show_inactive=show_inactive,
+        )
     )
     return [_record(r, workspace.name) for r in rows]
 
@@ -151,14 +161,16 @@ class AuditEvent:
 
 async def insert_audit_events(pool: asyncpg.Pool, events: Sequence[AuditEvent]) -> None:
     await pool.execute(
-        q("insert_audit_events"),
-        [e.workspace_id for e in events],
-        [e.at for e in events],
-        [e.actor for e in events],
-        [e.action for e in events],
-        [e.object_kind for e in events],
-        [e.object_id for e in events],
-        [e.detail for e in events],
+        *bind(
+            "insert_audit_events",
+            workspace_ids=[e.workspace_id for e in events],
+            ats=[e.at for e in events],
+            actors=[e.actor for e in events],
+            actions=[e.action for e in events],
+            object_kinds=[e.object_kind for e in events],
+            object_ids=[e.object_id for e in events],
+            details=[e.detail for e in events],
+        )
     )
 
 

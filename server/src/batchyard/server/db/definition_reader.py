@@ -16,8 +16,8 @@ from collections import defaultdict
 import asyncpg
 
 from batchyard.server.db import definitions as store
-from batchyard.server.db.definitions import Workspace
 from batchyard.server.db.job_codec import SecretBox
+from batchyard.server.domain.access import Workspace
 from batchyard.server.domain.definitions import Definition
 from batchyard.server.domain.errors import DefinitionNotFound
 
@@ -25,6 +25,10 @@ Waiter = tuple[str, "asyncio.Future[Definition]"]
 
 
 class DefinitionReader:
+    """A service (lifecycle.py) with no loop of its own."""
+
+    name = "definition-reader"
+
     def __init__(self, pool: asyncpg.Pool, box: SecretBox) -> None:
         self._pool = pool
         self._box = box
@@ -65,7 +69,11 @@ class DefinitionReader:
             else:
                 future.set_exception(result or DefinitionNotFound(ref))
 
-    async def close(self) -> None:
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        """Waits for the statement in flight (its callers get their answers)."""
         if self._reader is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader

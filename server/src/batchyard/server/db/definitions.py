@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, NoReturn
 from uuid import UUID
 
 import asyncpg
 
 from batchyard.server.db.job_codec import SecretBox, config_from_json, config_to_json
-from batchyard.server.db.sql import q
+from batchyard.server.db.sql import bind, q
+from batchyard.server.domain.access import Workspace
 from batchyard.server.domain.definitions import Definition, DefinitionDraft, is_uuid_ref
 from batchyard.server.domain.errors import (
     Conflict,
@@ -20,12 +20,6 @@ from batchyard.server.domain.errors import (
     SecretsUnreadable,
 )
 from batchyard.server.domain.jobs import JobType
-
-
-@dataclass(frozen=True)
-class Workspace:
-    id: UUID
-    name: str
 
 
 async def workspace_by_name(pool: asyncpg.Pool | asyncpg.Connection, name: str) -> Workspace | None:
@@ -37,15 +31,15 @@ def _ref_args(ref: str) -> tuple[UUID | None, str | None]:
     return (UUID(ref), None) if is_uuid_ref(ref) else (None, ref)
 
 
-def _draft_args(box: SecretBox, draft: DefinitionDraft) -> tuple[Any, ...]:
+def _draft_values(box: SecretBox, draft: DefinitionDraft) -> dict[str, Any]:
     job_type = draft.config.type.value if draft.config.type else JobType.SHELL.value
-    return (
-        draft.name,
-        draft.description,
-        job_type,
-        config_to_json(draft.config),
-        box.seal(draft.secrets),
-    )
+    return {
+        "name": draft.name,
+        "description": draft.description,
+        "job_type": job_type,
+        "config": config_to_json(draft.config),
+        "sealed_secrets": box.seal(draft.secrets),
+    }
 
 
 def _from_row(box: SecretBox, row: asyncpg.Record) -> Definition:
@@ -78,7 +72,7 @@ async def create(
     new_id = uuid.uuid4()
     try:
         created = await pool.fetchval(
-            q("create_definition"), new_id, ws.id, *_draft_args(box, draft)
+            *bind("create_definition", id=new_id, workspace_id=ws.id, **_draft_values(box, draft))
         )
     except asyncpg.UniqueViolationError as exc:
         _raise_name_taken(exc, draft.name)
@@ -118,8 +112,9 @@ async def update(
         draft = change(current.draft)
         version = current.version + 1
         try:
+            values = _draft_values(box, draft)
             row = await conn.fetchrow(
-                q("add_definition_version"), current.uuid, version, *_draft_args(box, draft)
+                *bind("add_definition_version", id=current.uuid, version=version, **values)
             )
         except asyncpg.UniqueViolationError as exc:
             _raise_name_taken(exc, draft.name)
@@ -142,13 +137,15 @@ async def list_page(
     limit: int,
 ) -> list[Definition]:
     rows = await pool.fetch(
-        q("list_definitions"),
-        ws.id,
-        after[0] if after else None,
-        after[1] if after else None,
-        name_prefix,
-        job_type.value if job_type else None,
-        limit,
+        *bind(
+            "list_definitions",
+            workspace_id=ws.id,
+            after_name=after[0] if after else None,
+            after_id=after[1] if after else None,
+            name_prefix=name_prefix,
+            job_type=job_type.value if job_type else None,
+            limit=limit,
+        )
     )
     return [_from_row(box, r) for r in rows]
 

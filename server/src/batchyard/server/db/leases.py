@@ -1,4 +1,5 @@
-"""Typed queries for the worker protocol: lease, renew, complete, release, rescue.
+"""Typed queries for the start of the worker protocol: lease and renew (how an attempt
+ends: attempt_end.py).
 
 Every write after the lease is fenced by (run, attempt, lease id) and by the database
 clock: a worker whose lease is gone changes nothing.
@@ -6,57 +7,23 @@ clock: a worker whose lease is gone changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 import asyncpg
 import structlog
 
-from batchyard.server.db import results as run_results
 from batchyard.server.db.job_codec import SecretBox, config_from_json
-from batchyard.server.db.sql import q
-from batchyard.server.domain.errors import LeaseLost, OutcomeConflict, SecretsUnreadable
-from batchyard.server.domain.jobs import JobConfig, Secrets
-from batchyard.server.domain.results import Result
-from batchyard.server.domain.runs import Next, Outcome, RunReason, RunStatus, after_attempt
+from batchyard.server.db.sql import bind
+from batchyard.server.domain.attempts import Fence, Lease
+from batchyard.server.domain.errors import LeaseLost, SecretsUnreadable
+from batchyard.server.domain.jobs import Secrets
 
 log = structlog.get_logger(__name__)
 
 # How long a run whose secrets this server cannot open waits before it is leased again.
 UNREADABLE_RETRY_SECONDS = 60.0
-
-
-@dataclass(frozen=True)
-class Lease:
-    run: UUID
-    attempt: int
-    lease_id: UUID
-    expires: datetime
-    config: JobConfig
-    secrets: Secrets
-    payload: bytes
-    definition_name: str
-    workspace: str
-
-
-@dataclass(frozen=True)
-class Fence:
-    run: UUID
-    attempt: int
-    lease_id: UUID
-    workspace_id: UUID | None = None
-    """The caller's workspace: another workspace's run is as missing. None: any (the
-    rescuer's own fences)."""
-
-
-@dataclass(frozen=True)
-class Applied:
-    status: RunStatus
-    next_attempt_time: datetime | None
-    queue: str
 
 
 async def lease(
@@ -70,7 +37,16 @@ async def lease(
 ) -> list[Lease]:
     """Lease up to `limit` runs. A run whose secrets this server cannot open is not
     handed out: its lease is undone and it waits in the queue, saying why."""
-    rows = await pool.fetch(q("lease_runs"), queues, limit, worker_id, ttl, workspace)
+    rows = await pool.fetch(
+        *bind(
+            "lease_runs",
+            queues=queues,
+            limit=limit,
+            worker_id=worker_id,
+            ttl_seconds=ttl,
+            workspace_id=workspace,
+        )
+    )
     out, unreadable = [], []
     opened: dict[bytes, Secrets] = {}  # runs of one configuration share its sealed value
     for r in rows:
@@ -80,34 +56,40 @@ async def lease(
         except SecretsUnreadable as exc:
             unreadable.append((r, exc.message))
             continue
-        out.append(
-            Lease(
-                run=r["id"],
-                attempt=r["attempt"],
-                lease_id=r["lease_id"],
-                expires=r["lease_expires_at"],
-                config=config_from_json(r["config"]),
-                secrets=secrets,
-                payload=bytes(r["payload"]),
-                definition_name=r["definition_name"],
-                workspace=r["workspace"],
-            )
-        )
+        out.append(_lease_of(r, secrets))
     if unreadable:
         await _unlease(pool, unreadable)
     return out
+
+
+def _lease_of(row: asyncpg.Record, secrets: Secrets) -> Lease:
+    return Lease(
+        run=row["id"],
+        attempt=row["attempt"],
+        lease_id=row["lease_id"],
+        expires=row["lease_expires_at"],
+        config=config_from_json(row["config"]),
+        secrets=secrets,
+        payload=bytes(row["payload"]),
+        definition_name=row["definition_name"],
+        workspace=row["workspace"],
+    )
 
 
 async def _unlease(pool: asyncpg.Pool, unreadable: list[tuple[asyncpg.Record, str]]) -> None:
     for row, why in unreadable:
         log.error("run_secrets_unreadable", run=str(row["id"]), error=why)
     await pool.execute(
-        q("unlease_unreadable"),
-        [r["id"] for r, _ in unreadable],
-        [r["attempt"] for r, _ in unreadable],
-        [r["lease_id"] for r, _ in unreadable],
-        [f"waiting for a server that can open its secrets: {why}" for _, why in unreadable],
-        UNREADABLE_RETRY_SECONDS,
+        *bind(
+            "unlease_unreadable",
+            runs=[r["id"] for r, _ in unreadable],
+            attempts=[r["attempt"] for r, _ in unreadable],
+            lease_ids=[r["lease_id"] for r, _ in unreadable],
+            messages=[
+                f"waiting for a server that can open its secrets: {why}" for _, why in unreadable
+            ],
+            delay_seconds=UNREADABLE_RETRY_SECONDS,
+        )
     )
 
 
@@ -116,177 +98,13 @@ async def renew(
 ) -> tuple[datetime, bool]:
     """Extend the lease; returns its new expiry and whether cancel was requested."""
     row = await pool.fetchrow(
-        q("renew_lease"),
-        fence.run,
-        fence.attempt,
-        fence.lease_id,
-        progress,
-        ttl,
-        fence.workspace_id,
+        *bind(
+            "renew_lease",
+            **asdict(fence),  # run, attempt, lease_id, workspace_id
+            progress=progress,
+            ttl_seconds=ttl,
+        )
     )
     if row is None:
         raise LeaseLost(f"lease on run {fence.run} attempt {fence.attempt} is gone")
     return row["lease_expires_at"], row["cancel_requested"]
-
-
-def _visible(row: asyncpg.Record | None, fence: Fence) -> asyncpg.Record | None:
-    """The locked run, or None when it is another workspace's (as if it did not exist)."""
-    if row is None or fence.workspace_id is None or row["workspace_id"] == fence.workspace_id:
-        return row
-    return None
-
-
-def _holds_lease(row: asyncpg.Record | None, fence: Fence) -> bool:
-    return (
-        row is not None
-        and row["status"] == RunStatus.RUNNING
-        and row["attempt"] == fence.attempt
-        and row["lease_id"] == fence.lease_id
-        and row["lease_live"]
-    )
-
-
-async def _end(
-    conn: Any, fence: Fence, outcome: Outcome, nxt: Next, ended_by: str, progress: int | None
-) -> tuple[RunStatus, datetime | None]:
-    """Close the attempt and move the run to `nxt`; returns its status and next start."""
-    await conn.execute(
-        q("end_attempt"),
-        fence.run,
-        fence.attempt,
-        outcome.status.value,
-        outcome.reason.value,
-        outcome.exit_code,
-        outcome.message,
-        ended_by,
-    )
-    row = await conn.fetchrow(
-        q("set_run_after_attempt"),
-        fence.run,
-        nxt.status.value,
-        nxt.reason.value,
-        outcome.message,
-        1 if nxt.retry else 0,
-        nxt.delay_seconds,
-        progress,
-    )
-    retrying = nxt.status == RunStatus.PENDING
-    return RunStatus(row["status"]), row["available_at"] if retrying else None
-
-
-async def complete_with_logs(
-    pool: asyncpg.Pool,
-    fence: Fence,
-    outcome: Outcome,
-    progress: int | None,
-    logs: tuple[int, int, bytes],
-) -> Applied | None:
-    """A success and the attempt's last log entries (first seq, last seq, data) in one
-    statement, when they continue the stored log; None: take the general path."""
-    if outcome.status != RunStatus.SUCCEEDED:
-        return None
-    first, last, data = logs
-    queue = await pool.fetchval(
-        q("complete_succeeded_with_logs"),
-        fence.run,
-        fence.attempt,
-        fence.lease_id,
-        outcome.message,
-        outcome.exit_code,
-        progress,
-        first,
-        last,
-        data,
-        fence.workspace_id,
-    )
-    return Applied(RunStatus.SUCCEEDED, None, queue) if queue is not None else None
-
-
-async def complete(
-    pool: asyncpg.Pool,
-    fence: Fence,
-    outcome: Outcome,
-    progress: int | None,
-    results: Sequence[Result] = (),
-) -> Applied:
-    """Record how an attempt ended, with the results it stored, and move the run on
-    (retry, or a terminal status)."""
-    async with pool.acquire() as conn, conn.transaction():
-        row = _visible(await conn.fetchrow(q("lock_run_for_worker"), fence.run), fence)
-        if not _holds_lease(row, fence):
-            return await _repeated_completion(conn, fence, outcome, row)
-        assert row is not None
-        if results:
-            await run_results.insert(conn, fence.run, fence.attempt, list(results))
-        strategy = config_from_json(row["config"]).retry_strategy
-        nxt = after_attempt(outcome, strategy, row["num_retries_used"], row["cancel_requested"])
-        status, next_start = await _end(conn, fence, outcome, nxt, "worker", progress)
-    return Applied(status, next_start, row["queue"])
-
-
-async def _repeated_completion(
-    conn: Any, fence: Fence, outcome: Outcome, run: asyncpg.Record | None
-) -> Applied:
-    """A CompleteRun for an attempt that already ended: OK if it is the same report."""
-    attempt = await conn.fetchrow(q("get_attempt"), fence.run, fence.attempt)
-    if run is None or attempt is None or attempt["lease_id"] != fence.lease_id:
-        raise LeaseLost(f"lease on run {fence.run} attempt {fence.attempt} is gone")
-    if attempt["ended_by"] != "worker":
-        raise LeaseLost(f"attempt {fence.attempt} of run {fence.run} was ended without its worker")
-    same = (
-        attempt["status"] == outcome.status.value
-        and attempt["reason"] == outcome.reason.value
-        and attempt["exit_code"] == outcome.exit_code
-    )
-    if not same:
-        raise OutcomeConflict(
-            f"attempt {fence.attempt} of run {fence.run} already ended as {attempt['status']}"
-        )
-    return Applied(RunStatus(run["status"]), None, run["queue"])
-
-
-async def release(pool: asyncpg.Pool, fence: Fence, message: str) -> Applied:
-    """Hand a run back unfinished: the attempt ends, the run is leasable at once."""
-    async with pool.acquire() as conn, conn.transaction():
-        row = _visible(await conn.fetchrow(q("lock_run_for_worker"), fence.run), fence)
-        if not _holds_lease(row, fence):
-            raise LeaseLost(f"lease on run {fence.run} attempt {fence.attempt} is gone")
-        assert row is not None
-        outcome = Outcome(
-            RunStatus.PENDING, RunReason.IN_QUEUE, None, message or "released by its worker"
-        )
-        if row["cancel_requested"]:
-            nxt = Next(RunStatus.CANCELLED, RunReason.CANCELLED_BY_USER)
-        else:
-            nxt = Next(RunStatus.PENDING, RunReason.IN_QUEUE)
-        status, _ = await _end(conn, fence, outcome, nxt, "release", None)
-    return Applied(status, None, row["queue"])
-
-
-@dataclass(frozen=True)
-class Rescued:
-    run: UUID
-    attempt: int
-    worker_id: str
-    status: RunStatus
-    queue: str
-
-
-async def rescue_expired(pool: asyncpg.Pool, limit: int = 100) -> list[Rescued]:
-    """Turn expired leases into a new attempt (worker lost) or a failure."""
-    out = []
-    async with pool.acquire() as conn, conn.transaction():
-        for row in await conn.fetch(q("lock_expired_leases"), limit):
-            strategy = config_from_json(row["config"]).retry_strategy
-            worker = row["worker_id"] or "?"
-            outcome = Outcome(
-                RunStatus.FAILED,
-                RunReason.WORKER_LOST,
-                None,
-                f"worker {worker} lost: lease expired",
-            )
-            nxt = after_attempt(outcome, strategy, row["num_retries_used"], row["cancel_requested"])
-            fence = Fence(row["id"], row["attempt"], UUID(int=0))
-            status, _ = await _end(conn, fence, outcome, nxt, "rescuer", None)
-            out.append(Rescued(row["id"], row["attempt"], worker, status, row["queue"]))
-    return out

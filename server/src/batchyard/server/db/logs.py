@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from uuid import UUID
 
 import asyncpg
 
-from batchyard.server.db.definitions import Workspace
-from batchyard.server.db.leases import Fence
-from batchyard.server.db.sql import q
+from batchyard.server.db.sql import bind, q
+from batchyard.server.domain.access import Workspace
+from batchyard.server.domain.attempts import Fence
 from batchyard.server.domain.runs import RunStatus
 
 
@@ -33,14 +33,13 @@ class Chunk:
 
 async def append(pool: asyncpg.Pool, fence: Fence, first: int, last: int, data: bytes) -> Appended:
     row = await pool.fetchrow(
-        q("append_log_chunk"),
-        fence.run,
-        fence.attempt,
-        fence.lease_id,
-        first,
-        last,
-        data,
-        fence.workspace_id,
+        *bind(
+            "append_log_chunk",
+            **asdict(fence),  # run, attempt, lease_id, workspace_id
+            first_seq=first,
+            last_seq=last,
+            entries=data,
+        )
     )
     return Appended(row["live"], row["stored"], row["current"] or 0)
 
@@ -48,7 +47,16 @@ async def append(pool: asyncpg.Pool, fence: Fence, first: int, last: int, data: 
 async def chunks_after(
     pool: asyncpg.Pool, run: UUID, attempt: int, after: tuple[int, int], limit: int
 ) -> list[Chunk]:
-    rows = await pool.fetch(q("log_chunks_after"), run, after[0], after[1], attempt, limit)
+    rows = await pool.fetch(
+        *bind(
+            "log_chunks_after",
+            run=run,
+            after_attempt=after[0],
+            after_seq=after[1],
+            attempt=attempt,
+            limit=limit,
+        )
+    )
     return [Chunk(r["attempt"], r["first_seq"], r["last_seq"], bytes(r["entries"])) for r in rows]
 
 

@@ -6,8 +6,8 @@ from uuid import UUID
 
 import asyncpg
 
-from batchyard.server.db.definitions import Workspace
-from batchyard.server.db.sql import q
+from batchyard.server.db.sql import bind, q
+from batchyard.server.domain.access import Workspace
 from batchyard.server.domain.errors import ResultNotFound, RunNotFound
 from batchyard.server.domain.results import Result
 
@@ -15,13 +15,15 @@ from batchyard.server.domain.results import Result
 async def insert(conn: asyncpg.Connection, run: UUID, attempt: int, results: list[Result]) -> None:
     """Store an attempt's results (in the caller's transaction; repeats add nothing)."""
     await conn.execute(
-        q("insert_results"),
-        run,
-        attempt,
-        [r.name for r in results],
-        [r.size_bytes for r in results],
-        [r.sha256 for r in results],
-        [r.media_type for r in results],
+        *bind(
+            "insert_results",
+            run=run,
+            attempt=attempt,
+            names=[r.name for r in results],
+            sizes=[r.size_bytes for r in results],
+            sha256s=[r.sha256 for r in results],
+            media_types=[r.media_type for r in results],
+        )
     )
 
 

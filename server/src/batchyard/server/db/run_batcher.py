@@ -15,14 +15,18 @@ from collections import defaultdict
 import asyncpg
 
 from batchyard.server.db import runs as store
-from batchyard.server.db.definitions import Workspace
 from batchyard.server.db.job_codec import SecretBox
+from batchyard.server.domain.access import Workspace
 from batchyard.server.domain.runs import NewRun
 
 MAX_PER_STATEMENT = 1000
 
 
 class SubmitBatcher:
+    """A service (lifecycle.py) with no loop of its own."""
+
+    name = "submit-batcher"
+
     def __init__(self, pool: asyncpg.Pool, box: SecretBox) -> None:
         self._pool = pool
         self._box = box
@@ -59,7 +63,11 @@ class SubmitBatcher:
             if not future.done():
                 future.set_result(submitted)
 
-    async def close(self) -> None:
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        """Waits for the statement in flight (its callers get their answers)."""
         if self._flusher is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher

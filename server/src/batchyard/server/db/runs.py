@@ -10,7 +10,6 @@ from uuid import UUID
 
 import asyncpg
 
-from batchyard.server.db.definitions import Workspace
 from batchyard.server.db.job_codec import (
     SecretBox,
     canonical_json,
@@ -18,7 +17,8 @@ from batchyard.server.db.job_codec import (
     config_to_json,
     secrets_to_json,
 )
-from batchyard.server.db.sql import q
+from batchyard.server.db.sql import bind, q
+from batchyard.server.domain.access import Workspace
 from batchyard.server.domain.errors import RunNotFound, WrongState
 from batchyard.server.domain.jobs import DEFAULT_QUEUE, Secrets
 from batchyard.server.domain.runs import Attempt, NewRun, Run, RunReason, RunStatus
@@ -36,19 +36,25 @@ async def submit(
     pool: asyncpg.Pool, box: SecretBox, ws: Workspace, new_runs: list[NewRun]
 ) -> list[Submitted]:
     """Store runs in one statement; a known request_id returns the earlier run instead."""
+    config_ids, configs, sealed, run_config_ids = _configs(box, new_runs)
     rows = await pool.fetch(
-        q("insert_runs"),
-        [r.uuid for r in new_runs],
-        ws.id,
-        [r.definition_uuid for r in new_runs],
-        [r.definition_name for r in new_runs],
-        [r.definition_version for r in new_runs],
-        [r.request_id or None for r in new_runs],
-        [r.config.queue or DEFAULT_QUEUE for r in new_runs],
-        [r.config.priority for r in new_runs],
-        [len(r.payload) for r in new_runs],
-        *_configs(box, new_runs),
-        [r.payload for r in new_runs],
+        *bind(
+            "insert_runs",
+            ids=[r.uuid for r in new_runs],
+            workspace_id=ws.id,
+            definition_ids=[r.definition_uuid for r in new_runs],
+            definition_names=[r.definition_name for r in new_runs],
+            definition_versions=[r.definition_version for r in new_runs],
+            request_ids=[r.request_id or None for r in new_runs],
+            queues=[r.config.queue or DEFAULT_QUEUE for r in new_runs],
+            priorities=[r.config.priority for r in new_runs],
+            payload_sizes=[len(r.payload) for r in new_runs],
+            config_ids=config_ids,
+            configs=configs,
+            sealed_secrets=sealed,
+            run_config_ids=run_config_ids,
+            payloads=[r.payload for r in new_runs],
+        )
     )
     inserted = {row["id"]: row for row in rows}
     earlier: dict[str, UUID] = {}
@@ -205,16 +211,18 @@ async def list_page(
     limit: int,
 ) -> list[Run]:
     rows = await pool.fetch(
-        q("list_runs"),
-        ws.id,
-        filters.definition_uuid,
-        filters.definition_name,
-        [s.value for s in filters.statuses] or None,
-        filters.submitted_from,
-        filters.submitted_to,
-        after[0] if after else None,
-        after[1] if after else None,
-        limit,
+        *bind(
+            "list_runs",
+            workspace_id=ws.id,
+            definition_id=filters.definition_uuid,
+            definition_name=filters.definition_name,
+            statuses=[s.value for s in filters.statuses] or None,
+            submitted_from=filters.submitted_from,
+            submitted_to=filters.submitted_to,
+            after_submitted=after[0] if after else None,
+            after_id=after[1] if after else None,
+            limit=limit,
+        )
     )
     ids = [r["id"] for r in rows]
     found = await get_many(pool, box, ws, ids)

@@ -13,11 +13,13 @@ import contextlib
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
+from uuid import UUID
 
 import asyncpg
 import structlog
 
 from batchyard.server.db.runs import notify_queues
+from batchyard.server.domain.runs import RunStatus
 
 log = structlog.get_logger(__name__)
 
@@ -33,6 +35,10 @@ def run_key(run: object) -> str:
 
 
 class Wakeups:
+    """A service (lifecycle.py): `run` is the LISTEN loop, `stop` closes its connection."""
+
+    name = "wakeups"
+
     def __init__(self, pool: asyncpg.Pool, dsn: str) -> None:
         self._pool = pool
         self._dsn = dsn
@@ -40,20 +46,18 @@ class Wakeups:
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._pending: set[str] = set()
         self._flusher: asyncio.Task[None] | None = None
-        self._listener: asyncio.Task[None] | None = None
         self._conn: asyncpg.Connection | None = None
         self._closed = False
 
     async def start(self) -> None:
-        self._listener = asyncio.create_task(self._listen_forever(), name="wakeups-listen")
+        pass
 
     async def stop(self) -> None:
         self._closed = True
-        for task in (self._listener, self._flusher):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
         if self._conn is not None and not self._conn.is_closed():
             await self._conn.close()
 
@@ -80,6 +84,11 @@ class Wakeups:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="wakeups-notify")
 
+    def poke_ended(self, run: UUID, status: RunStatus, queue: str) -> None:
+        """An attempt of `run` ended: its watchers look again, and its queue's workers too
+        when it is leasable again."""
+        self.poke([run_key(run), queue] if status == RunStatus.PENDING else [run_key(run)])
+
     def _wake_local(self, queues: set[str] | list[str]) -> None:
         for queue in queues:
             for event in self._waiters.get(queue, ()):
@@ -100,7 +109,8 @@ class Wakeups:
         if sender != self._id:
             self._wake_local([queue])
 
-    async def _listen_forever(self) -> None:
+    async def run(self) -> None:
+        """LISTEN, reconnecting whenever the connection is lost."""
         while not self._closed:
             try:
                 self._conn = await asyncpg.connect(self._dsn)

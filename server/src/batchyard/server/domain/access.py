@@ -25,6 +25,14 @@ _LABEL = re.compile(r"^[\x20-\x7e]{1,100}$")
 MAX_TOKEN_TTL_SECONDS = 10 * 365 * 24 * 3600
 
 
+@dataclass(frozen=True)
+class Workspace:
+    """A tenant: every definition, run, token and audit event belongs to one."""
+
+    id: UUID
+    name: str
+
+
 class Role(StrEnum):
     ADMIN = "ADMIN"
     MEMBER = "MEMBER"

@@ -1,4 +1,4 @@
-"""Runs: statuses and reasons, submission, and what happens after each attempt."""
+"""Runs: statuses and reasons, and submission (what happens after each attempt: attempts.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from uuid import UUID
 
 from batchyard.server.domain.errors import FieldViolation
 from batchyard.server.domain.jobs import (
-    DEFAULT_RETRY_DELAY_SECONDS,
-    ExitCodeAction,
     JobConfig,
     RetryStrategy,
     Secrets,
@@ -135,79 +133,3 @@ def validate_payload_and_key(payload: bytes, request_id: str) -> list[FieldViola
     if len(request_id) > MAX_REQUEST_ID or any(not c.isprintable() for c in request_id):
         out.append(FieldViolation("request_id", "at most 200 printable characters"))
     return out
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How an attempt ended, as its worker reports it."""
-
-    status: RunStatus
-    reason: RunReason
-    exit_code: int | None
-    message: str
-
-
-@dataclass(frozen=True)
-class Next:
-    """The run's state after an attempt ended."""
-
-    status: RunStatus
-    reason: RunReason
-    retry: bool = False
-    # Seconds until the next attempt may start (when retry).
-    delay_seconds: float = 0.0
-
-
-def _retryable(outcome: Outcome, strategy: RetryStrategy) -> bool:
-    if outcome.reason == RunReason.TIMEOUT:
-        return strategy.retry_on_timeout
-    if outcome.reason == RunReason.NON_ZERO_EXIT_CODE and outcome.exit_code is not None:
-        for rule in strategy.exit_code_rules:
-            if outcome.exit_code in rule.exit_codes:
-                return rule.action == ExitCodeAction.RETRY
-    return True
-
-
-def after_attempt(
-    outcome: Outcome, strategy: RetryStrategy, retries_used: int, cancel_requested: bool
-) -> Next:
-    """Decide what an ended attempt does to its run (the retry strategy applies here)."""
-    if outcome.status == RunStatus.SUCCEEDED:
-        return Next(RunStatus.SUCCEEDED, RunReason.NONE)
-    if outcome.status == RunStatus.CANCELLED or cancel_requested:
-        return Next(RunStatus.CANCELLED, RunReason.CANCELLED_BY_USER)
-    if _retryable(outcome, strategy) and retries_used < strategy.num_retries:
-        if outcome.reason == RunReason.WORKER_LOST:
-            # The job did nothing wrong: back in the queue at once.
-            return Next(RunStatus.PENDING, RunReason.IN_QUEUE, retry=True)
-        delay = strategy.delay_seconds
-        return Next(
-            RunStatus.PENDING,
-            RunReason.WAITING_FOR_RETRY,
-            retry=True,
-            delay_seconds=DEFAULT_RETRY_DELAY_SECONDS if delay is None else delay,
-        )
-    return Next(RunStatus.FAILED, outcome.reason)
-
-
-def validate_outcome(outcome: Outcome) -> list[FieldViolation]:
-    """What a worker may report: SUCCEEDED, FAILED with a failure reason, or CANCELLED."""
-    failure_reasons = {
-        RunReason.NON_ZERO_EXIT_CODE,
-        RunReason.TIMEOUT,
-        RunReason.SOURCE_UNAVAILABLE,
-        RunReason.RESULT_UPLOAD_FAILED,
-    }
-    if outcome.status == RunStatus.SUCCEEDED:
-        ok = outcome.reason == RunReason.NONE
-    elif outcome.status == RunStatus.FAILED:
-        ok = outcome.reason in failure_reasons
-    elif outcome.status == RunStatus.CANCELLED:
-        ok = outcome.reason in (RunReason.NONE, RunReason.CANCELLED_BY_USER)
-    else:
-        return [FieldViolation("status", "must be SUCCEEDED, FAILED or CANCELLED")]
-    if not ok:
-        return [FieldViolation("reason", f"not a reason for {outcome.status.value}")]
-    if outcome.reason == RunReason.NON_ZERO_EXIT_CODE and not outcome.exit_code:
-        return [FieldViolation("exit_code", "required (non-zero) for NON_ZERO_EXIT_CODE")]
-    return []

@@ -1,47 +1,54 @@
 """The lease rescuer: runs whose worker stopped heartbeating get a new attempt, or fail.
 
-Expiry is judged by the database clock, and each pass locks the expired runs with SKIP
-LOCKED, so any number of server replicas can run a rescuer at once.
+Expiry is judged by the database clock (or, in tests, by the clock's `now`), and each
+pass locks the expired runs with SKIP LOCKED, so any number of server replicas can run a
+rescuer at once. `run_once` is one pass; `run` is the loop the supervisor watches.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+from datetime import datetime
 
 import asyncpg
 import structlog
 
-from batchyard.server.db import leases
+from batchyard.server.db import attempt_end
 from batchyard.server.db.errors import is_transient
-from batchyard.server.db.wakeups import Wakeups, run_key
-from batchyard.server.domain.runs import RunStatus
+from batchyard.server.db.wakeups import Wakeups
+from batchyard.server.domain.attempts import Rescued
+from batchyard.server.maintenance.clock import Clock, SystemClock
 
 log = structlog.get_logger(__name__)
 BATCH = 100
 
 
 class Rescuer:
-    def __init__(self, pool: asyncpg.Pool, wakeups: Wakeups, interval_seconds: float) -> None:
+    name = "lease-rescuer"
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        wakeups: Wakeups,
+        interval_seconds: float,
+        clock: Clock | None = None,
+    ) -> None:
         self._pool = pool
         self._wakeups = wakeups
         self._interval = interval_seconds
-        self._task: asyncio.Task[None] | None = None
+        self._clock = clock or SystemClock()
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="lease-rescuer")
+    async def start(self) -> None:
+        pass
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        pass
 
-    async def rescue_once(self) -> list[leases.Rescued]:
-        """One pass: every expired lease, in batches."""
-        rescued: list[leases.Rescued] = []
+    async def run_once(self, now: datetime | None = None) -> list[Rescued]:
+        """One pass: every lease expired at `now` (None: by the database clock), in
+        batches."""
+        rescued: list[Rescued] = []
         while True:
-            batch = await leases.rescue_expired(self._pool, BATCH)
+            batch = await attempt_end.rescue_expired(self._pool, BATCH, now)
             rescued += batch
             for r in batch:
                 log.warning(
@@ -51,20 +58,18 @@ class Rescuer:
                     worker_id=r.worker_id,
                     now=r.status.value,
                 )
-            woken = {r.queue for r in batch if r.status == RunStatus.PENDING}
-            woken |= {run_key(r.run) for r in batch}
-            if woken:
-                self._wakeups.poke(woken)
+                self._wakeups.poke_ended(r.run, r.status, r.queue)
             if len(batch) < BATCH:
                 return rescued
 
-    async def _loop(self) -> None:
+    async def run(self) -> None:
+        """A pass every interval; a database that is away skips passes, anything else is
+        a crash for the supervisor to report."""
         while True:
-            await asyncio.sleep(self._interval)
+            await self._clock.sleep(self._interval)
             try:
-                await self.rescue_once()
-            except Exception as exc:  # boundary: one bad pass must not end the loop
-                if is_transient(exc):
-                    log.warning("rescue_skipped", error=type(exc).__name__)
-                else:
-                    log.error("rescue_failed", exc_info=exc)
+                await self.run_once(self._clock.now())
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning("rescue_skipped", error=type(exc).__name__)

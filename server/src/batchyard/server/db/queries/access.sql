@@ -8,25 +8,25 @@ JOIN workspaces w ON w.id = t.workspace_id
 WHERE t.prefix = $1;
 
 -- name: insert_token
--- $1 id, $2 workspace id, $3 name, $4 role, $5 prefix, $6 secret hash, $7 created by,
--- $8 lifetime in seconds (NULL: no expiry).
+-- :ttl_seconds is the lifetime in seconds (NULL: no expiry).
 INSERT INTO api_tokens (id, workspace_id, name, role, prefix, secret_hash, created_by,
                         expires_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7,
-        clock_timestamp() + make_interval(secs => $8::double precision))
+VALUES (:id, :workspace_id, :name, :role, :prefix, :secret_hash, :created_by,
+        clock_timestamp() + make_interval(secs => :ttl_seconds::double precision))
 RETURNING id, name, role, prefix, created_by, created_at, expires_at, revoked_at;
 
 -- name: list_tokens
--- $1 workspace, $2 after created_at (NULL: from the newest), $3 after id, $4 limit,
--- $5 include revoked and expired ones.
+-- Newest first, after (:after_created, :after_id) (NULL: from the newest);
+-- :show_inactive includes revoked and expired ones.
 SELECT id, name, role, prefix, created_by, created_at, expires_at, revoked_at
 FROM api_tokens
-WHERE workspace_id = $1
-  AND ($5 OR (revoked_at IS NULL
+WHERE workspace_id = :workspace_id
+  AND (:show_inactive OR (revoked_at IS NULL
               AND (expires_at IS NULL OR expires_at > clock_timestamp())))
-  AND ($2::timestamptz IS NULL OR (created_at, id) < ($2::timestamptz, $3::uuid))
+  AND (:after_created::timestamptz IS NULL
+       OR (created_at, id) < (:after_created::timestamptz, :after_id::uuid))
 ORDER BY created_at DESC, id DESC
-LIMIT $4;
+LIMIT :limit;
 
 -- name: revoke_token
 -- By id or prefix, in the workspace; revoking twice keeps the first time.
@@ -53,8 +53,9 @@ LIMIT $2;
 
 -- name: insert_audit_events
 INSERT INTO audit_events (workspace_id, at, actor, action, object_kind, object_id, detail)
-SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
-                     $6::text[], $7::text[]);
+SELECT * FROM unnest(:workspace_ids::uuid[], :ats::timestamptz[], :actors::text[],
+                     :actions::text[], :object_kinds::text[], :object_ids::text[],
+                     :details::text[]);
 
 -- name: list_audit_events
 -- $1 workspace, $2 before id (0: from the newest), $3 limit, $4 action ('' = all).

@@ -2,15 +2,14 @@
 SELECT id, name FROM workspaces WHERE name = $1;
 
 -- name: create_definition
--- $1 id, $2 workspace_id, $3 name, $4 description, $5 job_type, $6 config, $7 sealed secrets
 WITH d AS (
     INSERT INTO definitions (id, workspace_id, name, current_version)
-    VALUES ($1, $2, $3, 1)
+    VALUES (:id, :workspace_id, :name, 1)
     RETURNING id, created_at
 )
 INSERT INTO definition_versions
     (definition_id, version, name, description, job_type, config, sealed_secrets, created_at)
-SELECT d.id, 1, $3, $4, $5, $6, $7, d.created_at FROM d
+SELECT d.id, 1, :name, :description, :job_type, :config, :sealed_secrets, d.created_at FROM d
 RETURNING created_at;
 
 -- name: get_definition
@@ -36,15 +35,14 @@ WHERE d.workspace_id = $1
 FOR UPDATE;
 
 -- name: add_definition_version
--- $1 id, $2 version, $3 name, $4 description, $5 job_type, $6 config, $7 sealed secrets
 WITH v AS (
     INSERT INTO definition_versions
         (definition_id, version, name, description, job_type, config, sealed_secrets)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    VALUES (:id, :version, :name, :description, :job_type, :config, :sealed_secrets)
     RETURNING created_at
 )
-UPDATE definitions SET name = $3, current_version = $2
-WHERE id = $1
+UPDATE definitions SET name = :name, current_version = :version
+WHERE id = :id
 RETURNING (SELECT created_at FROM v) AS updated_at, created_at;
 
 -- name: delete_definition
@@ -56,20 +54,20 @@ WHERE workspace_id = $1
 RETURNING id;
 
 -- name: list_definitions
--- $1 workspace_id, $2 after name (or NULL), $3 after id, $4 name prefix, $5 job type (or NULL),
--- $6 limit. Keyset paging on (name, id): stable under concurrent inserts and deletes.
+-- After (:after_name, :after_id) (NULL: from the first); :job_type NULL: any type.
+-- Keyset paging on (name, id): stable under concurrent inserts and deletes.
 SELECT d.id, w.name AS workspace, v.version, v.name, v.description, v.config, v.sealed_secrets,
        d.created_at, v.created_at AS updated_at, d.current_version
 FROM definitions d
 JOIN workspaces w ON w.id = d.workspace_id
 JOIN definition_versions v ON v.definition_id = d.id AND v.version = d.current_version
-WHERE d.workspace_id = $1
+WHERE d.workspace_id = :workspace_id
   AND d.deleted_at IS NULL
-  AND ($2::text IS NULL OR (d.name, d.id) > ($2::text, $3::uuid))
-  AND starts_with(d.name, $4::text)
-  AND ($5::text IS NULL OR v.job_type = $5::text)
+  AND (:after_name::text IS NULL OR (d.name, d.id) > (:after_name::text, :after_id::uuid))
+  AND starts_with(d.name, :name_prefix::text)
+  AND (:job_type::text IS NULL OR v.job_type = :job_type::text)
 ORDER BY d.name, d.id
-LIMIT $6;
+LIMIT :limit;
 
 -- name: get_current_definitions
 -- Many current definitions at once, by uuid or name. $1 workspace, $2 uuids, $3 names.

@@ -1,8 +1,8 @@
 -- name: insert_results
 -- The results an attempt reported with its completion (a repeated report adds nothing).
 INSERT INTO run_results (run_id, attempt, name, size_bytes, sha256, media_type)
-SELECT $1, $2, r.name, r.size_bytes, r.sha256, r.media_type
-FROM unnest($3::text[], $4::bigint[], $5::text[], $6::text[])
+SELECT :run, :attempt, r.name, r.size_bytes, r.sha256, r.media_type
+FROM unnest(:names::text[], :sizes::bigint[], :sha256s::text[], :media_types::text[])
     AS r(name, size_bytes, sha256, media_type)
 ON CONFLICT (run_id, attempt, name) DO NOTHING;
 

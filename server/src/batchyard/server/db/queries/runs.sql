@@ -1,20 +1,21 @@
 -- name: insert_runs
 -- Batch submit in one statement: a row per element of the arrays, its spec, and the
--- distinct configurations ($10 ids, $11 configs, $12 sealed secrets; an id is a keyed
--- digest of the content, so one already stored is kept). $2 is the workspace id. A request_id already
+-- distinct configurations (:config_ids, :configs, :sealed_secrets; an id is a keyed digest
+-- of the content, so one already stored is kept). A request_id already
 -- used in the workspace inserts nothing (idempotent submit); only runs inserted get a spec.
--- $13 is each run's config id, $14 its payload.
+-- :run_config_ids is each run's config id, :payloads its payload (parallel to :ids).
 WITH configs AS (
     INSERT INTO run_configs (id, config, sealed_secrets)
-    SELECT * FROM unnest($10::bytea[], $11::jsonb[], $12::bytea[])
+    SELECT * FROM unnest(:config_ids::bytea[], :configs::jsonb[], :sealed_secrets::bytea[])
     ON CONFLICT (id) DO NOTHING
 ), ins AS (
     INSERT INTO runs (id, workspace_id, definition_id, definition_name, definition_version,
                       request_id, queue, priority, status, reason, payload_size)
-    SELECT u.id, $2, u.definition_id, u.definition_name, u.definition_version,
+    SELECT u.id, :workspace_id, u.definition_id, u.definition_name, u.definition_version,
            u.request_id, u.queue, u.priority, 'PENDING', 'RECENTLY_SUBMITTED', u.payload_size
-    FROM unnest($1::uuid[], $3::uuid[], $4::text[], $5::bigint[], $6::text[], $7::text[],
-                $8::integer[], $9::bigint[])
+    FROM unnest(:ids::uuid[], :definition_ids::uuid[], :definition_names::text[],
+                :definition_versions::bigint[], :request_ids::text[], :queues::text[],
+                :priorities::integer[], :payload_sizes::bigint[])
          AS u(id, definition_id, definition_name, definition_version, request_id, queue,
               priority, payload_size)
     ON CONFLICT (workspace_id, request_id) WHERE request_id IS NOT NULL DO NOTHING
@@ -22,7 +23,8 @@ WITH configs AS (
 ), specs AS (
     INSERT INTO run_specs (run_id, config_id, payload)
     SELECT s.id, s.config_id, s.payload
-    FROM unnest($1::uuid[], $13::bytea[], $14::bytea[]) AS s(id, config_id, payload)
+    FROM unnest(:ids::uuid[], :run_config_ids::bytea[], :payloads::bytea[])
+         AS s(id, config_id, payload)
     WHERE s.id IN (SELECT id FROM ins)
 )
 SELECT id, submitted_at FROM ins;
@@ -49,19 +51,19 @@ ORDER BY run_id, number;
 
 -- name: list_runs
 -- Newest first, keyset paging on (submitted_at, id).
--- $1 workspace, $2 definition id, $3 definition name, $4 statuses, $5 from, $6 to,
--- $7/$8 after (submitted_at, id), $9 limit.
+-- Every filter is NULL for none; after (:after_submitted, :after_id).
 SELECT r.id
 FROM runs r
-WHERE r.workspace_id = $1
-  AND ($2::uuid IS NULL OR r.definition_id = $2::uuid)
-  AND ($3::text IS NULL OR r.definition_name = $3::text)
-  AND ($4::text[] IS NULL OR r.status = ANY($4::text[]))
-  AND ($5::timestamptz IS NULL OR r.submitted_at >= $5::timestamptz)
-  AND ($6::timestamptz IS NULL OR r.submitted_at < $6::timestamptz)
-  AND ($7::timestamptz IS NULL OR (r.submitted_at, r.id) < ($7::timestamptz, $8::uuid))
+WHERE r.workspace_id = :workspace_id
+  AND (:definition_id::uuid IS NULL OR r.definition_id = :definition_id::uuid)
+  AND (:definition_name::text IS NULL OR r.definition_name = :definition_name::text)
+  AND (:statuses::text[] IS NULL OR r.status = ANY(:statuses::text[]))
+  AND (:submitted_from::timestamptz IS NULL OR r.submitted_at >= :submitted_from::timestamptz)
+  AND (:submitted_to::timestamptz IS NULL OR r.submitted_at < :submitted_to::timestamptz)
+  AND (:after_submitted::timestamptz IS NULL
+       OR (r.submitted_at, r.id) < (:after_submitted::timestamptz, :after_id::uuid))
 ORDER BY r.submitted_at DESC, r.id DESC
-LIMIT $9;
+LIMIT :limit;
 
 -- name: cancel_pending_run
 UPDATE runs
