@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from batchyard.worker.artifact_store import (
+from batchyard.worker.results.artifacts import (
     HOP_BYTES,
     ArtifactLocation,
     LocalArtifactStore,
@@ -26,7 +26,7 @@ from batchyard.worker.artifact_store import (
     parse_location,
     result_key,
 )
-from batchyard.worker.results import ResultLimits, open_below, store_results
+from batchyard.worker.results.store import ResultLimits, open_below, store_results
 
 MIB = 1024 * 1024
 

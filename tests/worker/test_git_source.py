@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 
 from batchyard.v1 import job_pb2, run_pb2
-from batchyard.worker import git_source
-from batchyard.worker.execution import AttemptSpec, Execution, ExecutionOptions
-from batchyard.worker.git_source import GitOptions, fetch_git
+from batchyard.worker.execution.attempt import AttemptSpec, Execution, ExecutionOptions
 from batchyard.worker.settings import SettingsError, add_arguments, settings_from_args
-from batchyard.worker.sources import SourceError
+from batchyard.worker.sources import git_clone as git_source
+from batchyard.worker.sources.git_clone import GitOptions, fetch_git
+from batchyard.worker.sources.port import SourceError
 from tests.processes import free_port
 from tests.worker.jobs import MemorySink, Result, run_job
 

@@ -23,15 +23,15 @@ import boto3  # type: ignore[import-untyped]
 import pytest
 
 from batchyard.v1 import job_pb2, run_pb2
-from batchyard.worker import job_users
-from batchyard.worker.artifact_store import LocalArtifactStore
-from batchyard.worker.execution import AttemptSpec, Execution, ExecutionOptions
-from batchyard.worker.job_users import JobUsers, JobUsersError, check_access
-from batchyard.worker.limits import WorkerLimits, find_prlimit
+from batchyard.worker.execution import job_users
+from batchyard.worker.execution.attempt import AttemptSpec, Execution, ExecutionOptions
+from batchyard.worker.execution.directories import SlotDirectories
+from batchyard.worker.execution.job_users import JobUsers, JobUsersError, check_access
+from batchyard.worker.execution.limits import WorkerLimits, find_prlimit
 from batchyard.worker.outcome import Outcome, StopReason
-from batchyard.worker.reaper_client import Reaper
+from batchyard.worker.reaper.client import Reaper
+from batchyard.worker.results.artifacts import LocalArtifactStore
 from batchyard.worker.settings import SettingsError, add_arguments, settings_from_args
-from batchyard.worker.slot_dirs import SlotDirectories
 from tests.job_users import (
     FIRST_UID,
     free_range,

@@ -18,9 +18,10 @@ import pytest
 from google.protobuf import duration_pb2
 
 from batchyard.v1 import job_pb2, run_pb2
-from batchyard.worker.command import Command
-from batchyard.worker.execution import ExecutionOptions
-from batchyard.worker.limits import (
+from batchyard.worker.execution.attempt import ExecutionOptions
+from batchyard.worker.execution.command import Command
+from batchyard.worker.execution.directories import SlotDirectories
+from batchyard.worker.execution.limits import (
     CPU_KILL_GRACE,
     ResourceLimits,
     WorkerLimits,
@@ -30,7 +31,6 @@ from batchyard.worker.limits import (
     limited_command,
 )
 from batchyard.worker.settings import add_arguments, settings_from_args
-from batchyard.worker.slot_dirs import SlotDirectories
 from tests.worker.jobs import run_job, shell_job
 
 MiB = 1024 * 1024

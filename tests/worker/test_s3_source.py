@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from batchyard.v1 import job_pb2, run_pb2
-from batchyard.worker.execution import Execution, ExecutionOptions
+from batchyard.worker.execution.attempt import Execution, ExecutionOptions
 from batchyard.worker.outcome import StopReason
-from batchyard.worker.s3_source import S3Limits, parse_s3_uri, relative_parts
-from batchyard.worker.sources import SourceError
+from batchyard.worker.sources.port import SourceError
+from batchyard.worker.sources.s3 import S3Limits, parse_s3_uri, relative_parts
 from tests.processes import free_port
 from tests.worker.jobs import MemorySink, run_job
 from tests.worker.test_sources import assert_source_unavailable

@@ -10,10 +10,8 @@ from pathlib import Path
 import pytest
 
 from batchyard.worker import cli
-from batchyard.worker.artifact_store import ArtifactLocation, LocalArtifactStore, S3ArtifactStore
-from batchyard.worker.git_source import DEFAULT_GIT_TIMEOUT
-from batchyard.worker.results import ResultLimits
-from batchyard.worker.s3_source import S3Limits
+from batchyard.worker.results.artifacts import ArtifactLocation, LocalArtifactStore, S3ArtifactStore
+from batchyard.worker.results.store import ResultLimits
 from batchyard.worker.settings import (
     DEFAULT_KILL_GRACE,
     SettingsError,
@@ -21,6 +19,8 @@ from batchyard.worker.settings import (
     add_arguments,
     settings_from_args,
 )
+from batchyard.worker.sources.git_clone import DEFAULT_GIT_TIMEOUT
+from batchyard.worker.sources.s3 import S3Limits
 
 
 def parse(argv: list[str], env: dict[str, str] | None = None) -> WorkerSettings:

@@ -8,8 +8,8 @@ import signal
 import structlog
 
 from batchyard.client.connection import dial, split_target
-from batchyard.worker.reaper_client import Reaper
-from batchyard.worker.runner import Runner
+from batchyard.worker.leasing.runner import Runner
+from batchyard.worker.reaper.client import Reaper
 from batchyard.worker.server_api import WorkerApi, channel_options
 from batchyard.worker.settings import WorkerSettings
 
@@ -21,7 +21,7 @@ _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 async def serve(settings: WorkerSettings) -> None:
     """Runs the worker until SIGTERM/SIGINT (a second signal skips the grace period).
 
-    Raises :class:`~batchyard.worker.runner.WorkerCrashed` if a background loop died.
+    Raises :class:`~batchyard.worker.leasing.runner.WorkerCrashed` if a background loop died.
     """
     structlog.contextvars.bind_contextvars(worker_id=settings.worker_id)
     settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

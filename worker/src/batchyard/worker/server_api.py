@@ -8,7 +8,7 @@
 * ReleaseRun is retried the same way within a time budget (the worker is shutting down;
   if the server stays away the lease simply expires and the run is leased again).
 * AppendLogs is one short client-streaming call per batch; its retries (resending from the
-  last acknowledgement) belong to the log shipper (:mod:`batchyard.worker.log_shipping`).
+  last acknowledgement) belong to the log shipper (:mod:`batchyard.worker.shipping.shipper`).
 * Other errors surface as :class:`grpc.aio.AioRpcError` for the caller to log.
 """
 
@@ -93,7 +93,7 @@ class WorkerApi:
         token: str | None = None,
     ) -> None:
         self._stub: WorkerServiceAsyncStub = worker_service_pb2_grpc.WorkerServiceStub(channel)
-        # AppendLogs messages arrive already encoded (batchyard.worker.log_wire): no serializer.
+        # AppendLogs messages arrive already encoded (shipping.wire): no serializer.
         self._append_logs = channel.stream_unary(
             APPEND_LOGS_METHOD,
             request_serializer=None,

@@ -19,24 +19,28 @@ from pathlib import Path
 from typing import TypeVar
 
 from batchyard.client.connection import ClientTls, TlsConfigError, choose_tls, split_target
-from batchyard.worker.artifact_store import ArtifactLocation, ArtifactStore, parse_location
-from batchyard.worker.execution import ExecutionOptions
-from batchyard.worker.git_source import DEFAULT_GIT_TIMEOUT, DEFAULT_PROTOCOLS, KNOWN_PROTOCOLS
-from batchyard.worker.job_users import JobUsers, parse_job_users
-from batchyard.worker.limits import WorkerLimits
-from batchyard.worker.lines import DEFAULT_MAX_LINE_BYTES
-from batchyard.worker.log_shipping import DEFAULT_FLUSH_INTERVAL, ShippingOptions
-from batchyard.worker.output import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_OUTPUT_LINES
-from batchyard.worker.results import (
+from batchyard.worker.execution.attempt import ExecutionOptions
+from batchyard.worker.execution.job_users import JobUsers, parse_job_users
+from batchyard.worker.execution.limits import WorkerLimits
+from batchyard.worker.execution.sql_targets import ENV_PREFIX as SQL_TARGET_PREFIX
+from batchyard.worker.execution.sql_targets import from_environment as sql_targets_from_environment
+from batchyard.worker.execution.sql_targets import parse_flag as parse_sql_target
+from batchyard.worker.output.collector import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_OUTPUT_LINES
+from batchyard.worker.output.lines import DEFAULT_MAX_LINE_BYTES
+from batchyard.worker.results.artifacts import ArtifactLocation, ArtifactStore, parse_location
+from batchyard.worker.results.store import (
     DEFAULT_RESULTS_MAX_BYTES,
     DEFAULT_RESULTS_MAX_FILES,
     ResultLimits,
 )
-from batchyard.worker.s3_source import S3Limits
-from batchyard.worker.spool import DEFAULT_MAX_MEMORY_BYTES
-from batchyard.worker.sql_targets import ENV_PREFIX as SQL_TARGET_PREFIX
-from batchyard.worker.sql_targets import from_environment as sql_targets_from_environment
-from batchyard.worker.sql_targets import parse_flag as parse_sql_target
+from batchyard.worker.shipping.shipper import DEFAULT_FLUSH_INTERVAL, ShippingOptions
+from batchyard.worker.shipping.spool import DEFAULT_MAX_MEMORY_BYTES
+from batchyard.worker.sources.git_clone import (
+    DEFAULT_GIT_TIMEOUT,
+    DEFAULT_PROTOCOLS,
+    KNOWN_PROTOCOLS,
+)
+from batchyard.worker.sources.s3 import S3Limits
 
 DEFAULT_SERVER = "localhost:50051"
 DEFAULT_SLOTS = 4

@@ -4,8 +4,8 @@
 1, 2, 3, … with no gap (the ``seq`` of the log service; the worker's system entries share the
 sequence), stamps them with the time the worker read them and gives each a level. Records go
 to a :class:`LogSink`: during a leased attempt a :class:`FanOutSink` to the in-memory tail
-(:mod:`batchyard.worker.log_tail`, quoted in failure messages) and the log shipper
-(:mod:`batchyard.worker.log_shipping`, which sends them to the server).
+(:mod:`batchyard.worker.output.tail`, quoted in failure messages) and the log shipper
+(:mod:`batchyard.worker.shipping.shipper`, which sends them to the server).
 
 Rules users see in the stored log:
 
@@ -16,13 +16,13 @@ Rules users see in the stored log:
   seq and does not count against the caps. A malformed one (``::progress 150``,
   ``::progress soon``) is an ordinary line and is stored.
 * **Per line**: a line longer than ``max_line_bytes`` (16 KiB by default) keeps its first
-  bytes and ends with the marker ``…[truncated N bytes]`` (:mod:`batchyard.worker.lines`).
+  bytes and ends with the marker ``…[truncated N bytes]`` (:mod:`batchyard.worker.output.lines`).
 * **Per attempt**: at most ``max_output_lines`` lines (1,000,000 by default) and
   ``max_output_bytes`` bytes (64 MiB by default, or the job's ``resources.output_bytes``)
   of stdout/stderr are kept. Once either cap is reached the rest of the output is dropped,
   and when the attempt ends ONE system entry says how many lines and bytes were dropped.
   Progress still counts past the caps, and the run itself is unaffected.
-* **Secrets**: given a :class:`~batchyard.worker.masking.Masker`, every stored record — the
+* **Secrets**: given a :class:`~batchyard.worker.output.masking.Masker`, every stored record — the
   job's lines and the worker's own system entries — has the job's secret values and their
   encoded forms replaced by ``***``. Lines are masked once whole (a secret split across two
   reads of the pipe is still one line); without a masker nothing is searched.
@@ -37,8 +37,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import NamedTuple, Protocol
 
-from batchyard.worker.lines import DEFAULT_MAX_LINE_BYTES, LineSplitter
-from batchyard.worker.masking import Masker
+from batchyard.worker.output.lines import DEFAULT_MAX_LINE_BYTES, LineSplitter
+from batchyard.worker.output.masking import Masker
 
 DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_OUTPUT_LINES = 1_000_000

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from batchyard.worker.output import LogRecord, Stream
+from batchyard.worker.output.collector import LogRecord, Stream
 
 DEFAULT_KEEP = 200
 QUOTED_LINES = 3

@@ -13,7 +13,7 @@ state between chunks and returns whole lines:
 * output that does not end with a line break is returned by :meth:`LineSplitter.flush`.
 
 Lines come out whole, however the chunks cut them, which is what lets the output collector
-mask secrets line by line (:mod:`batchyard.worker.masking`); the one place a line is cut on
+mask secrets line by line (:mod:`batchyard.worker.output.masking`); the one place a line is cut on
 purpose, the ``max_line_bytes`` cut, hands the kept text to ``on_cut`` first, so a secret
 cut in two there loses its kept beginning too.
 """

@@ -23,9 +23,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from batchyard.worker.command import Command
-from batchyard.worker.job_users import switched
-from batchyard.worker.output import Stream
+from batchyard.worker.execution.command import Command
+from batchyard.worker.execution.job_users import switched
+from batchyard.worker.output.collector import Stream
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 DataCallback = Callable[[Stream, bytes], None]
@@ -193,7 +193,7 @@ class JobProcess:
 
 def _spawn(command: Command, stdout: int, stderr: int) -> subprocess.Popen[bytes]:
     """Forks and executes the job in a new session (what asyncio itself does, synchronously),
-    as ``command.uid`` when it has one (:func:`~batchyard.worker.job_users.switched`)."""
+    as ``command.uid`` when it has one (:func:`~batchyard.worker.execution.job_users.switched`)."""
     argv: Sequence[str] = command.argv
     switch: dict[str, Any] = {}
     if command.uid is not None:

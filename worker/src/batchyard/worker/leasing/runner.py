@@ -21,13 +21,13 @@ import grpc
 import structlog
 
 from batchyard.v1 import worker_service_pb2
-from batchyard.worker.heartbeat import DEFAULT_RENEW_INTERVAL
-from batchyard.worker.leased_attempt import LeasedAttempt
+from batchyard.worker.execution.directories import SlotDirectories
+from batchyard.worker.leasing.attempt import LeasedAttempt
+from batchyard.worker.leasing.heartbeat import DEFAULT_RENEW_INTERVAL
 from batchyard.worker.outcome import StopReason
-from batchyard.worker.reaper_client import Reaper
+from batchyard.worker.reaper.client import Reaper
 from batchyard.worker.server_api import Backoff, WorkerApi, status_code
 from batchyard.worker.settings import WorkerSettings
-from batchyard.worker.slot_dirs import SlotDirectories
 
 _log = structlog.get_logger(__name__)
 

@@ -15,7 +15,7 @@ one entry counting the rest):
 * a file that would take the attempt past ``max_bytes`` in total; once ``max_files`` files
   are listed, the rest (one entry says so).
 
-When the store fails, :class:`~batchyard.worker.artifact_store.UploadError` ends the upload:
+When the store fails, :class:`~batchyard.worker.results.artifacts.UploadError` ends the upload:
 no result is reported, and what was stored already stays below the attempt's path until the
 run is deleted (the server removes ``runs/<run>/`` whole).
 
@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from batchyard.worker.artifact_store import ArtifactStore, SourceChanged, UploadError, result_key
 from batchyard.worker.outcome import ResultFile
+from batchyard.worker.results.artifacts import ArtifactStore, SourceChanged, UploadError, result_key
 
 DEFAULT_RESULTS_MAX_BYTES = 5 * 1024**3
 DEFAULT_RESULTS_MAX_FILES = 10_000
@@ -134,7 +134,7 @@ async def store_results(
 ) -> StoredResults:
     """Lists and stores the attempt's results; ``note`` gets a warning per skipped file.
 
-    Raises :class:`~batchyard.worker.artifact_store.UploadError` when the store fails.
+    Raises :class:`~batchyard.worker.results.artifacts.UploadError` when the store fails.
     """
     listing = await asyncio.to_thread(list_results, directory, limits)
     for message in listing.notes:

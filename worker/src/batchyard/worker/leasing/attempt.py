@@ -1,7 +1,7 @@
 """One leased attempt, from lease to report: execution, heartbeat, logs, CompleteRun/ReleaseRun.
 
 The order is what makes a finished run's log complete: the job runs (its log shipped live
-by a :class:`~batchyard.worker.log_shipping.LogShipper`) and its result files are stored
+by a :class:`~batchyard.worker.shipping.shipper.LogShipper`) and its result files are stored
 (inside :meth:`Execution.run`, so the entries about them are part of the log, and the
 heartbeat keeps the lease meanwhile); when it has ended, every record is
 flushed — until the server acknowledged the last seq — and only then is the run completed
@@ -24,12 +24,12 @@ import grpc
 import structlog
 
 from batchyard.v1 import run_pb2, worker_service_pb2
-from batchyard.worker.execution import AttemptSpec, Execution, ExecutionOptions
-from batchyard.worker.heartbeat import keep_lease
-from batchyard.worker.log_shipping import LogShipper, ShippingOptions
+from batchyard.worker.execution.attempt import AttemptSpec, Execution, ExecutionOptions
+from batchyard.worker.leasing.heartbeat import keep_lease
 from batchyard.worker.outcome import Outcome, StopReason
-from batchyard.worker.reaper_client import Reaper
+from batchyard.worker.reaper.client import Reaper
 from batchyard.worker.server_api import Lease, LeaseLost, WorkerApi, status_code
+from batchyard.worker.shipping.shipper import LogShipper, ShippingOptions
 
 _log = structlog.get_logger(__name__)
 

@@ -12,7 +12,7 @@ Credentials come from the worker's environment or profile (aiobotocore's default
 never from the job. Region and endpoint URL (for S3-compatible stores) come from the source.
 Every failure — a missing bucket or object, an empty prefix, access denied, an unreachable
 endpoint (bounded by timeouts), a download over the limits — raises
-:class:`~batchyard.worker.sources.SourceError` with the cause, which fails the attempt as
+:class:`~batchyard.worker.sources.port.SourceError` with the cause, which fails the attempt as
 SOURCE_UNAVAILABLE.
 """
 
@@ -31,7 +31,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from batchyard.v1 import job_pb2
-from batchyard.worker.sources import SourceError
+from batchyard.worker.sources.port import Note, SourceError
 
 CHUNK_BYTES = 1024 * 1024
 
@@ -136,6 +136,31 @@ async def fetch_s3(
         raise SourceError(f"cannot download {location}: {exc or type(exc).__name__}") from None
     except OSError as exc:  # writing below the source directory
         raise SourceError(f"cannot download {location}: {exc.strerror or exc}") from None
+
+
+class S3Source:
+    """The job's S3 object or prefix, downloaded into the attempt's directory."""
+
+    writes_files = True
+
+    def __init__(self, source: job_pb2.S3Source, limits: S3Limits) -> None:
+        self._source = source
+        self._limits = limits
+        self._fetched: S3Fetched | None = None
+
+    async def fetch(self, destination: Path, note: Note) -> Path:
+        self._fetched = await fetch_s3(self._source, destination, note=note, limits=self._limits)
+        return await asyncio.to_thread(destination.resolve)
+
+    def describe(self) -> str:
+        fetched = self._fetched
+        if fetched is None:
+            return ""
+        skipped = f", {fetched.skipped} skipped" if fetched.skipped else ""
+        return (
+            f"source ready: {fetched.files} file(s), {fetched.bytes} bytes from "
+            f"{self._source.uri}{skipped}"
+        )
 
 
 async def _fetch_object(

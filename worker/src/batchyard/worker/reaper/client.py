@@ -1,4 +1,4 @@
-"""The worker's handle on its reaper sidecar (see :mod:`batchyard.worker.reaper`).
+"""The worker's handle on its reaper sidecar (see :mod:`batchyard.worker.reaper.sidecar`).
 
 Started once per worker process. Every message is one short line written to a pipe (an
 atomic write well under PIPE_BUF), so registering a job costs a system call, not a process.
@@ -34,7 +34,7 @@ class Reaper:
     def start(cls, python: str = sys.executable) -> Reaper:
         """Starts the sidecar (in its own session, so terminal signals do not reach it)."""
         popen = subprocess.Popen(
-            [python, "-m", "batchyard.worker.reaper"],
+            [python, "-m", "batchyard.worker.reaper.sidecar"],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             start_new_session=True,

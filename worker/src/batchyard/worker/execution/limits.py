@@ -4,7 +4,7 @@ What a job may use comes from its ``resources`` (``ResourceRequirements``) and t
 ``--max-memory``, ``--max-cpu-time``, ``--max-open-files`` and ``--max-processes``: each
 worker value is both the default of jobs that ask for nothing and the cap of jobs that ask
 for more (the attempt's log then says the request was capped). ``output_bytes`` is the
-output collector's business (:mod:`batchyard.worker.output`), not a limit of the process.
+output collector's business (:mod:`batchyard.worker.output.collector`), not a limit of the process.
 
 ===================  ==================  ============================================
 resource             rlimit              what the job sees past it
@@ -25,7 +25,7 @@ They are rlimits, so know their edges:
 * ``RLIMIT_NPROC`` counts every process (thread, in fact) of the job's *user*, not of the
   job: with jobs running as the worker's user, the worker's own threads and every other job
   count against it. It bounds a fork bomb, but only a user per job makes it exact: with
-  ``--job-users`` (:mod:`~batchyard.worker.job_users`) it counts the job's processes only.
+  ``--job-users`` (:mod:`~batchyard.worker.execution.job_users`) it counts the job's processes only.
   The kernel does not apply it to root at all; an attempt's log says so when it would be
   void.
 
@@ -49,7 +49,7 @@ import sys
 from dataclasses import dataclass, field, replace
 
 from batchyard.v1 import job_pb2
-from batchyard.worker.command import Command
+from batchyard.worker.execution.command import Command
 
 CPU_KILL_GRACE = 1
 """CPU seconds between SIGXCPU (the soft limit) and SIGKILL (the hard limit)."""

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 from batchyard.v1 import job_pb2
-from batchyard.worker.sources import SourceError
+from batchyard.worker.sources.port import SourceError
 
 ENV_PREFIX = "BATCHYARD_SQL_TARGET_"
 DSN_VARIABLE = "BATCHYARD_SQL_DSN"

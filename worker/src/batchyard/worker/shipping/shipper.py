@@ -1,8 +1,8 @@
 """Shipping an attempt's log to the server: a spool, one short AppendLogs call per cycle.
 
-:class:`LogShipper` is the :class:`~batchyard.worker.output.LogSink` of a leased attempt.
-``emit`` encodes the record once, in its wire form (:mod:`batchyard.worker.log_wire`), and
-appends it to a :class:`~batchyard.worker.spool.LogSpool` (memory, then a spill file), so
+:class:`LogShipper` is the :class:`~batchyard.worker.output.collector.LogSink` of a leased attempt.
+``emit`` encodes the record once, in its wire form (:mod:`batchyard.worker.shipping.wire`), and
+appends it to a :class:`~batchyard.worker.shipping.spool.LogSpool` (memory, then a spill file), so
 the job's output is drained at full speed whatever the server does. The spool groups entries
 in segments of at most ``message_entries`` entries and ``message_bytes`` bytes: one segment
 is one AppendLogs message. A background task ships what is pending:
@@ -45,11 +45,11 @@ from pathlib import Path
 import grpc
 import structlog
 
-from batchyard.worker.lines import truncation_marker
-from batchyard.worker.log_wire import encode_entry, request_header, time_field
-from batchyard.worker.output import LogRecord, Stream
+from batchyard.worker.output.collector import LogRecord, Stream
+from batchyard.worker.output.lines import truncation_marker
 from batchyard.worker.server_api import Backoff, Lease, LeaseLost, status_code
-from batchyard.worker.spool import DEFAULT_MAX_MEMORY_BYTES, LogSpool, Segment
+from batchyard.worker.shipping.spool import DEFAULT_MAX_MEMORY_BYTES, LogSpool, Segment
+from batchyard.worker.shipping.wire import encode_entry, request_header, time_field
 
 _log = structlog.get_logger(__name__)
 

@@ -1,4 +1,4 @@
-"""GIT sources: a shallow clone of one commit, cached by commit on this worker.
+"""GIT sources, the clone itself: a shallow clone of one commit, cached by commit on this worker.
 
 ``fetch_git`` (blocking; the execution runs it in a thread) resolves the reference with
 ``git ls-remote`` (a branch, a tag, a full ref name or a full commit id; the default branch
@@ -38,8 +38,8 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from batchyard.v1 import job_pb2
-from batchyard.worker.attempt_dir import remove_tree
-from batchyard.worker.sources import SourceError
+from batchyard.worker.sources.port import SourceError
+from batchyard.worker.trees import remove_tree
 
 KNOWN_PROTOCOLS = ("https", "http", "ssh", "git", "file")
 DEFAULT_PROTOCOLS = ("https", "ssh")

@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from batchyard.v1 import log_pb2
-from batchyard.worker.output import Level, Stream
+from batchyard.worker.output.collector import Level, Stream
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Varints by table, for the numbers every entry has (seq, lengths): 0 .. 2**21 - 1 without

@@ -25,7 +25,7 @@ worker's credentials: PATH, HOME (the attempt directory), TMPDIR, LANG, then the
 job's DSN). It is not part of the command's ``repr``.
 
 The user is the worker's own, or with ``--job-users`` the uid of the attempt's slot (its
-directory's owner; see :mod:`~batchyard.worker.job_users`).
+directory's owner; see :mod:`~batchyard.worker.execution.job_users`).
 """
 
 from __future__ import annotations
@@ -38,9 +38,14 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from batchyard.v1 import job_pb2
-from batchyard.worker.attempt_dir import AttemptPaths
-from batchyard.worker.sources import SourceError, job_type_name, resolve_inside, source_location
-from batchyard.worker.sql_targets import DSN_VARIABLE, target_dsn
+from batchyard.worker.execution.directories import AttemptPaths
+from batchyard.worker.execution.sql_targets import DSN_VARIABLE, target_dsn
+from batchyard.worker.sources.port import (
+    SourceError,
+    job_type_name,
+    resolve_inside,
+    source_location,
+)
 
 POSIX_SHELL = "/bin/sh"
 SQL_RUNNER = "batchyard.worker.sql_runner"

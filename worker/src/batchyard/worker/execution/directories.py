@@ -1,22 +1,29 @@
-"""Attempt directories reused per slot: emptied after each attempt, not made and removed.
+"""The one provider of attempt directories, for production and tests alike.
 
-On the test machines' disk a ``mkdir`` costs ~250 us and a file ~900 us of kernel time, more
-than a trivial job itself; a worker running hundreds of short attempts a second spent most
-of its CPU there. So each slot keeps ``<state>/slots/<n>/`` (with its ``output/``), and an
-attempt gets one that is empty and used by no other attempt. After the attempt it is
-checked with two directory reads; only what the job left behind is removed. Every attempt
-still starts in an empty directory of its own, as with a fresh one.
+Each slot keeps ``<state>/slots/<n>/``, and an attempt gets one that is empty and used by no
+other attempt; it holds:
+
+* (itself)    the job's working directory (cwd), ``HOME`` and ``TMPDIR``;
+* ``output/``  ``BATCHYARD_OUTPUT_DIR``: files the job leaves here become result assets;
+* ``source/``  inline source text written as a file, a GIT clone or an S3 download;
+* ``payload``  ``BATCHYARD_PAYLOAD_PATH``: the run's payload bytes, when it has any
+  (a run without one gets ``<state>/slots/.empty-payload``, shared, read-only, empty).
+
+Directories are reused, emptied after each attempt, not made and removed: on the test
+machines' disk a ``mkdir`` costs ~250 us and a file ~900 us of kernel time, more than a
+trivial job itself; a worker running hundreds of short attempts a second spent most of its
+CPU there. After the attempt a directory is checked with two directory reads; only what the
+job left behind is removed. Every attempt still starts in an empty directory of its own.
 
 A directory whose state cannot be restored (a job made it unreadable, say) is removed and
 never reused.
 
-With job users (``--job-users``, :mod:`~batchyard.worker.job_users`) each directory has a
+With job users (``--job-users``, :mod:`~batchyard.worker.execution.job_users`) each directory has a
 uid of its own, one of the range, which owns it (and its ``output/`` and payload) and runs
 its jobs; a directory dropped gives its uid to the one made next. ``slots/`` is then 0711,
 so a job's uid reaches its own directory (and the shared empty payload) but lists nothing.
 Before a directory is checked and emptied, every process of its uid is killed; a starting
-worker kills those of all the uids.
-"""
+worker kills those of all the uids."""
 
 from __future__ import annotations
 
@@ -24,10 +31,39 @@ import asyncio
 import contextlib
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
-from batchyard.worker.attempt_dir import EMPTY_PAYLOAD, AttemptPaths, remove_tree
-from batchyard.worker.job_users import JobUsers, kill_processes_of
+from batchyard.worker.execution.job_users import JobUsers, kill_processes_of
+from batchyard.worker.trees import remove_tree
+
+EMPTY_PAYLOAD = ".empty-payload"
+
+
+@dataclass(frozen=True)
+class AttemptPaths:
+    """The paths of one attempt's directory."""
+
+    root: Path
+    has_payload: bool = True
+    uid: int | None = None
+    """The slot's job uid, which owns the directory and runs the job (``--job-users``);
+    None: the worker's own user."""
+
+    @property
+    def output(self) -> Path:
+        return self.root / "output"
+
+    @property
+    def source(self) -> Path:
+        return self.root / "source"
+
+    @property
+    def payload(self) -> Path:
+        if self.has_payload:
+            return self.root / "payload"
+        return self.root.parent / EMPTY_PAYLOAD
+
 
 _MODE = 0o700
 _SHARED_MODE = 0o711

@@ -3,7 +3,7 @@ spilled to a file, always in order.
 
 The job's output must never wait for the server, and nothing below the per-attempt caps may
 be dropped, so :class:`LogSpool` never refuses an entry. It holds entries already encoded
-in their wire form (see :mod:`batchyard.worker.log_wire`), grouped in *segments*: runs of
+in their wire form (see :mod:`batchyard.worker.shipping.wire`), grouped in *segments*: runs of
 consecutive entries that each fill at most one AppendLogs message (``segment_entries``
 entries, ``segment_bytes`` bytes). The open segment takes new entries; a full one is closed
 and queued.
