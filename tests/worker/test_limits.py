@@ -127,7 +127,7 @@ def test_flags_set_the_workers_limits(tmp_path: Path) -> None:
         ["--max-memory", "2GiB", "--max-cpu-time", "90.5", "--max-open-files", "512"]
     )
     settings = settings_from_args(args, {"BATCHYARD_MAX_PROCESSES": "64", "HOME": str(tmp_path)})
-    limits = settings.execution_options().limits
+    limits = settings.execution.limits
     assert (limits.memory_bytes, limits.cpu_seconds, limits.open_files, limits.processes) == (
         2 * 1024**3,
         91,

@@ -26,9 +26,8 @@ def parse(argv: list[str], env: dict[str, str] | None = None) -> dict[str, str]:
     environ = {"PATH": "/usr/bin:/bin", **(env or {})}
     settings = settings_from_args(parser.parse_args(argv), environ)
     assert "canary" not in repr(settings)
-    assert "canary" not in repr(settings.execution_options())
-    assert settings.execution_options().sql_targets == settings.sql_targets
-    return dict(settings.sql_targets)
+    assert "canary" not in repr(settings.execution)
+    return dict(settings.execution.sql_targets)
 
 
 def test_no_targets_by_default() -> None:

@@ -51,7 +51,7 @@ def run_worker(args: argparse.Namespace) -> int:
             check_access(
                 settings.job_users,
                 state_dir=settings.state_dir,
-                interpreters=(sys.executable, settings.python),
+                interpreters=(sys.executable, settings.execution.python),
             )
     except SettingsError as exc:
         print(f"batchyard worker: {exc}", file=sys.stderr)

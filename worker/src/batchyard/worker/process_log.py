@@ -17,7 +17,16 @@ import sys
 
 import structlog
 
+from batchyard.config import Flag, choice
 from batchyard.worker.output.masking import mask_log_event
+
+LOG_FORMAT = Flag(
+    "log-format", choice("auto", "json", "console"), "process log format", default="auto"
+)
+LOG_LEVEL = Flag(
+    "log-level", choice("debug", "info", "warning", "error"), "process log level", default="info"
+)
+FLAGS = (LOG_FORMAT, LOG_LEVEL)
 
 
 def configure_process_logging(log_format: str = "auto", level: int | str = logging.INFO) -> None:

@@ -202,8 +202,32 @@ class Execution:
         return configured if configured > 0 else self._options.max_output_bytes
 
     async def _execute(self, collector: OutputCollector) -> Outcome:
+        prepared = await self._prepare(collector)
+        if isinstance(prepared, Outcome):
+            return prepared
+        command = self._limited(prepared, collector)
+        collector.system(f"starting: {describe_job(self.spec.config)}")
         try:
-            source = open_source(self.spec.config, self._options.sources, time_left=self.timeout)
+            process = await JobProcess.start(command, collector.feed, collector.end)
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            message = f"cannot start {program(self.spec.config)!r}: {reason}"
+            collector.system(message, Level.ERROR)
+            return outcomes.source_unavailable(message)
+        return await self._supervise(process, collector)
+
+    async def _prepare(self, collector: OutputCollector) -> Command | Outcome:
+        """The source fetched and the command built, or the outcome of an attempt that does
+        not start (its source unavailable, a stop request)."""
+        options = self._options
+        try:
+            source = open_source(
+                self.spec.config,
+                options.sources,
+                workspace_root=options.workspace_root,
+                state_dir=options.state_dir,
+                time_left=self.timeout,
+            )
 
             def note(message: str) -> None:
                 collector.system(message, Level.WARNING)
@@ -220,16 +244,7 @@ class Execution:
             collector.system(ready)
         if self._stop is not None:
             return self._not_starting(self._stop, collector)
-        command = self._limited(command, collector)
-        collector.system(f"starting: {describe_job(self.spec.config)}")
-        try:
-            process = await JobProcess.start(command, collector.feed, collector.end)
-        except (OSError, ValueError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            message = f"cannot start {program(self.spec.config)!r}: {reason}"
-            collector.system(message, Level.ERROR)
-            return outcomes.source_unavailable(message)
-        return await self._supervise(process, collector)
+        return command
 
     async def _command(self, source: Source, root: Path | None) -> Command:
         """The job's command, once its source is ready in ``root``."""

@@ -81,6 +81,11 @@ class SlotDirectories:
         self._spare_uids: list[int] = [] if users is None else list(reversed(users.uids))
         self._started: asyncio.Task[None] | None = None
 
+    @property
+    def users(self) -> JobUsers | None:
+        """The uids the slots' jobs run as (None: the worker's own)."""
+        return self._users
+
     async def acquire(self, payload: bytes) -> AttemptPaths:
         """An empty attempt directory, with the payload written when there is one."""
         if self._started is None:  # once, however many attempts arrive together

@@ -60,6 +60,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from batchyard.config import Flag, SettingsError, Values, text
+
 MAX_UID = 2**31 - 2
 """The highest uid a job may get (uid_t's -1 means "unchanged" to the kernel)."""
 OVERFLOW_UID = 65534
@@ -113,6 +115,26 @@ class JobUsers:
 
     def describe(self) -> str:
         return f"uids {self.first}-{self.first + self.count - 1}"
+
+
+JOB_USERS = Flag(
+    "job-users",
+    text(metavar="FIRST_UID[:COUNT]"),
+    "run the job of slot i as uid and gid FIRST_UID+i, with no supplementary groups and no "
+    "account needed, so concurrent jobs cannot read each other's environment or files; "
+    "COUNT uids (default: --slots), a range no account uses; the worker must run as root",
+    default_text="jobs run as the worker's user",
+)
+
+
+def job_users_from_values(values: Values, *, slots: int, euid: int) -> JobUsers | None:
+    """The ``--job-users`` the flags give, checked against the slots and the worker's uid."""
+    if not values.given(JOB_USERS):
+        return None
+    try:
+        return parse_job_users(values[JOB_USERS], slots=slots, euid=euid)
+    except ValueError as exc:
+        raise SettingsError(f"{values.origin(JOB_USERS)}: {exc}") from None
 
 
 def parse_job_users(raw: str, *, slots: int, euid: int) -> JobUsers:

@@ -48,6 +48,7 @@ import signal
 import sys
 from dataclasses import dataclass, field, replace
 
+from batchyard.config import Flag, Kind, Values, duration, integer, size
 from batchyard.v1 import job_pb2
 from batchyard.worker.execution.command import Command
 
@@ -126,6 +127,39 @@ class WorkerLimits:
     """The ``prlimit`` program; None: the Python trampoline sets the limits."""
     python: str = sys.executable
     """The interpreter of the trampoline."""
+
+    @classmethod
+    def from_values(cls, values: Values) -> WorkerLimits:
+        return cls(
+            memory_bytes=values[MAX_MEMORY],
+            cpu_seconds=values[MAX_CPU_TIME],
+            open_files=values[MAX_OPEN_FILES],
+            processes=values[MAX_PROCESSES],
+        )
+
+
+_CAP = "the default of jobs that set none, and the most a job's resources may ask"
+_CPU = duration(0.001)
+
+
+def _whole_cpu_seconds(raw: str) -> int:
+    """Whole CPU seconds (RLIMIT_CPU's unit), rounded up."""
+    return math.ceil(_CPU.parse(raw))
+
+
+MAX_MEMORY = Flag("max-memory", size(1), f"address space of each job process: {_CAP}")
+MAX_CPU_TIME = Flag(
+    "max-cpu-time",
+    Kind(_whole_cpu_seconds, lambda seconds: f"{seconds}s", "DURATION"),
+    f"CPU time of each job process (whole seconds, rounded up): {_CAP}",
+)
+MAX_OPEN_FILES = Flag("max-open-files", integer(1), f"open files of each job process: {_CAP}")
+MAX_PROCESSES = Flag(
+    "max-processes",
+    integer(1),
+    f"processes of the jobs' user (RLIMIT_NPROC, not applied to root): {_CAP}",
+)
+FLAGS = (MAX_MEMORY, MAX_CPU_TIME, MAX_OPEN_FILES, MAX_PROCESSES)
 
 
 def attempt_limits(

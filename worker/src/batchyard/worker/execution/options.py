@@ -1,25 +1,43 @@
 """What one attempt is (:class:`AttemptSpec`) and the worker's settings that shape every
-execution (:class:`ExecutionOptions`), composed of the options the modules below own."""
+execution (:class:`ExecutionOptions`), composed of the options the modules they belong to
+declare, flags included."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from batchyard.config import Flag, SettingsError, Values, duration, text
 from batchyard.v1 import job_pb2
+from batchyard.worker.execution import sql_targets
 from batchyard.worker.execution.directories import SlotDirectories
 from batchyard.worker.execution.limits import WorkerLimits
-from batchyard.worker.output.collector import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_OUTPUT_LINES
+from batchyard.worker.output import collector as output
 from batchyard.worker.output.lines import DEFAULT_MAX_LINE_BYTES
 from batchyard.worker.results.artifacts import ArtifactStore
 from batchyard.worker.results.store import ResultLimits
-from batchyard.worker.sources.catalog import SourceOptions
-from batchyard.worker.sources.git_clone import DEFAULT_GIT_TIMEOUT, DEFAULT_PROTOCOLS, GitOptions
-from batchyard.worker.sources.s3 import S3Limits
+from batchyard.worker.sources.catalog import WORKSPACE_ROOT, SourceSettings
 
 DEFAULT_TIMEOUT = 60 * 60.0
 DEFAULT_KILL_GRACE = 10.0
+
+KILL_GRACE = Flag(
+    "kill-grace",
+    duration(0, 7 * 24 * 3600.0),
+    "how long a stopped job gets from SIGTERM to SIGKILL",
+    default=DEFAULT_KILL_GRACE,
+)
+PYTHON = Flag(
+    "python",
+    text(metavar="PYTHON"),
+    "interpreter for PYTHON jobs, a path or a name on PATH",
+    default_text="this one",
+)
+FLAGS = (KILL_GRACE, PYTHON)
 
 
 @dataclass(frozen=True)
@@ -46,9 +64,9 @@ class ExecutionOptions:
     kill_grace: float = DEFAULT_KILL_GRACE
     default_timeout: float = DEFAULT_TIMEOUT
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
-    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+    max_output_bytes: int = output.DEFAULT_MAX_OUTPUT_BYTES
     """Per attempt, unless the job's ``resources.output_bytes`` says otherwise."""
-    max_output_lines: int = DEFAULT_MAX_OUTPUT_LINES
+    max_output_lines: int = output.DEFAULT_MAX_OUTPUT_LINES
     worker_id: str = ""
     """Named in the attempt's first system entry."""
     drain_timeout: float = 5.0
@@ -58,12 +76,8 @@ class ExecutionOptions:
     pool of the options' own below ``state_dir``, made here, shared by every execution
     given these options. Only a pool with job users (``--job-users``) gives each slot a
     user of its own, which then runs its jobs."""
-    git_protocols: tuple[str, ...] = DEFAULT_PROTOCOLS
-    """The transports GIT sources may use."""
-    git_timeout: float = DEFAULT_GIT_TIMEOUT
-    """Seconds a GIT source's fetch may take (at most the attempt's timeout)."""
-    s3_limits: S3Limits = field(default_factory=S3Limits)
-    """Bounds and timeouts of S3 source downloads."""
+    sources: SourceSettings = field(default_factory=SourceSettings)
+    """GIT and S3 sources' transports, bounds and timeouts."""
     artifacts: ArtifactStore | None = None
     """Where result files go; None: they are not collected."""
     result_limits: ResultLimits = field(default_factory=ResultLimits)
@@ -77,6 +91,28 @@ class ExecutionOptions:
         if self.directories is None:
             object.__setattr__(self, "directories", SlotDirectories(self.state_dir))
 
+    @classmethod
+    def from_values(
+        cls, values: Values, *, state_dir: Path, worker_id: str, env: Mapping[str, str]
+    ) -> ExecutionOptions:
+        """The options the flags give (``env``: the worker's, for its PATH and the SQL
+        targets' variables); no directories or artifact store yet."""
+        return cls(
+            state_dir=state_dir,
+            workspace_root=values[WORKSPACE_ROOT],
+            python=_python(values, env),
+            job_path=env.get("PATH") or os.defpath,
+            kill_grace=values[KILL_GRACE],
+            max_line_bytes=values[output.MAX_LINE_BYTES],
+            max_output_bytes=values[output.MAX_OUTPUT_BYTES],
+            max_output_lines=values[output.MAX_OUTPUT_LINES],
+            worker_id=worker_id,
+            sources=SourceSettings.from_values(values),
+            result_limits=ResultLimits.from_values(values),
+            sql_targets=sql_targets.from_values(values, env),
+            limits=WorkerLimits.from_values(values),
+        )
+
     @property
     def attempt_directories(self) -> SlotDirectories:
         """The provider of attempt directories (never None once the options are made)."""
@@ -85,8 +121,13 @@ class ExecutionOptions:
             raise RuntimeError("the options have no attempt directories")
         return directories
 
-    @property
-    def sources(self) -> SourceOptions:
-        """What the source adapters need of these options."""
-        git = GitOptions(self.state_dir, protocols=self.git_protocols, timeout=self.git_timeout)
-        return SourceOptions(workspace_root=self.workspace_root, git=git, s3=self.s3_limits)
+
+def _python(values: Values, env: Mapping[str, str]) -> str:
+    """An absolute interpreter path, looked up once (symlinks kept: a venv's python is one)."""
+    if not values.given(PYTHON):
+        return sys.executable
+    raw = values[PYTHON]
+    found = shutil.which(raw, path=env.get("PATH") or os.defpath) if "/" not in raw else raw
+    if found is None or not os.access(found, os.X_OK):
+        raise SettingsError(f"{values.origin(PYTHON)}: {raw!r} is not an executable interpreter")
+    return str(Path(found).absolute())

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
+from batchyard.config import Flag, Kind, SettingsError, Values
 from batchyard.v1 import job_pb2
 from batchyard.worker.sources.port import SourceError
 
@@ -34,6 +35,26 @@ def parse_flag(raw: str) -> tuple[str, str]:
     if not equals:
         raise ValueError("expected NAME=DSN")
     return check_name(name), check_dsn(dsn)
+
+
+SQL_TARGET = Flag(
+    "sql-target",
+    Kind(parse_flag, lambda target: f"{target[0]}=…", "NAME=DSN"),
+    "a database SQL jobs may name as their target connection (repeatable; or "
+    f"{ENV_PREFIX}<NAME>=DSN, which keeps the password off the command line)",
+    flag_only=True,
+    repeatable=True,
+)
+
+
+def from_values(values: Values, environ: Mapping[str, str]) -> dict[str, str]:
+    """``BATCHYARD_SQL_TARGET_<NAME>`` variables, then ``--sql-target`` flags over them."""
+    try:
+        targets = from_environment(environ)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+    targets.update(values.every(SQL_TARGET))
+    return targets
 
 
 def from_environment(environ: Mapping[str, str]) -> dict[str, str]:

@@ -14,20 +14,21 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import structlog
 
+from batchyard.config import Flag, Kind, Values, comma_list, duration, integer, text
 from batchyard.v1 import worker_service_pb2
-from batchyard.worker.execution.directories import SlotDirectories
+from batchyard.worker.execution.options import ExecutionOptions
 from batchyard.worker.leasing.attempt import LeasedAttempt
 from batchyard.worker.leasing.heartbeat import DEFAULT_RENEW_INTERVAL
 from batchyard.worker.outcome import StopReason
 from batchyard.worker.reaper.client import Reaper
 from batchyard.worker.server_api import Backoff, WorkerApi, status_code
-from batchyard.worker.settings import WorkerSettings
+from batchyard.worker.shipping.options import ShippingOptions
 
 _log = structlog.get_logger(__name__)
 
@@ -43,6 +44,44 @@ LEASE_COALESCE = 0.005
 LeaseRuns call fetches several runs instead of one round trip per run."""
 
 
+DEFAULT_SLOTS = 4
+MAX_SLOTS = 1000
+DEFAULT_GRACE = 30.0
+_QUEUE_LIST = comma_list(text())
+
+
+def _queues(raw: str) -> tuple[str, ...]:
+    """Comma-separated names, trimmed, each once."""
+    return tuple(dict.fromkeys(queue.strip() for queue in _QUEUE_LIST.parse(raw)))
+
+
+SLOTS = Flag("slots", integer(1, MAX_SLOTS), "attempts run at once", default=DEFAULT_SLOTS)
+QUEUES = Flag(
+    "queues", Kind(_queues, ",".join, "QUEUE,..."), "queues to serve", default=("default",)
+)
+GRACE = Flag(
+    "grace",
+    duration(0, 7 * 24 * 3600.0),
+    "how long running attempts may go on after a shutdown signal",
+    default=DEFAULT_GRACE,
+)
+FLAGS = (SLOTS, QUEUES, GRACE)
+
+
+@dataclass(frozen=True)
+class RunnerOptions:
+    """How many attempts run at once, from which queues, and the shutdown grace."""
+
+    slots: int = DEFAULT_SLOTS
+    queues: tuple[str, ...] = ("default",)
+    grace: float = DEFAULT_GRACE
+    """Seconds running attempts get to finish after a shutdown signal."""
+
+    @classmethod
+    def from_values(cls, values: Values) -> RunnerOptions:
+        return cls(slots=values[SLOTS], queues=values[QUEUES], grace=values[GRACE])
+
+
 class WorkerCrashed(Exception):
     """A background loop of the worker ended unexpectedly."""
 
@@ -50,14 +89,18 @@ class WorkerCrashed(Exception):
 class Runner:
     """Leases and runs attempts until shut down."""
 
-    def __init__(self, settings: WorkerSettings, api: WorkerApi, reaper: Reaper | None) -> None:
-        self._settings = settings
-        self._options = replace(
-            settings.execution_options(),
-            directories=SlotDirectories(settings.state_dir, settings.job_users),
-            artifacts=settings.artifact_store(),
-        )
-        self._shipping = settings.shipping_options()
+    def __init__(
+        self,
+        options: RunnerOptions,
+        api: WorkerApi,
+        reaper: Reaper | None,
+        *,
+        execution: ExecutionOptions,
+        shipping: ShippingOptions,
+    ) -> None:
+        self._options = options
+        self._execution = execution
+        self._shipping = shipping
         self._api = api
         self._reaper = reaper
         self._attempts: dict[asyncio.Task[None], LeasedAttempt] = {}
@@ -72,7 +115,7 @@ class Runner:
     def shutdown(self) -> None:
         """Stops leasing and lets running attempts finish within the grace (idempotent)."""
         if not self._stopping.is_set():
-            _log.info("worker_stopping", running=len(self._attempts), grace=self._settings.grace)
+            _log.info("worker_stopping", running=len(self._attempts), grace=self._options.grace)
             self._stopping.set()
 
     def hurry(self) -> None:
@@ -82,11 +125,11 @@ class Runner:
 
     async def run(self) -> None:
         """Runs until shut down; raises WorkerCrashed if a background loop died."""
-        users = self._settings.job_users
+        users = self._execution.attempt_directories.users
         _log.info(
             "worker_started",
-            slots=self._settings.slots,
-            queues=list(self._settings.queues),
+            slots=self._options.slots,
+            queues=list(self._options.queues),
             job_users=None if users is None else users.describe(),
         )
         loops: list[asyncio.Task[Any]] = [
@@ -105,8 +148,8 @@ class Runner:
             self.hurry()
         await asyncio.wait(loops)
         await self._drain()
-        if self._options.artifacts is not None:
-            await self._options.artifacts.aclose()
+        if self._execution.artifacts is not None:
+            await self._execution.artifacts.aclose()
         _log.info("worker_stopped")
         if crashed:
             raise WorkerCrashed(_describe_crash(crashed[0]))
@@ -134,7 +177,7 @@ class Runner:
                 self._start(leased, interval if interval > 0 else DEFAULT_RENEW_INTERVAL)
 
     async def _free_slots(self) -> int:
-        slots = self._settings.slots
+        slots = self._options.slots
         if len(self._attempts) >= slots:
             while len(self._attempts) >= slots:
                 self._slot_freed.clear()
@@ -148,7 +191,7 @@ class Runner:
             leased,
             renew_interval=renew_interval,
             api=self._api,
-            options=self._options,
+            options=self._execution,
             reaper=self._reaper,
             shipping=self._shipping,
         )
@@ -167,12 +210,12 @@ class Runner:
         """Grace for running attempts, then stop and release the rest."""
         if self._attempts and not self._hurry.is_set():
             _log.info("attempts_finishing", running=len(self._attempts))
-            await self._wait_attempts(self._settings.grace, interruptible=True)
+            await self._wait_attempts(self._options.grace, interruptible=True)
         if self._attempts:
             _log.info("attempts_stopping", running=len(self._attempts))
             for attempt in self._attempts.values():
                 attempt.stop(StopReason.SHUTDOWN)
-            await self._wait_attempts(self._settings.kill_grace + RELEASE_BUDGET)
+            await self._wait_attempts(self._execution.kill_grace + RELEASE_BUDGET)
         if self._attempts:
             _log.warning("attempts_abandoned", running=len(self._attempts))
             tasks = list(self._attempts)

@@ -37,11 +37,35 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import NamedTuple, Protocol
 
+from batchyard.config import Flag, integer
+from batchyard.config import size as size_kind
 from batchyard.worker.output.lines import DEFAULT_MAX_LINE_BYTES, LineSplitter
 from batchyard.worker.output.masking import Masker
 
 DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_OUTPUT_LINES = 1_000_000
+MAX_LINE_BYTES_LIMIT = 64_000
+"""The server keeps log messages of up to 64 KiB characters (the cut marker included)."""
+
+MAX_LINE_BYTES = Flag(
+    "max-line-bytes",
+    size_kind(1, MAX_LINE_BYTES_LIMIT),
+    "a job's output line is cut past this size, with a visible marker",
+    default=DEFAULT_MAX_LINE_BYTES,
+)
+MAX_OUTPUT_LINES = Flag(
+    "max-output-lines",
+    integer(1),
+    "lines of output kept per attempt; the rest is dropped and counted",
+    default=DEFAULT_MAX_OUTPUT_LINES,
+)
+MAX_OUTPUT_BYTES = Flag(
+    "max-output-bytes",
+    size_kind(1),
+    "output kept per attempt, unless the job sets resources.output_bytes",
+    default=DEFAULT_MAX_OUTPUT_BYTES,
+)
+FLAGS = (MAX_LINE_BYTES, MAX_OUTPUT_LINES, MAX_OUTPUT_BYTES)
 _PROGRESS_PREFIX = "::progress"
 
 _PROGRESS = re.compile(r"::progress\s+(\d{1,3}(?:\.\d*)?)\s*%?\s*")

@@ -67,44 +67,6 @@ class Stored:
     sha256: str
 
 
-@dataclass(frozen=True)
-class ArtifactLocation:
-    """``--artifacts``: a local directory, or a bucket and a prefix ("" or ending in "/")."""
-
-    directory: Path | None = None
-    bucket: str = ""
-    prefix: str = ""
-
-    def open(
-        self, *, endpoint_url: str | None = None, region: str | None = None, **s3: Any
-    ) -> ArtifactStore:
-        """The store (S3: ``s3`` are S3ArtifactStore's timeouts and attempts)."""
-        if self.directory is not None:
-            return LocalArtifactStore(self.directory)
-        return S3ArtifactStore(
-            self.bucket, self.prefix, endpoint_url=endpoint_url, region=region, **s3
-        )
-
-
-def parse_location(raw: str) -> ArtifactLocation:
-    """A directory (``~`` expanded, made absolute) or ``s3://BUCKET[/PREFIX]``; ValueError
-    saying what is wrong otherwise."""
-    raw = raw.strip()
-    if "\x00" in raw or "\n" in raw:
-        raise ValueError("may not contain a line break or NUL")
-    if raw.startswith("s3://"):
-        bucket, _, prefix = raw.removeprefix("s3://").partition("/")
-        if not bucket:
-            raise ValueError(f"{raw!r} names no bucket")
-        prefix = prefix.strip("/")
-        if prefix and any(part in ("", ".", "..") for part in prefix.split("/")):
-            raise ValueError(f"{raw!r} has an empty, '.' or '..' part in its prefix")
-        return ArtifactLocation(bucket=bucket, prefix=f"{prefix}/" if prefix else "")
-    if "://" in raw:
-        raise ValueError(f"{raw!r}: only a directory or s3://BUCKET[/PREFIX] is supported")
-    return ArtifactLocation(directory=Path(raw).expanduser().resolve())
-
-
 class ArtifactStore(Protocol):
     """Where a worker puts result files."""
 

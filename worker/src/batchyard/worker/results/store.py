@@ -38,11 +38,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from batchyard.config import Flag, Values, integer, size
 from batchyard.worker.outcome import ResultFile
 from batchyard.worker.results.artifacts import ArtifactStore, SourceChanged, UploadError, result_key
 
 DEFAULT_RESULTS_MAX_BYTES = 5 * 1024**3
 DEFAULT_RESULTS_MAX_FILES = 10_000
+MAX_RESULTS_FILES = 10_000
+"""The server takes at most this many results per attempt."""
 MAX_NAME_BYTES = 1024
 MAX_PART_BYTES = 255
 MAX_NOTES = 100
@@ -65,6 +68,25 @@ class ResultLimits:
 
     max_bytes: int = DEFAULT_RESULTS_MAX_BYTES
     max_files: int = DEFAULT_RESULTS_MAX_FILES
+
+    @classmethod
+    def from_values(cls, values: Values) -> ResultLimits:
+        return cls(max_bytes=values[RESULTS_MAX_BYTES], max_files=values[RESULTS_MAX_FILES])
+
+
+RESULTS_MAX_BYTES = Flag(
+    "results-max-bytes",
+    size(1),
+    "result files stored per attempt, in bytes; a file past it is skipped",
+    default=DEFAULT_RESULTS_MAX_BYTES,
+)
+RESULTS_MAX_FILES = Flag(
+    "results-max-files",
+    integer(1, MAX_RESULTS_FILES),
+    f"result files stored per attempt, at most {MAX_RESULTS_FILES} (the server's limit)",
+    default=DEFAULT_RESULTS_MAX_FILES,
+)
+FLAGS = (RESULTS_MAX_BYTES, RESULTS_MAX_FILES)
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 import grpc
 import structlog
@@ -48,21 +46,13 @@ import structlog
 from batchyard.worker.output.collector import LogRecord, Stream
 from batchyard.worker.output.lines import truncation_marker
 from batchyard.worker.server_api import Backoff, Lease, LeaseLost, status_code
-from batchyard.worker.shipping.spool import DEFAULT_MAX_MEMORY_BYTES, LogSpool, Segment
+from batchyard.worker.shipping.options import MAX_ENTRY_CHARS, ShippingOptions
+from batchyard.worker.shipping.spool import LogSpool, Segment
 from batchyard.worker.shipping.wire import encode_entry, request_header, time_field
 
-_log = structlog.get_logger(__name__)
+__all__ = ["LogShipper", "Send", "ShippingOptions"]
 
-DEFAULT_FLUSH_INTERVAL = 0.03
-SYSTEM_FLUSH_INTERVAL = 0.2
-MESSAGE_ENTRIES = 1000
-MESSAGE_BYTES = 1_000_000
-"""Serialized bytes per AppendLogsRequest; the server refuses more than 1 MiB."""
-CALL_BYTES = 4 * 1024 * 1024
-CALL_ENTRIES = 16_000
-CALL_TIMEOUT = 15.0
-MAX_ENTRY_CHARS = 64 * 1024
-"""The server refuses a longer message (the worker's line cap keeps lines well below)."""
+_log = structlog.get_logger(__name__)
 
 Send = Callable[[Sequence[bytes], float], Awaitable[int]]
 """Sends one AppendLogs call of serialized messages and returns ``acked_seq``
@@ -79,27 +69,6 @@ _RETRY = frozenset(
 _RETRY_SOME = frozenset(
     {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.DATA_LOSS}
 )
-MAX_ODD_FAILURES = 8
-
-
-@dataclass(frozen=True)
-class ShippingOptions:
-    """The worker's settings for shipping logs (the same for every attempt)."""
-
-    spool_dir: Path | None = None
-    """Where spill files go (the worker's state directory); None: never spill."""
-    flush_interval: float = DEFAULT_FLUSH_INTERVAL
-    system_flush_interval: float = SYSTEM_FLUSH_INTERVAL
-    """The longest the worker's own entries wait while no job line is pending."""
-    max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES
-    message_entries: int = MESSAGE_ENTRIES
-    message_bytes: int = MESSAGE_BYTES
-    call_entries: int = CALL_ENTRIES
-    call_bytes: int = CALL_BYTES
-    call_timeout: float = CALL_TIMEOUT
-    max_odd_failures: int = MAX_ODD_FAILURES
-    backoff_initial: float = 0.1
-    backoff_maximum: float = 5.0
 
 
 class LogShipper:

@@ -8,11 +8,39 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from batchyard.config import Flag, Kind, choice, comma_list, duration
 from batchyard.v1 import job_pb2
-from batchyard.worker.sources.git_clone import GitCheckout, GitOptions, fetch_git
+from batchyard.worker.sources.git_clone import (
+    DEFAULT_GIT_TIMEOUT,
+    DEFAULT_PROTOCOLS,
+    KNOWN_PROTOCOLS,
+    GitCheckout,
+    GitOptions,
+    fetch_git,
+)
 from batchyard.worker.sources.port import Note
 
 _T = TypeVar("_T")
+_TRANSPORTS = comma_list(choice(*KNOWN_PROTOCOLS, metavar="TRANSPORT"))
+
+
+def _transports(raw: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(_TRANSPORTS.parse(raw)))
+
+
+GIT_PROTOCOLS = Flag(
+    "git-protocols",
+    Kind(_transports, ",".join, "TRANSPORT,..."),
+    f"transports GIT sources may use, of {', '.join(KNOWN_PROTOCOLS)} (file only for tests)",
+    default=DEFAULT_PROTOCOLS,
+)
+GIT_TIMEOUT = Flag(
+    "git-timeout",
+    duration(0.001, 7 * 24 * 3600.0),
+    "how long a GIT source's fetch may take, at most the attempt's timeout",
+    default=DEFAULT_GIT_TIMEOUT,
+)
+FLAGS = (GIT_PROTOCOLS, GIT_TIMEOUT)
 
 
 class GitSource:

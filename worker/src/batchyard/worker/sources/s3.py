@@ -30,6 +30,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
+from batchyard.config import Flag, Values, duration, integer, size
 from batchyard.v1 import job_pb2
 from batchyard.worker.sources.port import Note, SourceError
 
@@ -46,6 +47,48 @@ class S3Limits:
     read_timeout: float = 60.0
     max_attempts: int = 3
     """botocore's attempts per request (retries of throttling and transient errors)."""
+
+    @classmethod
+    def from_values(cls, values: Values) -> S3Limits:
+        return cls(
+            max_objects=values[MAX_OBJECTS],
+            max_bytes=values[MAX_BYTES],
+            connect_timeout=values[CONNECT_TIMEOUT],
+            read_timeout=values[READ_TIMEOUT],
+            max_attempts=values[MAX_ATTEMPTS],
+        )
+
+
+MAX_S3_ATTEMPTS = 20
+_TIMEOUT = duration(0.001, 7 * 24 * 3600.0)
+MAX_OBJECTS = Flag(
+    "s3-source-max-objects",
+    integer(1),
+    "objects an S3 source prefix may hold",
+    default=S3Limits.max_objects,
+)
+MAX_BYTES = Flag(
+    "s3-source-max-bytes", size(1), "what an S3 source may download", default=S3Limits.max_bytes
+)
+CONNECT_TIMEOUT = Flag(
+    "s3-connect-timeout",
+    _TIMEOUT,
+    "how long connecting to S3 may take, for sources and the artifact store",
+    default=S3Limits.connect_timeout,
+)
+READ_TIMEOUT = Flag(
+    "s3-read-timeout",
+    _TIMEOUT,
+    "how long an S3 read may wait, for sources and the artifact store",
+    default=S3Limits.read_timeout,
+)
+MAX_ATTEMPTS = Flag(
+    "s3-max-attempts",
+    integer(1, MAX_S3_ATTEMPTS),
+    "attempts per S3 request, retries of throttling and transient errors included",
+    default=S3Limits.max_attempts,
+)
+FLAGS = (MAX_OBJECTS, MAX_BYTES, CONNECT_TIMEOUT, READ_TIMEOUT, MAX_ATTEMPTS)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from batchyard.config import Flag, Kind
 from batchyard.v1 import job_pb2
 from batchyard.worker.sources.port import Note, SourceError, resolve_inside
 
@@ -31,3 +32,19 @@ def workspace_directory(workspace_root: Path, path: str) -> Path:
     if not directory.is_dir():
         raise SourceError(f"workspace path {path!r} is not a directory")
     return directory
+
+
+def _directory(raw: str) -> Path:
+    path = Path(raw).expanduser().resolve()
+    if not path.is_dir():
+        raise ValueError(f"{raw!r} is not a directory")
+    return path
+
+
+WORKSPACE_ROOT = Flag(
+    "workspace-root",
+    Kind(_directory, str, "DIR"),
+    "root of WORKSPACE sources",
+    default_from=lambda env: _directory("."),
+    default_text=".",
+)
