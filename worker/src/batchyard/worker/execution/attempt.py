@@ -37,12 +37,9 @@ SIGKILLed before ``run()`` returns, so no grandchild outlives its attempt.
 from __future__ import annotations
 
 import asyncio
-import signal
-from collections.abc import Coroutine
-from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Self
 
 from batchyard.worker import outcome as outcomes
 from batchyard.worker.execution.command import Command, build_command, job_environment
@@ -51,7 +48,6 @@ from batchyard.worker.execution.job_users import hand_over
 from batchyard.worker.execution.limits import (
     ResourceLimits,
     attempt_limits,
-    cpu_limit_reached,
     limited_command,
 )
 from batchyard.worker.execution.messages import (
@@ -66,6 +62,8 @@ from batchyard.worker.execution.messages import (
 from batchyard.worker.execution.options import AttemptSpec, ExecutionOptions
 from batchyard.worker.execution.process import JobProcess
 from batchyard.worker.execution.sql_targets import DSN_VARIABLE
+from batchyard.worker.execution.stopping import Stops, unless
+from batchyard.worker.execution.supervision import Supervision
 from batchyard.worker.outcome import Outcome, StopReason
 from batchyard.worker.output.collector import FanOutSink, Level, LogSink, OutputCollector
 from batchyard.worker.output.masking import Masker, dsn_passwords, use_in_process_log
@@ -77,8 +75,6 @@ from batchyard.worker.sources.catalog import open_source
 from batchyard.worker.sources.port import Source, SourceError
 
 __all__ = ["AttemptSpec", "Execution", "ExecutionOptions"]
-
-_T = TypeVar("_T")
 
 
 class Execution:
@@ -99,14 +95,8 @@ class Execution:
         self._reaper = reaper
         self._sink = sink
         self._collector: OutputCollector | None = None
-        self._stop: StopReason | None = None
-        self._stop_requested = asyncio.Event()
-        self._kill_now = asyncio.Event()
-        self._abandoned: StopReason | None = None
-        """LEASE_LOST or SHUTDOWN, once either arrived: the attempt will not be completed."""
-        self._abandon = asyncio.Event()
+        self._stops = Stops()
         self._started = False
-        self._group_released = False
         self._masker = Masker.for_job(spec.config)
         """The job's secrets, masked in its log and in the worker's process log."""
         self._limits = ResourceLimits()
@@ -150,14 +140,7 @@ class Execution:
 
     def stop(self, reason: StopReason) -> None:
         """Asks the job to stop; the first reason wins, but a lost lease always kills now."""
-        if self._stop is None:
-            self._stop = reason
-            self._stop_requested.set()
-        if reason is StopReason.LEASE_LOST:
-            self._kill_now.set()
-        if reason in (StopReason.LEASE_LOST, StopReason.SHUTDOWN) and self._abandoned is None:
-            self._abandoned = reason
-            self._abandon.set()
+        self._stops.stop(reason)
 
     async def run(self) -> Outcome:
         """Executes the attempt once and returns how it ended."""
@@ -214,7 +197,17 @@ class Execution:
             message = f"cannot start {program(self.spec.config)!r}: {reason}"
             collector.system(message, Level.ERROR)
             return outcomes.source_unavailable(message)
-        return await self._supervise(process, collector)
+        supervision = Supervision(
+            process,
+            collector,
+            self._stops,
+            timeout=self.timeout,
+            kill_grace=self._options.kill_grace,
+            drain_timeout=self._options.drain_timeout,
+            limits=self._limits,
+            reaper=self._reaper,
+        )
+        return await supervision.run()
 
     async def _prepare(self, collector: OutputCollector) -> Command | Outcome:
         """The source fetched and the command built, or the outcome of an attempt that does
@@ -232,8 +225,8 @@ class Execution:
             def note(message: str) -> None:
                 collector.system(message, Level.WARNING)
 
-            fetch = await _unless(self._stop_requested, source.fetch(self.paths.source, note))
-            if (stop := self._stop) is not None:  # stopped before or during the fetch
+            fetch = await unless(self._stops.requested, source.fetch(self.paths.source, note))
+            if (stop := self._stops.reason) is not None:  # stopped before or during the fetch
                 return self._not_starting(stop, collector)
             command = self._mask_target(await self._command(source, fetch.result()), collector)
         except SourceError as exc:
@@ -242,8 +235,8 @@ class Execution:
         ready = source.describe()
         if ready:
             collector.system(ready)
-        if self._stop is not None:
-            return self._not_starting(self._stop, collector)
+        if (stop := self._stops.reason) is not None:
+            return self._not_starting(stop, collector)
         return command
 
     async def _command(self, source: Source, root: Path | None) -> Command:
@@ -268,8 +261,8 @@ class Execution:
         self, store: ArtifactStore, outcome: Outcome, collector: OutputCollector
     ) -> Outcome:
         """Stores the output directory's files; a lost lease or shutdown cancels it."""
-        upload = await _unless(
-            self._abandon,
+        upload = await unless(
+            self._stops.abandon,
             store_results(
                 store,
                 self.paths.output,
@@ -280,7 +273,7 @@ class Execution:
             ),
         )
         if upload.cancelled():
-            reason = self._abandoned or StopReason.LEASE_LOST
+            reason = self._stops.abandoned or StopReason.LEASE_LOST
             collector.system(f"results not stored: {stop_message(reason)}", Level.WARNING)
             return outcomes.stopped(reason, timeout=self.timeout, progress=outcome.progress)
         try:
@@ -297,34 +290,6 @@ class Execution:
     def _not_starting(self, reason: StopReason, collector: OutputCollector) -> Outcome:
         collector.system(f"not starting the job: {stop_message(reason)}", Level.WARNING)
         return outcomes.stopped(reason, timeout=self.timeout, progress=None)
-
-    async def _supervise(self, process: JobProcess, collector: OutputCollector) -> Outcome:
-        pgid = process.pgid
-        if self._reaper is not None:
-            self._reaper.track_group(pgid)
-        try:
-            stopped = await self._wait(process, collector)
-            process.signal_group(signal.SIGKILL)  # grandchildren die with the attempt
-            cpu = process.cpu_seconds() if self._limits.cpu_seconds is not None else 0.0
-            returncode = process.reap()
-            self._release_group(pgid)
-            if not await process.drain(within=self._options.drain_timeout):
-                collector.system(
-                    "output pipes were still open after the job's process group was killed "
-                    "(a process left the job's session?); closed them",
-                    Level.WARNING,
-                )
-        finally:
-            process.close()
-            self._release_group(pgid)
-        if stopped is None:
-            outcome = outcomes.exited(returncode, collector.progress)
-            if cpu_limit_reached(returncode, self._limits, cpu):
-                message = f"CPU time limit of {self._limits.cpu_seconds}s reached"
-                collector.system(message, Level.ERROR)
-                outcome = replace(outcome, message=f"{outcome.message}: {message}")
-            return outcome
-        return outcomes.stopped(stopped, timeout=self.timeout, progress=collector.progress)
 
     def _mask_target(self, command: Command, collector: OutputCollector) -> Command:
         """A SQL job's DSN (a configured connection's too) joins the secrets masked."""
@@ -348,69 +313,3 @@ class Execution:
             return command
         collector.system(f"resource limits: {self._limits.describe()}")
         return limited_command(command, self._limits, caps)
-
-    async def _wait(self, process: JobProcess, collector: OutputCollector) -> StopReason | None:
-        """Waits for the leader's exit, a stop request or the timeout: None if it exited."""
-        stop_requested = asyncio.ensure_future(self._stop_requested.wait())
-        try:
-            await asyncio.wait(
-                (process.exited, stop_requested),
-                timeout=self.timeout,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            stop_requested.cancel()
-        if process.exited.done():
-            return None
-        reason = self._stop if self._stop is not None else StopReason.TIMEOUT
-        if reason is StopReason.TIMEOUT:
-            collector.system(
-                f"timeout of {outcomes.format_seconds(self.timeout)} reached", Level.ERROR
-            )
-        else:
-            collector.system(f"stopping the job: {stop_message(reason)}", Level.WARNING)
-        await self._terminate(process, reason, collector)
-        return reason
-
-    async def _terminate(
-        self, process: JobProcess, reason: StopReason, collector: OutputCollector
-    ) -> None:
-        """SIGTERM, up to ``kill_grace`` for the leader to exit, then SIGKILL."""
-        if reason is not StopReason.LEASE_LOST and not self._kill_now.is_set():
-            grace = self._options.kill_grace
-            if process.signal_group(signal.SIGTERM):
-                collector.system(
-                    f"sent SIGTERM to the job's process group; SIGKILL follows in "
-                    f"{outcomes.format_seconds(grace)}"
-                )
-            kill_now = asyncio.ensure_future(self._kill_now.wait())
-            try:
-                await asyncio.wait(
-                    (process.exited, kill_now), timeout=grace, return_when=asyncio.FIRST_COMPLETED
-                )
-            finally:
-                kill_now.cancel()
-        if not process.exited.done():
-            process.signal_group(signal.SIGKILL)
-            collector.system("sent SIGKILL to the job's process group", Level.WARNING)
-            await asyncio.shield(process.exited)
-
-    def _release_group(self, pgid: int) -> None:
-        if self._reaper is not None and not self._group_released:
-            self._group_released = True
-            self._reaper.release_group(pgid)
-
-
-async def _unless(event: asyncio.Event, work: Coroutine[Any, Any, _T]) -> asyncio.Future[_T]:
-    """Runs ``work`` until it ends or ``event`` is set, when it is cancelled and waited for
-    (nothing of it may go on in a directory being emptied); returns its future."""
-    task = asyncio.ensure_future(work)
-    event_set = asyncio.ensure_future(event.wait())
-    try:
-        await asyncio.wait((task, event_set), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        event_set.cancel()
-        if not task.done():
-            task.cancel()
-            await asyncio.wait((task,))
-    return task

@@ -38,6 +38,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from batchyard.v1 import job_pb2
+from batchyard.worker.sources.git_urls import display_url, protocol_of
 from batchyard.worker.sources.port import SourceError
 from batchyard.worker.trees import remove_tree
 
@@ -50,7 +51,6 @@ USERNAME_VARIABLE = "BATCHYARD_GIT_USERNAME"
 HOST_VARIABLE = "BATCHYARD_GIT_HOST"
 _DEFAULT_TOKEN_USER = "x-access-token"  # noqa: S105 (a user name)
 _COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
-_SCP_LIKE = re.compile(r"^(?:[^@/:]+@)?[^/:]+:(?!//)")
 _MAX_ERROR_CHARS = 1000
 _STALE_SCRATCH = 24 * 3600.0
 _ASKPASS = """#!/bin/sh
@@ -104,31 +104,6 @@ class GitCheckout:
             f"source ready: git {display_url(source.repo_url)} at {reference} "
             f"(commit {self.commit[:12]}, {how})"
         )
-
-
-def protocol_of(url: str) -> str:
-    """The transport git uses for ``url``: https, ssh, file, ... (lower case)."""
-    if "://" in url:
-        scheme = url.split("://", 1)[0].lower()
-        return {"git+ssh": "ssh", "ssh+git": "ssh"}.get(scheme, scheme)
-    if "::" in url:  # <transport>::<address>, e.g. ext::
-        return url.split("::", 1)[0].lower()
-    if _SCP_LIKE.match(url):
-        return "ssh"
-    return "file"  # a local path
-
-
-def display_url(url: str) -> str:
-    """The URL as shown in messages (any user information dropped)."""
-    if "://" not in url:
-        return url
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid url>"
-    if "@" in parts.netloc:
-        return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
-    return url
 
 
 def check_source(source: job_pb2.GitSource, protocols: tuple[str, ...]) -> None:
