@@ -33,7 +33,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -87,6 +87,55 @@ def job_environment(
     return env
 
 
+@dataclass(frozen=True)
+class _Job:
+    """What a job type's program is made of."""
+
+    config: job_pb2.JobConfig
+    root: Path | None
+    env: Mapping[str, str] = field(repr=False)
+    python: str
+    sql_targets: Mapping[str, str] = field(repr=False)
+
+    def script(self) -> Path:
+        """The job's file below its source root (a source is required)."""
+        if self.root is None:
+            raise SourceError(f"a {job_type_name(self.config)} job needs a source")
+        return _source_file(self.root, source_location(self.config))
+
+
+Program = Callable[[_Job], tuple[tuple[str, ...], Mapping[str, str]]]
+"""A job type's argv and environment."""
+
+
+def _python_program(job: _Job) -> tuple[tuple[str, ...], Mapping[str, str]]:
+    return (job.python, str(job.script()), *job.config.args), job.env
+
+
+def _sql_program(job: _Job) -> tuple[tuple[str, ...], Mapping[str, str]]:
+    if job.root is None:
+        raise SourceError(f"a {job_type_name(job.config)} job needs a source")
+    dsn = target_dsn(job.config.sql_target, job.sql_targets)
+    argv = (_runner_python(), "-I", "-m", SQL_RUNNER, str(job.script()), *job.config.args)
+    return argv, {**job.env, DSN_VARIABLE: dsn}
+
+
+def _shell_program(job: _Job) -> tuple[tuple[str, ...], Mapping[str, str]]:
+    args = tuple(job.config.args)
+    if job.root is not None:
+        return (*_script_argv(job.script()), *args), job.env
+    path = job.env.get("PATH", os.defpath)
+    return (find_command(job.config.source_location, path), *args), job.env
+
+
+PROGRAMS: Mapping[int, Program] = {
+    job_pb2.JOB_TYPE_PYTHON: _python_program,
+    job_pb2.JOB_TYPE_SQL: _sql_program,
+    job_pb2.JOB_TYPE_SHELL: _shell_program,
+}
+"""Each job type's program (a new type, such as a runner subprocess, is one entry)."""
+
+
 def build_command(
     config: job_pb2.JobConfig,
     source_root: Path | None,
@@ -98,23 +147,11 @@ def build_command(
 ) -> Command:
     """The command for the job; raises SourceError when the program cannot be found (or a
     SQL job's target is not configured)."""
-    args = tuple(config.args)
-    if config.type in (job_pb2.JOB_TYPE_PYTHON, job_pb2.JOB_TYPE_SQL):
-        if source_root is None:
-            raise SourceError(f"a {job_type_name(config)} job needs a source")
-        if config.type == job_pb2.JOB_TYPE_SQL:
-            dsn = target_dsn(config.sql_target, sql_targets or {})
-            script = _source_file(source_root, source_location(config))
-            runner = (_runner_python(), "-I", "-m", SQL_RUNNER, str(script), *args)
-            runner_env = {**env, DSN_VARIABLE: dsn}
-            return Command(argv=runner, cwd=paths.root, env=runner_env, uid=paths.uid)
-        script = _source_file(source_root, source_location(config))
-        argv: tuple[str, ...] = (python, str(script), *args)
-    elif source_root is not None:
-        argv = (*_script_argv(_source_file(source_root, source_location(config))), *args)
-    else:
-        argv = (find_command(config.source_location, env.get("PATH", os.defpath)), *args)
-    return Command(argv=argv, cwd=paths.root, env=env, uid=paths.uid)
+    program = PROGRAMS.get(config.type)
+    if program is None:
+        raise SourceError("the job has no valid type")
+    argv, job_env = program(_Job(config, source_root, env, python, sql_targets or {}))
+    return Command(argv=argv, cwd=paths.root, env=job_env, uid=paths.uid)
 
 
 def find_command(command: str, path: str) -> str:
