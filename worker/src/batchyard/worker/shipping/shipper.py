@@ -231,61 +231,72 @@ class LogShipper:
     # ------------------------------------------------------------------ the task
 
     async def _ship(self) -> None:
-        options = self._options
-        backoff = Backoff(options.backoff_initial, options.backoff_maximum)
-        odd_failures = 0
+        failures = _Failures(self._options)
         try:
-            while True:
-                if not self._unacked and not len(self._spool):
-                    if self._closed:
-                        return  # everything acknowledged
-                    self._idle = True
-                    self._wake.clear()
-                    await self._wake.wait()
-                    continue
-                await self._linger()
+            while await self._wait_for_work():
                 messages = self._next_batch()
                 if not messages:  # handed over meanwhile (take_final)
                     continue
-                try:
-                    acked = await self._send(messages, options.call_timeout)
-                except LeaseLost as exc:
-                    self._stop("lease lost")
-                    _log.warning("lease_lost", call="AppendLogs", detail=str(exc))
-                    if self._on_lease_lost is not None:
-                        self._on_lease_lost()
+                if not await self._cycle(messages, failures):
                     return
-                except grpc.aio.AioRpcError as exc:
-                    code = status_code(exc)
-                    if code in _RETRY_SOME:
-                        odd_failures += 1
-                    if code not in _RETRY and (
-                        code not in _RETRY_SOME or odd_failures >= options.max_odd_failures
-                    ):
-                        self._give_up(code.name, exc.details())
-                        return
-                    delay = backoff.next()
-                    _log.info(
-                        "logs_append_retrying",
-                        code=code.name,
-                        retry_in=round(delay, 3),
-                        from_seq=self._acked + 1,
-                    )
-                    await asyncio.sleep(delay)
-                    continue
-                self.calls += 1
-                if self._acknowledge(acked):
-                    backoff.reset()
-                    odd_failures = 0
-                else:  # stored nothing new: do not spin on it
-                    odd_failures += 1
-                    if odd_failures >= options.max_odd_failures:
-                        self._give_up("NO_PROGRESS", f"acked_seq stays at {acked}")
-                        return
-                    await asyncio.sleep(backoff.next())
         except Exception as exc:  # a bug must not take the attempt down with it
             _log.exception("logs_shipping_crashed")
             self._give_up("CRASHED", repr(exc))
+
+    async def _wait_for_work(self) -> bool:
+        """Waits until entries are pending, then lingers to batch them; False once the log
+        is closed and every entry acknowledged."""
+        while not self._unacked and not len(self._spool):
+            if self._closed:
+                return False
+            self._idle = True
+            self._wake.clear()
+            await self._wake.wait()
+        await self._linger()
+        return True
+
+    async def _cycle(self, messages: list[bytes], failures: _Failures) -> bool:
+        """One AppendLogs call and what follows from its answer; False: shipping ended."""
+        try:
+            acked = await self._send(messages, self._options.call_timeout)
+        except LeaseLost as exc:
+            self._stop("lease lost")
+            _log.warning("lease_lost", call="AppendLogs", detail=str(exc))
+            if self._on_lease_lost is not None:
+                self._on_lease_lost()
+            return False
+        except grpc.aio.AioRpcError as exc:
+            return await self._after_failure(exc, failures)
+        self.calls += 1
+        if self._acknowledge(acked):
+            failures.reset()
+            return True
+        failures.odd += 1  # stored nothing new: do not spin on it
+        if failures.odd >= self._options.max_odd_failures:
+            self._give_up("NO_PROGRESS", f"acked_seq stays at {acked}")
+            return False
+        await asyncio.sleep(failures.backoff.next())
+        return True
+
+    async def _after_failure(self, exc: grpc.aio.AioRpcError, failures: _Failures) -> bool:
+        """Backs off before a resend, or gives up (False) on what resending cannot fix."""
+        code = status_code(exc)
+        if code in _RETRY_SOME:
+            failures.odd += 1
+        if code not in _RETRY and (
+            code not in _RETRY_SOME or failures.odd >= self._options.max_odd_failures
+        ):
+            self._give_up(code.name, exc.details())
+            return False
+        delay = failures.backoff.next()
+        _log.info(
+            "logs_append_retrying",
+            code=code.name,
+            retry_in=round(delay, 3),
+            from_seq=self._acked + 1,
+        )
+        await asyncio.sleep(delay)
+        return True
 
     async def _linger(self) -> None:
         """Waits until the pending entries' deadline, to batch; no longer once a full
@@ -349,3 +360,16 @@ def _shorten(message: str, max_chars: int) -> str:
     """Cuts a message to ``max_chars`` characters and appends the truncation marker."""
     kept = message[:max_chars]
     return kept + truncation_marker(len(message.encode()) - len(kept.encode()))
+
+
+class _Failures:
+    """The shipper's backoff, and its count of odd failures in a row (INTERNAL, UNKNOWN,
+    DATA_LOSS, or calls that stored nothing new)."""
+
+    def __init__(self, options: ShippingOptions) -> None:
+        self.backoff = Backoff(options.backoff_initial, options.backoff_maximum)
+        self.odd = 0
+
+    def reset(self) -> None:
+        self.backoff.reset()
+        self.odd = 0
