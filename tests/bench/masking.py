@@ -3,11 +3,11 @@
     uv run python -m tests.bench.masking [--lines 500000] [--repeat 3]
 
 Job output (typical ~70-character log lines, in 64 KiB reads as the pipe delivers them) goes
-through :class:`~batchyard.worker.output.OutputCollector` into a sink that drops records:
+through :class:`~batchyard.worker.output.collector.OutputCollector` into a sink that drops records:
 with no secret (no masker: the baseline), then with 1, 3 and 10 secrets (URL-safe random
 values, then values with characters that percent-encoding and JSON change). One secret in
 every 1,000 lines is printed, so the rewrite path is exercised too. Then one real job
-(``seq 1 N`` through an :class:`~batchyard.worker.execution.Execution`, no server) without
+(``seq 1 N`` through an :class:`~batchyard.worker.execution.attempt.Execution`, no server) without
 and with 3 secrets. Medians of ``--repeat``.
 """
 
@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 from batchyard.v1 import job_pb2
-from batchyard.worker.execution import AttemptSpec, Execution, ExecutionOptions
-from batchyard.worker.masking import Masker
-from batchyard.worker.output import LogRecord, OutputCollector, Stream
+from batchyard.worker.execution.attempt import AttemptSpec, Execution, ExecutionOptions
+from batchyard.worker.output.collector import LogRecord, OutputCollector, Stream
+from batchyard.worker.output.masking import Masker
 
 CHUNK = 64 * 1024
 

@@ -122,3 +122,16 @@ def test_help_names_variable_and_default() -> None:
     parser = argparse.ArgumentParser()
     add_flags(parser, [Flag("ratio", integer(), "100% of it", default=1)])
     assert "100% of it" in parser.format_help()
+
+
+def test_a_repeatable_flag_gives_every_value_and_its_origin() -> None:
+    target: Flag[str] = Flag("target", text(), "a target", flag_only=True, repeatable=True)
+    parser = argparse.ArgumentParser()
+    add_flags(parser, [target, SLOTS])
+    args = parser.parse_args(["--target", "a", "--target", "b"])
+    values = resolve([target, SLOTS], args, {"BATCHYARD_SLOTS": "3"})
+    assert values.every(target) == ("a", "b") and values[target] == "b"
+    assert (values.origin(target), values.origin(SLOTS)) == ("--target", "BATCHYARD_SLOTS")
+    none = resolve([target, SLOTS], parser.parse_args([]), {})
+    assert none.every(target) == () and none[target] is None
+    assert none.origin(SLOTS) == ""

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from batchyard.worker.execution import ExecutionOptions
-from batchyard.worker.reaper_client import Reaper
+from batchyard.worker.execution.attempt import ExecutionOptions
+from batchyard.worker.reaper.client import Reaper
 
 
 @pytest.fixture

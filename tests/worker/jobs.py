@@ -14,10 +14,10 @@ from pathlib import Path
 from google.protobuf import duration_pb2
 
 from batchyard.v1 import job_pb2
-from batchyard.worker.execution import AttemptSpec, Execution, ExecutionOptions
+from batchyard.worker.execution.attempt import AttemptSpec, Execution, ExecutionOptions
 from batchyard.worker.outcome import Outcome
-from batchyard.worker.output import LogRecord, Stream
-from batchyard.worker.reaper_client import Reaper
+from batchyard.worker.output.collector import LogRecord, Stream
+from batchyard.worker.reaper.client import Reaper
 
 
 class MemorySink:
@@ -132,9 +132,18 @@ async def run_job(
         outcome = await task
         files = {p.name: p.read_bytes() for p in execution.paths.output.iterdir() if p.is_file()}
         result = Result(outcome, sink, execution.paths.root, files)
-    assert not result.attempt_dir.exists(), "the attempt directory outlived the attempt"
+    assert emptied(result.attempt_dir), "something of the attempt outlived it"
     assert sink.closed
     return result
+
+
+def emptied(attempt_dir: Path) -> bool:
+    """Whether nothing of an attempt is left: its directory is gone, or holds only the
+    empty ``output/`` the next attempt of its slot starts with."""
+    if not attempt_dir.exists():
+        return True
+    children = list(attempt_dir.iterdir())
+    return [c.name for c in children] == ["output"] and not any(children[0].iterdir())
 
 
 async def wait_for(condition: Callable[[], bool], what: str, within: float = 5.0) -> None:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 
 from batchyard.v1 import log_pb2, worker_service_pb2
-from batchyard.worker.output import Level, LogRecord, Stream
+from batchyard.worker.output.collector import Level, LogRecord, Stream
 from batchyard.worker.server_api import LeaseLost
 
 MAX_MESSAGE_BYTES = 1024 * 1024

@@ -16,17 +16,16 @@ from typing import Any
 
 import pytest
 
-from batchyard.worker.artifact_store import (
+from batchyard.worker.results.artifacts import (
     HOP_BYTES,
-    ArtifactLocation,
     LocalArtifactStore,
     S3ArtifactStore,
     SourceChanged,
     UploadError,
-    parse_location,
     result_key,
 )
-from batchyard.worker.results import ResultLimits, open_below, store_results
+from batchyard.worker.results.location import ArtifactLocation, parse_location
+from batchyard.worker.results.store import ResultLimits, open_below, store_results
 
 MIB = 1024 * 1024
 

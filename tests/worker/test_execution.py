@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from batchyard.v1 import run_pb2
-from batchyard.worker.execution import AttemptSpec, Execution, ExecutionOptions
+from batchyard.worker.execution.attempt import AttemptSpec, Execution, ExecutionOptions
 from batchyard.worker.outcome import StopReason
 from tests.worker.jobs import MemorySink, python_job, run_job, sh, shell_job, wait_for
 

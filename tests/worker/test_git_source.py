@@ -23,11 +23,12 @@ from pathlib import Path
 import pytest
 
 from batchyard.v1 import job_pb2, run_pb2
-from batchyard.worker import git_source
-from batchyard.worker.execution import AttemptSpec, Execution, ExecutionOptions
-from batchyard.worker.git_source import GitOptions, fetch_git
+from batchyard.worker.execution.attempt import AttemptSpec, Execution, ExecutionOptions
 from batchyard.worker.settings import SettingsError, add_arguments, settings_from_args
-from batchyard.worker.sources import SourceError
+from batchyard.worker.sources import git_clone as git_source
+from batchyard.worker.sources.catalog import SourceSettings
+from batchyard.worker.sources.git_clone import GitOptions, fetch_git
+from batchyard.worker.sources.port import SourceError
 from tests.processes import free_port
 from tests.worker.jobs import MemorySink, Result, run_job
 
@@ -90,7 +91,8 @@ def upstream(tmp_path: Path) -> Upstream:
 
 @pytest.fixture
 def git_options(options: ExecutionOptions) -> ExecutionOptions:
-    return replace(options, git_protocols=("file", "git", "http"), git_timeout=30.0)
+    sources = SourceSettings(git_protocols=("file", "git", "http"), git_timeout=30.0)
+    return replace(options, sources=sources)
 
 
 def git_job(
@@ -288,7 +290,7 @@ async def test_token_never_written_when_the_server_is_unreachable(
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    options = replace(git_options, git_protocols=("https",))
+    options = replace(git_options, sources=replace(git_options.sources, git_protocols=("https",)))
     url = f"https://127.0.0.1:{port}/repo.git"
     result, leaks = await _run_keeping_dir(git_job(url, username="bob", token=CANARY), options)
     assert result.outcome.reason == run_pb2.RUN_REASON_SOURCE_UNAVAILABLE
@@ -338,7 +340,7 @@ async def test_a_hanging_server_times_out(git_options: ExecutionOptions) -> None
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
         url = f"http://127.0.0.1:{listener.getsockname()[1]}/repo.git"
-        options = replace(git_options, git_timeout=1.0)
+        options = replace(git_options, sources=replace(git_options.sources, git_timeout=1.0))
         started = time.monotonic()
         result = await run_job(git_job(url), options)
     assert time.monotonic() - started < 10
@@ -408,17 +410,18 @@ def parse(argv: list[str], env: dict[str, str] | None = None) -> tuple[str, ...]
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     settings = settings_from_args(parser.parse_args(argv), env or {"PATH": "/usr/bin:/bin"})
-    assert settings.execution_options().git_protocols == settings.git_protocols
-    return settings.git_protocols
+    return settings.execution.sources.git_protocols
 
 
 def test_git_protocols_setting() -> None:
     assert parse([]) == ("https", "ssh")
     assert parse(["--git-protocols", "file, https"]) == ("file", "https")
     assert parse([], {"BATCHYARD_GIT_PROTOCOLS": "FILE", "PATH": "/bin"}) == ("file",)
-    with pytest.raises(SettingsError, match="--git-protocols: unknown transport 'ext'"):
+    with pytest.raises(
+        SettingsError, match="--git-protocols: must be one of https, http, ssh, git, file: 'ext'"
+    ):
         parse(["--git-protocols", "https,ext"])
-    with pytest.raises(SettingsError, match="BATCHYARD_GIT_PROTOCOLS: needs at least one"):
+    with pytest.raises(SettingsError, match="BATCHYARD_GIT_PROTOCOLS: needs at least 1 item"):
         parse([], {"BATCHYARD_GIT_PROTOCOLS": ",", "PATH": "/bin"})
 
 

@@ -7,9 +7,9 @@ from dataclasses import replace
 import pytest
 
 from batchyard.v1 import run_pb2
-from batchyard.worker.execution import ExecutionOptions
-from batchyard.worker.lines import truncation_marker
-from batchyard.worker.output import Level, Stream
+from batchyard.worker.execution.attempt import ExecutionOptions
+from batchyard.worker.output.collector import Level, Stream
+from batchyard.worker.output.lines import truncation_marker
 from tests.worker.jobs import python_job, run_job, sh, shell_job
 
 

@@ -23,15 +23,16 @@ import boto3  # type: ignore[import-untyped]
 import pytest
 
 from batchyard.v1 import job_pb2, run_pb2
-from batchyard.worker import job_users
-from batchyard.worker.artifact_store import LocalArtifactStore
-from batchyard.worker.execution import AttemptSpec, Execution, ExecutionOptions
-from batchyard.worker.job_users import JobUsers, JobUsersError, check_access
-from batchyard.worker.limits import WorkerLimits, find_prlimit
+from batchyard.worker.execution import job_users
+from batchyard.worker.execution.attempt import AttemptSpec, Execution, ExecutionOptions
+from batchyard.worker.execution.directories import SlotDirectories
+from batchyard.worker.execution.job_users import JobUsers, JobUsersError, check_access
+from batchyard.worker.execution.limits import WorkerLimits, find_prlimit
 from batchyard.worker.outcome import Outcome, StopReason
-from batchyard.worker.reaper_client import Reaper
+from batchyard.worker.reaper.client import Reaper
+from batchyard.worker.results.artifacts import LocalArtifactStore
 from batchyard.worker.settings import SettingsError, add_arguments, settings_from_args
-from batchyard.worker.slot_dirs import SlotDirectories
+from batchyard.worker.sources.catalog import SourceSettings
 from tests.job_users import (
     FIRST_UID,
     free_range,
@@ -334,7 +335,8 @@ async def test_a_git_checkout_is_handed_to_the_slot_uid_without_following_its_li
         source=job_pb2.Source(git=job_pb2.GitSource(repo_url=repo.as_uri())),
         source_location="run.sh",
     )
-    options = dataclasses.replace(pooled, git_protocols=("file",), git_timeout=30.0)
+    sources = SourceSettings(git_protocols=("file",), git_timeout=30.0)
+    options = dataclasses.replace(pooled, sources=sources)
     outcome, sink = await attempt(options, config)
     assert outcome.status == run_pb2.RUN_STATUS_SUCCEEDED, (outcome, sink.lines_of("stderr"))
     uid = str(users.first)

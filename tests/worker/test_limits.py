@@ -18,9 +18,10 @@ import pytest
 from google.protobuf import duration_pb2
 
 from batchyard.v1 import job_pb2, run_pb2
-from batchyard.worker.command import Command
-from batchyard.worker.execution import ExecutionOptions
-from batchyard.worker.limits import (
+from batchyard.worker.execution.attempt import ExecutionOptions
+from batchyard.worker.execution.command import Command
+from batchyard.worker.execution.directories import SlotDirectories
+from batchyard.worker.execution.limits import (
     CPU_KILL_GRACE,
     ResourceLimits,
     WorkerLimits,
@@ -30,7 +31,6 @@ from batchyard.worker.limits import (
     limited_command,
 )
 from batchyard.worker.settings import add_arguments, settings_from_args
-from batchyard.worker.slot_dirs import SlotDirectories
 from tests.worker.jobs import run_job, shell_job
 
 MiB = 1024 * 1024
@@ -127,7 +127,7 @@ def test_flags_set_the_workers_limits(tmp_path: Path) -> None:
         ["--max-memory", "2GiB", "--max-cpu-time", "90.5", "--max-open-files", "512"]
     )
     settings = settings_from_args(args, {"BATCHYARD_MAX_PROCESSES": "64", "HOME": str(tmp_path)})
-    limits = settings.execution_options().limits
+    limits = settings.execution.limits
     assert (limits.memory_bytes, limits.cpu_seconds, limits.open_files, limits.processes) == (
         2 * 1024**3,
         91,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from batchyard.worker.lines import LineSplitter, truncation_marker
+from batchyard.worker.output.lines import LineSplitter, truncation_marker
 
 
 def split(*chunks: bytes, max_line_bytes: int = 1024) -> list[str]:

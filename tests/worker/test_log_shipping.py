@@ -8,10 +8,10 @@ from pathlib import Path
 import grpc
 from google.protobuf import timestamp_pb2
 
-from batchyard.worker.lines import truncation_marker
-from batchyard.worker.log_shipping import LogShipper, ShippingOptions
-from batchyard.worker.output import Level, LogRecord, Stream
+from batchyard.worker.output.collector import Level, LogRecord, Stream
+from batchyard.worker.output.lines import truncation_marker
 from batchyard.worker.server_api import Lease
+from batchyard.worker.shipping.shipper import LogShipper, ShippingOptions
 from tests.worker.jobs import wait_for
 from tests.worker.log_server import LEVELS, STREAMS, T0, FakeLogServer, Fault, records
 

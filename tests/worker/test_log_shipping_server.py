@@ -18,13 +18,13 @@ from batchyard.server.app import App
 from batchyard.v1 import log_pb2, log_service_pb2_grpc, run_pb2, worker_service_pb2
 from batchyard.v1 import log_service_pb2 as lpb
 from batchyard.v1 import run_service_pb2 as rpb
-from batchyard.worker.execution import ExecutionOptions
-from batchyard.worker.leased_attempt import LeasedAttempt
-from batchyard.worker.lines import truncation_marker
-from batchyard.worker.log_shipping import LogShipper, ShippingOptions
+from batchyard.worker.execution.attempt import ExecutionOptions
+from batchyard.worker.leasing.attempt import LeasedAttempt
 from batchyard.worker.outcome import Outcome
-from batchyard.worker.output import Level, LogRecord, Stream
+from batchyard.worker.output.collector import Level, LogRecord, Stream
+from batchyard.worker.output.lines import truncation_marker
 from batchyard.worker.server_api import Lease, WorkerApi
+from batchyard.worker.shipping.shipper import LogShipper, ShippingOptions
 from tests.server.helpers import complete, define, get, lease, submit
 from tests.worker.jobs import wait_for
 from tests.worker.log_server import LEVELS, STREAMS, T0, records, rpc_error

@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from batchyard.v1 import worker_service_pb2
-from batchyard.worker.log_wire import encode_entry, request_header, time_field, varint
-from batchyard.worker.output import Level, Stream
+from batchyard.worker.output.collector import Level, Stream
+from batchyard.worker.shipping.wire import encode_entry, request_header, time_field, varint
 from tests.worker.log_server import LEVELS, STREAMS
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -16,9 +16,10 @@ from urllib.parse import quote, quote_plus, unquote, unquote_plus, urlsplit
 import pytest
 
 from batchyard.v1 import job_pb2, run_pb2
-from batchyard.worker.execution import ExecutionOptions
-from batchyard.worker.lines import truncation_marker
-from batchyard.worker.masking import (
+from batchyard.worker.execution.attempt import ExecutionOptions
+from batchyard.worker.output.collector import OutputCollector, Stream
+from batchyard.worker.output.lines import truncation_marker
+from batchyard.worker.output.masking import (
     MASK,
     MIN_SECRET_CHARS,
     Masker,
@@ -26,7 +27,6 @@ from batchyard.worker.masking import (
     encoded_forms,
     job_secrets,
 )
-from batchyard.worker.output import OutputCollector, Stream
 from tests.worker.jobs import MemorySink, Result, run_job, shell_job
 
 CANARY = 'cAn4ry/+%&"x=Q9\\é-7f3e1c'
@@ -296,7 +296,7 @@ async def test_worker_entries_and_the_outcome_are_masked(options: ExecutionOptio
 PROCESS_LOG = """
 import structlog, sys
 from batchyard.worker.process_log import configure_process_logging
-from batchyard.worker.masking import Masker, use_in_process_log
+from batchyard.worker.output.masking import Masker, use_in_process_log
 configure_process_logging(sys.argv[1])
 secret = sys.argv[2]
 use_in_process_log(Masker.of([secret]))

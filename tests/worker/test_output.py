@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from batchyard.worker.output import (
+from batchyard.worker.output.collector import (
     FanOutSink,
     Level,
     OutputCollector,

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from batchyard.worker.execution import Execution, ExecutionOptions
+from batchyard.worker.execution.attempt import Execution, ExecutionOptions
 from batchyard.worker.outcome import StopReason
-from batchyard.worker.reaper_client import Reaper
+from batchyard.worker.reaper.client import Reaper
 from tests.worker.jobs import (
     MemorySink,
     kill_leftovers,
@@ -113,13 +113,13 @@ def test_kill_9_of_the_worker_leaves_no_process_and_no_attempt_dir(
         wait_for_sync(lambda: set(read_pids(pid_file)) >= JOB_ROLES | {"reaper"}, "the job")
         pids = read_pids(pid_file)
         spawned += pids.values()
-        assert (state / "attempts" / "doomed-1").is_dir()
+        assert (state / "slots" / "1").is_dir()
         assert not set(living(spawned)) ^ set(spawned), "all started and alive"
     finally:
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait()
     wait_for_sync(lambda: not living(spawned), "the job's processes and the reaper to end")
-    assert not (state / "attempts" / "doomed-1").exists()
+    assert not (state / "slots" / "1").exists()
 
 
 def test_without_the_reaper_the_job_would_outlive_the_worker(

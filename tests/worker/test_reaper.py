@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from batchyard.worker.reaper import Registry
-from batchyard.worker.reaper_client import Reaper
+from batchyard.worker.reaper.client import Reaper
+from batchyard.worker.reaper.sidecar import Registry
 from tests.worker.jobs import alive, kill_leftovers, wait_for_sync
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from batchyard.worker.artifact_store import LocalArtifactStore, SourceChanged
-from batchyard.worker.results import (
+from batchyard.worker.results.artifacts import LocalArtifactStore, SourceChanged
+from batchyard.worker.results.store import (
     MAX_NOTES,
     ResultLimits,
     has_output,

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from batchyard.v1 import run_pb2
-from batchyard.worker.artifact_store import LocalArtifactStore, S3ArtifactStore
-from batchyard.worker.execution import AttemptSpec, Execution, ExecutionOptions
+from batchyard.worker.execution.attempt import AttemptSpec, Execution, ExecutionOptions
 from batchyard.worker.outcome import StopReason
-from batchyard.worker.output import Level, Stream
-from batchyard.worker.results import ResultLimits
+from batchyard.worker.output.collector import Level, Stream
+from batchyard.worker.results.artifacts import LocalArtifactStore, S3ArtifactStore
+from batchyard.worker.results.store import ResultLimits
 from tests.s3 import use_test_credentials
 from tests.worker.jobs import MemorySink, python_job, run_job, sh
 

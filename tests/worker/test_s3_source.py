@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 
 from batchyard.v1 import job_pb2, run_pb2
-from batchyard.worker.execution import Execution, ExecutionOptions
+from batchyard.worker.execution.attempt import Execution, ExecutionOptions
 from batchyard.worker.outcome import StopReason
-from batchyard.worker.s3_source import S3Limits, parse_s3_uri, relative_parts
-from batchyard.worker.sources import SourceError
+from batchyard.worker.sources.catalog import SourceSettings
+from batchyard.worker.sources.port import SourceError
+from batchyard.worker.sources.s3 import S3Limits, parse_s3_uri, relative_parts
 from tests.processes import free_port
 from tests.worker.jobs import MemorySink, run_job
 from tests.worker.test_sources import assert_source_unavailable
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.usefixtures("aws_env")  # no profile of the machine's
 def s3_options(options: ExecutionOptions) -> ExecutionOptions:
     """Fast failures: one attempt per request, short timeouts."""
     limits = S3Limits(connect_timeout=2.0, read_timeout=5.0, max_attempts=1)
-    return dataclasses.replace(options, s3_limits=limits)
+    return dataclasses.replace(options, sources=SourceSettings(s3=limits))
 
 
 def s3_job(
@@ -205,7 +206,7 @@ async def test_prefix_downloads_are_bounded(
 ) -> None:
     for name in ("main.py", "a.txt", "b.txt"):
         s3.put_object(Bucket=bucket, Key=f"many/{name}", Body=b"print('x')\n")
-    options = dataclasses.replace(options, s3_limits=limits)
+    options = dataclasses.replace(options, sources=SourceSettings(s3=limits))
     result = await run_job(s3_job(f"s3://{bucket}/many/", s3_endpoint), options)
     assert_source_unavailable(result, fragment)
 
@@ -214,7 +215,9 @@ async def test_one_object_is_bounded(
     s3: Any, bucket: str, s3_endpoint: str, options: ExecutionOptions
 ) -> None:
     s3.put_object(Bucket=bucket, Key="big.py", Body=b"#" * 100)
-    options = dataclasses.replace(options, s3_limits=S3Limits(max_bytes=99, max_attempts=1))
+    options = dataclasses.replace(
+        options, sources=SourceSettings(s3=S3Limits(max_bytes=99, max_attempts=1))
+    )
     result = await run_job(s3_job(f"s3://{bucket}/big.py", s3_endpoint, "big.py"), options)
     assert_source_unavailable(result, "is larger than 99 bytes")
 
@@ -260,7 +263,7 @@ def silent_endpoint() -> Iterator[str]:
 
 async def test_a_silent_endpoint_times_out(silent_endpoint: str, options: ExecutionOptions) -> None:
     limits = S3Limits(connect_timeout=1.0, read_timeout=1.0, max_attempts=1)
-    options = dataclasses.replace(options, s3_limits=limits)
+    options = dataclasses.replace(options, sources=SourceSettings(s3=limits))
     started = time.monotonic()
     result = await run_job(s3_job("s3://bucket/main.py", silent_endpoint), options)
     assert_source_unavailable(result, "cannot download s3://bucket/main.py")
@@ -270,7 +273,7 @@ async def test_a_silent_endpoint_times_out(silent_endpoint: str, options: Execut
 
 async def test_a_cancel_stops_the_download(silent_endpoint: str, options: ExecutionOptions) -> None:
     limits = S3Limits(connect_timeout=30.0, read_timeout=30.0, max_attempts=1)
-    options = dataclasses.replace(options, s3_limits=limits)
+    options = dataclasses.replace(options, sources=SourceSettings(s3=limits))
 
     async def cancel_soon(execution: Execution, sink: MemorySink) -> None:
         await asyncio.sleep(0.5)

@@ -10,17 +10,18 @@ from pathlib import Path
 import pytest
 
 from batchyard.worker import cli
-from batchyard.worker.artifact_store import ArtifactLocation, LocalArtifactStore, S3ArtifactStore
-from batchyard.worker.git_source import DEFAULT_GIT_TIMEOUT
-from batchyard.worker.results import ResultLimits
-from batchyard.worker.s3_source import S3Limits
+from batchyard.worker.execution.options import DEFAULT_KILL_GRACE
+from batchyard.worker.results.artifacts import LocalArtifactStore, S3ArtifactStore
+from batchyard.worker.results.location import ArtifactLocation
+from batchyard.worker.results.store import ResultLimits
 from batchyard.worker.settings import (
-    DEFAULT_KILL_GRACE,
     SettingsError,
     WorkerSettings,
     add_arguments,
     settings_from_args,
 )
+from batchyard.worker.sources.git_clone import DEFAULT_GIT_TIMEOUT
+from batchyard.worker.sources.s3 import S3Limits
 
 
 def parse(argv: list[str], env: dict[str, str] | None = None) -> WorkerSettings:
@@ -31,14 +32,15 @@ def parse(argv: list[str], env: dict[str, str] | None = None) -> WorkerSettings:
 
 def test_defaults() -> None:
     settings = parse([])
-    assert settings.server == "localhost:50051"
-    assert settings.slots == 4
-    assert settings.queues == ("default",)
-    assert settings.workspace_root == Path.cwd().resolve()
-    assert settings.kill_grace == DEFAULT_KILL_GRACE
-    assert settings.python == str(Path(sys.executable).absolute())
+    assert settings.connection.server == "localhost:50051"
+    assert settings.runner.slots == 4
+    assert settings.runner.queues == ("default",)
+    assert settings.execution.workspace_root == Path.cwd().resolve()
+    assert settings.execution.kill_grace == DEFAULT_KILL_GRACE
+    assert settings.execution.python == str(Path(sys.executable).absolute())
     assert settings.worker_id.endswith(f"-{os.getpid()}")
-    assert settings.token is None
+    assert settings.execution.worker_id == settings.worker_id
+    assert settings.connection.token is None
 
 
 def test_flags_win_over_environment(tmp_path: Path) -> None:
@@ -51,21 +53,24 @@ def test_flags_win_over_environment(tmp_path: Path) -> None:
         "PATH": "/usr/bin:/bin",
     }
     settings = parse(["--server", "flag:2", "--queues", " x , y,x "], env)
-    assert settings.server == "flag:2"
-    assert settings.queues == ("x", "y")
-    assert settings.slots == 2
+    assert settings.connection.server == "flag:2"
+    assert settings.runner.queues == ("x", "y")
+    assert settings.runner.slots == 2
     assert settings.state_dir == tmp_path / "env-state"
-    assert settings.token == "from-env"
+    assert settings.execution.state_dir == tmp_path / "env-state"
+    assert settings.connection.token == "from-env"
     assert "from-env" not in repr(settings)
 
 
 @pytest.mark.parametrize(
     ("argv", "env", "message"),
     [
-        (["--slots", "0"], {}, "--slots: must be between 1 and 1000"),
-        ([], {"BATCHYARD_SLOTS": "many"}, "BATCHYARD_SLOTS: invalid literal"),
-        (["--queues", ", ,"], {}, "--queues: needs at least one queue"),
-        (["--grace", "-1"], {}, "--grace: must be a number of seconds"),
+        (["--slots", "0"], {}, "--slots: must be at least 1: 0"),
+        (["--slots", "1001"], {}, "--slots: must be at most 1000: 1001"),
+        ([], {"BATCHYARD_SLOTS": "many"}, "BATCHYARD_SLOTS: not a whole number: 'many'"),
+        (["--queues", ", ,"], {}, "--queues: needs at least 1 item(s)"),
+        (["--grace", "-1"], {}, "--grace: must be at least 0s: -1"),
+        (["--grace", "soon"], {}, "--grace: not a duration: 'soon'"),
         (
             ["--workspace-root", "/no/such/dir"],
             {},
@@ -83,8 +88,8 @@ def test_bad_values_name_their_origin(argv: list[str], env: dict[str, str], mess
 
 def test_python_name_is_resolved_once_to_an_absolute_path() -> None:
     settings = parse(["--python", "sh"])
-    assert Path(settings.python).is_absolute()
-    assert Path(settings.python).name == "sh"
+    assert Path(settings.execution.python).is_absolute()
+    assert Path(settings.execution.python).name == "sh"
 
 
 def test_register_adds_the_worker_command() -> None:
@@ -103,21 +108,17 @@ def test_bad_settings_exit_with_code_2(capsys: pytest.CaptureFixture[str]) -> No
 
 def test_output_caps_and_log_shipping_have_defaults() -> None:
     settings = parse([])
-    assert settings.max_line_bytes == 16 * 1024
-    assert settings.max_output_lines == 1_000_000
-    assert settings.max_output_bytes == 64 * 1024 * 1024
-    assert settings.log_flush_interval == 0.03
-    assert settings.log_spool_memory == 16 * 1024 * 1024
-    options = settings.execution_options()
+    options = settings.execution
     assert (options.max_line_bytes, options.max_output_lines, options.max_output_bytes) == (
         16 * 1024,
         1_000_000,
         64 * 1024 * 1024,
     )
     assert options.worker_id == settings.worker_id
-    shipping = settings.shipping_options()
+    shipping = settings.shipping
     assert shipping.spool_dir == settings.state_dir / "spool"
     assert shipping.flush_interval == 0.03
+    assert shipping.max_memory_bytes == 16 * 1024 * 1024
 
 
 def test_output_caps_from_flags_and_environment() -> None:
@@ -131,25 +132,27 @@ def test_output_caps_from_flags_and_environment() -> None:
         ["--max-line-bytes", "4KiB", "--max-output-lines", "2_000", "--log-flush-interval", "0.1"],
         env,
     )
-    assert settings.max_line_bytes == 4096
-    assert settings.max_output_lines == 2000  # the flag wins
-    assert settings.max_output_bytes == 8 * 1024 * 1024
-    assert settings.log_spool_memory == 1_000_000
-    assert settings.log_flush_interval == 0.1
-    shipping = settings.shipping_options()
+    assert settings.execution.max_line_bytes == 4096
+    assert settings.execution.max_output_lines == 2000  # the flag wins
+    assert settings.execution.max_output_bytes == 8 * 1024 * 1024
+    shipping = settings.shipping
     assert (shipping.max_memory_bytes, shipping.flush_interval) == (1_000_000, 0.1)
+    durations = parse(["--log-flush-interval", "250ms", "--grace", "5m", "--kill-grace", "90s"])
+    assert durations.shipping.flush_interval == 0.25
+    assert (durations.runner.grace, durations.execution.kill_grace) == (300.0, 90.0)
 
 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--max-output-lines", "0"], "--max-output-lines: must be 1 or more"),
-        (["--max-output-bytes", "lots"], "--max-output-bytes: 'lots' is not a size"),
-        (["--max-output-bytes", "12XB"], "--max-output-bytes: '12XB' is not a size"),
-        (["--max-output-bytes", "inf"], "--max-output-bytes: 'inf' is not a size"),
-        (["--max-output-bytes", "0.1"], "--max-output-bytes: must be 1 byte or more"),
-        (["--max-line-bytes", "1MiB"], "--max-line-bytes: must be at most 64000 bytes"),
-        (["--log-flush-interval", "9"], "--log-flush-interval: must be between 0 and 5"),
+        (["--max-output-lines", "0"], "--max-output-lines: must be at least 1: 0"),
+        (["--max-output-bytes", "lots"], "--max-output-bytes: not a size: 'lots'"),
+        (["--max-output-bytes", "12XB"], "--max-output-bytes: not a size: '12XB'"),
+        (["--max-output-bytes", "inf"], "--max-output-bytes: not a size: 'inf'"),
+        (["--max-output-bytes", "0.1"], "--max-output-bytes: not a whole number of bytes"),
+        (["--max-output-bytes", "0"], "--max-output-bytes: must be at least 1: 0"),
+        (["--max-line-bytes", "1MiB"], "--max-line-bytes: must be at most 64000: 1MiB"),
+        (["--log-flush-interval", "9"], "--log-flush-interval: must be at most 5s: 9"),
     ],
 )
 def test_bad_output_settings_name_their_origin(argv: list[str], message: str) -> None:
@@ -160,17 +163,16 @@ def test_bad_output_settings_name_their_origin(argv: list[str], message: str) ->
 
 def test_artifacts_and_results_defaults(tmp_path: Path) -> None:
     settings = parse([], {"PATH": "/usr/bin:/bin", "XDG_DATA_HOME": str(tmp_path / "data")})
-    assert settings.artifacts == ArtifactLocation(
+    assert settings.artifacts.location == ArtifactLocation(
         directory=(tmp_path / "data" / "batchyard" / "artifacts").resolve()
     )
-    assert (settings.artifacts_endpoint_url, settings.artifacts_region) == (None, None)
-    assert settings.result_limits == ResultLimits(max_bytes=5 * 1024**3, max_files=10_000)
+    assert (settings.artifacts.endpoint_url, settings.artifacts.region) == (None, None)
+    limits = settings.execution.result_limits
+    assert limits == ResultLimits(max_bytes=5 * 1024**3, max_files=10_000)
     store = settings.artifact_store()
     assert isinstance(store, LocalArtifactStore)
     assert store.root == (tmp_path / "data" / "batchyard" / "artifacts").resolve()
-    options = settings.execution_options()
-    assert options.result_limits == settings.result_limits
-    assert options.artifacts is None  # the runner gives its executions the one store
+    assert settings.execution.artifacts is None  # the app gives its executions the one store
 
 
 def test_artifacts_on_s3_from_flags_and_environment() -> None:
@@ -192,30 +194,31 @@ def test_artifacts_on_s3_from_flags_and_environment() -> None:
         "5",
     ]
     settings = parse(argv, env)
-    assert settings.artifacts == ArtifactLocation(bucket="results-bucket", prefix="team/a/")
-    assert settings.artifacts_endpoint_url == "http://127.0.0.1:9000"
-    assert settings.artifacts_region == "eu-west-1"
-    assert settings.result_limits == ResultLimits(max_bytes=1024**3, max_files=50)
+    assert settings.artifacts.location == ArtifactLocation(
+        bucket="results-bucket", prefix="team/a/"
+    )
+    assert settings.artifacts.endpoint_url == "http://127.0.0.1:9000"
+    assert settings.artifacts.region == "eu-west-1"
+    assert settings.execution.result_limits == ResultLimits(max_bytes=1024**3, max_files=50)
     store = settings.artifact_store()
     assert isinstance(store, S3ArtifactStore)
     assert store.describe() == "s3://results-bucket/team/a/ at http://127.0.0.1:9000"
-    assert settings.s3_limits.read_timeout == 7.5
-    assert settings.s3_limits.max_attempts == 5
+    assert settings.execution.sources.s3.read_timeout == 7.5
+    assert settings.execution.sources.s3.max_attempts == 5
 
 
 def test_source_limits_and_git_timeout() -> None:
-    assert parse([]).s3_limits == S3Limits()
-    assert parse([]).git_timeout == DEFAULT_GIT_TIMEOUT
+    assert parse([]).execution.sources.s3 == S3Limits()
+    assert parse([]).execution.sources.git_timeout == DEFAULT_GIT_TIMEOUT
     env = {"PATH": "/usr/bin:/bin", "BATCHYARD_GIT_TIMEOUT": "90"}
     argv = ["--s3-source-max-objects", "20", "--s3-source-max-bytes", "10MiB"]
     argv += ["--s3-connect-timeout", "3", "--git-timeout", "120"]
     settings = parse(argv, env)
-    assert settings.s3_limits == S3Limits(
+    assert settings.execution.sources.s3 == S3Limits(
         max_objects=20, max_bytes=10 * 1024**2, connect_timeout=3.0
     )
-    assert settings.git_timeout == 120.0
-    options = settings.execution_options()
-    assert (options.s3_limits, options.git_timeout) == (settings.s3_limits, 120.0)
+    assert settings.execution.sources.git_timeout == 120.0
+    assert parse(["--git-timeout", "2m"]).execution.sources.git_timeout == 120.0
 
 
 @pytest.mark.parametrize(
@@ -228,13 +231,14 @@ def test_source_limits_and_git_timeout() -> None:
             {},
             "--artifacts-endpoint-url: '127.0.0.1:9000' must start with http:// or https://",
         ),
-        (["--results-max-bytes", "lots"], {}, "--results-max-bytes: 'lots' is not a size"),
-        (["--results-max-files", "0"], {}, "--results-max-files: must be 1 or more"),
+        (["--results-max-bytes", "lots"], {}, "--results-max-bytes: not a size: 'lots'"),
+        (["--results-max-files", "0"], {}, "--results-max-files: must be at least 1: 0"),
         (["--results-max-files", "10001"], {}, "--results-max-files: must be at most 10000"),
-        (["--s3-max-attempts", "0"], {}, "--s3-max-attempts: must be between 1 and 20"),
-        (["--s3-read-timeout", "0"], {}, "--s3-read-timeout: must be more than 0 seconds"),
-        (["--s3-source-max-objects", "-1"], {}, "--s3-source-max-objects: must be 1 or more"),
-        ([], {"BATCHYARD_GIT_TIMEOUT": "soon"}, "BATCHYARD_GIT_TIMEOUT: could not convert"),
+        (["--s3-max-attempts", "0"], {}, "--s3-max-attempts: must be at least 1: 0"),
+        (["--s3-max-attempts", "21"], {}, "--s3-max-attempts: must be at most 20: 21"),
+        (["--s3-read-timeout", "0"], {}, "--s3-read-timeout: must be at least 0.001s: 0"),
+        (["--s3-source-max-objects", "-1"], {}, "--s3-source-max-objects: must be at least 1"),
+        ([], {"BATCHYARD_GIT_TIMEOUT": "soon"}, "BATCHYARD_GIT_TIMEOUT: not a duration: 'soon'"),
     ],
 )
 def test_bad_artifact_and_source_settings_name_their_origin(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from batchyard.worker.execution import AttemptSpec, Execution, ExecutionOptions
-from batchyard.worker.slot_dirs import SlotDirectories
+from batchyard.worker.execution.attempt import AttemptSpec, Execution, ExecutionOptions
+from batchyard.worker.execution.directories import SlotDirectories
 from tests.worker.jobs import MemorySink, sh
 
 LITTER = """

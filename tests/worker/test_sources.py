@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from batchyard.v1 import job_pb2, run_pb2
-from batchyard.worker.execution import ExecutionOptions
+from batchyard.worker.execution.attempt import ExecutionOptions
 from tests.worker.jobs import Result, python_job, run_job, shell_job, workspace_job
 
 

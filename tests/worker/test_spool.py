@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batchyard.worker.spool import LogSpool, Segment
+from batchyard.worker.shipping.spool import LogSpool, Segment
 
 
 def entry(seq: int, size: int = 10) -> bytes:

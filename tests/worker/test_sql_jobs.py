@@ -17,7 +17,7 @@ import pytest
 from google.protobuf import duration_pb2
 
 from batchyard.v1 import job_pb2, run_pb2
-from batchyard.worker.execution import Execution, ExecutionOptions
+from batchyard.worker.execution.attempt import Execution, ExecutionOptions
 from batchyard.worker.outcome import StopReason
 from tests.worker.jobs import MemorySink, Result, alive, run_job, workspace_job
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from batchyard.v1 import job_pb2
-from batchyard.worker.attempt_dir import attempt_paths
-from batchyard.worker.command import build_command, job_environment
+from batchyard.worker.execution.command import build_command, job_environment
+from batchyard.worker.execution.directories import AttemptPaths
+from batchyard.worker.execution.sql_targets import DSN_VARIABLE, describe_target, target_dsn
 from batchyard.worker.settings import SettingsError, add_arguments, settings_from_args
-from batchyard.worker.sources import SourceError
+from batchyard.worker.sources.port import SourceError
 from batchyard.worker.sql_runner import main as runner_main
-from batchyard.worker.sql_targets import DSN_VARIABLE, describe_target, target_dsn
 
 SECRET = "postgresql://reporter:pa55-canary@db.example:5432/analytics?sslmode=require"
 OTHER = "postgres://etl:other-canary@10.0.0.7/warehouse"
@@ -26,9 +26,8 @@ def parse(argv: list[str], env: dict[str, str] | None = None) -> dict[str, str]:
     environ = {"PATH": "/usr/bin:/bin", **(env or {})}
     settings = settings_from_args(parser.parse_args(argv), environ)
     assert "canary" not in repr(settings)
-    assert "canary" not in repr(settings.execution_options())
-    assert settings.execution_options().sql_targets == settings.sql_targets
-    return dict(settings.sql_targets)
+    assert "canary" not in repr(settings.execution)
+    return dict(settings.execution.sql_targets)
 
 
 def test_no_targets_by_default() -> None:
@@ -108,7 +107,7 @@ def test_the_runner_reads_the_variable_the_worker_sets() -> None:
 
 
 def test_the_runner_command_has_the_dsn_in_its_environment_only(tmp_path: Path) -> None:
-    paths = attempt_paths(tmp_path, "run-1", 1, has_payload=False)
+    paths = AttemptPaths(tmp_path / "slots" / "1", has_payload=False)
     source = tmp_path / "source"
     (source / "sql").mkdir(parents=True)
     (source / "sql" / "q.sql").write_text("SELECT 1")
@@ -141,7 +140,7 @@ def test_the_runner_command_has_the_dsn_in_its_environment_only(tmp_path: Path) 
 
 
 def test_a_sql_job_needs_a_source(tmp_path: Path) -> None:
-    paths = attempt_paths(tmp_path, "run-1", 1, has_payload=False)
+    paths = AttemptPaths(tmp_path / "slots" / "1", has_payload=False)
     config = job_pb2.JobConfig(type=job_pb2.JOB_TYPE_SQL, sql_target=by_connection("a"))
     with pytest.raises(SourceError, match="a sql job needs a source"):
         build_command(config, None, env={}, paths=paths, python=sys.executable)

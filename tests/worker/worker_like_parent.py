@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 from batchyard.v1 import job_pb2
-from batchyard.worker.execution import AttemptSpec, Execution, ExecutionOptions
-from batchyard.worker.reaper_client import Reaper
+from batchyard.worker.execution.attempt import AttemptSpec, Execution, ExecutionOptions
+from batchyard.worker.reaper.client import Reaper
 
 JOB = """
 "$PYTHON" -c 'import os, time

@@ -31,7 +31,9 @@ class Flag(Generic[T]):
     help as ``default_text``); ``env`` replaces the variable names (default
     ``BATCHYARD_<NAME>``); ``flag_only``: no variable; ``secret``: the value is never
     echoed in an error; ``presence``: a flag that takes no value (``--tls``), or, with
-    ``negatable``, the pair ``--x/--no-x``."""
+    ``negatable``, the pair ``--x/--no-x``; ``repeatable``: the flag may be given more
+    than once: ``values.every(FLAG)`` is the tuple of every value given (a variable gives
+    one), ``values[FLAG]`` the last."""
 
     name: str
     kind: Kind[T]
@@ -45,6 +47,7 @@ class Flag(Generic[T]):
     presence: bool = False
     negatable: bool = False
     metavar: str | None = None
+    repeatable: bool = False
 
     @property
     def option(self) -> str:
@@ -83,6 +86,8 @@ def add_flags(parser: _Adds, flags: Iterable[Flag[Any]]) -> None:
             options["action"] = argparse.BooleanOptionalAction
         elif flag.presence:
             options.update(action="store_const", const="1")
+        elif flag.repeatable:
+            options.update(action="append", metavar=flag.metavar or flag.kind.metavar)
         else:
             options["metavar"] = flag.metavar or flag.kind.metavar
         parser.add_argument(flag.option, **options)
@@ -91,32 +96,62 @@ def add_flags(parser: _Adds, flags: Iterable[Flag[Any]]) -> None:
 class Values:
     """The resolved value of each flag: ``values[FLAG]``."""
 
-    def __init__(self, values: dict[str, Any], given: set[str]) -> None:
+    def __init__(
+        self,
+        values: dict[str, Any],
+        given: set[str] | dict[str, str],
+        every: dict[str, tuple[Any, ...]] | None = None,
+    ) -> None:
         self._values = values
-        self._given = given
+        self._origins = given if isinstance(given, dict) else dict.fromkeys(given, "")
+        """Flag name → where its value came from (a set: origins unknown)."""
+        self._every = every or {}
 
     def __getitem__(self, flag: Flag[T]) -> T:
         return cast("T", self._values[flag.name])
 
     def given(self, flag: Flag[Any]) -> bool:
         """Whether the flag or one of its variables was set (not the default)."""
-        return flag.name in self._given
+        return flag.name in self._origins
+
+    def every(self, flag: Flag[T]) -> tuple[T, ...]:
+        """Every value a repeatable flag was given, in order (() when it was not)."""
+        return cast("tuple[T, ...]", self._every.get(flag.name, ()))
+
+    def origin(self, flag: Flag[Any]) -> str:
+        """Where the value came from: ``--name``, a variable's name, or "" (the default),
+        for errors a later check of the value raises (``f"{origin}: ..."``)."""
+        return self._origins.get(flag.name, "")
 
 
 def resolve(flags: Iterable[Flag[Any]], args: argparse.Namespace, env: Mapping[str, str]) -> Values:
     """Every flag's value: from the command line, else its variable, else its default."""
     values: dict[str, Any] = {}
-    given: set[str] = set()
+    given: dict[str, str] = {}
+    every: dict[str, tuple[Any, ...]] = {}
     for flag in flags:
-        raw, origin = _raw(flag, args, env)
-        if raw is None:
+        raws, origin = _raws(flag, args, env)
+        if not raws:
             values[flag.name] = (
                 flag.default_from(env) if flag.default_from is not None else flag.default
             )
             continue
-        given.add(flag.name)
-        values[flag.name] = _parse(flag, raw, origin)
-    return Values(values, given)
+        given[flag.name] = origin
+        parsed = tuple(_parse(flag, raw, origin) for raw in raws)
+        values[flag.name] = parsed[-1]
+        every[flag.name] = parsed
+    return Values(values, given, every)
+
+
+def _raws(
+    flag: Flag[Any], args: argparse.Namespace, env: Mapping[str, str]
+) -> tuple[list[str], str]:
+    """The texts given for the flag (a repeatable's several) and where they came from."""
+    value = getattr(args, flag.dest, None)
+    if flag.repeatable and isinstance(value, list) and value:
+        return [str(item) for item in value], flag.option
+    raw, origin = _raw(flag, args, env)
+    return ([] if raw is None else [raw]), origin
 
 
 def _raw(

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from dataclasses import replace
 
 import structlog
 
 from batchyard.client.connection import dial, split_target
-from batchyard.worker.reaper_client import Reaper
-from batchyard.worker.runner import Runner
+from batchyard.worker.execution.directories import SlotDirectories
+from batchyard.worker.execution.options import ExecutionOptions
+from batchyard.worker.leasing.runner import Runner
+from batchyard.worker.reaper.client import Reaper
 from batchyard.worker.server_api import WorkerApi, channel_options
 from batchyard.worker.settings import WorkerSettings
 
@@ -21,22 +24,29 @@ _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 async def serve(settings: WorkerSettings) -> None:
     """Runs the worker until SIGTERM/SIGINT (a second signal skips the grace period).
 
-    Raises :class:`~batchyard.worker.runner.WorkerCrashed` if a background loop died.
+    Raises :class:`~batchyard.worker.leasing.runner.WorkerCrashed` if a background loop died.
     """
     structlog.contextvars.bind_contextvars(worker_id=settings.worker_id)
     settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     reaper = Reaper.start()
     try:
-        address = split_target(settings.server)[0]
-        async with dial(address, settings.tls, channel_options()) as channel:
+        connection = settings.connection
+        address = split_target(connection.server)[0]
+        async with dial(address, connection.tls, channel_options()) as channel:
             api = WorkerApi(
                 channel,
                 worker_id=settings.worker_id,
-                queues=settings.queues,
-                lease_wait=settings.lease_wait,
-                token=settings.token,
+                queues=settings.runner.queues,
+                lease_wait=connection.lease_wait,
+                token=connection.token,
             )
-            runner = Runner(settings, api, reaper)
+            runner = Runner(
+                settings.runner,
+                api,
+                reaper,
+                execution=execution_options(settings),
+                shipping=settings.shipping,
+            )
             _install_signal_handlers(runner)
             try:
                 await runner.run()
@@ -44,6 +54,16 @@ async def serve(settings: WorkerSettings) -> None:
                 _remove_signal_handlers()
     finally:
         reaper.close()
+
+
+def execution_options(settings: WorkerSettings) -> ExecutionOptions:
+    """Every attempt's options: the settings', with the slots' directories (and job users)
+    and the one artifact store of this worker."""
+    return replace(
+        settings.execution,
+        directories=SlotDirectories(settings.state_dir, settings.job_users),
+        artifacts=settings.artifact_store(),
+    )
 
 
 def _install_signal_handlers(runner: Runner) -> None:

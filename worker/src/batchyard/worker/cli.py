@@ -10,9 +10,9 @@ import sys
 import structlog
 
 from batchyard.worker.app import serve
-from batchyard.worker.job_users import JobUsersError, check_access
+from batchyard.worker.execution.job_users import JobUsersError, check_access
+from batchyard.worker.leasing.runner import WorkerCrashed
 from batchyard.worker.process_log import configure_process_logging
-from batchyard.worker.runner import WorkerCrashed
 from batchyard.worker.settings import SettingsError, add_arguments, settings_from_args
 
 DESCRIPTION = (
@@ -51,7 +51,7 @@ def run_worker(args: argparse.Namespace) -> int:
             check_access(
                 settings.job_users,
                 state_dir=settings.state_dir,
-                interpreters=(sys.executable, settings.python),
+                interpreters=(sys.executable, settings.execution.python),
             )
     except SettingsError as exc:
         print(f"batchyard worker: {exc}", file=sys.stderr)

@@ -6,7 +6,8 @@ log has one format.
 
 A job's secrets never reach it: tracebacks are rendered without local variables (a frame's
 locals may hold a job's configuration), and every rendered line of a task working for an
-attempt is masked with that attempt's secrets (:func:`batchyard.worker.masking.mask_log_event`).
+attempt is masked with that attempt's secrets
+(:func:`batchyard.worker.output.masking.mask_log_event`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,16 @@ import sys
 
 import structlog
 
-from batchyard.worker.masking import mask_log_event
+from batchyard.config import Flag, choice
+from batchyard.worker.output.masking import mask_log_event
+
+LOG_FORMAT = Flag(
+    "log-format", choice("auto", "json", "console"), "process log format", default="auto"
+)
+LOG_LEVEL = Flag(
+    "log-level", choice("debug", "info", "warning", "error"), "process log level", default="info"
+)
+FLAGS = (LOG_FORMAT, LOG_LEVEL)
 
 
 def configure_process_logging(log_format: str = "auto", level: int | str = logging.INFO) -> None:

@@ -8,7 +8,7 @@
 * ReleaseRun is retried the same way within a time budget (the worker is shutting down;
   if the server stays away the lease simply expires and the run is leased again).
 * AppendLogs is one short client-streaming call per batch; its retries (resending from the
-  last acknowledgement) belong to the log shipper (:mod:`batchyard.worker.log_shipping`).
+  last acknowledgement) belong to the log shipper (:mod:`batchyard.worker.shipping.shipper`).
 * Other errors surface as :class:`grpc.aio.AioRpcError` for the caller to log.
 """
 
@@ -17,13 +17,16 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
 import structlog
 from google.protobuf import duration_pb2
 
+from batchyard.client.connection import ClientTls, TlsConfigError, choose_tls, split_target
+from batchyard.config import Flag, Kind, SettingsError, Values, switch, text
 from batchyard.v1 import result_pb2, run_pb2, worker_service_pb2, worker_service_pb2_grpc
 from batchyard.worker.outcome import Outcome
 
@@ -37,6 +40,67 @@ LOST = frozenset({grpc.StatusCode.ABORTED, grpc.StatusCode.NOT_FOUND})
 CALL_TIMEOUT = 10.0
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # a LeaseRuns answer carries payloads and inline code
 APPEND_LOGS_METHOD = "/batchyard.v1.WorkerService/AppendLogs"
+
+
+DEFAULT_SERVER = "localhost:50051"
+DEFAULT_LEASE_WAIT = 30.0
+
+
+def _server(raw: str) -> str:
+    server = raw.strip()
+    if not server:
+        raise ValueError("must not be empty")
+    split_target(server)  # an unknown scheme raises (TlsConfigError is a ValueError)
+    return server
+
+
+def _file(raw: str) -> Path:
+    path = Path(raw).expanduser().absolute()
+    if not path.is_file():
+        raise ValueError(f"{raw!r} is not a file")
+    return path
+
+
+_FILE = Kind(_file, str, "FILE")
+SERVER = Flag("server", Kind(_server, str, "HOST:PORT"), "server address", default=DEFAULT_SERVER)
+TOKEN = Flag("token", text(metavar="TOKEN"), "bearer token for the server", secret=True)
+TLS = Flag(
+    "tls",
+    switch(),
+    "connect with TLS (also on with a grpcs:// --server or a TLS file)",
+    presence=True,
+)
+TLS_CA = Flag("tls-ca", _FILE, "PEM CA of the server's certificate", default_text="the system's")
+TLS_CERT = Flag("tls-cert", _FILE, "PEM client certificate, for a server that requires one")
+TLS_KEY = Flag("tls-key", _FILE, "PEM key of the client certificate")
+FLAGS = (SERVER, TOKEN, TLS, TLS_CA, TLS_CERT, TLS_KEY)
+
+
+@dataclass(frozen=True)
+class ServerConnection:
+    """How the worker reaches its server."""
+
+    server: str = DEFAULT_SERVER
+    token: str | None = field(default=None, repr=False)
+    tls: ClientTls | None = None
+    """TLS to the server (None: plaintext), with the worker's certificate for mutual TLS."""
+    lease_wait: float = DEFAULT_LEASE_WAIT
+    """Seconds a LeaseRuns long-poll may wait for work."""
+
+    @classmethod
+    def from_values(cls, values: Values) -> ServerConnection:
+        """The connection the flags give; the TLS files are read once now, so a wrong one
+        fails at start-up."""
+        server = values[SERVER]
+        files = (values[TLS_CA], values[TLS_CERT], values[TLS_KEY])
+        tls = choose_tls(server, values[TLS], *files)[1]
+        if tls is not None:
+            try:
+                tls.credentials()
+            except TlsConfigError as exc:
+                raise SettingsError(str(exc)) from None
+        token = values[TOKEN]
+        return cls(server=server, token=token.strip() if token else None, tls=tls)
 
 
 class LeaseLost(Exception):
@@ -93,7 +157,7 @@ class WorkerApi:
         token: str | None = None,
     ) -> None:
         self._stub: WorkerServiceAsyncStub = worker_service_pb2_grpc.WorkerServiceStub(channel)
-        # AppendLogs messages arrive already encoded (batchyard.worker.log_wire): no serializer.
+        # AppendLogs messages arrive already encoded (shipping.wire): no serializer.
         self._append_logs = channel.stream_unary(
             APPEND_LOGS_METHOD,
             request_serializer=None,
