@@ -177,6 +177,7 @@ async def test_a_flush_waits_for_the_flush_under_way(monkeypatch):
     from uuid import uuid4
 
     from batchyard.server.api import audit as audit_module
+    from batchyard.server.db import access as audit_store
 
     stored: list[int] = []
     release = asyncio.Event()
@@ -185,8 +186,8 @@ async def test_a_flush_waits_for_the_flush_under_way(monkeypatch):
         await release.wait()
         stored.append(len(events))
 
-    monkeypatch.setattr(audit_module.store, "insert_audit_events", slow_insert)
-    trail = audit_module.AuditLog(pool=None)  # type: ignore[arg-type]
+    monkeypatch.setattr(audit_store, "insert_audit_events", slow_insert)
+    trail = audit_module.AuditLog(pool=None)
     trail.record_in(uuid4(), "someone", "token.create", "token", "t1")
     first = asyncio.create_task(trail.flush())
     await asyncio.sleep(0)
