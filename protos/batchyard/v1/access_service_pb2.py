@@ -23,44 +23,55 @@ _sym_db = _symbol_database.Default()
 
 
 from batchyard.v1 import access_pb2 as batchyard_dot_v1_dot_access__pb2
+from batchyard.v1 import errors_pb2 as batchyard_dot_v1_dot_errors__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!batchyard/v1/access_service.proto\x12\x0c\x62\x61tchyard.v1\x1a\x19\x62\x61tchyard/v1/access.proto\x1a\x1egoogle/protobuf/duration.proto\"q\n\x12\x43reateTokenRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x04role\x18\x02 \x01(\x0e\x32\x17.batchyard.v1.TokenRole\x12&\n\x03ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"I\n\x13\x43reateTokenResponse\x12\"\n\x05token\x18\x01 \x01(\x0b\x32\x13.batchyard.v1.Token\x12\x0e\n\x06secret\x18\x02 \x01(\t\"Q\n\x11ListTokensRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x15\n\rshow_inactive\x18\x03 \x01(\x08\"R\n\x12ListTokensResponse\x12#\n\x06tokens\x18\x01 \x03(\x0b\x32\x13.batchyard.v1.Token\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"#\n\x12RevokeTokenRequest\x12\r\n\x05token\x18\x01 \x01(\t\"9\n\x13RevokeTokenResponse\x12\"\n\x05token\x18\x01 \x01(\x0b\x32\x13.batchyard.v1.Token\"@\n\x16\x43reateWorkspaceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x18\n\x10\x61\x64min_token_name\x18\x02 \x01(\t\"\x85\x01\n\x17\x43reateWorkspaceResponse\x12*\n\tworkspace\x18\x01 \x01(\x0b\x32\x17.batchyard.v1.Workspace\x12(\n\x0b\x61\x64min_token\x18\x02 \x01(\x0b\x32\x13.batchyard.v1.Token\x12\x14\n\x0c\x61\x64min_secret\x18\x03 \x01(\t\">\n\x15ListWorkspacesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"^\n\x16ListWorkspacesResponse\x12+\n\nworkspaces\x18\x01 \x03(\x0b\x32\x17.batchyard.v1.Workspace\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"O\n\x16ListAuditEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\"\\\n\x17ListAuditEventsResponse\x12(\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x18.batchyard.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\x87\x02\n\x0cTokenService\x12R\n\x0b\x43reateToken\x12 .batchyard.v1.CreateTokenRequest\x1a!.batchyard.v1.CreateTokenResponse\x12O\n\nListTokens\x12\x1f.batchyard.v1.ListTokensRequest\x1a .batchyard.v1.ListTokensResponse\x12R\n\x0bRevokeToken\x12 .batchyard.v1.RevokeTokenRequest\x1a!.batchyard.v1.RevokeTokenResponse2\xcf\x01\n\x10WorkspaceService\x12^\n\x0f\x43reateWorkspace\x12$.batchyard.v1.CreateWorkspaceRequest\x1a%.batchyard.v1.CreateWorkspaceResponse\x12[\n\x0eListWorkspaces\x12#.batchyard.v1.ListWorkspacesRequest\x1a$.batchyard.v1.ListWorkspacesResponse2n\n\x0c\x41uditService\x12^\n\x0fListAuditEvents\x12$.batchyard.v1.ListAuditEventsRequest\x1a%.batchyard.v1.ListAuditEventsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!batchyard/v1/access_service.proto\x12\x0c\x62\x61tchyard.v1\x1a\x19\x62\x61tchyard/v1/access.proto\x1a\x19\x62\x61tchyard/v1/errors.proto\x1a\x1egoogle/protobuf/duration.proto\"q\n\x12\x43reateTokenRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x04role\x18\x02 \x01(\x0e\x32\x17.batchyard.v1.TokenRole\x12&\n\x03ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"I\n\x13\x43reateTokenResponse\x12\"\n\x05token\x18\x01 \x01(\x0b\x32\x13.batchyard.v1.Token\x12\x0e\n\x06secret\x18\x02 \x01(\t\"Q\n\x11ListTokensRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x15\n\rshow_inactive\x18\x03 \x01(\x08\"R\n\x12ListTokensResponse\x12#\n\x06tokens\x18\x01 \x03(\x0b\x32\x13.batchyard.v1.Token\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"#\n\x12RevokeTokenRequest\x12\r\n\x05token\x18\x01 \x01(\t\"9\n\x13RevokeTokenResponse\x12\"\n\x05token\x18\x01 \x01(\x0b\x32\x13.batchyard.v1.Token\"@\n\x16\x43reateWorkspaceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x18\n\x10\x61\x64min_token_name\x18\x02 \x01(\t\"\x85\x01\n\x17\x43reateWorkspaceResponse\x12*\n\tworkspace\x18\x01 \x01(\x0b\x32\x17.batchyard.v1.Workspace\x12(\n\x0b\x61\x64min_token\x18\x02 \x01(\x0b\x32\x13.batchyard.v1.Token\x12\x14\n\x0c\x61\x64min_secret\x18\x03 \x01(\t\">\n\x15ListWorkspacesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"^\n\x16ListWorkspacesResponse\x12+\n\nworkspaces\x18\x01 \x03(\x0b\x32\x17.batchyard.v1.Workspace\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"O\n\x16ListAuditEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\"\\\n\x17ListAuditEventsResponse\x12(\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x18.batchyard.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\x95\x02\n\x0cTokenService\x12R\n\x0b\x43reateToken\x12 .batchyard.v1.CreateTokenRequest\x1a!.batchyard.v1.CreateTokenResponse\x12V\n\nListTokens\x12\x1f.batchyard.v1.ListTokensRequest\x1a .batchyard.v1.ListTokensResponse\"\x05\xc2\xf3\x18\x01\t\x12Y\n\x0bRevokeToken\x12 .batchyard.v1.RevokeTokenRequest\x1a!.batchyard.v1.RevokeTokenResponse\"\x05\xc2\xf3\x18\x01\x11\x32\xdd\x01\n\x10WorkspaceService\x12\x65\n\x0f\x43reateWorkspace\x12$.batchyard.v1.CreateWorkspaceRequest\x1a%.batchyard.v1.CreateWorkspaceResponse\"\x05\xc2\xf3\x18\x01\x10\x12\x62\n\x0eListWorkspaces\x12#.batchyard.v1.ListWorkspacesRequest\x1a$.batchyard.v1.ListWorkspacesResponse\"\x05\xc2\xf3\x18\x01\t2u\n\x0c\x41uditService\x12\x65\n\x0fListAuditEvents\x12$.batchyard.v1.ListAuditEventsRequest\x1a%.batchyard.v1.ListAuditEventsResponse\"\x05\xc2\xf3\x18\x01\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'batchyard.v1.access_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CREATETOKENREQUEST']._serialized_start=110
-  _globals['_CREATETOKENREQUEST']._serialized_end=223
-  _globals['_CREATETOKENRESPONSE']._serialized_start=225
-  _globals['_CREATETOKENRESPONSE']._serialized_end=298
-  _globals['_LISTTOKENSREQUEST']._serialized_start=300
-  _globals['_LISTTOKENSREQUEST']._serialized_end=381
-  _globals['_LISTTOKENSRESPONSE']._serialized_start=383
-  _globals['_LISTTOKENSRESPONSE']._serialized_end=465
-  _globals['_REVOKETOKENREQUEST']._serialized_start=467
-  _globals['_REVOKETOKENREQUEST']._serialized_end=502
-  _globals['_REVOKETOKENRESPONSE']._serialized_start=504
-  _globals['_REVOKETOKENRESPONSE']._serialized_end=561
-  _globals['_CREATEWORKSPACEREQUEST']._serialized_start=563
-  _globals['_CREATEWORKSPACEREQUEST']._serialized_end=627
-  _globals['_CREATEWORKSPACERESPONSE']._serialized_start=630
-  _globals['_CREATEWORKSPACERESPONSE']._serialized_end=763
-  _globals['_LISTWORKSPACESREQUEST']._serialized_start=765
-  _globals['_LISTWORKSPACESREQUEST']._serialized_end=827
-  _globals['_LISTWORKSPACESRESPONSE']._serialized_start=829
-  _globals['_LISTWORKSPACESRESPONSE']._serialized_end=923
-  _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=925
-  _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=1004
-  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=1006
-  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=1098
-  _globals['_TOKENSERVICE']._serialized_start=1101
-  _globals['_TOKENSERVICE']._serialized_end=1364
-  _globals['_WORKSPACESERVICE']._serialized_start=1367
-  _globals['_WORKSPACESERVICE']._serialized_end=1574
-  _globals['_AUDITSERVICE']._serialized_start=1576
-  _globals['_AUDITSERVICE']._serialized_end=1686
+  _globals['_TOKENSERVICE'].methods_by_name['ListTokens']._loaded_options = None
+  _globals['_TOKENSERVICE'].methods_by_name['ListTokens']._serialized_options = b'\302\363\030\001\t'
+  _globals['_TOKENSERVICE'].methods_by_name['RevokeToken']._loaded_options = None
+  _globals['_TOKENSERVICE'].methods_by_name['RevokeToken']._serialized_options = b'\302\363\030\001\021'
+  _globals['_WORKSPACESERVICE'].methods_by_name['CreateWorkspace']._loaded_options = None
+  _globals['_WORKSPACESERVICE'].methods_by_name['CreateWorkspace']._serialized_options = b'\302\363\030\001\020'
+  _globals['_WORKSPACESERVICE'].methods_by_name['ListWorkspaces']._loaded_options = None
+  _globals['_WORKSPACESERVICE'].methods_by_name['ListWorkspaces']._serialized_options = b'\302\363\030\001\t'
+  _globals['_AUDITSERVICE'].methods_by_name['ListAuditEvents']._loaded_options = None
+  _globals['_AUDITSERVICE'].methods_by_name['ListAuditEvents']._serialized_options = b'\302\363\030\001\t'
+  _globals['_CREATETOKENREQUEST']._serialized_start=137
+  _globals['_CREATETOKENREQUEST']._serialized_end=250
+  _globals['_CREATETOKENRESPONSE']._serialized_start=252
+  _globals['_CREATETOKENRESPONSE']._serialized_end=325
+  _globals['_LISTTOKENSREQUEST']._serialized_start=327
+  _globals['_LISTTOKENSREQUEST']._serialized_end=408
+  _globals['_LISTTOKENSRESPONSE']._serialized_start=410
+  _globals['_LISTTOKENSRESPONSE']._serialized_end=492
+  _globals['_REVOKETOKENREQUEST']._serialized_start=494
+  _globals['_REVOKETOKENREQUEST']._serialized_end=529
+  _globals['_REVOKETOKENRESPONSE']._serialized_start=531
+  _globals['_REVOKETOKENRESPONSE']._serialized_end=588
+  _globals['_CREATEWORKSPACEREQUEST']._serialized_start=590
+  _globals['_CREATEWORKSPACEREQUEST']._serialized_end=654
+  _globals['_CREATEWORKSPACERESPONSE']._serialized_start=657
+  _globals['_CREATEWORKSPACERESPONSE']._serialized_end=790
+  _globals['_LISTWORKSPACESREQUEST']._serialized_start=792
+  _globals['_LISTWORKSPACESREQUEST']._serialized_end=854
+  _globals['_LISTWORKSPACESRESPONSE']._serialized_start=856
+  _globals['_LISTWORKSPACESRESPONSE']._serialized_end=950
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=952
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=1031
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=1033
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=1125
+  _globals['_TOKENSERVICE']._serialized_start=1128
+  _globals['_TOKENSERVICE']._serialized_end=1405
+  _globals['_WORKSPACESERVICE']._serialized_start=1408
+  _globals['_WORKSPACESERVICE']._serialized_end=1629
+  _globals['_AUDITSERVICE']._serialized_start=1631
+  _globals['_AUDITSERVICE']._serialized_end=1748
 # @@protoc_insertion_point(module_scope)

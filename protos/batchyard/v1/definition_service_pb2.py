@@ -23,37 +23,48 @@ _sym_db = _symbol_database.Default()
 
 
 from batchyard.v1 import definition_pb2 as batchyard_dot_v1_dot_definition__pb2
+from batchyard.v1 import errors_pb2 as batchyard_dot_v1_dot_errors__pb2
 from batchyard.v1 import job_pb2 as batchyard_dot_v1_dot_job__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%batchyard/v1/definition_service.proto\x12\x0c\x62\x61tchyard.v1\x1a\x1d\x62\x61tchyard/v1/definition.proto\x1a\x16\x62\x61tchyard/v1/job.proto\x1a google/protobuf/field_mask.proto\"G\n\x17\x43reateDefinitionRequest\x12,\n\ndefinition\x18\x01 \x01(\x0b\x32\x18.batchyard.v1.Definition\"H\n\x18\x43reateDefinitionResponse\x12,\n\ndefinition\x18\x01 \x01(\x0b\x32\x18.batchyard.v1.Definition\";\n\x14GetDefinitionRequest\x12\x12\n\ndefinition\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"E\n\x15GetDefinitionResponse\x12,\n\ndefinition\x18\x01 \x01(\x0b\x32\x18.batchyard.v1.Definition\"y\n\x16ListDefinitionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0bname_prefix\x18\x03 \x01(\t\x12#\n\x04type\x18\x04 \x01(\x0e\x32\x15.batchyard.v1.JobType\"a\n\x17ListDefinitionsResponse\x12-\n\x0b\x64\x65\x66initions\x18\x01 \x03(\x0b\x32\x18.batchyard.v1.Definition\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa3\x01\n\x17UpdateDefinitionRequest\x12\x12\n\ndefinition\x18\x01 \x01(\t\x12)\n\x07\x63hanges\x18\x02 \x01(\x0b\x32\x18.batchyard.v1.Definition\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x18\n\x10\x65xpected_version\x18\x04 \x01(\x03\"H\n\x18UpdateDefinitionResponse\x12,\n\ndefinition\x18\x01 \x01(\x0b\x32\x18.batchyard.v1.Definition\"-\n\x17\x44\x65leteDefinitionRequest\x12\x12\n\ndefinition\x18\x01 \x01(\t\"\x1a\n\x18\x44\x65leteDefinitionResponse2\xf6\x03\n\x11\x44\x65\x66initionService\x12\x61\n\x10\x43reateDefinition\x12%.batchyard.v1.CreateDefinitionRequest\x1a&.batchyard.v1.CreateDefinitionResponse\x12X\n\rGetDefinition\x12\".batchyard.v1.GetDefinitionRequest\x1a#.batchyard.v1.GetDefinitionResponse\x12^\n\x0fListDefinitions\x12$.batchyard.v1.ListDefinitionsRequest\x1a%.batchyard.v1.ListDefinitionsResponse\x12\x61\n\x10UpdateDefinition\x12%.batchyard.v1.UpdateDefinitionRequest\x1a&.batchyard.v1.UpdateDefinitionResponse\x12\x61\n\x10\x44\x65leteDefinition\x12%.batchyard.v1.DeleteDefinitionRequest\x1a&.batchyard.v1.DeleteDefinitionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%batchyard/v1/definition_service.proto\x12\x0c\x62\x61tchyard.v1\x1a\x1d\x62\x61tchyard/v1/definition.proto\x1a\x19\x62\x61tchyard/v1/errors.proto\x1a\x16\x62\x61tchyard/v1/job.proto\x1a google/protobuf/field_mask.proto\"G\n\x17\x43reateDefinitionRequest\x12,\n\ndefinition\x18\x01 \x01(\x0b\x32\x18.batchyard.v1.Definition\"H\n\x18\x43reateDefinitionResponse\x12,\n\ndefinition\x18\x01 \x01(\x0b\x32\x18.batchyard.v1.Definition\";\n\x14GetDefinitionRequest\x12\x12\n\ndefinition\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"E\n\x15GetDefinitionResponse\x12,\n\ndefinition\x18\x01 \x01(\x0b\x32\x18.batchyard.v1.Definition\"y\n\x16ListDefinitionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0bname_prefix\x18\x03 \x01(\t\x12#\n\x04type\x18\x04 \x01(\x0e\x32\x15.batchyard.v1.JobType\"a\n\x17ListDefinitionsResponse\x12-\n\x0b\x64\x65\x66initions\x18\x01 \x03(\x0b\x32\x18.batchyard.v1.Definition\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa3\x01\n\x17UpdateDefinitionRequest\x12\x12\n\ndefinition\x18\x01 \x01(\t\x12)\n\x07\x63hanges\x18\x02 \x01(\x0b\x32\x18.batchyard.v1.Definition\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x18\n\x10\x65xpected_version\x18\x04 \x01(\x03\"H\n\x18UpdateDefinitionResponse\x12,\n\ndefinition\x18\x01 \x01(\x0b\x32\x18.batchyard.v1.Definition\"-\n\x17\x44\x65leteDefinitionRequest\x12\x12\n\ndefinition\x18\x01 \x01(\t\"\x1a\n\x18\x44\x65leteDefinitionResponse2\x9e\x04\n\x11\x44\x65\x66initionService\x12h\n\x10\x43reateDefinition\x12%.batchyard.v1.CreateDefinitionRequest\x1a&.batchyard.v1.CreateDefinitionResponse\"\x05\xc2\xf3\x18\x01\x03\x12`\n\rGetDefinition\x12\".batchyard.v1.GetDefinitionRequest\x1a#.batchyard.v1.GetDefinitionResponse\"\x06\xc2\xf3\x18\x02\x02\x06\x12\x66\n\x0fListDefinitions\x12$.batchyard.v1.ListDefinitionsRequest\x1a%.batchyard.v1.ListDefinitionsResponse\"\x06\xc2\xf3\x18\x02\t\x06\x12k\n\x10UpdateDefinition\x12%.batchyard.v1.UpdateDefinitionRequest\x1a&.batchyard.v1.UpdateDefinitionResponse\"\x08\xc2\xf3\x18\x04\x02\x03\x07\x06\x12h\n\x10\x44\x65leteDefinition\x12%.batchyard.v1.DeleteDefinitionRequest\x1a&.batchyard.v1.DeleteDefinitionResponse\"\x05\xc2\xf3\x18\x01\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'batchyard.v1.definition_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CREATEDEFINITIONREQUEST']._serialized_start=144
-  _globals['_CREATEDEFINITIONREQUEST']._serialized_end=215
-  _globals['_CREATEDEFINITIONRESPONSE']._serialized_start=217
-  _globals['_CREATEDEFINITIONRESPONSE']._serialized_end=289
-  _globals['_GETDEFINITIONREQUEST']._serialized_start=291
-  _globals['_GETDEFINITIONREQUEST']._serialized_end=350
-  _globals['_GETDEFINITIONRESPONSE']._serialized_start=352
-  _globals['_GETDEFINITIONRESPONSE']._serialized_end=421
-  _globals['_LISTDEFINITIONSREQUEST']._serialized_start=423
-  _globals['_LISTDEFINITIONSREQUEST']._serialized_end=544
-  _globals['_LISTDEFINITIONSRESPONSE']._serialized_start=546
-  _globals['_LISTDEFINITIONSRESPONSE']._serialized_end=643
-  _globals['_UPDATEDEFINITIONREQUEST']._serialized_start=646
-  _globals['_UPDATEDEFINITIONREQUEST']._serialized_end=809
-  _globals['_UPDATEDEFINITIONRESPONSE']._serialized_start=811
-  _globals['_UPDATEDEFINITIONRESPONSE']._serialized_end=883
-  _globals['_DELETEDEFINITIONREQUEST']._serialized_start=885
-  _globals['_DELETEDEFINITIONREQUEST']._serialized_end=930
-  _globals['_DELETEDEFINITIONRESPONSE']._serialized_start=932
-  _globals['_DELETEDEFINITIONRESPONSE']._serialized_end=958
-  _globals['_DEFINITIONSERVICE']._serialized_start=961
-  _globals['_DEFINITIONSERVICE']._serialized_end=1463
+  _globals['_DEFINITIONSERVICE'].methods_by_name['CreateDefinition']._loaded_options = None
+  _globals['_DEFINITIONSERVICE'].methods_by_name['CreateDefinition']._serialized_options = b'\302\363\030\001\003'
+  _globals['_DEFINITIONSERVICE'].methods_by_name['GetDefinition']._loaded_options = None
+  _globals['_DEFINITIONSERVICE'].methods_by_name['GetDefinition']._serialized_options = b'\302\363\030\002\002\006'
+  _globals['_DEFINITIONSERVICE'].methods_by_name['ListDefinitions']._loaded_options = None
+  _globals['_DEFINITIONSERVICE'].methods_by_name['ListDefinitions']._serialized_options = b'\302\363\030\002\t\006'
+  _globals['_DEFINITIONSERVICE'].methods_by_name['UpdateDefinition']._loaded_options = None
+  _globals['_DEFINITIONSERVICE'].methods_by_name['UpdateDefinition']._serialized_options = b'\302\363\030\004\002\003\007\006'
+  _globals['_DEFINITIONSERVICE'].methods_by_name['DeleteDefinition']._loaded_options = None
+  _globals['_DEFINITIONSERVICE'].methods_by_name['DeleteDefinition']._serialized_options = b'\302\363\030\001\002'
+  _globals['_CREATEDEFINITIONREQUEST']._serialized_start=171
+  _globals['_CREATEDEFINITIONREQUEST']._serialized_end=242
+  _globals['_CREATEDEFINITIONRESPONSE']._serialized_start=244
+  _globals['_CREATEDEFINITIONRESPONSE']._serialized_end=316
+  _globals['_GETDEFINITIONREQUEST']._serialized_start=318
+  _globals['_GETDEFINITIONREQUEST']._serialized_end=377
+  _globals['_GETDEFINITIONRESPONSE']._serialized_start=379
+  _globals['_GETDEFINITIONRESPONSE']._serialized_end=448
+  _globals['_LISTDEFINITIONSREQUEST']._serialized_start=450
+  _globals['_LISTDEFINITIONSREQUEST']._serialized_end=571
+  _globals['_LISTDEFINITIONSRESPONSE']._serialized_start=573
+  _globals['_LISTDEFINITIONSRESPONSE']._serialized_end=670
+  _globals['_UPDATEDEFINITIONREQUEST']._serialized_start=673
+  _globals['_UPDATEDEFINITIONREQUEST']._serialized_end=836
+  _globals['_UPDATEDEFINITIONRESPONSE']._serialized_start=838
+  _globals['_UPDATEDEFINITIONRESPONSE']._serialized_end=910
+  _globals['_DELETEDEFINITIONREQUEST']._serialized_start=912
+  _globals['_DELETEDEFINITIONREQUEST']._serialized_end=957
+  _globals['_DELETEDEFINITIONRESPONSE']._serialized_start=959
+  _globals['_DELETEDEFINITIONRESPONSE']._serialized_end=985
+  _globals['_DEFINITIONSERVICE']._serialized_start=988
+  _globals['_DEFINITIONSERVICE']._serialized_end=1530
 # @@protoc_insertion_point(module_scope)

@@ -4,7 +4,10 @@ isort:skip_file
 """
 
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import descriptor_pb2 as _descriptor_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf.internal import extension_dict as _extension_dict
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -64,6 +67,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The server is at its limit of concurrent calls of this kind (RESOURCE_EXHAUSTED);
     retry after a short backoff.
     """
+    ERROR_REASON_WORKSPACE_EXISTS: _ErrorReason.ValueType  # 16
+    """A workspace with that name already exists (ALREADY_EXISTS)."""
+    ERROR_REASON_TOKEN_NOT_FOUND: _ErrorReason.ValueType  # 17
+    """The token (by uuid or prefix) does not exist in the caller's workspace (NOT_FOUND)."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Machine-readable error reasons.
@@ -71,9 +78,12 @@ class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     Every error the server returns carries a `google.rpc.Status` with a
     `google.rpc.ErrorInfo` detail whose `domain` is "batchyard.dev" and whose `reason`
     is the name of one of these values without the `ERROR_REASON_` prefix (for
-    example "LEASE_LOST"). Validation errors also carry a `google.rpc.BadRequest`
-    detail with one field violation per bad field, the field named by its path in
-    the request (for example "definition.config.timeout").
+    example "LEASE_LOST"); no other reason is ever sent. Validation errors also carry a
+    `google.rpc.BadRequest` detail with one field violation per bad field, the field
+    named by its path in the request (for example "definition.config.timeout"). Each
+    method lists the reasons particular to it in its `error_reasons` option; any method
+    may also answer INVALID_FIELD, UNAUTHENTICATED, PERMISSION_DENIED, CONCURRENCY_LIMIT,
+    SERVER_UNAVAILABLE and INTERNAL.
     """
 
 ERROR_REASON_UNSPECIFIED: ErrorReason.ValueType  # 0
@@ -118,4 +128,16 @@ ERROR_REASON_CONCURRENCY_LIMIT: ErrorReason.ValueType  # 15
 """The server is at its limit of concurrent calls of this kind (RESOURCE_EXHAUSTED);
 retry after a short backoff.
 """
+ERROR_REASON_WORKSPACE_EXISTS: ErrorReason.ValueType  # 16
+"""A workspace with that name already exists (ALREADY_EXISTS)."""
+ERROR_REASON_TOKEN_NOT_FOUND: ErrorReason.ValueType  # 17
+"""The token (by uuid or prefix) does not exist in the caller's workspace (NOT_FOUND)."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
+
+ERROR_REASONS_FIELD_NUMBER: _builtins.int
+error_reasons: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, _containers.RepeatedScalarFieldContainer[Global___ErrorReason.ValueType]]
+"""The error reasons particular to a method, beyond those any method may answer (see
+`ErrorReason`). Set on every method of the services, so a client reading the
+descriptors (or server reflection) learns what each call can answer, e.g.
+`option (batchyard.v1.error_reasons) = ERROR_REASON_RUN_NOT_FOUND;`.
+"""

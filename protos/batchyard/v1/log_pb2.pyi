@@ -80,7 +80,10 @@ Global___LogLevel: _TypeAlias = LogLevel  # noqa: Y015
 
 @_typing.final
 class LogPosition(_message.Message):
-    """A position in a run's log: entries are ordered by attempt, then seq."""
+    """A position in a run's log: entries are ordered by attempt, then seq. Reads start
+    after a position (it is exclusive); the zero position (attempt 0, seq 0, the same as
+    leaving it unset) is the start of the log.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 

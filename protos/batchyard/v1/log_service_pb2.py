@@ -22,24 +22,29 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from batchyard.v1 import errors_pb2 as batchyard_dot_v1_dot_errors__pb2
 from batchyard.v1 import log_pb2 as batchyard_dot_v1_dot_log__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x62\x61tchyard/v1/log_service.proto\x12\x0c\x62\x61tchyard.v1\x1a\x16\x62\x61tchyard/v1/log.proto\"\xd4\x01\n\x0eGetLogsRequest\x12\x0b\n\x03run\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12(\n\x05\x61\x66ter\x18\x03 \x01(\x0b\x32\x19.batchyard.v1.LogPosition\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\x12)\n\tmin_level\x18\x06 \x01(\x0e\x32\x16.batchyard.v1.LogLevel\x12(\n\x07streams\x18\x07 \x03(\x0e\x32\x17.batchyard.v1.LogStream\"\x9b\x01\n\x0fGetLogsResponse\x12\'\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x16.batchyard.v1.LogEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x30\n\rlast_position\x18\x03 \x01(\x0b\x32\x19.batchyard.v1.LogPosition\x12\x14\n\x0crun_finished\x18\x04 \x01(\x08\"\xc0\x01\n\x0fTailLogsRequest\x12\x0b\n\x03run\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12(\n\x05\x61\x66ter\x18\x03 \x01(\x0b\x32\x19.batchyard.v1.LogPosition\x12\x10\n\x08only_new\x18\x04 \x01(\x08\x12)\n\tmin_level\x18\x05 \x01(\x0e\x32\x16.batchyard.v1.LogLevel\x12(\n\x07streams\x18\x06 \x03(\x0e\x32\x17.batchyard.v1.LogStream\"h\n\x10TailLogsResponse\x12\'\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x16.batchyard.v1.LogEntry\x12+\n\x08position\x18\x02 \x01(\x0b\x32\x19.batchyard.v1.LogPosition2\xa1\x01\n\nLogService\x12\x46\n\x07GetLogs\x12\x1c.batchyard.v1.GetLogsRequest\x1a\x1d.batchyard.v1.GetLogsResponse\x12K\n\x08TailLogs\x12\x1d.batchyard.v1.TailLogsRequest\x1a\x1e.batchyard.v1.TailLogsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x62\x61tchyard/v1/log_service.proto\x12\x0c\x62\x61tchyard.v1\x1a\x19\x62\x61tchyard/v1/errors.proto\x1a\x16\x62\x61tchyard/v1/log.proto\"\xd4\x01\n\x0eGetLogsRequest\x12\x0b\n\x03run\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12(\n\x05\x61\x66ter\x18\x03 \x01(\x0b\x32\x19.batchyard.v1.LogPosition\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\x12)\n\tmin_level\x18\x06 \x01(\x0e\x32\x16.batchyard.v1.LogLevel\x12(\n\x07streams\x18\x07 \x03(\x0e\x32\x17.batchyard.v1.LogStream\"\x9b\x01\n\x0fGetLogsResponse\x12\'\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x16.batchyard.v1.LogEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x30\n\rlast_position\x18\x03 \x01(\x0b\x32\x19.batchyard.v1.LogPosition\x12\x14\n\x0crun_finished\x18\x04 \x01(\x08\"\xc0\x01\n\x0fTailLogsRequest\x12\x0b\n\x03run\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12(\n\x05\x61\x66ter\x18\x03 \x01(\x0b\x32\x19.batchyard.v1.LogPosition\x12\x10\n\x08only_new\x18\x04 \x01(\x08\x12)\n\tmin_level\x18\x05 \x01(\x0e\x32\x16.batchyard.v1.LogLevel\x12(\n\x07streams\x18\x06 \x03(\x0e\x32\x17.batchyard.v1.LogStream\"h\n\x10TailLogsResponse\x12\'\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x16.batchyard.v1.LogEntry\x12+\n\x08position\x18\x02 \x01(\x0b\x32\x19.batchyard.v1.LogPosition2\xb0\x01\n\nLogService\x12N\n\x07GetLogs\x12\x1c.batchyard.v1.GetLogsRequest\x1a\x1d.batchyard.v1.GetLogsResponse\"\x06\xc2\xf3\x18\x02\x04\t\x12R\n\x08TailLogs\x12\x1d.batchyard.v1.TailLogsRequest\x1a\x1e.batchyard.v1.TailLogsResponse\"\x05\xc2\xf3\x18\x01\x04\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'batchyard.v1.log_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETLOGSREQUEST']._serialized_start=73
-  _globals['_GETLOGSREQUEST']._serialized_end=285
-  _globals['_GETLOGSRESPONSE']._serialized_start=288
-  _globals['_GETLOGSRESPONSE']._serialized_end=443
-  _globals['_TAILLOGSREQUEST']._serialized_start=446
-  _globals['_TAILLOGSREQUEST']._serialized_end=638
-  _globals['_TAILLOGSRESPONSE']._serialized_start=640
-  _globals['_TAILLOGSRESPONSE']._serialized_end=744
-  _globals['_LOGSERVICE']._serialized_start=747
-  _globals['_LOGSERVICE']._serialized_end=908
+  _globals['_LOGSERVICE'].methods_by_name['GetLogs']._loaded_options = None
+  _globals['_LOGSERVICE'].methods_by_name['GetLogs']._serialized_options = b'\302\363\030\002\004\t'
+  _globals['_LOGSERVICE'].methods_by_name['TailLogs']._loaded_options = None
+  _globals['_LOGSERVICE'].methods_by_name['TailLogs']._serialized_options = b'\302\363\030\001\004'
+  _globals['_GETLOGSREQUEST']._serialized_start=100
+  _globals['_GETLOGSREQUEST']._serialized_end=312
+  _globals['_GETLOGSRESPONSE']._serialized_start=315
+  _globals['_GETLOGSRESPONSE']._serialized_end=470
+  _globals['_TAILLOGSREQUEST']._serialized_start=473
+  _globals['_TAILLOGSREQUEST']._serialized_end=665
+  _globals['_TAILLOGSRESPONSE']._serialized_start=667
+  _globals['_TAILLOGSRESPONSE']._serialized_end=771
+  _globals['_LOGSERVICE']._serialized_start=774
+  _globals['_LOGSERVICE']._serialized_end=950
 # @@protoc_insertion_point(module_scope)

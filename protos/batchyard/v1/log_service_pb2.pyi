@@ -44,7 +44,9 @@ class GetLogsRequest(_message.Message):
     """Only entries at this level or above; unspecified for all."""
     @_builtins.property
     def after(self) -> _log_pb2.LogPosition:
-        """Start after this position; unset for the start of the log."""
+        """Start after this position; unset (or attempt 0, seq 0) for the start of the log,
+        i.e. the first entry of the first attempt (of `attempt` when set).
+        """
 
     @_builtins.property
     def streams(self) -> _containers.RepeatedScalarFieldContainer[_log_pb2.LogStream.ValueType]:
@@ -129,7 +131,9 @@ class TailLogsRequest(_message.Message):
     """Only entries at this level or above; unspecified for all."""
     @_builtins.property
     def after(self) -> _log_pb2.LogPosition:
-        """Start after this position; unset for the start of the log (unless `only_new`)."""
+        """Start after this position; unset (or attempt 0, seq 0) for the start of the log
+        (unless `only_new`).
+        """
 
     @_builtins.property
     def streams(self) -> _containers.RepeatedScalarFieldContainer[_log_pb2.LogStream.ValueType]:

@@ -147,7 +147,9 @@ class Attempt(_message.Message):
     reason: Global___RunReason.ValueType
     """Why it ended that way."""
     exit_code: _builtins.int
-    """The program's exit code, when it exited by itself (unset if killed or never started)."""
+    """The program's exit code, when it exited by itself (unset if killed or never started;
+    test presence, not 0: 0 is a success).
+    """
     message: _builtins.str
     """A short human-readable account, e.g. "killed after timeout 30s" or the source error."""
     @_builtins.property

@@ -39,13 +39,15 @@ MAX_PAGE = 1000
 
 
 class TokenNotFound(NotFound):
-    reason = "NOT_FOUND"
+    reason = "TOKEN_NOT_FOUND"
 
     def __init__(self, ref: str) -> None:
         super().__init__(f"token {ref!r} not found")
 
 
 class WorkspaceExists(AlreadyExists):
+    reason = "WORKSPACE_EXISTS"
+
     def __init__(self, name: str) -> None:
         super().__init__(f"a workspace named {name!r} already exists")
 

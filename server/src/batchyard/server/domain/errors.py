@@ -19,11 +19,15 @@ class FieldViolation:
 
 
 class DomainError(Exception):
-    """Base of every error meant for the caller. `reason` is an ErrorReason name."""
+    """Base of every error meant for the caller. `reason` is an ErrorReason name. A kind
+    with no reason (NotFound, AlreadyExists) cannot be raised: raise a subclass that says
+    what (tests/server/test_error_reasons.py checks every reason against the enum)."""
 
     reason = "INTERNAL"
 
     def __init__(self, message: str) -> None:
+        if not self.reason:
+            raise TypeError(f"{type(self).__name__} has no ErrorReason: raise a subclass")
         super().__init__(message)
         self.message = message
 
@@ -49,7 +53,7 @@ class InvalidPageToken(DomainError):
 
 
 class NotFound(DomainError):
-    reason = "NOT_FOUND"
+    reason = ""
 
 
 class DefinitionNotFound(NotFound):
@@ -74,7 +78,7 @@ class ResultNotFound(NotFound):
 
 
 class AlreadyExists(DomainError):
-    reason = "ALREADY_EXISTS"
+    reason = ""
 
 
 class DefinitionExists(AlreadyExists):
