@@ -239,15 +239,20 @@ def aio_channel(
     return dial(address, chosen, CHANNEL_OPTIONS, interceptors)
 
 
-def _with_token(details: Any, metadata: tuple[tuple[str, str], ...]) -> _CallDetails:
+def call_details(details: Any, timeout: float | None, metadata: Any) -> grpc.ClientCallDetails:
+    """The details of a synchronous call with another `timeout` and `metadata`."""
     return _CallDetails(
         method=details.method,
-        timeout=details.timeout,
-        metadata=(*(details.metadata or ()), *metadata),
+        timeout=timeout,
+        metadata=metadata,
         credentials=details.credentials,
         wait_for_ready=getattr(details, "wait_for_ready", None),
         compression=getattr(details, "compression", None),
     )
+
+
+def _with_token(details: Any, metadata: tuple[tuple[str, str], ...]) -> grpc.ClientCallDetails:
+    return call_details(details, details.timeout, (*(details.metadata or ()), *metadata))
 
 
 class BearerToken(
@@ -342,14 +347,7 @@ class DefaultDeadline(grpc.UnaryUnaryClientInterceptor, grpc.StreamUnaryClientIn
     def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
         if details.timeout is not None:
             return details
-        return _CallDetails(
-            method=details.method,
-            timeout=self.timeout,
-            metadata=details.metadata,
-            credentials=details.credentials,
-            wait_for_ready=getattr(details, "wait_for_ready", None),
-            compression=getattr(details, "compression", None),
-        )
+        return call_details(details, self.timeout, details.metadata)
 
     def intercept_unary_unary(
         self,

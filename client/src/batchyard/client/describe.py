@@ -12,6 +12,9 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from batchyard.client.core.requests import LEVELS as LEVELS
+from batchyard.client.core.requests import STATUSES as STATUSES
+from batchyard.client.core.requests import STREAMS as STREAMS
 from batchyard.v1 import log_pb2, run_pb2
 
 
@@ -58,28 +61,6 @@ class Reason(enum.StrEnum):
         """The Reason of a `batchyard.v1.RunReason` value (UNSPECIFIED if unknown)."""
         name = run_pb2.RunReason.Name(value) if value in run_pb2.RunReason.values() else ""
         return cls.__members__.get(name.removeprefix("RUN_REASON_"), cls.UNSPECIFIED)
-
-
-# Statuses as the command line spells them, e.g. "pending" ↔ RUN_STATUS_PENDING.
-STATUSES: dict[str, run_pb2.RunStatus.ValueType] = {
-    "pending": run_pb2.RUN_STATUS_PENDING,
-    "running": run_pb2.RUN_STATUS_RUNNING,
-    "succeeded": run_pb2.RUN_STATUS_SUCCEEDED,
-    "failed": run_pb2.RUN_STATUS_FAILED,
-    "cancelled": run_pb2.RUN_STATUS_CANCELLED,
-}
-# Levels and streams by name ("warning", "stderr").
-LEVELS: dict[str, log_pb2.LogLevel.ValueType] = {
-    "debug": log_pb2.LOG_LEVEL_DEBUG,
-    "info": log_pb2.LOG_LEVEL_INFO,
-    "warning": log_pb2.LOG_LEVEL_WARNING,
-    "error": log_pb2.LOG_LEVEL_ERROR,
-}
-STREAMS: dict[str, log_pb2.LogStream.ValueType] = {
-    "stdout": log_pb2.LOG_STREAM_STDOUT,
-    "stderr": log_pb2.LOG_STREAM_STDERR,
-    "system": log_pb2.LOG_STREAM_SYSTEM,
-}
 
 
 def status_text(status: run_pb2.RunStatus.ValueType) -> str:

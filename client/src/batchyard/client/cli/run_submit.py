@@ -14,11 +14,11 @@ from batchyard.client.cli.options import (
     duration_seconds,
     env_pair,
     non_negative_int,
-    runs_and_logs_clients,
+    open_client,
 )
 from batchyard.client.cli.run_views import run_output
 from batchyard.client.cli.run_wait import wait_for_run
-from batchyard.client.runs import MAX_PAYLOAD_BYTES
+from batchyard.client.core.requests import MAX_PAYLOAD_BYTES
 
 EPILOG = """\
 REF is the definition's name or uuid; the run pins its current version. Every option
@@ -129,8 +129,8 @@ def submit_run(args: argparse.Namespace) -> int:
     payload = _read_payload(args)
     env = _environment(args.env, "--env")
     secret_env = _environment(args.secret_env, "--secret-env")
-    with runs_and_logs_clients(args) as (client, logs):
-        response = client.submit(
+    with open_client(args) as client:
+        handle = client.runs.submit(
             args.ref,
             args=args.args,
             env=env,
@@ -142,8 +142,8 @@ def submit_run(args: argparse.Namespace) -> int:
             payload=payload,
             request_id=args.request_id,
         )
-        run = response.run
-        if response.deduplicated:
+        run = handle.state
+        if handle.deduplicated:
             print(
                 f"note: request id {args.request_id!r} was used before: this is its run, "
                 "nothing new was submitted",
@@ -159,11 +159,10 @@ def submit_run(args: argparse.Namespace) -> int:
                 print(run_output(run, args.output, datetime.now(UTC)))
             return EXIT_OK
         return wait_for_run(
-            client,
-            run,
+            handle,
             timeout=args.wait_timeout,
             output=args.output,
-            logs=logs if args.follow else None,
+            follow=args.follow,
             reconnect_timeout=args.reconnect_timeout,
         )
 

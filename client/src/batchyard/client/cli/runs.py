@@ -17,8 +17,7 @@ from batchyard.client.cli.options import (
     add_reconnect_option,
     command_group,
     duration_seconds,
-    runs_and_logs_clients,
-    runs_client,
+    open_client,
 )
 from batchyard.client.cli.render import data_text, message_dict
 from batchyard.client.cli.run_views import (
@@ -171,15 +170,15 @@ def register(subparsers: Any) -> None:
     delete.set_defaults(handler=delete_run)
 
 
-def status_list(text: str) -> list[run_pb2.RunStatus.ValueType]:
-    """An argparse type: 'pending,running' → [RUN_STATUS_PENDING, RUN_STATUS_RUNNING]."""
+def status_list(text: str) -> list[str]:
+    """An argparse type: 'pending,running' → ["pending", "running"] (checked)."""
     names = [part.strip().lower() for part in text.split(",") if part.strip()]
     unknown = [name for name in names if name not in STATUSES]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
             f"unknown status {', '.join(unknown) or text!r}; choose from {', '.join(STATUSES)}"
         )
-    return [STATUSES[name] for name in names]
+    return names
 
 
 def _add_list_options(parser: argparse.ArgumentParser) -> None:
@@ -202,8 +201,8 @@ def _add_list_options(parser: argparse.ArgumentParser) -> None:
 
 def get_run(args: argparse.Namespace) -> int:
     """`runs get ID`."""
-    with runs_client(args) as client:
-        run = client.get(args.run)
+    with open_client(args) as client:
+        run = client.runs.get(args.run).state
     if args.output == "table":
         print(run_details(run, datetime.now(UTC)))
     else:
@@ -214,15 +213,14 @@ def get_run(args: argparse.Namespace) -> int:
 def list_runs(args: argparse.Namespace) -> int:
     """`runs list [--definition REF] [--status S,...] [--limit N | --all]`."""
     limit = None if args.all else args.limit
-    with runs_client(args) as client:
-        found = list(
-            client.iter(
-                limit=None if limit is None else limit + 1,  # one more tells if there are more
-                page_size=args.page_size,
-                definition=args.definition,
-                statuses=args.status,
-            )
+    with open_client(args) as client:
+        listed = client.runs.list(
+            definition=args.definition,
+            status=args.status,
+            limit=None if limit is None else limit + 1,  # one more tells if there are more
+            page_size=args.page_size,
         )
+        found = [run.state for run in listed]
     more = limit is not None and len(found) > limit
     shown = found[:limit]
     if args.output == "table":
@@ -242,22 +240,21 @@ def list_runs(args: argparse.Namespace) -> int:
 
 def watch_run(args: argparse.Namespace) -> int:
     """`runs watch ID [--follow] [--wait-timeout S]`."""
-    with runs_and_logs_clients(args) as (client, logs):
-        run = client.get(args.run)  # an unknown run or an unreachable server: fail now
+    with open_client(args) as client:
+        run = client.runs.get(args.run)  # an unknown run or an unreachable server: fail now
         return wait_for_run(
-            client,
             run,
             timeout=args.wait_timeout,
             output=args.output,
-            logs=logs if args.follow else None,
+            follow=args.follow,
             reconnect_timeout=args.reconnect_timeout,
         )
 
 
 def cancel_run(args: argparse.Namespace) -> int:
     """`runs cancel ID [--reason TEXT]`."""
-    with runs_client(args) as client:
-        run = client.cancel(args.run, args.reason)
+    with open_client(args) as client:
+        run = client.runs.cancel(args.run, args.reason).state
     if args.output is not None:
         print(run_output(run, args.output, datetime.now(UTC)))
     elif run.status == run_pb2.RUN_STATUS_RUNNING and run.cancel_requested:
@@ -269,7 +266,7 @@ def cancel_run(args: argparse.Namespace) -> int:
 
 def delete_run(args: argparse.Namespace) -> int:
     """`runs delete ID`."""
-    with runs_client(args) as client:
-        client.delete(args.run)
+    with open_client(args) as client:
+        client.runs.delete(args.run)
     print(f"deleted run {args.run}")
     return EXIT_OK

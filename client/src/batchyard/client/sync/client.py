@@ -9,74 +9,45 @@
         run.results().download_files("out")
 
 Every call has a deadline (`timeout` seconds); calls that are safe to repeat (reads,
-and a submit with a `request_id`) are retried on UNAVAILABLE (see `RetryPolicy`).
+and a submit with a `request_id`) are retried on UNAVAILABLE (see `RetryPolicy`). Each
+method is a request from `batchyard.client.core.requests` made through the call helper
+(`batchyard.client.sync.call.Caller`); `batchyard.client.aio` is the same, awaited.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, TypeAlias
+from typing import Any
 
 import grpc
 
 from batchyard.client import connection
-from batchyard.client.access import AuditClient, TokensClient, WorkspacesClient
-from batchyard.client.definitions import DefinitionsClient
-from batchyard.client.describe import STATUSES, Status
-from batchyard.client.logs import LogsClient
-from batchyard.client.paging import Paged
-from batchyard.client.retry import NO_RETRY, RetryInterceptor, RetryPolicy
-from batchyard.client.run import Run
-from batchyard.client.runs import JobConfig, RunsClient, sql_config
+from batchyard.client.core.part import Part
+from batchyard.client.core.requests import (
+    Payload,
+    StatusFilter,
+    list_definitions,
+    sql_config,
+    status_values,
+    update_definition_request,
+)
+from batchyard.client.core.retry import NO_RETRY, RetryPolicy
 from batchyard.client.specs import DefinitionSpec, load_definition
-from batchyard.v1 import access_pb2, access_service_pb2, definition_pb2, job_pb2, run_pb2
-
-Payload: TypeAlias = "bytes | str | Mapping[str, Any] | Sequence[Any] | None"
-"""A run's payload: bytes as they are, text as UTF-8, anything else as JSON."""
-StatusFilter: TypeAlias = "str | Status | Iterable[str | Status] | None"
-
-JOB_TYPES: dict[str, job_pb2.JobType.ValueType] = {
-    "python": job_pb2.JOB_TYPE_PYTHON,
-    "sql": job_pb2.JOB_TYPE_SQL,
-    "shell": job_pb2.JOB_TYPE_SHELL,
-}
-
-
-def payload_bytes(payload: Payload) -> bytes:
-    """The bytes of a payload: bytes as given, str as UTF-8, other values as JSON."""
-    if payload is None:
-        return b""
-    if isinstance(payload, bytes):
-        return payload
-    if isinstance(payload, str):
-        return payload.encode()
-    return json.dumps(payload).encode()
+from batchyard.client.sync.access import Audit, Tokens, Workspaces
+from batchyard.client.sync.call import Caller, RetryInterceptor
+from batchyard.client.sync.logs import LogsClient
+from batchyard.client.sync.paging import Paged, listing
+from batchyard.client.sync.results import RunResults
+from batchyard.client.sync.run import Run
+from batchyard.client.sync.runs import RunsClient
+from batchyard.v1 import access_service_pb2_grpc, definition_pb2, definition_service_pb2_grpc
+from batchyard.v1 import definition_service_pb2 as dpb
+from batchyard.v1.job_pb2 import JobConfig
 
 
-def status_values(status: StatusFilter) -> list[run_pb2.RunStatus.ValueType]:
-    """["pending", Status.RUNNING] → the RunStatus values; ValueError for an unknown one."""
-    if status is None:
-        return []
-    names = [status] if isinstance(status, str) else list(status)
-    unknown = [str(n) for n in names if str(n).lower() not in STATUSES]
-    if unknown:
-        raise ValueError(f"unknown status {unknown[0]!r}; choose from {', '.join(STATUSES)}")
-    return [STATUSES[str(n).lower()] for n in names]
-
-
-def job_type_value(job_type: str | None) -> job_pb2.JobType.ValueType:
-    """ "python", "sql" or "shell" (None: any) → the JobType value."""
-    if job_type is None:
-        return job_pb2.JOB_TYPE_UNSPECIFIED
-    if job_type.lower() not in JOB_TYPES:
-        raise ValueError(f"unknown job type {job_type!r}; choose from {', '.join(JOB_TYPES)}")
-    return JOB_TYPES[job_type.lower()]
-
-
-class Definitions:
+class Definitions(Part[definition_service_pb2_grpc.DefinitionServiceStub, Caller]):
     """`client.definitions`: create, get, list, update and delete job definitions.
 
     A definition is named by its name or uuid; one is given as a `batchyard.v1.Definition`
@@ -84,18 +55,16 @@ class Definitions:
     file), or the path of a JSON or YAML definition file.
     """
 
-    def __init__(self, client: DefinitionsClient) -> None:
-        self._client = client
-
     def create(self, definition: DefinitionSpec) -> definition_pb2.Definition:
         """Create it (version 1) and return it as stored (DefinitionExistsError if the
         name is taken; InvalidArgumentError naming the bad fields)."""
-        message, _ = load_definition(definition)
-        return self._client.create(message)
+        request = dpb.CreateDefinitionRequest(definition=load_definition(definition)[0])
+        return self._call(self._stub.CreateDefinition, request).definition
 
     def get(self, ref: str, version: int = 0) -> definition_pb2.Definition:
         """The definition `ref` (name or uuid), at `version` or the current one."""
-        return self._client.get(ref, version)
+        request = dpb.GetDefinitionRequest(definition=ref, version=version)
+        return self._call(self._stub.GetDefinition, request, idempotent=True).definition
 
     def list(
         self,
@@ -107,14 +76,13 @@ class Definitions:
     ) -> Paged[definition_pb2.Definition]:
         """Definitions by name: those whose name starts with `prefix`, of one job `type`
         ("python", "sql", "shell"); at most `limit` (None: all). Read page by page."""
-        job_type = job_type_value(type)
-
-        def read(most: int | None) -> Iterator[definition_pb2.Definition]:
-            return self._client.iter(
-                limit=most, page_size=page_size, name_prefix=prefix, job_type=job_type
-            )
-
-        return Paged(read, "definitions", limit)
+        return listing(
+            self._call,
+            self._stub.ListDefinitions,
+            list_definitions(prefix, type),
+            limit=limit,
+            page_size=page_size,
+        )
 
     def update(
         self,
@@ -129,24 +97,23 @@ class Definitions:
         config that `changes` sets. Bumps the version; with `expected_version` only
         while the definition is still at it (VersionConflictError otherwise)."""
         message, fields = load_definition(changes)
-        mask = list(paths) if paths is not None else fields
-        if not mask:
-            raise ValueError("the changes set none of name, description, config: name paths")
-        return self._client.update(ref, message, mask, expected_version=expected_version)
+        request = update_definition_request(ref, message, fields, paths, expected_version)
+        return self._call(self._stub.UpdateDefinition, request).definition
 
     def delete(self, ref: str) -> None:
         """Delete it; its name becomes free. Runs keep the version they pinned."""
-        self._client.delete(ref)
+        self._call(self._stub.DeleteDefinition, dpb.DeleteDefinitionRequest(definition=ref))
 
 
 class Runs:
-    """`client.runs`: submit runs, list them, get one by id."""
+    """`client.runs`: submit runs, list them, get one by id; cancel, delete and list the
+    results of one by id without reading it first."""
 
     def __init__(self, runs: RunsClient, logs: LogsClient) -> None:
         self._runs = runs
         self._logs = logs
 
-    def _handle(self, state: run_pb2.Run, *, deduplicated: bool = False) -> Run:
+    def _handle(self, state: Any, *, deduplicated: bool = False) -> Run:
         return Run(self._runs, self._logs, state, deduplicated=deduplicated)
 
     def submit(
@@ -175,18 +142,10 @@ class Runs:
         when the server cannot be reached.
         """
         response = self._runs.submit(
-            definition,
-            config=config,
-            args=args,
-            env=env,
-            secret_env=secret_env,
-            timeout=timeout,
-            retries=retries,
-            queue=queue,
-            priority=priority,
-            payload=payload_bytes(payload),
-            request_id=request_id,
-        )
+            definition, config=config, args=args, env=env, secret_env=secret_env,
+            payload=payload, request_id=request_id, timeout=timeout, retries=retries,
+            queue=queue, priority=priority,
+        )  # fmt: skip
         return self._handle(response.run, deduplicated=response.deduplicated)
 
     def get(self, run_id: str) -> Run:
@@ -206,77 +165,30 @@ class Runs:
         """Runs newest first: of `definition` (name or uuid), in `status` ("failed", or
         several), submitted in [`submitted_after`, `submitted_before`) (naive datetimes
         are UTC); at most `limit` (None: all). Read page by page; each is a `Run`."""
-        statuses = status_values(status)
+        filters = {
+            "definition": definition,
+            "statuses": status_values(status),
+            "submitted_from": submitted_after,
+            "submitted_to": submitted_before,
+        }
 
-        def read(most: int | None) -> Iterator[Run]:
-            found = self._runs.iter(
-                limit=most,
-                page_size=page_size,
-                definition=definition,
-                statuses=statuses,
-                submitted_from=submitted_after,
-                submitted_to=submitted_before,
-            )
+        def read(most: int | None) -> Any:
+            found = self._runs.iter(limit=most, page_size=page_size, **filters)
             return (self._handle(state) for state in found)
 
         return Paged(read, "runs", limit)
 
+    def cancel(self, run_id: str, reason: str = "") -> Run:
+        """Cancel the run with that uuid and return its handle (see `Run.cancel`)."""
+        return self._handle(self._runs.cancel(run_id, reason))
 
-class Tokens:
-    """`client.tokens`: the API tokens of the caller's workspace (admin tokens)."""
+    def delete(self, run_id: str) -> None:
+        """Delete the finished run with that uuid, its logs and results (see `Run.delete`)."""
+        self._runs.delete(run_id)
 
-    def __init__(self, client: TokensClient) -> None:
-        self._client = client
-
-    def create(
-        self, name: str, role: str = "member", *, ttl: float | None = None
-    ) -> access_service_pb2.CreateTokenResponse:
-        """A new token: `secret` (shown only here) and `token`; `role` is admin, member,
-        viewer or worker; `ttl` in seconds (None: no expiry)."""
-        return self._client.create(name, role, ttl=ttl)
-
-    def list(
-        self, *, show_inactive: bool = False, limit: int | None = None
-    ) -> Paged[access_pb2.Token]:
-        """The tokens, newest first (never their secrets); revoked and expired ones too
-        with `show_inactive`."""
-        return Paged(
-            lambda most: self._client.iter(show_inactive=show_inactive, limit=most),
-            "tokens",
-            limit,
-        )
-
-    def revoke(self, ref: str) -> access_pb2.Token:
-        """Revoke the token with this uuid or prefix: it stops working at once."""
-        return self._client.revoke(ref)
-
-
-class Workspaces:
-    """`client.workspaces`: create and list workspaces (admins of `default`)."""
-
-    def __init__(self, client: WorkspacesClient) -> None:
-        self._client = client
-
-    def create(
-        self, name: str, admin_token_name: str = ""
-    ) -> access_service_pb2.CreateWorkspaceResponse:
-        """A new workspace and its first admin token (`admin_secret`, shown only here)."""
-        return self._client.create(name, admin_token_name)
-
-    def list(self, *, limit: int | None = None) -> Paged[access_pb2.Workspace]:
-        """The workspaces the token may see, by name."""
-        return Paged(lambda most: self._client.iter(limit=most), "workspaces", limit)
-
-
-class Audit:
-    """`client.audit`: the audit trail of the caller's workspace (admin tokens)."""
-
-    def __init__(self, client: AuditClient) -> None:
-        self._client = client
-
-    def list(self, *, action: str = "", limit: int | None = None) -> Paged[access_pb2.AuditEvent]:
-        """Audit events, newest first; `action` keeps one kind, e.g. "run.cancel"."""
-        return Paged(lambda most: self._client.iter(action=action, limit=most), "events", limit)
+    def results(self, run_id: str) -> RunResults:
+        """The result files of the run with that uuid, listed now (see `Run.results`)."""
+        return self._runs.results(run_id)
 
 
 class Client:
@@ -290,9 +202,9 @@ class Client:
     each call in seconds. `retry` says how calls that are safe to repeat are retried
     when the server cannot be reached (None: never).
 
-    Parts: `definitions`, `runs`, `tokens`, `workspaces`, `audit`; `run(run_id)` for a
-    handle on an existing run; `sql(query, target=...)` for an ad-hoc query. Close it
-    when done, or use it as a context manager.
+    Parts: `definitions`, `runs`, `logs`, `tokens`, `workspaces`, `audit`; `run(run_id)`
+    for a handle on an existing run; `sql(query, target=...)` for an ad-hoc query.
+    Close it when done, or use it as a context manager.
     """
 
     def __init__(
@@ -308,21 +220,25 @@ class Client:
         """The server's address."""
         self.timeout = timeout
         """The deadline of each call, in seconds."""
-        self.retry = RetryInterceptor(retry or NO_RETRY)
-        """The retrying interceptor (its `retries` counts the retries made)."""
+        self.retry = Caller(retry or NO_RETRY, timeout)
+        """The call helper (its `retries` counts the retries made)."""
         self._plain = connection.channel(server, timeout=timeout, token=token, tls=tls)
-        self._channel = grpc.intercept_channel(self._plain, self.retry)
-        self._runs = RunsClient(self._channel, timeout=timeout)
-        self._logs = LogsClient(self._channel, timeout=timeout)
-        self.definitions = Definitions(DefinitionsClient(self._channel, timeout=timeout))
+        self._channel = grpc.intercept_channel(self._plain, RetryInterceptor(retry or NO_RETRY))
+        self.logs = LogsClient(self._plain, call=self.retry)
+        """Read and follow the log of a run by its uuid."""
+        self.definitions = Definitions(
+            definition_service_pb2_grpc.DefinitionServiceStub(self._plain), self.retry
+        )
         """Create, get, list, update and delete definitions."""
-        self.runs = Runs(self._runs, self._logs)
+        self.runs = Runs(RunsClient(self._plain, call=self.retry), self.logs)
         """Submit, get and list runs."""
-        self.tokens = Tokens(TokensClient(self._channel, timeout=timeout))
+        self.tokens = Tokens(access_service_pb2_grpc.TokenServiceStub(self._plain), self.retry)
         """API tokens (admin)."""
-        self.workspaces = Workspaces(WorkspacesClient(self._channel, timeout=timeout))
+        self.workspaces = Workspaces(
+            access_service_pb2_grpc.WorkspaceServiceStub(self._plain), self.retry
+        )
         """Workspaces (admin of `default`)."""
-        self.audit = Audit(AuditClient(self._channel, timeout=timeout))
+        self.audit = Audit(access_service_pb2_grpc.AuditServiceStub(self._plain), self.retry)
         """The audit trail (admin)."""
 
     def run(self, run_id: str) -> Run:
