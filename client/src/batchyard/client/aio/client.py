@@ -28,6 +28,7 @@ from batchyard.client.aio.paging import AsyncPaged, alisting
 from batchyard.client.aio.results import AsyncRunResults
 from batchyard.client.aio.run import AsyncRun
 from batchyard.client.aio.service import AsyncRunService
+from batchyard.client.core.client import ClientBase, Tls
 from batchyard.client.core.part import Part
 from batchyard.client.core.requests import (
     Payload,
@@ -37,7 +38,7 @@ from batchyard.client.core.requests import (
     status_values,
     update_definition_request,
 )
-from batchyard.client.core.retry import NO_RETRY, RetryPolicy
+from batchyard.client.core.retry import RetryPolicy
 from batchyard.client.specs import DefinitionSpec, load_definition
 from batchyard.v1 import (
     access_service_pb2_grpc,
@@ -169,48 +170,35 @@ class AsyncRuns:
         return await self._service.results(run_id)
 
 
-class AsyncClient:
-    """The asyncio client: `Client`'s arguments and surface, its calls awaited.
+class AsyncClient(ClientBase[AsyncCaller]):
+    """The asyncio client: `Client`'s arguments (see `ClientBase`) and surface, its calls
+    awaited.
 
-    `definitions`, `runs`, `logs`, `tokens`, `workspaces`, `audit`; `await run(run_id)`;
-    `await sql(query, target=...)`.
+    `definitions`, `runs`, `logs`, `tokens`, `workspaces`, `audit` (as `Client`'s, their
+    calls awaited); `await run(run_id)`; `await sql(query, target=...)`.
     Close it when done (`await client.close()`), or use ``async with``.
     """
 
-    def __init__(
-        self,
-        server: str | None = None,
-        *,
-        token: str | None = None,
-        tls: bool | connection.ClientTls | None = None,
-        timeout: float = connection.DEFAULT_TIMEOUT,
-        retry: RetryPolicy | None = RetryPolicy(),  # noqa: B008 (frozen, shared safely)
+    @staticmethod
+    def _caller(policy: RetryPolicy, timeout: float) -> AsyncCaller:
+        return AsyncCaller(policy, timeout)
+
+    def _connect(
+        self, server: str | None, token: str | None, tls: Tls, policy: RetryPolicy
     ) -> None:
-        self.server = connection.resolve_target(server)
-        """The server's address."""
-        self.timeout = timeout
-        """The deadline of each call, in seconds."""
-        self.retry = AsyncCaller(retry or NO_RETRY, timeout)
-        """The call helper (its `retries` counts the retries made)."""
         self._channel = connection.aio_channel(server, token=token, tls=tls)
         call = self.retry
         self.logs = AsyncLogsClient(log_service_pb2_grpc.LogServiceStub(self._channel), call)
-        """Read and follow the log of a run by its uuid."""
         runs = AsyncRunService(run_service_pb2_grpc.RunServiceStub(self._channel), self.logs, call)
         self.definitions = AsyncDefinitions(
             definition_service_pb2_grpc.DefinitionServiceStub(self._channel), call
         )
-        """Create, get, list, update and delete definitions."""
         self.runs = AsyncRuns(runs)
-        """Submit, get and list runs."""
         self.tokens = AsyncTokens(access_service_pb2_grpc.TokenServiceStub(self._channel), call)
-        """API tokens (admin)."""
         self.workspaces = AsyncWorkspaces(
             access_service_pb2_grpc.WorkspaceServiceStub(self._channel), call
         )
-        """Workspaces (admin of `default`)."""
         self.audit = AsyncAudit(access_service_pb2_grpc.AuditServiceStub(self._channel), call)
-        """The audit trail (admin)."""
 
     async def run(self, run_id: str) -> AsyncRun:
         """A handle on the existing run `run_id`, read now (RunNotFoundError if none)."""
@@ -249,6 +237,3 @@ class AsyncClient:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
-
-    def __repr__(self) -> str:
-        return f"AsyncClient(server={self.server!r})"

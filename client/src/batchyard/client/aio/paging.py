@@ -1,5 +1,5 @@
 """Listings of the asyncio face: `AsyncPaged`, read page by page as it is iterated, and
-`apages`, which follows the page tokens of one List call through the call helper."""
+`alisting`, one over a List call, made through the call helper."""
 
 from __future__ import annotations
 
@@ -12,22 +12,6 @@ from batchyard.client.core.requests import Listing
 from batchyard.client.display import ItemList
 
 T = TypeVar("T")
-
-
-async def apages(
-    call: AsyncCaller,
-    method: Callable[..., Any],
-    spec: Listing[T],
-    *,
-    limit: int | None,
-    page_size: int = 0,
-) -> AsyncIterator[T]:
-    """Every item of every page of `method`, at most `limit` of them (see `PagePlan`)."""
-    plan = PagePlan(limit, page_size, spec.max_page_size)
-    while plan:
-        page = await call(method, spec.request(plan.page_size(), plan.token), idempotent=True)
-        for item in plan.take(spec.items(page), page.next_page_token):
-            yield item
 
 
 class AsyncPaged(Generic[T]):
@@ -68,9 +52,14 @@ def alisting(
     limit: int | None,
     page_size: int = 0,
 ) -> AsyncPaged[T]:
-    """A `AsyncPaged` listing over the List call `method`."""
-    return AsyncPaged(
-        lambda most: apages(call, method, spec, limit=most, page_size=page_size),
-        spec.what,
-        limit,
-    )
+    """A `AsyncPaged` over the List call `method`: each iteration follows the page tokens
+    through `call`, up to `limit` items (see `PagePlan`)."""
+
+    async def read(most: int | None) -> AsyncIterator[T]:
+        plan = PagePlan(most, page_size, spec.max_page_size)
+        while plan:
+            page = await call(method, spec.request(plan.page_size(), plan.token), idempotent=True)
+            for item in plan.take(spec.items(page), page.next_page_token):
+                yield item
+
+    return AsyncPaged(read, spec.what, limit)

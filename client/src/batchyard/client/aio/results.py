@@ -13,7 +13,6 @@ from typing import Any
 
 import grpc
 
-from batchyard.client.connection import DEFAULT_TIMEOUT
 from batchyard.client.core.results import (
     ResultDownload,
     ResultListing,
@@ -26,10 +25,10 @@ from batchyard.client.core.results import (
 )
 from batchyard.client.errors import from_rpc_error
 from batchyard.v1 import run_service_pb2 as pb
-from batchyard.v1 import run_service_pb2_grpc
+from batchyard.v1 import run_service_pb2_grpc  # noqa: F401 (its Async stub, quoted above: typing only)
 
 
-class AsyncRunResults(ResultListing):
+class AsyncRunResults(ResultListing["run_service_pb2_grpc.RunServiceAsyncStub"]):
     """The result assets of a run, ordered by name, with async downloads (what
     `await run.results()` of the asyncio client returns).
 
@@ -39,18 +38,6 @@ class AsyncRunResults(ResultListing):
     A download fails with DeadlineExceededError when no data arrived for
     `idle_timeout` seconds, ResultIntegrityError when the bytes do not match the listing.
     """
-
-    def __init__(
-        self,
-        stub: run_service_pb2_grpc.RunServiceAsyncStub,
-        run_id: str,
-        results: list[RunResult],
-        *,
-        idle_timeout: float = DEFAULT_TIMEOUT,
-    ) -> None:
-        super().__init__(run_id, results)
-        self._stub = stub
-        self.idle_timeout = idle_timeout
 
     async def download_to(self, fd: int, name: str | None = None) -> RunResult:
         """Write one result's bytes to the open file descriptor `fd`, verified."""

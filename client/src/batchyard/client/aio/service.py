@@ -8,7 +8,7 @@ from typing import Any
 
 from batchyard.client.aio.call import AsyncCaller
 from batchyard.client.aio.logs import AsyncLogsClient
-from batchyard.client.aio.paging import apages
+from batchyard.client.aio.paging import alisting
 from batchyard.client.aio.results import AsyncRunResults
 from batchyard.client.aio.streams import AsyncRunWatcher
 from batchyard.client.connection import DEFAULT_TIMEOUT
@@ -46,8 +46,9 @@ class AsyncRunService:
         self, *, limit: int | None = None, page_size: int = 0, **filters: Any
     ) -> AsyncIterator[run_pb2.Run]:
         """Runs newest first, at most `limit` (the filters of `list_runs`)."""
-        return apages(
-            self.call, self.stub.ListRuns, list_runs(**filters), limit=limit, page_size=page_size
+        spec = list_runs(**filters)
+        return aiter(
+            alisting(self.call, self.stub.ListRuns, spec, limit=limit, page_size=page_size)
         )
 
     async def cancel(self, run_id: str, reason: str = "") -> run_pb2.Run:
@@ -61,7 +62,7 @@ class AsyncRunService:
 
     async def results(self, run_id: str) -> AsyncRunResults:
         """The run's result assets, every page listed now."""
-        found = apages(self.call, self.stub.ListRunResults, list_results(run_id), limit=None)
+        found = alisting(self.call, self.stub.ListRunResults, list_results(run_id), limit=None)
         listed = [result async for result in found]
         return AsyncRunResults(
             self.stub, run_id, listed, idle_timeout=self.call.timeout or DEFAULT_TIMEOUT

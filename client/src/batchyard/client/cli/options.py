@@ -229,6 +229,28 @@ def add_reconnect_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_request_id_option(parser: argparse.ArgumentParser) -> None:
+    """--request-id: the idempotency key of a submit."""
+    parser.add_argument(
+        "--request-id",
+        metavar="ID",
+        default="",
+        help="idempotency key: submitting again with it returns the same run",
+    )
+
+
+def add_wait_timeout_option(
+    parser: argparse.ArgumentParser, what: str = "with --wait: stop waiting"
+) -> None:
+    """--wait-timeout: how long to wait for a run's end."""
+    parser.add_argument(
+        "--wait-timeout",
+        metavar="SECONDS",
+        type=duration_seconds,
+        help=f"{what} after this long, e.g. 30s, 10m (default: no limit)",
+    )
+
+
 def add_output_option(parser: argparse.ArgumentParser, default: str | None = "table") -> None:
     """-o/--output table|json|yaml."""
     parser.add_argument(

@@ -11,6 +11,8 @@ from pathlib import Path
 from batchyard.client.cli.failures import EXIT_OK, UsageError
 from batchyard.client.cli.options import (
     add_reconnect_option,
+    add_request_id_option,
+    add_wait_timeout_option,
     duration_seconds,
     env_pair,
     non_negative_int,
@@ -98,12 +100,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a file (- for stdin) given to the job at $BATCHYARD_PAYLOAD_PATH (≤ 1 MiB)",
     )
     payload.add_argument("--payload", metavar="TEXT", help="the payload as text")
-    parser.add_argument(
-        "--request-id",
-        metavar="ID",
-        default="",
-        help="idempotency key: submitting again with it returns the same run",
-    )
+    add_request_id_option(parser)
     parser.add_argument(
         "--wait", action="store_true", help="follow the run until it ends (see exit codes)"
     )
@@ -112,12 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --wait: also print the run's log as it comes (implies --wait)",
     )
-    parser.add_argument(
-        "--wait-timeout",
-        metavar="SECONDS",
-        type=duration_seconds,
-        help="with --wait: stop waiting after this long, e.g. 30s, 10m (default: no limit)",
-    )
+    add_wait_timeout_option(parser)
     add_reconnect_option(parser)
 
 

@@ -15,8 +15,8 @@ from batchyard.client.cli.options import (
     add_connection_options,
     add_output_option,
     add_reconnect_option,
+    add_wait_timeout_option,
     command_group,
-    duration_seconds,
     open_client,
 )
 from batchyard.client.cli.render import data_text, message_dict
@@ -146,12 +146,7 @@ def register(subparsers: Any) -> None:
     watch = command("watch", "follow a run until it ends", WATCH_EPILOG)
     watch.add_argument("run", metavar="ID", help="the run's uuid")
     watch.add_argument("--follow", action="store_true", help="also print the run's log as it comes")
-    watch.add_argument(
-        "--wait-timeout",
-        metavar="SECONDS",
-        type=duration_seconds,
-        help="stop watching after this long, e.g. 30s, 10m (default: no limit)",
-    )
+    add_wait_timeout_option(watch, "stop watching")
     add_reconnect_option(watch)
     add_connection_options(watch)
     add_output_option(watch, default=None)

@@ -21,6 +21,8 @@ from batchyard.client.cli.options import (
     add_command,
     add_connection_options,
     add_reconnect_option,
+    add_request_id_option,
+    add_wait_timeout_option,
     duration_seconds,
     non_negative_int,
     open_client,
@@ -113,21 +115,11 @@ def register(subparsers: Any) -> None:
         "is --request-timeout)",
     )
     parser.add_argument("--queue", metavar="Q", help="the queue to run in")
-    parser.add_argument(
-        "--request-id",
-        metavar="ID",
-        default="",
-        help="idempotency key: submitting again with it returns the same run",
-    )
+    add_request_id_option(parser)
     parser.add_argument(
         "--wait", action="store_true", help="wait for the run, then print the result"
     )
-    parser.add_argument(
-        "--wait-timeout",
-        metavar="SECONDS",
-        type=duration_seconds,
-        help="with --wait: stop waiting after this long, e.g. 30s, 10m (default: no limit)",
-    )
+    add_wait_timeout_option(parser)
     rows = parser.add_mutually_exclusive_group()
     rows.add_argument(
         "--max-rows",

@@ -18,16 +18,18 @@ import os
 import secrets
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import overload
+from typing import Generic, TypeVar, overload
 
 import grpc
 
+from batchyard.client.connection import DEFAULT_TIMEOUT
 from batchyard.client.display import items_html
 from batchyard.client.errors import BatchyardError, DeadlineExceededError, ResultNotFoundError
 from batchyard.v1 import result_pb2
 from batchyard.v1 import run_service_pb2 as pb
 
 RunResult = result_pb2.RunResult
+Stub = TypeVar("Stub")
 
 # The longest name, and name component, a server accepts (bytes of UTF-8).
 MAX_NAME_BYTES = 1024
@@ -118,13 +120,24 @@ def target_path(directory: Path, name: str) -> Path:
     return current / parts[-1]
 
 
-class ResultListing(Sequence[RunResult]):
+class ResultListing(Sequence[RunResult], Generic[Stub]):
     """The result assets of a run, ordered by name: a sequence of RunResult messages
     (name, size_bytes, sha256, media_type, attempt, create_time, download_url on S3);
     `results["out/a.csv"]` looks one up by name. `RunResults` and `AsyncRunResults` add
-    the downloads."""
+    the downloads, made on `stub`; a download fails with DeadlineExceededError when no
+    data arrived for `idle_timeout` seconds."""
 
-    def __init__(self, run_id: str, results: Sequence[RunResult]) -> None:
+    def __init__(
+        self,
+        stub: Stub,
+        run_id: str,
+        results: Sequence[RunResult],
+        *,
+        idle_timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self._stub = stub
+        self.idle_timeout = idle_timeout
+        """Seconds a download may go without data."""
         self.run_id = run_id
         self._results = list(results)
         self._by_name = {result.name: result for result in self._results}

@@ -24,6 +24,7 @@ from typing import Any
 import grpc
 
 from batchyard.client import connection
+from batchyard.client.core.client import ClientBase, Tls
 from batchyard.client.core.part import Part
 from batchyard.client.core.requests import (
     Payload,
@@ -33,7 +34,7 @@ from batchyard.client.core.requests import (
     status_values,
     update_definition_request,
 )
-from batchyard.client.core.retry import NO_RETRY, RetryPolicy
+from batchyard.client.core.retry import RetryPolicy
 from batchyard.client.specs import DefinitionSpec, load_definition
 from batchyard.client.sync.access import Audit, Tokens, Workspaces
 from batchyard.client.sync.call import Caller, RetryInterceptor
@@ -191,39 +192,24 @@ class Runs:
         return self._runs.results(run_id)
 
 
-class Client:
-    """A connection to a Batchyard server, for Python programs and notebooks.
-
-    `server` is HOST:PORT (grpcs://HOST for TLS; default $BATCHYARD_SERVER, else
-    localhost:50051); `token` the API token (default $BATCHYARD_TOKEN, else
-    ~/.config/batchyard/token, else on this machine the one `batchyard dev` wrote);
-    `tls` True, False, a `ClientTls` with a private CA or client certificate, or None
-    to let the server address and $BATCHYARD_TLS decide. `timeout` is the deadline of
-    each call in seconds. `retry` says how calls that are safe to repeat are retried
-    when the server cannot be reached (None: never).
+class Client(ClientBase[Caller]):
+    """A connection to a Batchyard server, for Python programs and notebooks (the
+    arguments: see `ClientBase`).
 
     Parts: `definitions`, `runs`, `logs`, `tokens`, `workspaces`, `audit`; `run(run_id)`
     for a handle on an existing run; `sql(query, target=...)` for an ad-hoc query.
     Close it when done, or use it as a context manager.
     """
 
-    def __init__(
-        self,
-        server: str | None = None,
-        *,
-        token: str | None = None,
-        tls: bool | connection.ClientTls | None = None,
-        timeout: float = connection.DEFAULT_TIMEOUT,
-        retry: RetryPolicy | None = RetryPolicy(),  # noqa: B008 (frozen, shared safely)
+    @staticmethod
+    def _caller(policy: RetryPolicy, timeout: float) -> Caller:
+        return Caller(policy, timeout)
+
+    def _connect(
+        self, server: str | None, token: str | None, tls: Tls, policy: RetryPolicy
     ) -> None:
-        self.server = connection.resolve_target(server)
-        """The server's address."""
-        self.timeout = timeout
-        """The deadline of each call, in seconds."""
-        self.retry = Caller(retry or NO_RETRY, timeout)
-        """The call helper (its `retries` counts the retries made)."""
-        self._plain = connection.channel(server, timeout=timeout, token=token, tls=tls)
-        self._channel = grpc.intercept_channel(self._plain, RetryInterceptor(retry or NO_RETRY))
+        self._plain = connection.channel(server, timeout=self.timeout, token=token, tls=tls)
+        self._channel = grpc.intercept_channel(self._plain, RetryInterceptor(policy))
         self.logs = LogsClient(self._plain, call=self.retry)
         """Read and follow the log of a run by its uuid."""
         self.definitions = Definitions(
@@ -279,6 +265,3 @@ class Client:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        return f"Client(server={self.server!r})"

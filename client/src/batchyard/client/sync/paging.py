@@ -1,5 +1,5 @@
 """Listings of the synchronous face: `Paged`, read page by page as it is iterated, and
-`pages`, which follows the page tokens of one List call through the call helper."""
+`listing`, one over a List call, made through the call helper."""
 
 from __future__ import annotations
 
@@ -12,21 +12,6 @@ from batchyard.client.display import DISPLAY_LIMIT, ItemList, items_html
 from batchyard.client.sync.call import Caller
 
 T = TypeVar("T")
-
-
-def pages(
-    call: Caller,
-    method: Callable[..., Any],
-    spec: Listing[T],
-    *,
-    limit: int | None,
-    page_size: int = 0,
-) -> Iterator[T]:
-    """Every item of every page of `method`, at most `limit` of them (see `PagePlan`)."""
-    plan = PagePlan(limit, page_size, spec.max_page_size)
-    while plan:
-        page = call(method, spec.request(plan.page_size(), plan.token), idempotent=True)
-        yield from plan.take(spec.items(page), page.next_page_token)
 
 
 class Paged(Generic[T]):
@@ -80,9 +65,13 @@ def listing(
     limit: int | None,
     page_size: int = 0,
 ) -> Paged[T]:
-    """A `Paged` listing over the List call `method`."""
-    return Paged(
-        lambda most: pages(call, method, spec, limit=most, page_size=page_size),
-        spec.what,
-        limit,
-    )
+    """A `Paged` over the List call `method`: each iteration follows the page tokens
+    through `call`, up to `limit` items (see `PagePlan`)."""
+
+    def read(most: int | None) -> Iterator[T]:
+        plan = PagePlan(most, page_size, spec.max_page_size)
+        while plan:
+            page = call(method, spec.request(plan.page_size(), plan.token), idempotent=True)
+            yield from plan.take(spec.items(page), page.next_page_token)
+
+    return Paged(read, spec.what, limit)

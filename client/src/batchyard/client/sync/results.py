@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -26,7 +26,7 @@ from batchyard.client.core.results import (
 )
 from batchyard.client.errors import from_rpc_error
 from batchyard.client.sync.call import Caller
-from batchyard.client.sync.paging import pages
+from batchyard.client.sync.paging import listing
 from batchyard.v1 import run_service_pb2 as pb
 from batchyard.v1 import run_service_pb2_grpc
 
@@ -61,7 +61,7 @@ class _IdleWatch:
                 return
 
 
-class RunResults(ResultListing):
+class RunResults(ResultListing[run_service_pb2_grpc.RunServiceStub]):
     """The result assets of a run, ordered by name (what `run.results()` returns).
 
     A sequence of RunResult messages (name, size_bytes, sha256, media_type, attempt,
@@ -80,18 +80,6 @@ class RunResults(ResultListing):
     when no data arrived for `idle_timeout` seconds (it has no overall deadline).
     """
 
-    def __init__(
-        self,
-        stub: run_service_pb2_grpc.RunServiceStub,
-        run_id: str,
-        results: Sequence[RunResult],
-        *,
-        idle_timeout: float = DEFAULT_TIMEOUT,
-    ) -> None:
-        super().__init__(run_id, results)
-        self._stub = stub
-        self.idle_timeout = idle_timeout
-
     @classmethod
     def fetch(
         cls,
@@ -105,9 +93,8 @@ class RunResults(ResultListing):
         """Every result of the run, following page tokens (NotFoundError: no such run),
         each call through `call` (default: `timeout` seconds, no retry)."""
         call = call or Caller(timeout=timeout)
-        found = pages(
-            call, stub.ListRunResults, list_results(run_id), limit=None, page_size=page_size
-        )
+        spec = list_results(run_id)
+        found = listing(call, stub.ListRunResults, spec, limit=None, page_size=page_size)
         return cls(stub, run_id, list(found), idle_timeout=call.timeout or timeout)
 
     def download_to(self, out: IO[bytes], name: str | None = None) -> RunResult:

@@ -15,7 +15,7 @@ from batchyard.client.core.streams import FIRST_RETRY_SECONDS, RECONNECT_TIMEOUT
 from batchyard.client.core.views import is_finished
 from batchyard.client.errors import DeadlineExceededError, WaitTimeoutError
 from batchyard.client.sync.call import OnChannel
-from batchyard.client.sync.paging import pages
+from batchyard.client.sync.paging import listing
 from batchyard.client.sync.results import RunResults
 from batchyard.client.sync.streams import RunWatcher
 from batchyard.v1 import run_pb2, run_service_pb2_grpc
@@ -70,8 +70,9 @@ class RunsClient(OnChannel[run_service_pb2_grpc.RunServiceStub]):
         `submitted_from`, `submitted_to`. `page_size` 0 asks for pages as large as
         `limit` needs (up to 1000), or the server's default when there is no limit.
         """
-        return pages(
-            self._call, self._stub.ListRuns, list_runs(**filters), limit=limit, page_size=page_size
+        spec = list_runs(**filters)
+        return iter(
+            listing(self._call, self._stub.ListRuns, spec, limit=limit, page_size=page_size)
         )
 
     def cancel(self, run_id: str, reason: str = "") -> run_pb2.Run:
