@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from batchyard.client.cli.definition_files import parse_mask, read_definition_file
@@ -23,7 +23,7 @@ from batchyard.client.cli.options import (
     open_client,
     positive_int,
 )
-from batchyard.client.cli.render import message_dict, to_json, to_yaml
+from batchyard.client.cli.render import message_dict, print_listing, to_json, to_yaml
 from batchyard.v1 import definition_pb2
 
 DEFAULT_LIMIT = 50
@@ -201,20 +201,8 @@ def list_definitions(args: argparse.Namespace) -> int:
                 page_size=args.page_size,
             )
         )
-    more = limit is not None and len(found) > limit
-    shown = found[:limit]
-    if args.output == "table":
-        if shown:
-            print(definitions_table(shown, datetime.now(UTC)))
-        else:
-            print("no definitions found", file=sys.stderr)
-    else:
-        _print_data([message_dict(d) for d in shown], args.output)
-    if more:
-        print(
-            f"(showing the first {limit}; there are more: use --all or a larger --limit)",
-            file=sys.stderr,
-        )
+    table_of = partial(definitions_table, now=datetime.now(UTC))
+    print_listing(found, limit, args.output, table_of, noun="definitions")
     return EXIT_OK
 
 

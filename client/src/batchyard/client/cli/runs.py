@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from batchyard.client.cli import run_submit
@@ -19,7 +20,7 @@ from batchyard.client.cli.options import (
     command_group,
     open_client,
 )
-from batchyard.client.cli.render import data_text, message_dict
+from batchyard.client.cli.render import data_text, message_dict, print_listing
 from batchyard.client.cli.run_views import (
     STATUSES,
     run_details,
@@ -216,20 +217,8 @@ def list_runs(args: argparse.Namespace) -> int:
             page_size=args.page_size,
         )
         found = [run.state for run in listed]
-    more = limit is not None and len(found) > limit
-    shown = found[:limit]
-    if args.output == "table":
-        if shown:
-            print(runs_table(shown, datetime.now(UTC), colour=wants_colour(sys.stdout)))
-        else:
-            print("no runs found", file=sys.stderr)
-    else:
-        print(data_text([message_dict(run) for run in shown], args.output))
-    if more:
-        print(
-            f"(showing the newest {limit}; there are more: use --all or a larger --limit)",
-            file=sys.stderr,
-        )
+    table_of = partial(runs_table, now=datetime.now(UTC), colour=wants_colour(sys.stdout))
+    print_listing(found, limit, args.output, table_of, noun="runs", order="newest")
     return EXIT_OK
 
 

@@ -149,19 +149,18 @@ def list_runs(
 ) -> Listing[run_pb2.Run]:
     """Runs newest first: of `definition` (name or uuid), in one of `statuses`, submitted
     in [`submitted_from`, `submitted_to`) (naive datetimes are UTC)."""
-    wanted = list(statuses)
-    return Listing(
-        "runs",
-        lambda size, token: list_runs_request(
-            page_size=size,
-            page_token=token,
-            definition=definition,
-            statuses=wanted,
-            submitted_from=submitted_from,
-            submitted_to=submitted_to,
-        ),
-        lambda page: page.runs,
-    )
+    template = rpb.ListRunsRequest(definition=definition, statuses=statuses)
+    if submitted_from is not None:
+        template.submit_time_from.FromDatetime(submitted_from)
+    if submitted_to is not None:
+        template.submit_time_to.FromDatetime(submitted_to)
+
+    def request(size: int, token: str) -> rpb.ListRunsRequest:
+        page = rpb.ListRunsRequest(page_size=size, page_token=token)
+        page.MergeFrom(template)
+        return page
+
+    return Listing("runs", request, lambda page: page.runs)
 
 
 def list_results(run_id: str) -> Listing[result_pb2.RunResult]:
@@ -303,27 +302,6 @@ def sql_config(query: str, target: str) -> job_pb2.JobConfig:
         source_location=SQL_SOURCE_LOCATION,
         sql_target=job_pb2.SqlTarget(connection=target),
     )
-
-
-def list_runs_request(
-    *,
-    page_size: int = 0,
-    page_token: str = "",
-    definition: str = "",
-    statuses: Iterable[run_pb2.RunStatus.ValueType] = (),
-    submitted_from: datetime | None = None,
-    submitted_to: datetime | None = None,
-) -> rpb.ListRunsRequest:
-    """One page of runs of `definition`, in one of `statuses`, submitted in
-    [`submitted_from`, `submitted_to`) (naive datetimes are UTC)."""
-    request = rpb.ListRunsRequest(
-        page_size=page_size, page_token=page_token, definition=definition, statuses=statuses
-    )
-    if submitted_from is not None:
-        request.submit_time_from.FromDatetime(submitted_from)
-    if submitted_to is not None:
-        request.submit_time_to.FromDatetime(submitted_to)
-    return request
 
 
 # ---------------------------------------------------------------- definitions

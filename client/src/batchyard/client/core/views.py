@@ -133,53 +133,17 @@ class RunView(Generic[Follower]):
         return run_html(self._state)
 
 
-class ProgressPrinter:
-    """Prints a line whenever a waited-for run's state, as people read it, changes:
-
-        0:00:36 Run '0b6f3c1e-…': running (attempt 1, 40%)
-
-    and, for a run that did not succeed, how it ended and the tail of its log."""
-
-    def __init__(self, out: TextIO, run_id: str) -> None:
-        self._out = out
-        self._run_id = run_id
-        self._start = time.monotonic()
-        self._last = ""
-
-    def update(self, run: run_pb2.Run) -> None:
-        """A state of the run: printed if it reads differently from the last one."""
-        text = state_text(run)
-        if text != self._last:
-            self._last = text
-            took = elapsed(time.monotonic() - self._start)
-            print(f"{took} Run {self._run_id!r}: {text}", file=self._out, flush=True)
-
-    def report(self, error: RunError) -> None:
-        """How the run ended, then the last lines of its log."""
-        for line in outcome_lines(error.run):
-            print(line, file=self._out)
-        if error.log_tail:
-            print("Last lines of the log:", file=self._out)
-            for entry in error.log_tail:
-                print("  " + entry_line(entry), file=self._out)
-        self._out.flush()
-
-    def timed_out(self, error: WaitTimeoutError) -> None:
-        """The wait gave up; the run goes on."""
-        print(
-            f"Stopped waiting after {error.timeout:g} s: run {self._run_id!r} is "
-            f"{state_text(error.run)} and goes on",
-            file=self._out,
-            flush=True,
-        )
-
-
 StateCallback = Callable[[run_pb2.Run], None]
 
 
 class WaitReport:
-    """What one `wait` does with what it sees: the progress lines (with
-    `show_progress`), the caller's `on_state`, and the error it ends with."""
+    """What one `wait` shows and calls. With `show_progress`, a line on `out` (default
+    stdout) whenever the run's state, as people read it, changes:
+
+        0:00:36 Run '0b6f3c1e-…': running (attempt 1, 40%)
+
+    and, for a run that did not succeed, how it ended and the tail of its log; and
+    `on_state` is called with every state seen."""
 
     def __init__(
         self,
@@ -189,27 +153,40 @@ class WaitReport:
         out: TextIO | None,
         on_state: StateCallback | None,
     ) -> None:
-        self._printer = ProgressPrinter(out or sys.stdout, run_id) if show_progress else None
+        self._out = (out or sys.stdout) if show_progress else None
+        self._run_id = run_id
         self._on_state = on_state
+        self._start = time.monotonic()
+        self._last = ""
+
+    def _say(self, *lines: str) -> None:
+        if self._out is not None:
+            print(*lines, sep="\n", file=self._out, flush=True)
 
     def update(self, state: run_pb2.Run) -> None:
-        """A new state of the run."""
-        if self._printer is not None:
-            self._printer.update(state)
+        """A new state of the run: said if it reads differently from the last one."""
+        text = state_text(state)
+        if text != self._last:
+            self._last = text
+            took = elapsed(time.monotonic() - self._start)
+            self._say(f"{took} Run {self._run_id!r}: {text}")
         if self._on_state is not None:
             self._on_state(state)
 
     def timed_out(self, error: WaitTimeoutError) -> WaitTimeoutError:
-        """The wait gave up: said, and returned to be raised."""
-        if self._printer is not None:
-            self._printer.timed_out(error)
+        """The wait gave up (the run goes on): said, and returned to be raised."""
+        self._say(
+            f"Stopped waiting after {error.timeout:g} s: run {self._run_id!r} is "
+            f"{state_text(error.run)} and goes on"
+        )
         return error
 
     def failed(self, state: run_pb2.Run, log_tail: Iterable[log_pb2.LogEntry]) -> RunError:
-        """The run did not succeed: said, and the error to raise returned."""
+        """The run did not succeed: how it ended and the last lines of its log said, and
+        the error to raise returned."""
         error = run_error(state, log_tail)
-        if self._printer is not None:
-            self._printer.report(error)
+        tail = [f"  {entry_line(entry)}" for entry in error.log_tail]
+        self._say(*outcome_lines(state), *(["Last lines of the log:", *tail] if tail else []))
         return error
 
 
