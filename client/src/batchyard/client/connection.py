@@ -266,29 +266,16 @@ class BearerToken(
     def __init__(self, token: str) -> None:
         self._metadata = (("authorization", f"Bearer {token}"),)
 
-    def intercept_unary_unary(
-        self, continuation: Any, client_call_details: Any, request: Any
-    ) -> Any:
-        """Continue the call with the token."""
+    def _unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        """Continue a unary-request call with the token."""
         return continuation(_with_token(client_call_details, self._metadata), request)
 
-    def intercept_unary_stream(
-        self, continuation: Any, client_call_details: Any, request: Any
-    ) -> Any:
-        """Continue the call with the token."""
-        return continuation(_with_token(client_call_details, self._metadata), request)
-
-    def intercept_stream_unary(
-        self, continuation: Any, client_call_details: Any, request_iterator: Any
-    ) -> Any:
-        """Continue the call with the token."""
+    def _streaming(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+        """Continue a streaming-request call with the token."""
         return continuation(_with_token(client_call_details, self._metadata), request_iterator)
 
-    def intercept_stream_stream(
-        self, continuation: Any, client_call_details: Any, request_iterator: Any
-    ) -> Any:
-        """Continue the call with the token."""
-        return continuation(_with_token(client_call_details, self._metadata), request_iterator)
+    intercept_unary_unary = intercept_unary_stream = _unary
+    intercept_stream_unary = intercept_stream_stream = _streaming
 
 
 class AioBearerToken:

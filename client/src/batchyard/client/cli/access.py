@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 from batchyard.client.cli.failures import EXIT_OK
 from batchyard.client.cli.options import (
@@ -62,7 +63,14 @@ examples:
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: Any) -> None:
+    """Add `tokens`, `workspaces` and `audit` to the `batchyard` parser."""
+    _register_tokens(subparsers)
+    _register_workspaces(subparsers)
+    _register_audit(subparsers)
+
+
+def _register_tokens(subparsers: Any) -> None:
     tokens = command_group(
         subparsers,
         "tokens",
@@ -90,6 +98,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     _common(revoke, output=None)
     revoke.set_defaults(handler=revoke_token)
 
+
+def _register_workspaces(subparsers: Any) -> None:
     workspaces = command_group(
         subparsers,
         "workspaces",
@@ -111,6 +121,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     _common(list_ws)
     list_ws.set_defaults(handler=list_workspaces)
 
+
+def _register_audit(subparsers: Any) -> None:
     audit = command_group(
         subparsers,
         "audit",

@@ -101,14 +101,7 @@ def command_group(
     def command(
         command_name: str, command_help: str, command_epilog: str
     ) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = commands.add_parser(
-            command_name,
-            help=command_help,
-            description=command_help[0].upper() + command_help[1:] + ".",
-            epilog=command_epilog,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        return parser
+        return add_command(commands, command_name, help_text=command_help, epilog=command_epilog)
 
     return command
 
