@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, Generic, TypeAlias, TypeVar
 
 from batchyard.v1 import (
@@ -96,48 +97,36 @@ class Listing(Generic[T]):
     max_page_size: int = MAX_PAGE_SIZE
 
 
+def _listing(what: str, request_type: Callable[..., Any], **fields: Any) -> Listing[Any]:
+    """The listing of `what` (also the field of a page holding the items) by requests
+    of `request_type` with `fields`."""
+    return Listing(
+        what,
+        lambda size, token: request_type(page_size=size, page_token=token, **fields),
+        attrgetter(what),
+    )
+
+
 def list_tokens(show_inactive: bool) -> Listing[access_pb2.Token]:
     """The tokens, newest first; revoked and expired ones too with `show_inactive`."""
-    return Listing(
-        "tokens",
-        lambda size, token: apb.ListTokensRequest(
-            page_size=size, page_token=token, show_inactive=show_inactive
-        ),
-        lambda page: page.tokens,
-    )
+    return _listing("tokens", apb.ListTokensRequest, show_inactive=show_inactive)
 
 
 def list_workspaces() -> Listing[access_pb2.Workspace]:
     """The workspaces the token may see, by name."""
-    return Listing(
-        "workspaces",
-        lambda size, token: apb.ListWorkspacesRequest(page_size=size, page_token=token),
-        lambda page: page.workspaces,
-    )
+    return _listing("workspaces", apb.ListWorkspacesRequest)
 
 
 def list_audit_events(action: str) -> Listing[access_pb2.AuditEvent]:
     """Audit events, newest first, of one `action` ("": all)."""
-    return Listing(
-        "events",
-        lambda size, token: apb.ListAuditEventsRequest(
-            page_size=size, page_token=token, action=action
-        ),
-        lambda page: page.events,
-    )
+    return _listing("events", apb.ListAuditEventsRequest, action=action)
 
 
 def list_definitions(prefix: str, job_type: str | None) -> Listing[definition_pb2.Definition]:
     """Definitions by name, those starting with `prefix`, of one job type ("python",
     "sql", "shell"; None: any). ValueError for an unknown type."""
     value = job_type_value(job_type)
-    return Listing(
-        "definitions",
-        lambda size, token: dpb.ListDefinitionsRequest(
-            page_size=size, page_token=token, name_prefix=prefix, type=value
-        ),
-        lambda page: page.definitions,
-    )
+    return _listing("definitions", dpb.ListDefinitionsRequest, name_prefix=prefix, type=value)
 
 
 def list_runs(
@@ -165,11 +154,7 @@ def list_runs(
 
 def list_results(run_id: str) -> Listing[result_pb2.RunResult]:
     """A run's results, by name."""
-    return Listing(
-        "results",
-        lambda size, token: rpb.ListRunResultsRequest(run=run_id, page_size=size, page_token=token),
-        lambda page: page.results,
-    )
+    return _listing("results", rpb.ListRunResultsRequest, run=run_id)
 
 
 # ---------------------------------------------------------------- names and values
@@ -206,34 +191,33 @@ def job_type_value(job_type: str | None) -> job_pb2.JobType.ValueType:
     return JOB_TYPES[job_type.lower()]
 
 
+def _enum_value(value: int | str, names: Mapping[str, int], what: str) -> int:
+    """`value` given as one of `names` ("warning", "WARNING", "LOG_LEVEL_WARNING") or as
+    one of their values; ValueError naming `what` if it is neither."""
+    if isinstance(value, str):
+        name = value.strip().lower().removeprefix(f"{what.replace(' ', '_')}_")
+        name = {"warn": "warning"}.get(name, name)
+        if name not in names:
+            raise ValueError(f"unknown {what} {value!r}; choose from {', '.join(names)}")
+        return names[name]
+    if value not in names.values():
+        raise ValueError(f"unknown {what} {value!r}")
+    return value
+
+
 def log_level(level: Level | None) -> log_pb2.LogLevel.ValueType:
     """A level given as a LogLevel value or a name: "warning", "WARNING", "warn",
     "LOG_LEVEL_WARNING". None (or LOG_LEVEL_UNSPECIFIED) keeps every level. ValueError
     if unknown."""
-    if level is None:
+    if level is None or level == log_pb2.LOG_LEVEL_UNSPECIFIED:
         return log_pb2.LOG_LEVEL_UNSPECIFIED
-    if isinstance(level, str):
-        name = level.strip().lower().removeprefix("log_level_")
-        name = {"warn": "warning"}.get(name, name)
-        if name not in LEVELS:
-            raise ValueError(f"unknown log level {level!r}; choose from {', '.join(LEVELS)}")
-        return LEVELS[name]
-    if level != log_pb2.LOG_LEVEL_UNSPECIFIED and level not in LEVELS.values():
-        raise ValueError(f"unknown log level {level!r}")
-    return level
+    return log_pb2.LogLevel.ValueType(_enum_value(level, LEVELS, "log level"))
 
 
 def log_stream(stream: Stream) -> log_pb2.LogStream.ValueType:
     """A stream given as a LogStream value or a name: "stderr", "STDERR",
     "LOG_STREAM_STDERR". ValueError if unknown."""
-    if isinstance(stream, str):
-        name = stream.strip().lower().removeprefix("log_stream_")
-        if name not in STREAMS:
-            raise ValueError(f"unknown log stream {stream!r}; choose from {', '.join(STREAMS)}")
-        return STREAMS[name]
-    if stream not in STREAMS.values():
-        raise ValueError(f"unknown log stream {stream!r}")
-    return stream
+    return log_pb2.LogStream.ValueType(_enum_value(stream, STREAMS, "log stream"))
 
 
 def log_position(after: Position | None) -> log_pb2.LogPosition:
