@@ -16,10 +16,9 @@ method is a request from `batchyard.client.core.requests` made through the call 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any
 
 import grpc
 
@@ -43,7 +42,12 @@ from batchyard.client.sync.paging import Paged, listing
 from batchyard.client.sync.results import RunResults
 from batchyard.client.sync.run import Run
 from batchyard.client.sync.runs import RunsClient
-from batchyard.v1 import access_service_pb2_grpc, definition_pb2, definition_service_pb2_grpc
+from batchyard.v1 import (
+    access_service_pb2_grpc,
+    definition_pb2,
+    definition_service_pb2_grpc,
+    run_pb2,
+)
 from batchyard.v1 import definition_service_pb2 as dpb
 from batchyard.v1.job_pb2 import JobConfig
 
@@ -114,7 +118,7 @@ class Runs:
         self._runs = runs
         self._logs = logs
 
-    def _handle(self, state: Any, *, deduplicated: bool = False) -> Run:
+    def _handle(self, state: run_pb2.Run, *, deduplicated: bool = False) -> Run:
         return Run(self._runs, self._logs, state, deduplicated=deduplicated)
 
     def submit(
@@ -173,7 +177,7 @@ class Runs:
             "submitted_to": submitted_before,
         }
 
-        def read(most: int | None) -> Any:
+        def read(most: int | None) -> Iterator[Run]:
             found = self._runs.iter(limit=most, page_size=page_size, **filters)
             return (self._handle(state) for state in found)
 
