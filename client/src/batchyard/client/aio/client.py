@@ -119,10 +119,18 @@ class AsyncRuns:
     ) -> AsyncRun:
         """Submit a run and return its handle (see `Runs.submit`)."""
         response = await self._service.submit(
-            definition, config=config, args=args, env=env, secret_env=secret_env,
-            payload=payload, request_id=request_id, timeout=timeout, retries=retries,
-            queue=queue, priority=priority,
-        )  # fmt: skip
+            definition,
+            config=config,
+            args=args,
+            env=env,
+            secret_env=secret_env,
+            payload=payload,
+            request_id=request_id,
+            timeout=timeout,
+            retries=retries,
+            queue=queue,
+            priority=priority,
+        )
         return AsyncRun(self._service, response.run, deduplicated=response.deduplicated)
 
     async def get(self, run_id: str) -> AsyncRun:

@@ -147,10 +147,18 @@ class Runs:
         when the server cannot be reached.
         """
         response = self._runs.submit(
-            definition, config=config, args=args, env=env, secret_env=secret_env,
-            payload=payload, request_id=request_id, timeout=timeout, retries=retries,
-            queue=queue, priority=priority,
-        )  # fmt: skip
+            definition,
+            config=config,
+            args=args,
+            env=env,
+            secret_env=secret_env,
+            payload=payload,
+            request_id=request_id,
+            timeout=timeout,
+            retries=retries,
+            queue=queue,
+            priority=priority,
+        )
         return self._handle(response.run, deduplicated=response.deduplicated)
 
     def get(self, run_id: str) -> Run:
