@@ -17,7 +17,7 @@ from google.protobuf.duration_pb2 import Duration
 
 from batchyard.client.cli import logs as logs_command
 from batchyard.client.cli.main import main
-from batchyard.client.logs import LogsClient
+from batchyard.client.sync.logs import LogsClient
 from batchyard.v1 import job_pb2, log_pb2
 from batchyard.v1 import run_service_pb2 as rpb
 from tests.client.acting import (

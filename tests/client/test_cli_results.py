@@ -13,7 +13,7 @@ import yaml
 from batchyard.client import connection
 from batchyard.client.cli.main import main
 from batchyard.client.cli.results import size_text
-from batchyard.client.runs import RunsClient
+from batchyard.client.sync.runs import RunsClient
 from batchyard.v1 import job_pb2, run_pb2
 from batchyard.v1 import run_service_pb2 as pb
 from tests.client.acting import ActingWorker

@@ -17,17 +17,19 @@ import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
 
-from batchyard.client import connection, streams
+from batchyard.client import connection
 from batchyard.client.connection import aio_channel
+from batchyard.client.core.requests import log_level, log_stream
 from batchyard.client.errors import (
     BatchyardError,
     InvalidArgumentError,
     NotFoundError,
     UnavailableError,
 )
-from batchyard.client.logs import LogsClient, log_level, log_stream
-from batchyard.client.runs import RunsClient
-from batchyard.client.streams import ResumableStream, is_broken_stream
+from batchyard.client.sync import streams
+from batchyard.client.sync.logs import LogsClient
+from batchyard.client.sync.runs import RunsClient
+from batchyard.client.sync.streams import ResumableStream, is_broken_stream
 from batchyard.v1 import (
     definition_service_pb2_grpc,
     job_pb2,

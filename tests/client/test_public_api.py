@@ -13,21 +13,35 @@ from pathlib import Path
 
 import batchyard.client as sdk
 from batchyard.client import aio
-from batchyard.client import sdk as sync_sdk
+from batchyard.client import sync as sync_sdk
+from batchyard.client.core.client import ClientBase
+from batchyard.client.core.logs import LogReader
+from batchyard.client.core.part import Part
+from batchyard.client.core.results import ResultListing
+from batchyard.client.core.views import RunView
 
 SNAPSHOT = Path(__file__).with_name("public_api.txt")
 # The parts of a client, reached as attributes (`client.runs`), not imported by name.
 PARTS = [
+    # What the two faces share: the client's and the parts' bases, the run view, the
+    # log reader, the result listing.
+    ClientBase,
+    Part,
+    RunView,
+    LogReader,
+    ResultListing,
     sync_sdk.Definitions,
     sync_sdk.Runs,
     sync_sdk.Tokens,
     sync_sdk.Workspaces,
     sync_sdk.Audit,
+    sync_sdk.LogsClient,
     aio.AsyncDefinitions,
     aio.AsyncRuns,
     aio.AsyncTokens,
     aio.AsyncWorkspaces,
     aio.AsyncAudit,
+    aio.AsyncLogsClient,
 ]
 
 

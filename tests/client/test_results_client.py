@@ -19,14 +19,14 @@ import grpc
 import pytest
 
 from batchyard.client import connection
-from batchyard.client.errors import DeadlineExceededError, InvalidArgumentError, NotFoundError
-from batchyard.client.results import (
+from batchyard.client.core.results import (
     ResultIntegrityError,
     UnsafeResultNameError,
     check_names,
     name_parts,
 )
-from batchyard.client.runs import RunsClient
+from batchyard.client.errors import DeadlineExceededError, InvalidArgumentError, NotFoundError
+from batchyard.client.sync.runs import RunsClient
 from batchyard.v1 import job_pb2, result_pb2, run_pb2, run_service_pb2_grpc
 from batchyard.v1 import run_service_pb2 as pb
 from tests.client.acting import ActingWorker

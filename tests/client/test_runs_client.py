@@ -12,8 +12,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from batchyard.client import connection
-from batchyard.client.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
-from batchyard.client.runs import RunsClient, WaitTimeoutError, is_finished, submit_request
+from batchyard.client.core.requests import submit_request
+from batchyard.client.core.views import is_finished
+from batchyard.client.errors import (
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    WaitTimeoutError,
+)
+from batchyard.client.sync.runs import RunsClient
 from batchyard.v1 import job_pb2, run_pb2
 from tests.client.acting import ActingWorker, create_definition
 

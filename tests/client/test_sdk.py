@@ -32,8 +32,8 @@ from batchyard.client import (
     WaitTimeoutError,
     WrongStateError,
 )
-from batchyard.client.retry import is_idempotent
-from batchyard.client.sdk import payload_bytes, status_values
+from batchyard.client.core.requests import payload_bytes, status_values
+from batchyard.client.core.retry import is_idempotent
 from batchyard.v1 import job_pb2, run_pb2
 from batchyard.v1 import run_service_pb2 as rpb
 from tests.client.acting import ERR, SYS, ActingWorker, log_entry

@@ -9,17 +9,18 @@ download their results — synchronously (`Client`) or with asyncio (`AsyncClien
         run.results().download_files("out")
 
 Everything named in `__all__` is the supported surface (tests/client/test_public_api.py
-keeps it deliberate); the modules below it (`runs`, `logs`, `definitions`, ...) hold
-the lower-level clients the command line is built on.
+keeps it deliberate). The synchronous face lives in `batchyard.client.sync`, the asyncio
+face in `batchyard.client.aio` (imported when first used); both build their requests
+with `batchyard.client.core`. The command line (`batchyard.client.cli`) uses `Client`.
 """
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
-from batchyard.client.aio import AsyncClient
-from batchyard.client.aio_results import AsyncRunResults
-from batchyard.client.aio_run import AsyncRun
-from batchyard.client.aio_streams import AsyncLogFollower
 from batchyard.client.connection import ClientTls, TlsConfigError
+from batchyard.client.core.results import ResultIntegrityError, UnsafeResultNameError
+from batchyard.client.core.retry import RetryPolicy
 from batchyard.client.describe import Reason, Status
 from batchyard.client.display import ItemList
 from batchyard.client.errors import (
@@ -41,15 +42,32 @@ from batchyard.client.errors import (
     UnauthenticatedError,
     UnavailableError,
     VersionConflictError,
+    WaitTimeoutError,
     WrongStateError,
 )
-from batchyard.client.logs import LogFollower
-from batchyard.client.paging import AsyncPaged, Paged
-from batchyard.client.results import ResultIntegrityError, RunResults, UnsafeResultNameError
-from batchyard.client.retry import RetryPolicy
-from batchyard.client.run import Run
-from batchyard.client.runs import WaitTimeoutError
-from batchyard.client.sdk import Client
+from batchyard.client.sync import Client, LogFollower, Paged, Run, RunResults
+
+if TYPE_CHECKING:
+    from batchyard.client.aio import (
+        AsyncClient,
+        AsyncLogFollower,
+        AsyncPaged,
+        AsyncRun,
+        AsyncRunResults,
+    )
+
+# The asyncio face is imported when first named, so that programs (and the command
+# line) that do not use it do not pay for grpc.aio.
+_ASYNC = ("AsyncClient", "AsyncLogFollower", "AsyncPaged", "AsyncRun", "AsyncRunResults")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ASYNC:
+        value = getattr(import_module("batchyard.client.aio"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 try:
     __version__ = version("batchyard-client")

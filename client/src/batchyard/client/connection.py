@@ -239,15 +239,20 @@ def aio_channel(
     return dial(address, chosen, CHANNEL_OPTIONS, interceptors)
 
 
-def _with_token(details: Any, metadata: tuple[tuple[str, str], ...]) -> _CallDetails:
+def call_details(details: Any, timeout: float | None, metadata: Any) -> grpc.ClientCallDetails:
+    """The details of a synchronous call with another `timeout` and `metadata`."""
     return _CallDetails(
         method=details.method,
-        timeout=details.timeout,
-        metadata=(*(details.metadata or ()), *metadata),
+        timeout=timeout,
+        metadata=metadata,
         credentials=details.credentials,
         wait_for_ready=getattr(details, "wait_for_ready", None),
         compression=getattr(details, "compression", None),
     )
+
+
+def _with_token(details: Any, metadata: tuple[tuple[str, str], ...]) -> grpc.ClientCallDetails:
+    return call_details(details, details.timeout, (*(details.metadata or ()), *metadata))
 
 
 class BearerToken(
@@ -261,29 +266,16 @@ class BearerToken(
     def __init__(self, token: str) -> None:
         self._metadata = (("authorization", f"Bearer {token}"),)
 
-    def intercept_unary_unary(
-        self, continuation: Any, client_call_details: Any, request: Any
-    ) -> Any:
-        """Continue the call with the token."""
+    def _unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        """Continue a unary-request call with the token."""
         return continuation(_with_token(client_call_details, self._metadata), request)
 
-    def intercept_unary_stream(
-        self, continuation: Any, client_call_details: Any, request: Any
-    ) -> Any:
-        """Continue the call with the token."""
-        return continuation(_with_token(client_call_details, self._metadata), request)
-
-    def intercept_stream_unary(
-        self, continuation: Any, client_call_details: Any, request_iterator: Any
-    ) -> Any:
-        """Continue the call with the token."""
+    def _streaming(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+        """Continue a streaming-request call with the token."""
         return continuation(_with_token(client_call_details, self._metadata), request_iterator)
 
-    def intercept_stream_stream(
-        self, continuation: Any, client_call_details: Any, request_iterator: Any
-    ) -> Any:
-        """Continue the call with the token."""
-        return continuation(_with_token(client_call_details, self._metadata), request_iterator)
+    intercept_unary_unary = intercept_unary_stream = _unary
+    intercept_stream_unary = intercept_stream_stream = _streaming
 
 
 class AioBearerToken:
@@ -342,14 +334,7 @@ class DefaultDeadline(grpc.UnaryUnaryClientInterceptor, grpc.StreamUnaryClientIn
     def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
         if details.timeout is not None:
             return details
-        return _CallDetails(
-            method=details.method,
-            timeout=self.timeout,
-            metadata=details.metadata,
-            credentials=details.credentials,
-            wait_for_ready=getattr(details, "wait_for_ready", None),
-            compression=getattr(details, "compression", None),
-        )
+        return call_details(details, self.timeout, details.metadata)
 
     def intercept_unary_unary(
         self,

@@ -8,10 +8,14 @@ people ("failed (non-zero exit code)").
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from batchyard.client.core.requests import LEVELS as LEVELS
+from batchyard.client.core.requests import STATUSES as STATUSES
+from batchyard.client.core.requests import STREAMS as STREAMS
 from batchyard.v1 import log_pb2, run_pb2
 
 
@@ -60,34 +64,14 @@ class Reason(enum.StrEnum):
         return cls.__members__.get(name.removeprefix("RUN_REASON_"), cls.UNSPECIFIED)
 
 
-# Statuses as the command line spells them, e.g. "pending" ↔ RUN_STATUS_PENDING.
-STATUSES: dict[str, run_pb2.RunStatus.ValueType] = {
-    "pending": run_pb2.RUN_STATUS_PENDING,
-    "running": run_pb2.RUN_STATUS_RUNNING,
-    "succeeded": run_pb2.RUN_STATUS_SUCCEEDED,
-    "failed": run_pb2.RUN_STATUS_FAILED,
-    "cancelled": run_pb2.RUN_STATUS_CANCELLED,
-}
-# Levels and streams by name ("warning", "stderr").
-LEVELS: dict[str, log_pb2.LogLevel.ValueType] = {
-    "debug": log_pb2.LOG_LEVEL_DEBUG,
-    "info": log_pb2.LOG_LEVEL_INFO,
-    "warning": log_pb2.LOG_LEVEL_WARNING,
-    "error": log_pb2.LOG_LEVEL_ERROR,
-}
-STREAMS: dict[str, log_pb2.LogStream.ValueType] = {
-    "stdout": log_pb2.LOG_STREAM_STDOUT,
-    "stderr": log_pb2.LOG_STREAM_STDERR,
-    "system": log_pb2.LOG_STREAM_SYSTEM,
-}
+def _name(names: Mapping[str, int], value: int) -> str:
+    """The name of `value` in `names`, or '-' when unset or unknown."""
+    return next((name for name, known in names.items() if known == value), "-")
 
 
 def status_text(status: run_pb2.RunStatus.ValueType) -> str:
     """'pending', 'running', ..., or '-' when unset or unknown."""
-    for name, value in STATUSES.items():
-        if value == status:
-            return name
-    return "-"
+    return _name(STATUSES, status)
 
 
 def reason_text(reason: run_pb2.RunReason.ValueType) -> str:
@@ -216,18 +200,12 @@ def size_text(size: int) -> str:
 
 def level_text(level: log_pb2.LogLevel.ValueType) -> str:
     """'DEBUG', 'INFO', 'WARNING', 'ERROR', or '-' when unset or unknown."""
-    for name, value in LEVELS.items():
-        if value == level:
-            return name.upper()
-    return "-"
+    return _name(LEVELS, level).upper()
 
 
 def stream_text(stream: log_pb2.LogStream.ValueType) -> str:
     """'stdout', 'stderr', 'system', or '-' when unset or unknown."""
-    for name, value in STREAMS.items():
-        if value == stream:
-            return name
-    return "-"
+    return _name(STREAMS, stream)
 
 
 # ANSI colours by level; INFO stays plain.

@@ -10,7 +10,7 @@ per bad field. `from_rpc_error` turns such an error back into one of the classes
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -18,6 +18,9 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from batchyard.v1 import log_pb2, run_pb2
+
+if TYPE_CHECKING:
+    from batchyard.v1.run_pb2 import Run
 
 DOMAIN = "batchyard.dev"
 
@@ -147,6 +150,19 @@ class RunFailedError(RunError):
 
 class RunCancelledError(RunError):
     """The run ended CANCELLED."""
+
+
+class WaitTimeoutError(TimeoutError):
+    """`Run.wait` gave up before the run finished; the run itself goes on.
+
+    Attributes:
+        run: the last state of the run seen.
+    """
+
+    def __init__(self, run: Run, timeout: float) -> None:
+        super().__init__(f"run {run.uuid} has not finished after {timeout:g} s")
+        self.run = run
+        self.timeout = timeout
 
 
 ERROR_BY_CODE: dict[grpc.StatusCode, type[BatchyardError]] = {

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
-from batchyard.client.access import ROLES, AuditClient, TokensClient, WorkspacesClient
 from batchyard.client.cli.failures import EXIT_OK
 from batchyard.client.cli.options import (
     add_amount_options,
@@ -16,7 +14,7 @@ from batchyard.client.cli.options import (
     add_output_option,
     command_group,
     duration_seconds,
-    open_channel,
+    open_client,
 )
 from batchyard.client.cli.render import (
     as_datetime,
@@ -25,6 +23,7 @@ from batchyard.client.cli.render import (
     relative_time,
     table,
 )
+from batchyard.client.core.requests import ROLES
 from batchyard.v1 import access_pb2
 
 DEFAULT_LIMIT = 50
@@ -64,7 +63,14 @@ examples:
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: Any) -> None:
+    """Add `tokens`, `workspaces` and `audit` to the `batchyard` parser."""
+    _register_tokens(subparsers)
+    _register_workspaces(subparsers)
+    _register_audit(subparsers)
+
+
+def _register_tokens(subparsers: Any) -> None:
     tokens = command_group(
         subparsers,
         "tokens",
@@ -92,6 +98,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     _common(revoke, output=None)
     revoke.set_defaults(handler=revoke_token)
 
+
+def _register_workspaces(subparsers: Any) -> None:
     workspaces = command_group(
         subparsers,
         "workspaces",
@@ -113,6 +121,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     _common(list_ws)
     list_ws.set_defaults(handler=list_workspaces)
 
+
+def _register_audit(subparsers: Any) -> None:
     audit = command_group(
         subparsers,
         "audit",
@@ -132,18 +142,6 @@ def _common(parser: argparse.ArgumentParser, output: str | None = "table") -> No
     add_output_option(parser, default=output)
 
 
-@contextmanager
-def _clients(
-    args: argparse.Namespace,
-) -> Iterator[tuple[TokensClient, WorkspacesClient, AuditClient]]:
-    with open_channel(args) as ch:
-        yield (
-            TokensClient(ch, timeout=args.timeout),
-            WorkspacesClient(ch, timeout=args.timeout),
-            AuditClient(ch, timeout=args.timeout),
-        )
-
-
 def _role(token: access_pb2.Token) -> str:
     return access_pb2.TokenRole.Name(token.role).removeprefix("TOKEN_ROLE_").lower()
 
@@ -159,8 +157,8 @@ def _state(token: access_pb2.Token, now: datetime) -> str:
 
 def create_token(args: argparse.Namespace) -> int:
     """`tokens create NAME [--role R] [--ttl D]`: the secret alone on stdout."""
-    with _clients(args) as (tokens, _, _):
-        made = tokens.create(args.name, args.role, ttl=args.ttl)
+    with open_client(args) as client:
+        made = client.tokens.create(args.name, args.role, ttl=args.ttl)
     if args.output is None:
         print(made.secret)
         print(
@@ -177,9 +175,9 @@ def create_token(args: argparse.Namespace) -> int:
 def list_tokens(args: argparse.Namespace) -> int:
     """`tokens list [--inactive]`."""
     limit = None if args.all else args.limit
-    with _clients(args) as (tokens, _, _):
+    with open_client(args) as client:
         found = list(
-            tokens.iter(show_inactive=args.inactive, limit=limit, page_size=args.page_size)
+            client.tokens.list(show_inactive=args.inactive, limit=limit, page_size=args.page_size)
         )
     now = datetime.now(UTC)
     if args.output == "table":
@@ -205,8 +203,8 @@ def list_tokens(args: argparse.Namespace) -> int:
 
 def revoke_token(args: argparse.Namespace) -> int:
     """`tokens revoke TOKEN`."""
-    with _clients(args) as (tokens, _, _):
-        revoked = tokens.revoke(args.ref)
+    with open_client(args) as client:
+        revoked = client.tokens.revoke(args.ref)
     if args.output is None:
         print(f"revoked token {revoked.name} ({revoked.prefix})")
     else:
@@ -216,8 +214,8 @@ def revoke_token(args: argparse.Namespace) -> int:
 
 def create_workspace(args: argparse.Namespace) -> int:
     """`workspaces create NAME`: the first admin token's secret alone on stdout."""
-    with _clients(args) as (_, workspaces, _):
-        made = workspaces.create(args.name, args.admin_token_name)
+    with open_client(args) as client:
+        made = client.workspaces.create(args.name, args.admin_token_name)
     if args.output is None:
         print(made.admin_secret)
         print(
@@ -238,8 +236,8 @@ def create_workspace(args: argparse.Namespace) -> int:
 def list_workspaces(args: argparse.Namespace) -> int:
     """`workspaces list`."""
     limit = None if args.all else args.limit
-    with _clients(args) as (_, workspaces, _):
-        found = list(workspaces.iter(limit=limit, page_size=args.page_size))
+    with open_client(args) as client:
+        found = list(client.workspaces.list(limit=limit, page_size=args.page_size))
     now = datetime.now(UTC)
     if args.output == "table":
         rows = [[w.name, relative_time(as_datetime(w.create_time), now)] for w in found]
@@ -252,8 +250,8 @@ def list_workspaces(args: argparse.Namespace) -> int:
 def list_audit_events(args: argparse.Namespace) -> int:
     """`audit list [--action A]`."""
     limit = None if args.all else args.limit
-    with _clients(args) as (_, _, audit):
-        found = list(audit.iter(action=args.action, limit=limit, page_size=args.page_size))
+    with open_client(args) as client:
+        found = list(client.audit.list(action=args.action, limit=limit, page_size=args.page_size))
     now = datetime.now(UTC)
     if args.output == "table":
         rows = [

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from batchyard.client.cli.definition_files import parse_mask, read_definition_file
@@ -20,11 +20,11 @@ from batchyard.client.cli.options import (
     add_connection_options,
     add_output_option,
     command_group,
-    definitions_client,
+    open_client,
     positive_int,
 )
-from batchyard.client.cli.render import message_dict, to_json, to_yaml
-from batchyard.v1 import definition_pb2, job_pb2
+from batchyard.client.cli.render import message_dict, print_listing, to_json, to_yaml
+from batchyard.v1 import definition_pb2
 
 DEFAULT_LIMIT = 50
 
@@ -172,16 +172,16 @@ def _add_list_options(parser: argparse.ArgumentParser) -> None:
 def create_definition(args: argparse.Namespace) -> int:
     """`definitions create -f FILE`."""
     loaded = read_definition_file(args.file)
-    with definitions_client(args) as client:
-        created = client.create(loaded.definition)
+    with open_client(args) as client:
+        created = client.definitions.create(loaded.definition)
     _show_written(created, "created", args.output)
     return EXIT_OK
 
 
 def get_definition(args: argparse.Namespace) -> int:
     """`definitions get REF [--version N]`."""
-    with definitions_client(args) as client:
-        definition = client.get(args.ref, args.version)
+    with open_client(args) as client:
+        definition = client.definitions.get(args.ref, args.version)
     if args.output == "table":
         print(definition_details(definition, datetime.now(UTC)))
     else:
@@ -192,29 +192,17 @@ def get_definition(args: argparse.Namespace) -> int:
 def list_definitions(args: argparse.Namespace) -> int:
     """`definitions list [--prefix P] [--type T] [--limit N | --all]`."""
     limit = None if args.all else args.limit
-    with definitions_client(args) as client:
+    with open_client(args) as client:
         found = list(
-            client.iter(
+            client.definitions.list(
+                prefix=args.prefix,
+                type=args.type,
                 limit=None if limit is None else limit + 1,  # one more tells if there are more
                 page_size=args.page_size,
-                name_prefix=args.prefix,
-                job_type=JOB_TYPES[args.type] if args.type else job_pb2.JOB_TYPE_UNSPECIFIED,
             )
         )
-    more = limit is not None and len(found) > limit
-    shown = found[:limit]
-    if args.output == "table":
-        if shown:
-            print(definitions_table(shown, datetime.now(UTC)))
-        else:
-            print("no definitions found", file=sys.stderr)
-    else:
-        _print_data([message_dict(d) for d in shown], args.output)
-    if more:
-        print(
-            f"(showing the first {limit}; there are more: use --all or a larger --limit)",
-            file=sys.stderr,
-        )
+    table_of = partial(definitions_table, now=datetime.now(UTC))
+    print_listing(found, limit, args.output, table_of, noun="definitions")
     return EXIT_OK
 
 
@@ -227,8 +215,8 @@ def update_definition(args: argparse.Namespace) -> int:
             f"{args.file} sets none of name, description, config: nothing to update "
             "(name the fields with --mask)"
         )
-    with definitions_client(args) as client:
-        updated = client.update(
+    with open_client(args) as client:
+        updated = client.definitions.update(
             args.ref, loaded.definition, paths, expected_version=args.expected_version
         )
     _show_written(updated, "updated", args.output)
@@ -237,8 +225,8 @@ def update_definition(args: argparse.Namespace) -> int:
 
 def delete_definition(args: argparse.Namespace) -> int:
     """`definitions delete REF`."""
-    with definitions_client(args) as client:
-        client.delete(args.ref)
+    with open_client(args) as client:
+        client.definitions.delete(args.ref)
     print(f"deleted definition {args.ref}")
     return EXIT_OK
 

@@ -12,10 +12,10 @@ from batchyard.client.cli.options import (
     add_command,
     add_connection_options,
     add_reconnect_option,
-    logs_client,
+    open_client,
     positive_int,
 )
-from batchyard.client.logs import LEVELS, STREAMS, log_stream
+from batchyard.client.core.requests import LEVELS, STREAMS, log_stream
 from batchyard.v1 import log_pb2
 
 EPILOG = f"""\
@@ -123,15 +123,16 @@ def show_logs(args: argparse.Namespace) -> int:
         raise UsageError(f"{'--new' if args.new else '--since-start'} needs --follow")
     filters = {"attempt": args.attempt, "min_level": args.level, "streams": args.streams}
     colour = args.output in ("text", "table") and wants_colour(sys.stdout)
-    with logs_client(args) as client:
+    with open_client(args) as client:
+        logs = client.logs
         if not args.follow:
-            for entry in client.iter(args.run, **filters):
+            for entry in logs.iter(args.run, **filters):
                 print(entry_text(entry, args.output, colour=colour))
             return EXIT_OK
         # A quick call first, so that an unknown run or an unreachable server is
         # reported at once rather than retried for --reconnect-timeout.
-        client.page(args.run, page_size=1, **filters)
-        follower = client.follow(
+        logs.page(args.run, page_size=1, **filters)
+        follower = logs.follow(
             args.run, only_new=args.new, reconnect_timeout=args.reconnect_timeout, **filters
         )
         for entry in follower:

@@ -9,49 +9,42 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import grpc
-
 from batchyard.client import connection
 from batchyard.client.cli.failures import EXIT_USAGE, UsageError
 from batchyard.client.cli.render import OUTPUT_FORMATS
-from batchyard.client.definitions import DefinitionsClient
-from batchyard.client.logs import LogsClient
-from batchyard.client.retry import RetryInterceptor, RetryPolicy
-from batchyard.client.runs import RunsClient
-from batchyard.client.streams import RECONNECT_TIMEOUT
+from batchyard.client.core.retry import RetryPolicy
+from batchyard.client.core.streams import RECONNECT_TIMEOUT
+from batchyard.client.sync import Client
+
+
+def _number(text: str, kind: type[float] | type[int], least: float, strict: bool) -> float:
+    """`text` as an int or a float of at least `least` (more than it, `strict`), or an
+    argparse error saying what is wrong."""
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not {'an integer' if kind is int else 'a number'}: {text!r}"
+        ) from None
+    if not (value > least if strict else value >= least):  # NaN too
+        rule = "positive" if strict else f"at least {least}" if least else "0 or more"
+        raise argparse.ArgumentTypeError(f"must be {rule}: {text}")
+    return value
 
 
 def positive_int(text: str) -> int:
     """An argparse type: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
-    return value
+    return int(_number(text, int, 1, strict=False))
 
 
 def positive_float(text: str) -> float:
     """An argparse type: a number greater than 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text}")
-    return value
+    return _number(text, float, 0, strict=True)
 
 
 def non_negative_int(text: str) -> int:
     """An argparse type: an integer of at least 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more: {text}")
-    return value
+    return int(_number(text, int, 0, strict=False))
 
 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -108,14 +101,7 @@ def command_group(
     def command(
         command_name: str, command_help: str, command_epilog: str
     ) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = commands.add_parser(
-            command_name,
-            help=command_help,
-            description=command_help[0].upper() + command_help[1:] + ".",
-            epilog=command_epilog,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        return parser
+        return add_command(commands, command_name, help_text=command_help, epilog=command_epilog)
 
     return command
 
@@ -236,6 +222,28 @@ def add_reconnect_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_request_id_option(parser: argparse.ArgumentParser) -> None:
+    """--request-id: the idempotency key of a submit."""
+    parser.add_argument(
+        "--request-id",
+        metavar="ID",
+        default="",
+        help="idempotency key: submitting again with it returns the same run",
+    )
+
+
+def add_wait_timeout_option(
+    parser: argparse.ArgumentParser, what: str = "with --wait: stop waiting"
+) -> None:
+    """--wait-timeout: how long to wait for a run's end."""
+    parser.add_argument(
+        "--wait-timeout",
+        metavar="SECONDS",
+        type=duration_seconds,
+        help=f"{what} after this long, e.g. 30s, 10m (default: no limit)",
+    )
+
+
 def add_output_option(parser: argparse.ArgumentParser, default: str | None = "table") -> None:
     """-o/--output table|json|yaml."""
     parser.add_argument(
@@ -265,46 +273,20 @@ def client_tls(args: argparse.Namespace) -> bool | connection.ClientTls | None:
 CLI_RETRY = RetryPolicy(max_attempts=4, initial_backoff=0.25, max_backoff=1.0)
 
 
-def open_channel(args: argparse.Namespace) -> grpc.Channel:
-    """A channel to `args.server` with `args.token`, the `args.timeout` deadline and the
-    TLS the flags ask for, retrying calls safe to repeat (`CLI_RETRY`); a TLS file that
-    cannot be used is a usage error."""
+@contextmanager
+def open_client(args: argparse.Namespace) -> Iterator[Client]:
+    """A `Client` of `args.server` with `args.token`, the `args.timeout` deadline and the
+    TLS the flags ask for, retrying calls safe to repeat (`CLI_RETRY`), closed
+    afterwards; a TLS file that cannot be used is a usage error."""
     try:
-        plain = connection.channel(
+        client = Client(
             args.server,
-            timeout=args.timeout,
             token=getattr(args, "token", None),
             tls=client_tls(args),
+            timeout=args.timeout,
+            retry=CLI_RETRY,
         )
     except connection.TlsConfigError as exc:
         raise UsageError(str(exc)) from None
-    return grpc.intercept_channel(plain, RetryInterceptor(CLI_RETRY))
-
-
-@contextmanager
-def definitions_client(args: argparse.Namespace) -> Iterator[DefinitionsClient]:
-    """A DefinitionsClient on a channel to `args.server`, closed afterwards."""
-    with open_channel(args) as ch:
-        yield DefinitionsClient(ch, timeout=args.timeout)
-
-
-@contextmanager
-def runs_client(args: argparse.Namespace) -> Iterator[RunsClient]:
-    """A RunsClient on a channel to `args.server`, closed afterwards."""
-    with open_channel(args) as ch:
-        yield RunsClient(ch, timeout=args.timeout)
-
-
-@contextmanager
-def logs_client(args: argparse.Namespace) -> Iterator[LogsClient]:
-    """A LogsClient on a channel to `args.server`, closed afterwards."""
-    with open_channel(args) as ch:
-        yield LogsClient(ch, timeout=args.timeout)
-
-
-@contextmanager
-def runs_and_logs_clients(args: argparse.Namespace) -> Iterator[tuple[RunsClient, LogsClient]]:
-    """A RunsClient and a LogsClient sharing one channel to `args.server`, closed
-    afterwards."""
-    with open_channel(args) as ch:
-        yield RunsClient(ch, timeout=args.timeout), LogsClient(ch, timeout=args.timeout)
+    with client:
+        yield client

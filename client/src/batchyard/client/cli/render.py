@@ -7,6 +7,7 @@ what a command prints can be edited and fed back to the commands that read files
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -87,3 +88,29 @@ def to_yaml(value: Any) -> str:
 def data_text(value: Any, output: str) -> str:
     """Plain values as `output` asks: "json", else YAML."""
     return to_json(value) if output == "json" else to_yaml(value)
+
+
+def print_listing(
+    found: Sequence[Message],
+    limit: int | None,
+    output: str,
+    table_of: Callable[[Sequence[Message]], str],
+    *,
+    noun: str,
+    order: str = "first",
+) -> None:
+    """A list command's output: at most `limit` of the items found (one more than that
+    was asked for, to tell whether there are more) as a table or a document, "no NOUN
+    found" on stderr for an empty table, and a note on stderr when there are more."""
+    shown = found[:limit]
+    if output != "table":
+        print(data_text([message_dict(item) for item in shown], output))
+    elif shown:
+        print(table_of(shown))
+    else:
+        print(f"no {noun} found", file=sys.stderr)
+    if limit is not None and len(found) > limit:
+        print(
+            f"(showing the {order} {limit}; there are more: use --all or a larger --limit)",
+            file=sys.stderr,
+        )

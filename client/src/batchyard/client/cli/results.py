@@ -14,14 +14,15 @@ from batchyard.client.cli.options import (
     add_connection_options,
     add_output_option,
     command_group,
-    runs_client,
+    open_client,
 )
 from batchyard.client.cli.render import as_datetime, data_text, message_dict, relative_time, table
 from batchyard.client.cli.run_views import state_text
+from batchyard.client.core.results import RunResult, name_parts
+from batchyard.client.core.views import is_finished
 from batchyard.client.describe import size_text as size_text
 from batchyard.client.errors import NotFoundError
-from batchyard.client.results import RunResult, RunResults, name_parts
-from batchyard.client.runs import RunsClient, is_finished
+from batchyard.client.sync import Client, RunResults
 
 TABLE_HEADERS = ("NAME", "SIZE", "MEDIA TYPE", "SHA-256", "ATTEMPT", "CREATED")
 
@@ -130,8 +131,8 @@ def results_table(results: Sequence[RunResult], now: datetime) -> str:
 
 def list_results(args: argparse.Namespace) -> int:
     """`results list ID [-o FMT]`."""
-    with runs_client(args) as client:
-        results = client.results(args.run)
+    with open_client(args) as client:
+        results = client.runs.results(args.run)
         if not results:
             print(_no_results(client, args.run), file=sys.stderr)
     if args.output == "table":
@@ -145,8 +146,8 @@ def list_results(args: argparse.Namespace) -> int:
 def download_results(args: argparse.Namespace) -> int:
     """`results download ID [-o DIR] [--name NAME]`."""
     directory = Path(args.output_dir)
-    with runs_client(args) as client:
-        results = client.results(args.run)
+    with open_client(args) as client:
+        results = client.runs.results(args.run)
         if not results and args.name is None:
             print(_no_results(client, args.run), file=sys.stderr)
             return EXIT_OK
@@ -185,10 +186,10 @@ def _download(
     return written
 
 
-def _no_results(client: RunsClient, run_id: str) -> str:
+def _no_results(client: Client, run_id: str) -> str:
     """Why a run has no results, as far as its state tells."""
     try:
-        run = client.get(run_id)
+        run = client.runs.get(run_id).state
     except NotFoundError:
         return f"run {run_id} has no results"
     if is_finished(run):

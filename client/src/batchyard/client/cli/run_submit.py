@@ -11,14 +11,16 @@ from pathlib import Path
 from batchyard.client.cli.failures import EXIT_OK, UsageError
 from batchyard.client.cli.options import (
     add_reconnect_option,
+    add_request_id_option,
+    add_wait_timeout_option,
     duration_seconds,
     env_pair,
     non_negative_int,
-    runs_and_logs_clients,
+    open_client,
 )
 from batchyard.client.cli.run_views import run_output
 from batchyard.client.cli.run_wait import wait_for_run
-from batchyard.client.runs import MAX_PAYLOAD_BYTES
+from batchyard.client.core.requests import MAX_PAYLOAD_BYTES
 
 EPILOG = """\
 REF is the definition's name or uuid; the run pins its current version. Every option
@@ -98,12 +100,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a file (- for stdin) given to the job at $BATCHYARD_PAYLOAD_PATH (≤ 1 MiB)",
     )
     payload.add_argument("--payload", metavar="TEXT", help="the payload as text")
-    parser.add_argument(
-        "--request-id",
-        metavar="ID",
-        default="",
-        help="idempotency key: submitting again with it returns the same run",
-    )
+    add_request_id_option(parser)
     parser.add_argument(
         "--wait", action="store_true", help="follow the run until it ends (see exit codes)"
     )
@@ -112,12 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --wait: also print the run's log as it comes (implies --wait)",
     )
-    parser.add_argument(
-        "--wait-timeout",
-        metavar="SECONDS",
-        type=duration_seconds,
-        help="with --wait: stop waiting after this long, e.g. 30s, 10m (default: no limit)",
-    )
+    add_wait_timeout_option(parser)
     add_reconnect_option(parser)
 
 
@@ -129,8 +121,8 @@ def submit_run(args: argparse.Namespace) -> int:
     payload = _read_payload(args)
     env = _environment(args.env, "--env")
     secret_env = _environment(args.secret_env, "--secret-env")
-    with runs_and_logs_clients(args) as (client, logs):
-        response = client.submit(
+    with open_client(args) as client:
+        handle = client.runs.submit(
             args.ref,
             args=args.args,
             env=env,
@@ -142,8 +134,8 @@ def submit_run(args: argparse.Namespace) -> int:
             payload=payload,
             request_id=args.request_id,
         )
-        run = response.run
-        if response.deduplicated:
+        run = handle.state
+        if handle.deduplicated:
             print(
                 f"note: request id {args.request_id!r} was used before: this is its run, "
                 "nothing new was submitted",
@@ -159,11 +151,10 @@ def submit_run(args: argparse.Namespace) -> int:
                 print(run_output(run, args.output, datetime.now(UTC)))
             return EXIT_OK
         return wait_for_run(
-            client,
-            run,
+            handle,
             timeout=args.wait_timeout,
             output=args.output,
-            logs=logs if args.follow else None,
+            follow=args.follow,
             reconnect_timeout=args.reconnect_timeout,
         )
 

@@ -33,9 +33,8 @@ from batchyard.client.cli.run_views import (
     state_text,
 )
 from batchyard.client.describe import size_text
-from batchyard.client.errors import BatchyardError
-from batchyard.client.logs import LogFollower, LogsClient
-from batchyard.client.runs import RunsClient, WaitTimeoutError
+from batchyard.client.errors import BatchyardError, WaitTimeoutError
+from batchyard.client.sync import LogFollower, Run
 from batchyard.v1 import run_pb2
 
 BAR_WIDTH = 20
@@ -196,27 +195,25 @@ class LogPrinter(threading.Thread):
 
 
 def wait_for_run(
-    runs: RunsClient,
-    run: run_pb2.Run,
+    handle: Run,
     *,
     timeout: float | None,
     output: str | None,
-    logs: LogsClient | None = None,
+    follow: bool = False,
     reconnect_timeout: float,
 ) -> int:
-    """Follow the run to its end, showing its state on stderr and, given `logs`, its log
-    lines (on stdout, or on stderr when `output` asks for a document on stdout); then
-    print how it ended. The exit code tells how it ended."""
+    """Follow the run to its end, showing its state on stderr and, with `follow`, its
+    log lines (on stdout, or on stderr when `output` asks for a document on stdout);
+    then print how it ended. The exit code tells how it ended."""
+    run = handle.state
     display = state_display(sys.stderr)
     printer: LogPrinter | None = None
-    if logs is not None:
-        follower = logs.follow(run.uuid, reconnect_timeout=reconnect_timeout)
+    if follow:
+        follower = handle.follow(reconnect_timeout=reconnect_timeout)
         printer = LogPrinter(follower, display, sys.stdout if output is None else sys.stderr)
         printer.start()
     try:
-        final = runs.wait(
-            run.uuid, timeout=timeout, poll=display.update, reconnect_timeout=reconnect_timeout
-        )
+        _wait(handle, timeout, display, reconnect_timeout)
         if printer is not None:
             printer.join()  # it ends once every line of the finished run was printed
             if printer.error is not None:
@@ -240,22 +237,37 @@ def wait_for_run(
         _stop(printer, display)
         raise
     display.close()
+    final = handle.state
     if output is None:
         lines = outcome_lines(final)
         lines[0] = paint_status(lines[0], wants_colour(sys.stdout))
         print("\n".join(lines))
-        print_results(runs, final)
+        print_results(handle)
     else:
         print(run_output(final, output, datetime.now(UTC)))
     return exit_code(final)
 
 
-def print_results(runs: RunsClient, run: run_pb2.Run) -> None:
+def _wait(
+    handle: Run, timeout: float | None, display: StateDisplay, reconnect_timeout: float
+) -> None:
+    """Wait for the run's end, each state shown (no progress lines of the SDK's own)."""
+    handle.wait(
+        timeout,
+        show_progress=False,
+        raise_on_failure=False,
+        reconnect_timeout=reconnect_timeout,
+        on_state=display.update,
+    )
+
+
+def print_results(handle: Run) -> None:
     """The run's results (name, size), when it has any, and how to download them."""
+    run = handle.state
     if run.status == run_pb2.RUN_STATUS_CANCELLED:
         return
     try:
-        results = runs.results(run.uuid)
+        results = handle.results()
     except BatchyardError as exc:
         print(f"(cannot list the run's results: {exc.message})", file=sys.stderr)
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from batchyard.client.cli import run_submit
@@ -15,12 +16,11 @@ from batchyard.client.cli.options import (
     add_connection_options,
     add_output_option,
     add_reconnect_option,
+    add_wait_timeout_option,
     command_group,
-    duration_seconds,
-    runs_and_logs_clients,
-    runs_client,
+    open_client,
 )
-from batchyard.client.cli.render import data_text, message_dict
+from batchyard.client.cli.render import data_text, message_dict, print_listing
 from batchyard.client.cli.run_views import (
     STATUSES,
     run_details,
@@ -147,12 +147,7 @@ def register(subparsers: Any) -> None:
     watch = command("watch", "follow a run until it ends", WATCH_EPILOG)
     watch.add_argument("run", metavar="ID", help="the run's uuid")
     watch.add_argument("--follow", action="store_true", help="also print the run's log as it comes")
-    watch.add_argument(
-        "--wait-timeout",
-        metavar="SECONDS",
-        type=duration_seconds,
-        help="stop watching after this long, e.g. 30s, 10m (default: no limit)",
-    )
+    add_wait_timeout_option(watch, "stop watching")
     add_reconnect_option(watch)
     add_connection_options(watch)
     add_output_option(watch, default=None)
@@ -171,15 +166,15 @@ def register(subparsers: Any) -> None:
     delete.set_defaults(handler=delete_run)
 
 
-def status_list(text: str) -> list[run_pb2.RunStatus.ValueType]:
-    """An argparse type: 'pending,running' → [RUN_STATUS_PENDING, RUN_STATUS_RUNNING]."""
+def status_list(text: str) -> list[str]:
+    """An argparse type: 'pending,running' → ["pending", "running"] (checked)."""
     names = [part.strip().lower() for part in text.split(",") if part.strip()]
     unknown = [name for name in names if name not in STATUSES]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
             f"unknown status {', '.join(unknown) or text!r}; choose from {', '.join(STATUSES)}"
         )
-    return [STATUSES[name] for name in names]
+    return names
 
 
 def _add_list_options(parser: argparse.ArgumentParser) -> None:
@@ -202,8 +197,8 @@ def _add_list_options(parser: argparse.ArgumentParser) -> None:
 
 def get_run(args: argparse.Namespace) -> int:
     """`runs get ID`."""
-    with runs_client(args) as client:
-        run = client.get(args.run)
+    with open_client(args) as client:
+        run = client.runs.get(args.run).state
     if args.output == "table":
         print(run_details(run, datetime.now(UTC)))
     else:
@@ -214,50 +209,36 @@ def get_run(args: argparse.Namespace) -> int:
 def list_runs(args: argparse.Namespace) -> int:
     """`runs list [--definition REF] [--status S,...] [--limit N | --all]`."""
     limit = None if args.all else args.limit
-    with runs_client(args) as client:
-        found = list(
-            client.iter(
-                limit=None if limit is None else limit + 1,  # one more tells if there are more
-                page_size=args.page_size,
-                definition=args.definition,
-                statuses=args.status,
-            )
+    with open_client(args) as client:
+        listed = client.runs.list(
+            definition=args.definition,
+            status=args.status,
+            limit=None if limit is None else limit + 1,  # one more tells if there are more
+            page_size=args.page_size,
         )
-    more = limit is not None and len(found) > limit
-    shown = found[:limit]
-    if args.output == "table":
-        if shown:
-            print(runs_table(shown, datetime.now(UTC), colour=wants_colour(sys.stdout)))
-        else:
-            print("no runs found", file=sys.stderr)
-    else:
-        print(data_text([message_dict(run) for run in shown], args.output))
-    if more:
-        print(
-            f"(showing the newest {limit}; there are more: use --all or a larger --limit)",
-            file=sys.stderr,
-        )
+        found = [run.state for run in listed]
+    table_of = partial(runs_table, now=datetime.now(UTC), colour=wants_colour(sys.stdout))
+    print_listing(found, limit, args.output, table_of, noun="runs", order="newest")
     return EXIT_OK
 
 
 def watch_run(args: argparse.Namespace) -> int:
     """`runs watch ID [--follow] [--wait-timeout S]`."""
-    with runs_and_logs_clients(args) as (client, logs):
-        run = client.get(args.run)  # an unknown run or an unreachable server: fail now
+    with open_client(args) as client:
+        run = client.runs.get(args.run)  # an unknown run or an unreachable server: fail now
         return wait_for_run(
-            client,
             run,
             timeout=args.wait_timeout,
             output=args.output,
-            logs=logs if args.follow else None,
+            follow=args.follow,
             reconnect_timeout=args.reconnect_timeout,
         )
 
 
 def cancel_run(args: argparse.Namespace) -> int:
     """`runs cancel ID [--reason TEXT]`."""
-    with runs_client(args) as client:
-        run = client.cancel(args.run, args.reason)
+    with open_client(args) as client:
+        run = client.runs.cancel(args.run, args.reason).state
     if args.output is not None:
         print(run_output(run, args.output, datetime.now(UTC)))
     elif run.status == run_pb2.RUN_STATUS_RUNNING and run.cancel_requested:
@@ -269,7 +250,7 @@ def cancel_run(args: argparse.Namespace) -> int:
 
 def delete_run(args: argparse.Namespace) -> int:
     """`runs delete ID`."""
-    with runs_client(args) as client:
-        client.delete(args.run)
+    with open_client(args) as client:
+        client.runs.delete(args.run)
     print(f"deleted run {args.run}")
     return EXIT_OK

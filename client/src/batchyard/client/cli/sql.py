@@ -21,17 +21,18 @@ from batchyard.client.cli.options import (
     add_command,
     add_connection_options,
     add_reconnect_option,
+    add_request_id_option,
+    add_wait_timeout_option,
     duration_seconds,
     non_negative_int,
-    runs_and_logs_clients,
+    open_client,
 )
 from batchyard.client.cli.render import duration, to_yaml
 from batchyard.client.cli.run_views import outcome_lines, state_text
 from batchyard.client.cli.run_wait import ProgressLine, exit_code, state_display
-from batchyard.client.errors import BatchyardError
-from batchyard.client.logs import LogsClient
-from batchyard.client.runs import SQL_RESULT_NAME, RunsClient, WaitTimeoutError
-from batchyard.client.runs import sql_config as sql_config
+from batchyard.client.core.requests import SQL_RESULT_NAME
+from batchyard.client.errors import BatchyardError, WaitTimeoutError
+from batchyard.client.sync import Client, Run
 from batchyard.v1 import run_pb2
 
 # What the SQL job writes.
@@ -114,21 +115,11 @@ def register(subparsers: Any) -> None:
         "is --request-timeout)",
     )
     parser.add_argument("--queue", metavar="Q", help="the queue to run in")
-    parser.add_argument(
-        "--request-id",
-        metavar="ID",
-        default="",
-        help="idempotency key: submitting again with it returns the same run",
-    )
+    add_request_id_option(parser)
     parser.add_argument(
         "--wait", action="store_true", help="wait for the run, then print the result"
     )
-    parser.add_argument(
-        "--wait-timeout",
-        metavar="SECONDS",
-        type=duration_seconds,
-        help="with --wait: stop waiting after this long, e.g. 30s, 10m (default: no limit)",
-    )
+    add_wait_timeout_option(parser)
     rows = parser.add_mutually_exclusive_group()
     rows.add_argument(
         "--max-rows",
@@ -164,33 +155,35 @@ def run_sql(args: argparse.Namespace) -> int:
         if given:
             raise UsageError(f"{given[0]} needs --wait")
     query = _read_query(args)
-    with runs_and_logs_clients(args) as (client, logs):
-        response = client.submit(
-            config=sql_config(query, args.target),
+    with open_client(args) as client:
+        handle = client.sql(
+            query,
+            target=args.target,
             timeout=args.run_timeout,
             queue=args.queue,
             request_id=args.request_id,
         )
-        run = response.run
+        run = handle.state
         if not args.wait:
             print(run.uuid)
             hint = f"see: batchyard runs watch {run.uuid}"
             print(f"submitted run {run.uuid}; {hint}", file=sys.stderr)
             return EXIT_OK
-        final = _wait(client, run, args)
+        final = _wait(handle, args)
         if final is None:
             return EXIT_WAIT_TIMEOUT
         if final.status != run_pb2.RUN_STATUS_SUCCEEDED:
             print("\n".join(outcome_lines(final)), file=sys.stderr)
             if final.status == run_pb2.RUN_STATUS_FAILED:
-                _print_log_tail(logs, final)
+                _print_log_tail(client, final)
             return exit_code(final)
-        return _show_result(client, run.uuid, args)
+        return _show_result(handle, args)
 
 
-def _show_result(client: RunsClient, run_id: str, args: argparse.Namespace) -> int:
+def _show_result(handle: Run, args: argparse.Namespace) -> int:
     """Download result.csv into memory-bounded temporary storage and print it."""
-    results = client.results(run_id)
+    run_id = handle.id
+    results = handle.results()
     if RESULT_NAME not in results:
         print(f"(no result set: the run has no {RESULT_NAME})", file=sys.stderr)
         return EXIT_OK
@@ -235,16 +228,18 @@ def _read_query(args: argparse.Namespace) -> str:
     return query
 
 
-def _wait(client: RunsClient, run: run_pb2.Run, args: argparse.Namespace) -> run_pb2.Run | None:
+def _wait(handle: Run, args: argparse.Namespace) -> run_pb2.Run | None:
     """Follow the run to its end, its state on stderr; None if --wait-timeout passed."""
+    run = handle.state
     display = state_display(sys.stderr)
     try:
-        final = client.wait(
-            run.uuid,
-            timeout=args.wait_timeout,
-            poll=display.update,
+        final = handle.wait(
+            args.wait_timeout,
+            show_progress=False,
+            raise_on_failure=False,
             reconnect_timeout=args.reconnect_timeout,
-        )
+            on_state=display.update,
+        ).state
     except WaitTimeoutError as exc:
         display.close()
         print(
@@ -265,12 +260,13 @@ def _wait(client: RunsClient, run: run_pb2.Run, args: argparse.Namespace) -> run
     return final
 
 
-def _print_log_tail(logs: LogsClient, run: run_pb2.Run) -> None:
+def _print_log_tail(client: Client, run: run_pb2.Run) -> None:
     """The last lines (warning and above) of the run's last attempt, on stderr."""
     attempt = run.attempts[-1].number if run.attempts else 0
     try:
         tail = deque(
-            logs.iter(run.uuid, attempt=attempt, min_level="warning"), maxlen=LOG_TAIL_LINES
+            client.logs.iter(run.uuid, attempt=attempt, min_level="warning"),
+            maxlen=LOG_TAIL_LINES,
         )
     except BatchyardError as exc:
         print(f"(cannot read the run's log: {exc.message})", file=sys.stderr)

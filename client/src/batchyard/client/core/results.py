@@ -1,8 +1,8 @@
-"""A run's result assets: list them, and download them to disk, verified.
+"""A run's result assets, the part both faces share: safe names, the listing, and the
+checks every download passes (`ResultDownload`).
 
 The files a job writes under $BATCHYARD_OUTPUT_DIR become its run's results, named by
-their path relative to that directory ("out/a.csv"). `RunsClient.results(run_id)` lists
-them as a `RunResults`; its `download_file` and `download_files` stream the bytes to
+their path relative to that directory ("out/a.csv"). A download streams the bytes to
 disk (never a whole file in memory), through a temporary file renamed into place only
 once its size and SHA-256 match the listing.
 
@@ -16,30 +16,21 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, overload
+from typing import Generic, TypeVar, overload
 
 import grpc
 
 from batchyard.client.connection import DEFAULT_TIMEOUT
 from batchyard.client.display import items_html
-from batchyard.client.errors import (
-    BatchyardError,
-    DeadlineExceededError,
-    ResultNotFoundError,
-    from_rpc_error,
-)
-from batchyard.client.paging import paged
-from batchyard.v1 import result_pb2, run_service_pb2_grpc
+from batchyard.client.errors import BatchyardError, DeadlineExceededError, ResultNotFoundError
+from batchyard.v1 import result_pb2
 from batchyard.v1 import run_service_pb2 as pb
 
 RunResult = result_pb2.RunResult
-ListRunResultsResponse = pb.ListRunResultsResponse
+Stub = TypeVar("Stub")
 
-MAX_PAGE_SIZE = 1000
 # The longest name, and name component, a server accepts (bytes of UTF-8).
 MAX_NAME_BYTES = 1024
 MAX_COMPONENT_BYTES = 255
@@ -129,59 +120,24 @@ def target_path(directory: Path, name: str) -> Path:
     return current / parts[-1]
 
 
-def list_page(
-    stub: run_service_pb2_grpc.RunServiceStub,
-    run_id: str,
-    *,
-    page_size: int = 0,
-    page_token: str = "",
-    timeout: float = DEFAULT_TIMEOUT,
-) -> ListRunResultsResponse:
-    """One page of the run's results, ordered by name (page_size 0: the server's default)."""
-    request = pb.ListRunResultsRequest(run=run_id, page_size=page_size, page_token=page_token)
-    try:
-        return stub.ListRunResults(request, timeout=timeout)
-    except grpc.RpcError as exc:
-        raise from_rpc_error(exc) from exc
-
-
-class _IdleWatch:
-    """Cancels a streaming call that has received nothing for `seconds`."""
-
-    def __init__(self, call: grpc.CallIterator[pb.DownloadRunResultResponse], seconds: float):
-        self._call = call
-        self._seconds = seconds
-        self._last = time.monotonic()
-        self._done = threading.Event()
-        self.fired = False
-        self._thread = threading.Thread(target=self._watch, name="download-idle", daemon=True)
-        self._thread.start()
-
-    def touch(self) -> None:
-        self._last = time.monotonic()
-
-    def stop(self) -> None:
-        self._done.set()
-        self._thread.join()
-
-    def _watch(self) -> None:
-        while True:
-            left = self._last + self._seconds - time.monotonic()
-            if left <= 0:
-                self.fired = True
-                self._call.cancel()  # type: ignore[no-untyped-call]  # untyped in grpc-stubs
-                return
-            if self._done.wait(left):
-                return
-
-
-class ResultListing(Sequence[RunResult]):
+class ResultListing(Sequence[RunResult], Generic[Stub]):
     """The result assets of a run, ordered by name: a sequence of RunResult messages
     (name, size_bytes, sha256, media_type, attempt, create_time, download_url on S3);
     `results["out/a.csv"]` looks one up by name. `RunResults` and `AsyncRunResults` add
-    the downloads."""
+    the downloads, made on `stub`; a download fails with DeadlineExceededError when no
+    data arrived for `idle_timeout` seconds."""
 
-    def __init__(self, run_id: str, results: Sequence[RunResult]) -> None:
+    def __init__(
+        self,
+        stub: Stub,
+        run_id: str,
+        results: Sequence[RunResult],
+        *,
+        idle_timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self._stub = stub
+        self.idle_timeout = idle_timeout
+        """Seconds a download may go without data."""
         self.run_id = run_id
         self._results = list(results)
         self._by_name = {result.name: result for result in self._results}
@@ -266,152 +222,53 @@ class ResultListing(Sequence[RunResult]):
         return text
 
 
-class RunResults(ResultListing):
-    """The result assets of a run, ordered by name (what `RunsClient.results` returns).
+def file_target(path: Path, name: str) -> Path:
+    """`path`, or below it the name's base name when it is a directory."""
+    return path / name_parts(name)[-1] if path.is_dir() else path
 
-    A sequence of RunResult messages (name, size_bytes, sha256, media_type, attempt,
-    create_time, download_url on S3); `results["out/a.csv"]` looks one up by name.
 
-        results = runs.results(run_id)
-        for result in results:
-            print(result.name, result.size_bytes)
-        results.download_files("out")            # every file, sub-directories kept
-        results.download_file("report.csv", name="out/report.csv")
+def partial_file(target: Path) -> tuple[Path, int]:
+    """A new hidden file next to `target` to download into, and its descriptor."""
+    partial = target.parent / f".{secrets.token_hex(8)}.batchyard-part"
+    return partial, os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
 
-    Downloads raise a `batchyard.client.errors.BatchyardError` subclass when the server
-    says no or cannot be reached, ResultIntegrityError when the bytes do not match the
-    listing, UnsafeResultNameError for a name that is not a safe relative path, and
-    OSError when the file cannot be written. A download fails with DeadlineExceededError
-    when no data arrived for `idle_timeout` seconds (it has no overall deadline).
-    """
 
-    def __init__(
-        self,
-        stub: run_service_pb2_grpc.RunServiceStub,
-        run_id: str,
-        results: Sequence[RunResult],
-        *,
-        idle_timeout: float = DEFAULT_TIMEOUT,
-    ) -> None:
-        super().__init__(run_id, results)
-        self._stub = stub
-        self.idle_timeout = idle_timeout
+def idle_error(seconds: float, name: str) -> DeadlineExceededError:
+    """What a download that received nothing for `seconds` fails with."""
+    return DeadlineExceededError(
+        f"no data for {seconds:g} s while downloading {name!r}",
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+    )
 
-    @classmethod
-    def fetch(
-        cls,
-        stub: run_service_pb2_grpc.RunServiceStub,
-        run_id: str,
-        *,
-        page_size: int = 0,
-        timeout: float = DEFAULT_TIMEOUT,
-    ) -> RunResults:
-        """Every result of the run, following page tokens (NotFoundError: no such run)."""
-        found = paged(
-            lambda size, token: list_page(
-                stub, run_id, page_size=size, page_token=token, timeout=timeout
-            ),
-            lambda page: page.results,
-            limit=None,
-            page_size=page_size,
-            max_page_size=MAX_PAGE_SIZE,
-        )
-        return cls(stub, run_id, list(found), idle_timeout=timeout)
 
-    def download_to(self, out: IO[bytes], name: str | None = None) -> RunResult:
-        """Write one result's bytes to the binary file `out`, verified, and return it.
+class ResultDownload:
+    """The bytes of one result as they arrive, checked against its listing: the
+    metadata the stream starts with, never more bytes than listed, then (`finish`) the
+    size and the SHA-256."""
 
-        `name` may be left out when the run has exactly one result. On a mismatch
-        (ResultIntegrityError) `out` holds at most the listed size of unverified bytes.
-        """
-        result = self.one(name)
-        request = pb.DownloadRunResultRequest(run=self.run_id, name=result.name)
-        call = self._stub.DownloadRunResult(request)
-        watch = _IdleWatch(call, self.idle_timeout)
-        digest = hashlib.sha256()
-        size = 0
-        try:
-            for message in call:
-                watch.touch()
-                if message.HasField("result"):
-                    _check_unchanged(result, message.result)
-                size += len(message.data)
-                if size > result.size_bytes:
-                    raise ResultIntegrityError(
-                        result.name,
-                        f"result {result.name!r} is corrupt: the server sent more than "
-                        f"the {result.size_bytes} bytes listed",
-                    )
-                digest.update(message.data)
-                out.write(message.data)
-        except grpc.RpcError as exc:
-            if watch.fired:
-                raise DeadlineExceededError(
-                    f"no data for {self.idle_timeout:g} s while downloading {result.name!r}",
-                    grpc.StatusCode.DEADLINE_EXCEEDED,
-                ) from None
-            raise from_rpc_error(exc) from exc
-        finally:
-            watch.stop()
-            call.cancel()  # type: ignore[no-untyped-call]  # a no-op once it has ended
-        _check_content(result, size, digest.hexdigest())
-        return result
+    def __init__(self, result: RunResult) -> None:
+        self.result = result
+        self._digest = hashlib.sha256()
+        self._size = 0
 
-    def download_file(self, path: str | os.PathLike[str], name: str | None = None) -> Path:
-        """Download one result to `path` and return where it was written.
+    def data(self, message: pb.DownloadRunResultResponse) -> bytes:
+        """The bytes of one message, to write (ResultIntegrityError if they do not fit)."""
+        if message.HasField("result"):
+            _check_unchanged(self.result, message.result)
+        self._size += len(message.data)
+        if self._size > self.result.size_bytes:
+            raise ResultIntegrityError(
+                self.result.name,
+                f"result {self.result.name!r} is corrupt: the server sent more than "
+                f"the {self.result.size_bytes} bytes listed",
+            )
+        self._digest.update(message.data)
+        return message.data
 
-        `path` is a file path (its directory must exist), or an existing directory to
-        write the file into under its own base name ("out/a.csv" → DIR/a.csv). `name`
-        may be left out when the run has exactly one result (ValueError if it has
-        several). An existing file at the target is replaced, only once the new one is
-        complete and verified.
-        """
-        result = self.one(name)
-        target = Path(path)
-        if target.is_dir():
-            target = target / name_parts(result.name)[-1]
-        self._download(result, target)
-        return target
-
-    def download_files(
-        self,
-        directory: str | os.PathLike[str],
-        *,
-        on_file: Callable[[RunResult, Path], None] | None = None,
-    ) -> list[Path]:
-        """Download every result below `directory` (created if missing), keeping the
-        names' sub-directories ("out/a.csv" → DIRECTORY/out/a.csv); return the paths
-        written, in the order of the results.
-
-        Every name is checked before anything is written (UnsafeResultNameError).
-        `on_file(result, path)` is called after each file is written. If one download
-        fails, the files written before it stay, and the failed one leaves nothing.
-        """
-        check_names(self.names)
-        root = Path(directory)
-        root.mkdir(parents=True, exist_ok=True)
-        written = []
-        for result in self._results:
-            target = target_path(root, result.name)
-            self._download(result, target)
-            written.append(target)
-            if on_file is not None:
-                on_file(result, target)
-        return written
-
-    def _download(self, result: RunResult, target: Path) -> None:
-        """Stream into a new hidden file next to `target`, then rename it into place."""
-        partial = target.parent / f".{secrets.token_hex(8)}.batchyard-part"
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                self.download_to(out, result.name)
-                out.flush()
-                os.fsync(out.fileno())
-            partial.replace(target)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
+    def finish(self) -> RunResult:
+        """Every byte arrived: the size and the SHA-256 must be the listed ones."""
+        _check_content(self.result, self._size, self._digest.hexdigest())
+        return self.result
 
 
 def _check_unchanged(listed: RunResult, served: RunResult) -> None:

@@ -1,36 +1,34 @@
-"""A run's result files for the asyncio client: listed, and downloaded to disk verified
-(the same rules as `results.RunResults`: a temporary file renamed into place once its
-size and SHA-256 match the listing; unsafe names refused before anything is written)."""
+"""A run's result files for the asyncio face: listed, and downloaded to disk verified
+(the rules of `batchyard.client.core.results`: a temporary file renamed into place once
+its size and SHA-256 match the listing; unsafe names refused before anything is
+written)."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
 
-from batchyard.client.connection import DEFAULT_TIMEOUT
-from batchyard.client.errors import DeadlineExceededError, from_rpc_error
-from batchyard.client.results import (
-    ResultIntegrityError,
+from batchyard.client.core.results import (
+    ResultDownload,
     ResultListing,
     RunResult,
-    _check_content,
-    _check_unchanged,
     check_names,
-    name_parts,
+    file_target,
+    idle_error,
+    partial_file,
     target_path,
 )
+from batchyard.client.errors import from_rpc_error
 from batchyard.v1 import run_service_pb2 as pb
-from batchyard.v1 import run_service_pb2_grpc
+from batchyard.v1 import run_service_pb2_grpc  # noqa: F401 (its Async stub, quoted above: typing only)
 
 
-class AsyncRunResults(ResultListing):
+class AsyncRunResults(ResultListing["run_service_pb2_grpc.RunServiceAsyncStub"]):
     """The result assets of a run, ordered by name, with async downloads (what
     `await run.results()` of the asyncio client returns).
 
@@ -41,27 +39,12 @@ class AsyncRunResults(ResultListing):
     `idle_timeout` seconds, ResultIntegrityError when the bytes do not match the listing.
     """
 
-    def __init__(
-        self,
-        stub: run_service_pb2_grpc.RunServiceAsyncStub,
-        run_id: str,
-        results: list[RunResult],
-        *,
-        idle_timeout: float = DEFAULT_TIMEOUT,
-    ) -> None:
-        super().__init__(run_id, results)
-        self._stub = stub
-        self.idle_timeout = idle_timeout
-
     async def download_to(self, fd: int, name: str | None = None) -> RunResult:
         """Write one result's bytes to the open file descriptor `fd`, verified."""
-        result = self.one(name)
-        call: Any = self._stub.DownloadRunResult(
-            pb.DownloadRunResultRequest(run=self.run_id, name=result.name)
-        )
+        download = ResultDownload(self.one(name))
+        request = pb.DownloadRunResultRequest(run=self.run_id, name=download.result.name)
+        call: Any = self._stub.DownloadRunResult(request)
         messages = aiter(call)
-        digest = hashlib.sha256()
-        size = 0
         try:
             while True:
                 try:
@@ -69,34 +52,20 @@ class AsyncRunResults(ResultListing):
                 except StopAsyncIteration:
                     break
                 except TimeoutError:
-                    raise DeadlineExceededError(
-                        f"no data for {self.idle_timeout:g} s while downloading {result.name!r}",
-                        grpc.StatusCode.DEADLINE_EXCEEDED,
-                    ) from None
-                if message.HasField("result"):
-                    _check_unchanged(result, message.result)
-                size += len(message.data)
-                if size > result.size_bytes:
-                    raise ResultIntegrityError(
-                        result.name,
-                        f"result {result.name!r} is corrupt: the server sent more than "
-                        f"the {result.size_bytes} bytes listed",
-                    )
-                digest.update(message.data)
-                _write_all(fd, message.data)
+                    raise idle_error(self.idle_timeout, download.result.name) from None
+                _write_all(fd, download.data(message))
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc) from exc
         finally:
             call.cancel()
-        _check_content(result, size, digest.hexdigest())
-        return result
+        return download.finish()
 
     async def download_file(self, path: str | os.PathLike[str], name: str | None = None) -> Path:
         """Download one result to `path` (a file, or an existing directory to write it
         into under its base name) and return where it was written; `name` may be left
         out when the run has exactly one result."""
         result = self.one(name)
-        target = await asyncio.to_thread(_file_target, Path(path), result.name)
+        target = await asyncio.to_thread(file_target, Path(path), result.name)
         await self._download(result, target)
         return target
 
@@ -121,8 +90,7 @@ class AsyncRunResults(ResultListing):
         return written
 
     async def _download(self, result: RunResult, target: Path) -> None:
-        partial = target.parent / f".{secrets.token_hex(8)}.batchyard-part"
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        partial, fd = partial_file(target)
         try:
             try:
                 await self.download_to(fd, result.name)
@@ -133,11 +101,6 @@ class AsyncRunResults(ResultListing):
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
-
-
-def _file_target(path: Path, name: str) -> Path:
-    """`path`, or below it the name's base name when it is a directory."""
-    return path / name_parts(name)[-1] if path.is_dir() else path
 
 
 def _write_all(fd: int, data: bytes) -> None:

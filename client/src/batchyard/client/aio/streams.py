@@ -1,6 +1,6 @@
-"""The asyncio counterparts of `streams`: WatchRun and TailLogs read with `async for`,
-reopened from where they stopped when the connection breaks (see `streams` for the
-pauses and when it gives up)."""
+"""Server streams of the asyncio face, read with `async for` and reopened from where
+they stopped when the connection breaks (see `batchyard.client.core.streams` for when
+and how long): `AsyncRunWatcher` (WatchRun) and `AsyncLogFollower` (TailLogs)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,21 @@ from typing import Any, Generic, TypeVar
 
 import grpc
 
-from batchyard.client.errors import from_rpc_error
-from batchyard.client.logs import LogEntry, LogPosition
-from batchyard.client.streams import (
+from batchyard.client.core.streams import (
     FIRST_RETRY_SECONDS,
-    MAX_RETRY_SECONDS,
     RECONNECT_TIMEOUT,
-    SETTLED_SECONDS,
-    is_broken_stream,
+    LogCursor,
+    Outage,
+    RevisionCursor,
 )
-from batchyard.v1 import log_service_pb2, log_service_pb2_grpc, run_pb2, run_service_pb2_grpc
+from batchyard.client.errors import from_rpc_error
+from batchyard.v1 import (
+    log_pb2,
+    log_service_pb2,
+    log_service_pb2_grpc,
+    run_pb2,
+    run_service_pb2_grpc,
+)
 from batchyard.v1 import run_service_pb2 as rpb
 
 Message = TypeVar("Message")
@@ -71,14 +76,13 @@ class AsyncResumableStream(Generic[Message, Item]):
         await self._iterator.aclose()
 
     async def _run(self) -> AsyncGenerator[Item, None]:
-        pause = FIRST_RETRY_SECONDS
-        failing_since: float | None = None
+        outage = Outage(self._reconnect_timeout, FIRST_RETRY_SECONDS)
         while not self._cancelled.is_set():
             opened = time.monotonic()
             self._call = call = self._open_call()
             try:
                 async for message in call:
-                    failing_since, pause = None, FIRST_RETRY_SECONDS
+                    outage.connected()
                     for item in self._items(message):
                         yield item
                 return  # the server ended the stream: the run has ended
@@ -94,24 +98,18 @@ class AsyncResumableStream(Generic[Message, Item]):
             finally:
                 self._call = None
                 call.cancel()
-            if not is_broken_stream(error):
-                raise error
-            now = time.monotonic()
-            if failing_since is None or now - opened >= SETTLED_SECONDS:
-                failing_since, pause = now, FIRST_RETRY_SECONDS  # a new outage
-            if now - failing_since >= self._reconnect_timeout:
-                raise error
-            try:
-                await asyncio.wait_for(self._cancelled.wait(), pause)
+            if await self._pause(outage.broke(error, opened)):
                 return
-            except TimeoutError:
-                pass
-            pause = min(pause * 2, MAX_RETRY_SECONDS)
+            outage.waited()
             self.reconnects += 1
 
-
-def _key(position: LogPosition | LogEntry) -> tuple[int, int]:
-    return (position.attempt, position.seq)
+    async def _pause(self, pause: float) -> bool:
+        """Wait before reopening; whether `cancel()` came meanwhile."""
+        try:
+            await asyncio.wait_for(self._cancelled.wait(), pause)
+        except TimeoutError:
+            return False
+        return True
 
 
 class AsyncRunWatcher(AsyncResumableStream[rpb.WatchRunResponse, run_pb2.Run]):
@@ -126,23 +124,20 @@ class AsyncRunWatcher(AsyncResumableStream[rpb.WatchRunResponse, run_pb2.Run]):
         *,
         reconnect_timeout: float = RECONNECT_TIMEOUT,
     ) -> None:
-        self._stub = stub
-        self._run_id = run_id
-        self.revision = after_revision
-        super().__init__(self._watch, self._states, reconnect_timeout=reconnect_timeout)
-
-    def _watch(self) -> Any:
-        return self._stub.WatchRun(
-            rpb.WatchRunRequest(run=self._run_id, after_revision=self.revision)
+        self._cursor = RevisionCursor(run_id, after_revision)
+        super().__init__(
+            lambda: stub.WatchRun(self._cursor.request()),
+            self._cursor.states,
+            reconnect_timeout=reconnect_timeout,
         )
 
-    def _states(self, response: rpb.WatchRunResponse) -> Iterable[run_pb2.Run]:
-        if response.run.revision > self.revision:
-            self.revision = response.run.revision
-            yield response.run
+    @property
+    def revision(self) -> int:
+        """The last revision seen."""
+        return self._cursor.revision
 
 
-class AsyncLogFollower(AsyncResumableStream[log_service_pb2.TailLogsResponse, LogEntry]):
+class AsyncLogFollower(AsyncResumableStream[log_service_pb2.TailLogsResponse, log_pb2.LogEntry]):
     """A run's log entries as they come, until the run has ended and every entry was
     delivered (`async for entry in follower`); `position` is where it has got to."""
 
@@ -153,27 +148,14 @@ class AsyncLogFollower(AsyncResumableStream[log_service_pb2.TailLogsResponse, Lo
         *,
         reconnect_timeout: float = RECONNECT_TIMEOUT,
     ) -> None:
-        self._stub = stub
-        self._request = request
-        self.position = LogPosition()
-        self.position.CopyFrom(request.after)
-        self._received = False
-        super().__init__(self._tail, self._entries, reconnect_timeout=reconnect_timeout)
+        self._cursor = LogCursor(request)
+        super().__init__(
+            lambda: stub.TailLogs(self._cursor.request()),
+            self._cursor.entries,
+            reconnect_timeout=reconnect_timeout,
+        )
 
-    def _tail(self) -> Any:
-        request = log_service_pb2.TailLogsRequest()
-        request.CopyFrom(self._request)
-        if self._received:  # resume where the last stream stopped
-            request.after.CopyFrom(self.position)
-            request.only_new = False
-        return self._stub.TailLogs(request)
-
-    def _entries(self, response: log_service_pb2.TailLogsResponse) -> Iterable[LogEntry]:
-        self._received = True
-        seen = _key(self.position)
-        if _key(response.position) > seen:
-            self.position = response.position
-        for entry in response.entries:
-            if _key(entry) > seen:  # never twice, whatever a server sends
-                seen = _key(entry)
-                yield entry
+    @property
+    def position(self) -> log_pb2.LogPosition:
+        """The position (attempt, seq) of the last entry received."""
+        return self._cursor.position
