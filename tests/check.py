@@ -1,9 +1,10 @@
 """Every check, in one command: `uv run tests/check.py` (the README's test command).
 
-ruff (lint and format), mypy --strict, import-linter, buf lint and buf breaking, generated
-code compared with a fresh generation, then pytest (which also compares schema.sql with
-the migrations applied from scratch). Stops at the first failure. Extra arguments go to
-pytest, e.g. `uv run tests/check.py -m fault`.
+No file installed by two distributions (tests/installed_files.py); ruff (lint and format)
+and mypy --strict on the project's own code only; import-linter, buf lint and buf
+breaking; generated code compared with a fresh generation; then pytest (which also
+compares schema.sql with the migrations applied from scratch). Stops at the first failure.
+Extra arguments go to pytest, e.g. `uv run tests/check.py -m fault`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def buf_against() -> list[str]:
 def steps(pytest_args: list[str]) -> list[tuple[str, list[str], Path]]:
     py = sys.executable
     out = [
+        ("installed files", [py, "-m", "tests.installed_files"], ROOT),
         ("ruff check", [py, "-m", "ruff", "check", "."], ROOT),
         ("ruff format", [py, "-m", "ruff", "format", "--check", "."], ROOT),
         ("mypy --strict", [py, "-m", "mypy"], ROOT),

@@ -60,7 +60,7 @@ async def wait_serving(target: str, proc: subprocess.Popen[bytes], timeout: floa
             if proc.poll() is not None:
                 raise RuntimeError(f"process exited with {proc.returncode} before serving")
             try:
-                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)  # type: ignore[attr-defined]
+                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return
             except grpc.aio.AioRpcError:
