@@ -11,6 +11,7 @@ synced before the clash was removed), so it also fails naming each listed file t
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import defaultdict
 from collections.abc import Iterable
@@ -20,12 +21,13 @@ from pathlib import Path
 
 def clashes(distributions: Iterable[metadata.Distribution]) -> dict[Path, list[str]]:
     """Each file listed by more than one distribution, with their names, sorted. The same
-    distribution found twice on the path (one name) is not a clash."""
+    distribution found twice on the path (one name) is not a clash. Paths are compared
+    normalised, not resolved (one stat per file would make this slow)."""
     owners: dict[Path, set[str]] = defaultdict(set)
     for dist in distributions:
         name = dist.metadata["Name"] or "?"
         for file in dist.files or ():
-            owners[Path(str(dist.locate_file(file))).resolve()].add(name)
+            owners[Path(os.path.normpath(str(dist.locate_file(file))))].add(name)
     return {path: sorted(names) for path, names in sorted(owners.items()) if len(names) > 1}
 
 
