@@ -1,7 +1,9 @@
 """Shared fixtures: real PostgreSQL, a real server on 127.0.0.1, real channels.
 
 The suite starts its own embedded PostgreSQL unless BATCHYARD_TEST_DATABASE_URL names a
-server (its database is used only to create and drop the per-test databases).
+server (its database is used only to create and drop the per-test databases). Under
+pytest-xdist (tests/check.py runs `-n 4`) every worker process is a session of its own:
+its own embedded PostgreSQL (or its own databases on the given server), its own template.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ async def pg_admin_dsn() -> AsyncIterator[str]:
     home = Path(tempfile.mkdtemp(prefix="batchyard-test-pg-"))
     embedded = await start_embedded(home / "data")
     try:
+        await pg.tune_for_tests(embedded.admin_dsn)
         yield embedded.admin_dsn
     finally:
         await embedded.stop()
