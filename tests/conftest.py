@@ -31,7 +31,9 @@ from batchyard.v1 import definition_service_pb2_grpc, run_service_pb2_grpc, work
 from tests import pg
 from tests.keys import TEST_KEY
 
-pytest_plugins = ["tests.s3"]  # the S3 fixtures: s3_endpoint, aws_env, s3, bucket
+# tests.s3: the S3 fixtures (s3_endpoint, aws_env, s3, bucket); tests.serial: the
+# `serial` marker, for a test that must not run beside any other (even under xdist).
+pytest_plugins = ["tests.s3", "tests.serial"]
 
 
 @pytest.fixture(scope="session", autouse=True)
