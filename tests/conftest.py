@@ -1,7 +1,9 @@
 """Shared fixtures: real PostgreSQL, a real server on 127.0.0.1, real channels.
 
 The suite starts its own embedded PostgreSQL unless BATCHYARD_TEST_DATABASE_URL names a
-server (its database is used only to create and drop the per-test databases).
+server (its database is used only to create and drop the per-test databases). Under
+pytest-xdist (tests/check.py runs `-n 4`) every worker process is a session of its own:
+its own embedded PostgreSQL (or its own databases on the given server), its own template.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from batchyard.v1 import definition_service_pb2_grpc, run_service_pb2_grpc, work
 from tests import pg
 from tests.keys import TEST_KEY
 
-pytest_plugins = ["tests.s3"]  # the S3 fixtures: s3_endpoint, aws_env, s3, bucket
+# tests.s3: the S3 fixtures (s3_endpoint, aws_env, s3, bucket); tests.serial: the
+# `serial` marker, for a test that must not run beside any other (even under xdist).
+pytest_plugins = ["tests.s3", "tests.serial"]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -50,6 +54,7 @@ async def pg_admin_dsn() -> AsyncIterator[str]:
     home = Path(tempfile.mkdtemp(prefix="batchyard-test-pg-"))
     embedded = await start_embedded(home / "data")
     try:
+        await pg.tune_for_tests(embedded.admin_dsn)
         yield embedded.admin_dsn
     finally:
         await embedded.stop()

@@ -18,6 +18,24 @@ def dsn_for(dsn: str, database: str) -> str:
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
+TEST_SETTINGS = {"fsync": "off", "full_page_writes": "off"}
+"""The suite's own embedded server gets no durability across an OS crash (nothing it holds
+outlives the session): a database per test is then created and dropped in ~0.07 s instead
+of 0.3-0.8 s (measured on the shared 2-core machine). A process crash (kill -9 of a
+server or of PostgreSQL itself) loses nothing: commits still reach the OS, and
+synchronous_commit stays on."""
+
+
+async def tune_for_tests(admin_dsn: str) -> None:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        for name, value in TEST_SETTINGS.items():
+            await conn.execute(f"ALTER SYSTEM SET {name} = {value}")
+        await conn.execute("SELECT pg_reload_conf()")
+    finally:
+        await conn.close()
+
+
 async def create_database(admin_dsn: str, template: str | None = None) -> str:
     name = f"by_{uuid.uuid4().hex[:12]}"
     conn = await asyncpg.connect(admin_dsn)

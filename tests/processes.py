@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -60,7 +61,7 @@ async def wait_serving(target: str, proc: subprocess.Popen[bytes], timeout: floa
             if proc.poll() is not None:
                 raise RuntimeError(f"process exited with {proc.returncode} before serving")
             try:
-                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)  # type: ignore[attr-defined]
+                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return
             except grpc.aio.AioRpcError:
@@ -68,6 +69,28 @@ async def wait_serving(target: str, proc: subprocess.Popen[bytes], timeout: floa
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"{target} did not become healthy in {timeout}s")
             await asyncio.sleep(0.1)
+
+
+async def wait_for_log_events(
+    log: Path, event: str, proc: subprocess.Popen[bytes], count: int = 1, timeout: float = 30
+) -> list[dict[str, object]]:
+    """The first `count` JSON lines of `event` in a process's log, once it has written them;
+    fail early if the process died."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        found = [
+            json.loads(line)
+            for line in text.splitlines()
+            if line.startswith("{") and f'"{event}"' in line
+        ]
+        if len(found) >= count:
+            return found[:count]
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}:\n{text}")
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"{count} {event} not in {log} in {timeout}s:\n{text}")
+        await asyncio.sleep(0.05)
 
 
 async def stop(

@@ -145,12 +145,13 @@ async def test_watch_follow_with_json_prints_the_log_on_stderr(cli, hello, runs,
 
 
 async def test_submit_follow_prints_the_log_then_the_outcome(cli, hello, worker, monkeypatch):
-    stdout = watch_stdout(monkeypatch)
+    stdout, stderr = watch_stdout(monkeypatch), watch_stderr(monkeypatch)
     waiting = asyncio.create_task(cli("submit", "hello", "--follow"))
     leased = await worker.lease()
     await worker.append(leased, numbered(1, 20))
     await stdout.wait_for("stdout line 20\n")  # streamed while the run goes on
     await worker.progress(leased, 50)
+    await stderr.wait_for("running (attempt 1, 50%)\n")  # shown while it runs, not only after
     await worker.append(leased, numbered(21, 40), [log_entry(41, SYS, "exit code 0")])
     await worker.succeed(leased)
 

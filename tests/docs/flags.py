@@ -9,6 +9,7 @@ tests/docs/test_flag_tables.py fails when one is stale, so the docs list exactly
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -61,9 +62,12 @@ def flag_table(command: str) -> str:
 CLEAN_HOME = "/home/user"
 
 
-def clean_table(command: str) -> str:
-    """`flag_table` as a new user sees it: defaults read from no BATCHYARD_* variable and
-    paths below /home/user (so the docs do not depend on who generated them)."""
+def clean_tables(commands: list[str]) -> dict[str, str]:
+    """`flag_table` of each command as a new user sees it: defaults read from no BATCHYARD_*
+    variable and paths below /home/user (so the docs do not depend on who generated them).
+    One process makes them all (each start imports the whole CLI)."""
+    if not commands:
+        return {}
     env = {
         k: v
         for k, v in os.environ.items()
@@ -71,23 +75,32 @@ def clean_table(command: str) -> str:
     }
     env["HOME"] = CLEAN_HOME
     done = subprocess.run(
-        [sys.executable, "-m", "tests.docs.flags", "--table", command],
+        [sys.executable, "-m", "tests.docs.flags", "--tables", *commands],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
         check=True,
     )
-    return done.stdout
+    tables: dict[str, str] = json.loads(done.stdout)
+    return tables
+
+
+def clean_table(command: str) -> str:
+    return clean_tables([command])[command]
 
 
 def refreshed(text: str) -> str:
-    return BLOCK.sub(lambda m: m[1] + clean_table(m[2]) + m[4], text)
+    tables = clean_tables(sorted({m[2] for m in BLOCK.finditer(text)}))
+    return BLOCK.sub(lambda m: m[1] + tables[m[2]] + m[4], text)
 
 
 def main() -> int:
     if sys.argv[1:2] == ["--table"]:
         sys.stdout.write(flag_table(sys.argv[2]))
+        return 0
+    if sys.argv[1:2] == ["--tables"]:
+        sys.stdout.write(json.dumps({command: flag_table(command) for command in sys.argv[2:]}))
         return 0
     stale = []
     for doc in DOCS:

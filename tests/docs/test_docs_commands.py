@@ -25,6 +25,9 @@ import pytest
 from tests.e2e.test_dev import wait_for_event
 from tests.processes import free_port
 
+# The blocks run in order against one `batchyard dev` (a later block uses what an earlier
+# one made): pytest-xdist's `--dist loadscope` (pyproject.toml) keeps a module on one worker.
+
 ROOT = Path(__file__).resolve().parents[2]
 BATCHYARD = str(Path(sys.executable).parent / "batchyard")
 DOCS = [

@@ -316,10 +316,10 @@ async def test_an_undecodable_upload_message_is_an_invalid_argument(channel):
 
 async def reflected_services(target: str) -> list[str] | grpc.StatusCode:
     async with grpc.aio.insecure_channel(target) as channel:
-        stub = reflection_pb2_grpc.ServerReflectionStub(channel)  # type: ignore[arg-type]
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
         request = reflection_pb2.ServerReflectionRequest(list_services="")
         try:
-            async for reply in stub.ServerReflectionInfo(iter([request]), timeout=5):  # type: ignore[operator]
+            async for reply in stub.ServerReflectionInfo(iter([request]), timeout=5):
                 return sorted(s.name for s in reply.list_services_response.service)
         except grpc.aio.AioRpcError as exc:
             return exc.code()

@@ -38,9 +38,9 @@ def events(log: Path) -> list[dict]:
 
 async def list_services(target: str) -> set[str]:
     async with aio_channel(target) as channel:
-        stub = reflection_pb2_grpc.ServerReflectionStub(channel)  # type: ignore[arg-type]
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
         request = reflection_pb2.ServerReflectionRequest(list_services="")
-        async for reply in stub.ServerReflectionInfo(iter([request])):  # type: ignore[operator]
+        async for reply in stub.ServerReflectionInfo(iter([request])):
             return {s.name for s in reply.list_services_response.service}
     return set()
 
@@ -63,7 +63,7 @@ async def test_health_reflection_and_graceful_sigterm(tmp_path, database_url):
 
         async with aio_channel(target) as channel:
             health = health_pb2_grpc.HealthStub(channel)
-            watch = health.Watch(  # type: ignore[attr-defined]
+            watch = health.Watch(
                 health_pb2.HealthCheckRequest(service="batchyard.v1.DefinitionService")
             )
             first = await watch.read()
