@@ -123,12 +123,6 @@ def test_a_page_size_is_the_default_for_zero_else_capped(
     assert size == (default if requested == 0 else min(requested, maximum))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecursionError,
-    reason="product bug (reported): json.loads of deeply nested JSON raises RecursionError, "
-    "which decode does not map to INVALID_PAGE_TOKEN; remove this mark with the fix",
-)
 def test_a_deeply_nested_forged_token_is_invalid_page_token() -> None:
     token = base64.urlsafe_b64encode(b"[" * 2000).decode()
     with pytest.raises(InvalidPageToken):

@@ -12,14 +12,8 @@ from batchyard.server.domain.jobs import (
     ExitCodeRule,
     RetryStrategy,
 )
-from batchyard.server.domain.runs import (
-    Next,
-    Outcome,
-    RunReason,
-    RunStatus,
-    after_attempt,
-    validate_outcome,
-)
+from batchyard.server.domain.attempts import Next, Outcome, after_attempt, validate_outcome
+from batchyard.server.domain.runs import RunReason, RunStatus
 
 WORKER_FAILURES = (
     RunReason.NON_ZERO_EXIT_CODE,

@@ -15,6 +15,8 @@ from batchyard.server.domain.errors import FieldViolation, InvalidArgument, Inva
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+MAX_TOKEN_LENGTH = 4096
+"""Tokens this server makes are far shorter; a longer one is refused unread."""
 
 
 def page_size(
@@ -40,11 +42,14 @@ def decode(token: str, filters: dict[str, Any]) -> list[Any] | None:
     """The key a token continues after, or None for an empty token (first page)."""
     if not token:
         return None
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidPageToken("page_token is malformed")
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         body = json.loads(raw)
         key, fingerprint = body["k"], body["f"]
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        # RecursionError: deeply nested JSON (a forged token), refused like any other.
         raise InvalidPageToken("page_token is malformed") from exc
     if fingerprint != _fingerprint(filters) or not isinstance(key, list):
         raise InvalidPageToken("page_token belongs to a query with other filters")
