@@ -16,8 +16,8 @@ from tests.rpc import API_MODULES, methods_of
 async def ask(
     channel: grpc.aio.Channel, request: reflection_pb2.ServerReflectionRequest
 ) -> reflection_pb2.ServerReflectionResponse:
-    stub = reflection_pb2_grpc.ServerReflectionStub(channel)  # type: ignore[arg-type]
-    call = stub.ServerReflectionInfo(iter([request]), timeout=10)  # type: ignore[operator]
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    call = stub.ServerReflectionInfo(iter([request]), timeout=10)
     answers = [a async for a in call]
     assert len(answers) == 1 and not answers[0].HasField("error_response"), answers
     answer: reflection_pb2.ServerReflectionResponse = answers[0]

@@ -6,13 +6,13 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from batchyard.server.domain.attempts import Next, Outcome, after_attempt, validate_outcome
 from batchyard.server.domain.jobs import (
     DEFAULT_RETRY_DELAY_SECONDS,
     ExitCodeAction,
     ExitCodeRule,
     RetryStrategy,
 )
-from batchyard.server.domain.attempts import Next, Outcome, after_attempt, validate_outcome
 from batchyard.server.domain.runs import RunReason, RunStatus
 
 WORKER_FAILURES = (
