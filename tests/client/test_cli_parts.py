@@ -14,6 +14,7 @@ from batchyard.client.cli.options import duration_seconds, env_pair
 from batchyard.client.cli.render import duration, relative_time, table, to_yaml
 from batchyard.client.cli.run_views import elapsed, outcome_lines, state_text
 from batchyard.client.errors import InvalidArgumentError
+from batchyard.config import parse_duration
 from batchyard.v1 import job_pb2, run_pb2
 
 
@@ -107,7 +108,16 @@ def test_headline_leaves_out_the_violations_listed_below_it():
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("90", 90), ("90s", 90), ("1.5m", 90), ("2h", 7200), ("1d", 86400), (" 5M ", 300)],
+    [
+        ("90", 90),
+        ("90s", 90),
+        ("1.5m", 90),
+        ("2h", 7200),
+        ("1d", 86400),
+        (" 5M ", 300),
+        ("1h30m", 5400),
+        ("250ms", 0.25),
+    ],
 )
 def test_duration_seconds(text, seconds):
     assert duration_seconds(text) == seconds
@@ -117,6 +127,14 @@ def test_duration_seconds(text, seconds):
 def test_duration_seconds_rejects(text):
     with pytest.raises(argparse.ArgumentTypeError):
         duration_seconds(text)
+
+
+def test_duration_errors_read_as_on_the_server_and_worker():
+    with pytest.raises(argparse.ArgumentTypeError) as caught:
+        duration_seconds("soon")
+    with pytest.raises(ValueError) as shared:
+        parse_duration("soon")
+    assert str(caught.value) == str(shared.value)
 
 
 def test_env_pair():

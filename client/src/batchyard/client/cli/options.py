@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,6 +14,7 @@ from batchyard.client.cli.render import OUTPUT_FORMATS
 from batchyard.client.core.retry import RetryPolicy
 from batchyard.client.core.streams import RECONNECT_TIMEOUT
 from batchyard.client.sync import Client
+from batchyard.config import parse_duration
 
 
 def _number(text: str, kind: type[float] | type[int], least: float, strict: bool) -> float:
@@ -47,21 +47,14 @@ def non_negative_int(text: str) -> int:
     return int(_number(text, int, 0, strict=False))
 
 
-DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
 def duration_seconds(text: str) -> float:
-    """An argparse type: a positive duration in seconds, '90', '90s', '1.5m', '2h' or '1d'."""
-    number, unit = text.strip().lower(), 1
-    if number[-1:] in DURATION_UNITS:
-        number, unit = number[:-1], DURATION_UNITS[number[-1]]
+    """An argparse type: a positive duration in the shared grammar (batchyard.config):
+    '90', '90s', '1.5m', '1h30m', '2d'."""
     try:
-        value = float(number) * unit
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a duration: {text!r} (e.g. 90, 90s, 5m, 2h, 1d)"
-        ) from None
-    if not (value > 0 and math.isfinite(value)):
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text}")
     return value
 
