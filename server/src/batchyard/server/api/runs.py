@@ -60,6 +60,10 @@ MAX_CACHED_KEY_BYTES = 8 * 1024
 kept: the cache holds at most its size times this (and the shapes that go with it)."""
 
 
+MAX_STATUS_FILTERS = 16
+"""A status filter names each status at most once; a longer list is refused."""
+
+
 class ShapeCache:
     """Effective configurations by what determines them: the definition's uuid and version
     (or the inline config) plus the overrides. Those inputs never change, so an entry never
@@ -257,6 +261,10 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     async def ListRuns(self, request: pb.ListRunsRequest, context: Context) -> pb.ListRunsResponse:
         ws = await self._workspaces.of(context)
         size = paging.page_size(request.page_size)
+        if len(request.statuses) > MAX_STATUS_FILTERS:
+            raise InvalidArgument(
+                [FieldViolation("statuses", f"at most {MAX_STATUS_FILTERS} statuses")]
+            )
         statuses = []
         for i, value in enumerate(request.statuses):
             status = status_from_pb(value)

@@ -21,7 +21,9 @@ from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.rpc import error_details_pb2, status_pb2
 
 from batchyard.server.api.budgets import Budget, Refused
-from batchyard.server.api.errors import rich_status
+from batchyard.server.api.durations import bad_durations
+from batchyard.server.api.errors import rich_status, status_of
+from batchyard.server.domain.errors import InvalidArgument
 
 Decode = Callable[[bytes], Any]
 """Raw request bytes to the request message; raises Refused if they are not one."""
@@ -34,12 +36,17 @@ def decoder(method: MethodDescriptor) -> Decode:
 
     def decode(data: bytes) -> Any:
         try:
-            return message_class.FromString(data)
+            request = message_class.FromString(data)
         except Exception as exc:  # a boundary: DecodeError, or the parser's depth guard
             why = "a string field is not valid UTF-8" if "UTF-8" in str(exc) else "corrupt"
             code = grpc.StatusCode.INVALID_ARGUMENT
             message = f"the request is not a valid {type_name} message ({why})"
             raise Refused(code, rich_status(code, message, "INVALID_FIELD", [])) from None
+        violations = bad_durations(request)
+        if violations:
+            code, status = status_of(InvalidArgument(violations))
+            raise Refused(code, status)
+        return request
 
     return decode
 

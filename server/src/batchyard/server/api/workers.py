@@ -41,6 +41,7 @@ DEFAULT_WAIT_SECONDS = 30.0
 # A long-poll returns this long before the caller's deadline, so its answer arrives.
 LEASE_DEADLINE_MARGIN = 1.0
 MAX_RUNS_PER_LEASE = 1000
+MAX_QUEUES_PER_LEASE = 100
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ def _check_lease_request(request: pb.LeaseRunsRequest) -> float:
         violations.append(FieldViolation("worker_id", "1 to 200 printable characters, no spaces"))
     if not request.queues:
         violations.append(FieldViolation("queues", "at least one queue"))
+    if len(request.queues) > MAX_QUEUES_PER_LEASE:
+        violations.append(FieldViolation("queues", f"at most {MAX_QUEUES_PER_LEASE} queues"))
+        raise InvalidArgument(violations)
     for i, queue in enumerate(request.queues):
         if not QUEUE.match(queue):
             violations.append(FieldViolation(f"queues[{i}]", "not a valid queue name"))

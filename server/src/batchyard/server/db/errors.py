@@ -11,6 +11,12 @@ _TRANSIENT = (
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
     asyncpg.QueryCanceledError,
+    # 57xxx: the server is shutting down or restarting (admin or crash shutdown, cannot
+    # connect now) — what a PostgreSQL restart answers to the sessions it ends.
+    asyncpg.OperatorInterventionError,
+    # The driver's protocol state broken by a connection cut mid-exchange ("cannot switch
+    # to state 12" during a PostgreSQL restart): the call may be retried.
+    asyncpg.InternalClientError,
     asyncpg.LockNotAvailableError,
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
