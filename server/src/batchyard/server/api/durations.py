@@ -23,17 +23,22 @@ MAX_NANOS = 999_999_999
 
 def bad_durations(message: Any, prefix: str = "") -> list[FieldViolation]:
     """A violation for each invalid Duration in `message`, named by its path."""
+    plan = _plan(message.DESCRIPTOR)
+    if not plan:
+        return []
     out: list[FieldViolation] = []
-    for field, target in _plan(message.DESCRIPTOR):
+    for field, value in message.ListFields():  # only the fields that are set
+        target = plan.get(field.name)
+        if target is None:
+            continue
         path = f"{prefix}{field.name}"
-        value = getattr(message, field.name)
         if _is_map(field):
             for key, item in value.items():
                 out += _check(target, item, f"{path}[{key!r}]")
         elif field.is_repeated:
             for i, item in enumerate(value):
                 out += _check(target, item, f"{path}[{i}]")
-        elif message.HasField(field.name):
+        else:
             out += _check(target, value, path)
     return out
 
@@ -72,14 +77,14 @@ def _target(field: FieldDescriptor) -> Descriptor | None:
 
 
 @functools.cache
-def _plan(descriptor: Descriptor) -> tuple[tuple[FieldDescriptor, Descriptor], ...]:
-    """The fields of `descriptor` that are, or may contain, a Duration, with their type."""
-    plan = []
+def _plan(descriptor: Descriptor) -> dict[str, Descriptor]:
+    """The fields of `descriptor` that are, or may contain, a Duration: name → its type."""
+    plan = {}
     for field in descriptor.fields:
         target = _target(field)
         if target is not None and _leads_to_duration(target, (descriptor.full_name,)):
-            plan.append((field, target))
-    return tuple(plan)
+            plan[field.name] = target
+    return plan
 
 
 def _leads_to_duration(descriptor: Descriptor, visiting: tuple[str, ...]) -> bool:
