@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import structlog
 
 from batchyard.server.api.auth import current_principal
 from batchyard.server.api.fences import fence_from
@@ -35,6 +36,7 @@ from batchyard.v1 import log_service_pb2, worker_service_pb2_grpc
 from batchyard.v1 import worker_service_pb2 as pb
 
 Context = grpc.aio.ServicerContext[Any, Any]
+log = structlog.get_logger(__name__)
 WORKER_ID = re.compile(r"^[\x21-\x7e]{1,200}$")
 MAX_WAIT_SECONDS = 60.0
 DEFAULT_WAIT_SECONDS = 30.0
@@ -121,14 +123,8 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         ttl = self._settings.ttl_seconds
         while True:
             with self._wakeups.waiter(queues) as woken:
-                found = await leases.lease(
-                    self._pool,
-                    self._box,
-                    workspace,
-                    queues,
-                    request.max_runs,
-                    request.worker_id,
-                    ttl,
+                found = await self._lease_for(
+                    context, workspace, queues, request.max_runs, request.worker_id
                 )
                 remaining = deadline - loop.time()
                 if found:
@@ -142,6 +138,34 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
                     await asyncio.wait_for(
                         woken.wait(), min(remaining, self._settings.poll_seconds)
                     )
+
+    async def _lease_for(
+        self, context: Context, workspace: Any, queues: list[str], limit: int, worker_id: str
+    ) -> list[Lease]:
+        """Lease for a caller that is still there. Runs leased for a caller that went away
+        meanwhile (the call was cancelled) are handed back at once: nobody would
+        receive them, and they would wait for the lease to expire."""
+        task = asyncio.ensure_future(
+            leases.lease(
+                self._pool,
+                self._box,
+                workspace,
+                queues,
+                limit,
+                worker_id,
+                self._settings.ttl_seconds,
+            )
+        )
+        try:
+            found = await asyncio.shield(task)  # a cancel must not hide what was leased
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):  # the statement's own failure: nothing leased
+                await _hand_back(self._pool, await task)
+            raise
+        if found and context.cancelled():
+            await _hand_back(self._pool, found)
+            return []
+        return found
 
     async def AppendLogs(
         self, request_iterator: AsyncIterator[pb.AppendLogsRequest], context: Context
@@ -227,3 +251,9 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         applied = await attempt_end.release(self._pool, fence, request.message)
         self._wakeups.poke_ended(fence.run, applied.status, applied.queue)
         return pb.ReleaseRunResponse()
+
+
+async def _hand_back(pool: Pool, found: list[Lease]) -> None:
+    if found:
+        await leases.undo(pool, found)
+        log.info("leases_handed_back", runs=len(found), why="the caller went away")

@@ -79,16 +79,35 @@ def _lease_of(row: asyncpg.Record, secrets: Secrets) -> Lease:
 async def _unlease(pool: asyncpg.Pool, unreadable: list[tuple[asyncpg.Record, str]]) -> None:
     for row, why in unreadable:
         log.error("run_secrets_unreadable", run=str(row["id"]), error=why)
+    undone = [
+        (
+            r["id"],
+            r["attempt"],
+            r["lease_id"],
+            f"waiting for a server that can open its secrets: {why}",
+        )
+        for r, why in unreadable
+    ]
+    await _undo(pool, undone, UNREADABLE_RETRY_SECONDS)
+
+
+async def undo(pool: asyncpg.Pool, undone: list[Lease]) -> None:
+    """Hand back leases no worker received (the caller went away before the answer):
+    each run is pending again at once, as if never leased — no attempt, no retry spent."""
+    await _undo(pool, [(x.run, x.attempt, x.lease_id, "") for x in undone], 0.0)
+
+
+async def _undo(
+    pool: asyncpg.Pool, undone: list[tuple[UUID, int, UUID, str]], delay_seconds: float
+) -> None:
     await pool.execute(
         *bind(
-            "unlease_unreadable",
-            runs=[r["id"] for r, _ in unreadable],
-            attempts=[r["attempt"] for r, _ in unreadable],
-            lease_ids=[r["lease_id"] for r, _ in unreadable],
-            messages=[
-                f"waiting for a server that can open its secrets: {why}" for _, why in unreadable
-            ],
-            delay_seconds=UNREADABLE_RETRY_SECONDS,
+            "undo_leases",
+            runs=[run for run, _, _, _ in undone],
+            attempts=[attempt for _, attempt, _, _ in undone],
+            lease_ids=[lease_id for _, _, lease_id, _ in undone],
+            messages=[message for _, _, _, message in undone],
+            delay_seconds=delay_seconds,
         )
     )
 

@@ -31,11 +31,11 @@ JOIN run_configs c ON c.id = s.config_id
 JOIN workspaces w ON w.id = l.workspace_id
 ORDER BY l.priority DESC, l.submitted_at, l.id;
 
--- name: unlease_unreadable
--- Runs just leased whose secrets this server cannot open (sealed with a key it is not
--- configured with): undo the lease before any worker saw it. The attempt row goes, the
--- run is pending again with a message, and leasable after :delay_seconds seconds (by a server that
--- has the key, or this one once it is configured). Fenced by (run, attempt, lease).
+-- name: undo_leases
+-- Runs just leased that no worker got: their secrets cannot be opened by this server
+-- (sealed with a key it is not configured with), or the caller went away before the
+-- answer. The attempt row goes, the run is pending again with a message, and leasable
+-- after :delay_seconds seconds. Fenced by (run, attempt, lease).
 -- :runs, :attempts, :lease_ids and :messages are parallel arrays.
 WITH undone AS (
     UPDATE runs r
