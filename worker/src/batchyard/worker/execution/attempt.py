@@ -191,7 +191,8 @@ class Execution:
         command = self._limited(prepared, collector)
         collector.system(f"starting: {describe_job(self.spec.config)}")
         try:
-            process = await JobProcess.start(command, collector.feed, collector.end)
+            track = self._reaper.track_group if self._reaper is not None else None
+            process = await JobProcess.start(command, collector.feed, collector.end, track)
         except (OSError, ValueError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             message = f"cannot start {program(self.spec.config)!r}: {reason}"

@@ -69,9 +69,15 @@ class JobProcess:
 
     @classmethod
     async def start(
-        cls, command: Command, on_data: DataCallback, on_end: EndCallback
+        cls,
+        command: Command,
+        on_data: DataCallback,
+        on_end: EndCallback,
+        on_spawn: Callable[[int], None] | None = None,
     ) -> JobProcess:
-        """Starts the command in a new session; raises OSError if it cannot be executed."""
+        """Starts the command in a new session; raises OSError if it cannot be executed.
+        ``on_spawn(pgid)`` runs right after the fork, before anything is awaited, so the
+        reaper knows the group before any other work of the worker's loop runs."""
         out_read, out_write = os.pipe()
         err_read, err_write = os.pipe()
         try:
@@ -83,6 +89,8 @@ class JobProcess:
         finally:
             os.close(out_write)
             os.close(err_write)
+        if on_spawn is not None:
+            on_spawn(popen.pid)
         try:
             process = cls(popen, os.pidfd_open(popen.pid))
         except BaseException:

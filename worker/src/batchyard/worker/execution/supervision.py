@@ -33,9 +33,7 @@ class Supervision:
     _group_released: bool = False
 
     async def run(self) -> Outcome:
-        process, collector = self.process, self.collector
-        if self.reaper is not None:
-            self.reaper.track_group(process.pgid)
+        process, collector = self.process, self.collector  # the reaper knows the group
         try:
             stopped = await self._wait()
             process.signal_group(signal.SIGKILL)  # grandchildren die with the attempt
