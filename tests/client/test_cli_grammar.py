@@ -77,6 +77,17 @@ def test_help_exits_zero_everywhere(path: str, capsys) -> None:
     assert capsys.readouterr().out.startswith("usage: batchyard")
 
 
+def test_version_names_every_installed_part(capsys) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as raised:
+        main(["--version"])
+    assert raised.value.code == 0
+    printed = capsys.readouterr().out.strip()
+    expected = ", ".join(f"{p} {version(f'batchyard-{p}')}" for p in ("client", "server", "worker"))
+    assert printed == f"batchyard {version('batchyard-client')} ({expected})"
+
+
 @pytest.mark.parametrize("path", READING)
 def test_every_reading_command_takes_output_formats(path: str) -> None:
     output = next(a for a in parser_of(path)._actions if "-o" in a.option_strings)

@@ -182,6 +182,15 @@ def test_outcome_lines():
     assert outcome_lines(lost) == ["run u failed: source unavailable", "  no git"]
     cancelled = _run(run_pb2.RUN_STATUS_CANCELLED, message="cancelled by user: oops")
     assert outcome_lines(cancelled) == ["run u cancelled", "  cancelled by user: oops"]
+    exited = _run(
+        run_pb2.RUN_STATUS_FAILED,
+        run_pb2.RUN_REASON_NON_ZERO_EXIT_CODE,
+        attempts=[run_pb2.Attempt(number=2, exit_code=1, message="exited with code 1")],
+    )
+    assert outcome_lines(exited) == [
+        "run u failed: non-zero exit code",
+        "  attempt 2: exit code 1",
+    ]
 
 
 def test_elapsed():

@@ -131,7 +131,8 @@ def outcome_lines(run: run_pb2.Run) -> list[str]:
             parts[0] += f" on {last.worker_id}"
         if last.HasField("exit_code"):
             parts.append(f"exit code {last.exit_code}")
-        if last.message:
+        # The worker's "exited with code N" says again what the exit code says.
+        if last.message and last.message != f"exited with code {last.exit_code}":
             parts.append(one_line(last.message))
         lines.append("  " + ": ".join(parts))
     elif run.message:

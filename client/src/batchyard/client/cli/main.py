@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
 
 from batchyard.client.cli import access, completion, definitions, logs, results, runs, sql
 from batchyard.client.cli.failures import EXIT_USAGE, run
@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument(
+        "--version", action="version", version=version_text(), help="print the versions and exit"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     definitions.register(subparsers)
     runs.register(subparsers)
@@ -53,6 +56,18 @@ def build_parser() -> argparse.ArgumentParser:
     for entry in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
         entry.load()(subparsers)
     return parser
+
+
+def version_text() -> str:
+    """'batchyard 0.1.0 (client 0.1.0, server 0.1.0, worker 0.1.0)': the installed parts."""
+    parts = []
+    for part in ("client", "server", "worker"):
+        try:
+            parts.append(f"{part} {version(f'batchyard-{part}')}")
+        except PackageNotFoundError:
+            continue
+    head = parts[0].split()[1] if parts else "0+unknown"
+    return f"batchyard {head} ({', '.join(parts)})"
 
 
 def main(argv: list[str] | None = None) -> int:
