@@ -12,7 +12,7 @@ from batchyard.client.cli.definition_files import parse_definition, parse_mask
 from batchyard.client.cli.failures import UsageError, headline
 from batchyard.client.cli.options import duration_seconds, env_pair
 from batchyard.client.cli.render import duration, relative_time, table, to_yaml
-from batchyard.client.cli.run_views import elapsed, outcome_lines, state_text
+from batchyard.client.cli.run_views import attempts_table, elapsed, outcome_lines, state_text
 from batchyard.client.errors import InvalidArgumentError
 from batchyard.config import parse_duration
 from batchyard.v1 import job_pb2, run_pb2
@@ -165,6 +165,46 @@ def test_state_text():
     cancelled = _run(run_pb2.RUN_STATUS_CANCELLED, run_pb2.RUN_REASON_CANCELLED_BY_USER)
     assert state_text(cancelled) == "cancelled"
     assert state_text(_run(run_pb2.RUN_STATUS_SUCCEEDED)) == "succeeded"
+
+
+def test_a_handed_back_attempt_says_released():
+    from datetime import UTC, datetime
+
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    ended = Timestamp(seconds=1_700_000_000)
+    attempts = [
+        run_pb2.Attempt(
+            number=1,
+            worker_id="w1",
+            start_time=Timestamp(seconds=1_699_999_990),
+            end_time=ended,
+            status=run_pb2.RUN_STATUS_PENDING,
+            reason=run_pb2.RUN_REASON_IN_QUEUE,
+            message="released by its worker",
+        ),
+        run_pb2.Attempt(
+            number=2,
+            worker_id="w2",
+            start_time=ended,
+            end_time=Timestamp(seconds=1_700_000_005),
+            status=run_pb2.RUN_STATUS_SUCCEEDED,
+            exit_code=0,
+        ),
+        run_pb2.Attempt(
+            number=3,
+            worker_id="w3",
+            status=run_pb2.RUN_STATUS_PENDING,
+            reason=run_pb2.RUN_REASON_IN_QUEUE,
+        ),
+    ]
+    now = datetime.fromtimestamp(1_700_000_010, UTC)
+    rows = attempts_table(attempts, now).splitlines()[1:]
+    assert " released " in rows[0]
+    assert "pending" not in rows[0]
+    assert "in queue" not in rows[0]
+    assert " succeeded " in rows[1]
+    assert "pending" in rows[2]  # not ended: still what it says
 
 
 def test_outcome_lines():
