@@ -10,42 +10,12 @@ download their results — synchronously (`Client`) or with asyncio (`AsyncClien
 
 Everything named in `__all__` is the supported surface (tests/client/test_public_api.py
 keeps it deliberate). The synchronous face lives in `batchyard.client.sync`, the asyncio
-face in `batchyard.client.aio` (imported when first used); both build their requests
+face in `batchyard.client.aio` (every name is imported when first used); both build their requests
 with `batchyard.client.core`. The command line (`batchyard.client.cli`) uses `Client`.
 """
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
-
-from batchyard.client.connection import ClientTls, TlsConfigError
-from batchyard.client.core.results import ResultIntegrityError, UnsafeResultNameError
-from batchyard.client.core.retry import RetryPolicy
-from batchyard.client.describe import Reason, Status
-from batchyard.client.display import ItemList
-from batchyard.client.errors import (
-    AlreadyExistsError,
-    BatchyardError,
-    ConflictError,
-    DeadlineExceededError,
-    DefinitionExistsError,
-    DefinitionNotFoundError,
-    FailedPreconditionError,
-    InvalidArgumentError,
-    NotFoundError,
-    PermissionDeniedError,
-    ResultNotFoundError,
-    RunCancelledError,
-    RunError,
-    RunFailedError,
-    RunNotFoundError,
-    UnauthenticatedError,
-    UnavailableError,
-    VersionConflictError,
-    WaitTimeoutError,
-    WrongStateError,
-)
-from batchyard.client.sync import Client, LogFollower, Paged, Run, RunResults
 
 if TYPE_CHECKING:
     from batchyard.client.aio import (
@@ -55,25 +25,106 @@ if TYPE_CHECKING:
         AsyncRun,
         AsyncRunResults,
     )
+    from batchyard.client.connection import ClientTls, TlsConfigError
+    from batchyard.client.core.results import ResultIntegrityError, UnsafeResultNameError
+    from batchyard.client.core.retry import RetryPolicy
+    from batchyard.client.describe import Reason, Status
+    from batchyard.client.display import ItemList
+    from batchyard.client.errors import (
+        AlreadyExistsError,
+        BatchyardError,
+        ConflictError,
+        DeadlineExceededError,
+        DefinitionExistsError,
+        DefinitionNotFoundError,
+        FailedPreconditionError,
+        InvalidArgumentError,
+        NotFoundError,
+        PermissionDeniedError,
+        ResultNotFoundError,
+        RunCancelledError,
+        RunError,
+        RunFailedError,
+        RunNotFoundError,
+        UnauthenticatedError,
+        UnavailableError,
+        VersionConflictError,
+        WaitTimeoutError,
+        WrongStateError,
+    )
+    from batchyard.client.sync import Client, LogFollower, Paged, Run, RunResults
 
-# The asyncio face is imported when first named, so that programs (and the command
-# line) that do not use it do not pay for grpc.aio.
-_ASYNC = ("AsyncClient", "AsyncLogFollower", "AsyncPaged", "AsyncRun", "AsyncRunResults")
+    __version__: str
+
+# Every name is imported when first used, so that programs (and the command line, whose
+# `--help` must not load grpc) pay only for what they use: name -> its module.
+_HOMES = {
+    **dict.fromkeys(
+        ("AsyncClient", "AsyncLogFollower", "AsyncPaged", "AsyncRun", "AsyncRunResults"),
+        "batchyard.client.aio",
+    ),
+    **dict.fromkeys(("ClientTls", "TlsConfigError"), "batchyard.client.connection"),
+    **dict.fromkeys(
+        ("ResultIntegrityError", "UnsafeResultNameError"), "batchyard.client.core.results"
+    ),
+    "RetryPolicy": "batchyard.client.core.retry",
+    **dict.fromkeys(("Reason", "Status"), "batchyard.client.describe"),
+    "ItemList": "batchyard.client.display",
+    **dict.fromkeys(
+        (
+            "AlreadyExistsError",
+            "BatchyardError",
+            "ConflictError",
+            "DeadlineExceededError",
+            "DefinitionExistsError",
+            "DefinitionNotFoundError",
+            "FailedPreconditionError",
+            "InvalidArgumentError",
+            "NotFoundError",
+            "PermissionDeniedError",
+            "ResultNotFoundError",
+            "RunCancelledError",
+            "RunError",
+            "RunFailedError",
+            "RunNotFoundError",
+            "UnauthenticatedError",
+            "UnavailableError",
+            "VersionConflictError",
+            "WaitTimeoutError",
+            "WrongStateError",
+        ),
+        "batchyard.client.errors",
+    ),
+    **dict.fromkeys(
+        ("Client", "LogFollower", "Paged", "Run", "RunResults"), "batchyard.client.sync"
+    ),
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _ASYNC:
-        value = getattr(import_module("batchyard.client.aio"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name == "__version__":
+        value: Any = _installed_version()
+    elif name in _HOMES:
+        value = getattr(import_module(_HOMES[name]), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
-try:
-    __version__ = version("batchyard-client")
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+def _installed_version() -> str:
     """The installed version of batchyard-client."""
-except PackageNotFoundError:  # pragma: no cover (running from a source tree)
-    __version__ = "0+unknown"
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("batchyard-client")
+    except PackageNotFoundError:  # pragma: no cover (running from a source tree)
+        return "0+unknown"
+
 
 __all__ = [
     "AlreadyExistsError",

@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from batchyard.client.connection import resolve_target
-from batchyard.client.errors import BatchyardError, DeadlineExceededError, UnavailableError
+if TYPE_CHECKING:  # imported when an error is reported: `--help` does not load grpc
+    from batchyard.client.errors import BatchyardError
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -43,11 +43,16 @@ def run(handler: Handler, args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except BatchyardError as exc:
-        target = resolve_target(getattr(args, "server", None))
-        return report(exc, target, sys.stderr, getattr(args, "deadline_flag", "--timeout"))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except Exception as exc:
+        errors = sys.modules.get("batchyard.client.errors")  # loaded if one was raised
+        if errors is None or not isinstance(exc, errors.BatchyardError):
+            raise
+        from batchyard.client.connection import resolve_target
+
+        target = resolve_target(getattr(args, "server", None))
+        return report(exc, target, sys.stderr, getattr(args, "deadline_flag", "--timeout"))
 
 
 def report(
@@ -57,6 +62,8 @@ def report(
 
     `deadline_flag` is the option that sets the call deadline, named in the hint.
     """
+    from batchyard.client.errors import DeadlineExceededError, UnavailableError
+
     if isinstance(error, DeadlineExceededError):
         print(f"error: the server at {target} did not answer in time", file=out)
         print(

@@ -3,6 +3,15 @@
 The client's own commands (definitions, runs, ...) live here; `server`, `worker` and `dev`
 come from the installed server and worker packages through the entry-point group
 `batchyard.commands`, so a client-only install has no database driver.
+
+Every command is built only when chosen (`lazy.py`), so a command imports only what it
+uses: `--help` lists names and one-line helps without importing any command module, and
+`runs list` never loads the server's or worker's modules. A plugin's entry point names a
+`(help, "module:register")` pair in a cheap module (e.g. `batchyard.server.commands`);
+an entry point that names a `register(subparsers)` function is registered at once.
+New client commands: add a line at the END of `COMMANDS` (and import grpc, protobuf and
+the SDK inside the handlers, or at the top of the command module: it is loaded only when
+its command runs).
 """
 
 from __future__ import annotations
@@ -10,12 +19,42 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from importlib.metadata import PackageNotFoundError, entry_points, version
+from collections.abc import Sequence
+from typing import Any
 
-from batchyard.client.cli import access, completion, definitions, logs, results, runs, sql
 from batchyard.client.cli.failures import EXIT_USAGE, run
+from batchyard.client.cli.lazy import LazySubcommands
 
 PLUGIN_GROUP = "batchyard.commands"
+
+# (name, one-line help, "module:register"): the module registers the command when chosen.
+COMMANDS: tuple[tuple[str, str, str], ...] = (
+    (
+        "definitions",
+        "create, get, list, update and delete job definitions",
+        "batchyard.client.cli.definitions:register",
+    ),
+    (
+        "runs",
+        "submit, get, list, watch, cancel and delete runs",
+        "batchyard.client.cli.runs:register",
+    ),
+    ("logs", "print or follow a run's log", "batchyard.client.cli.logs:register"),
+    ("results", "list and download a run's result files", "batchyard.client.cli.results:register"),
+    ("sql", "run an ad-hoc SQL query on a target database", "batchyard.client.cli.sql:register"),
+    (
+        "tokens",
+        "create, list and revoke API tokens (admin)",
+        "batchyard.client.cli.access:register",
+    ),
+    ("workspaces", "create and list workspaces (admin)", "batchyard.client.cli.access:register"),
+    ("audit", "read your workspace's audit trail (admin)", "batchyard.client.cli.access:register"),
+    (
+        "completion",
+        "print a shell completion script (bash, zsh or fish)",
+        "batchyard.client.cli.completion:register",
+    ),
+)
 
 EPILOG = """\
 Every command has --help with examples. Client commands find the server in --server or
@@ -35,7 +74,10 @@ examples:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The `batchyard` parser: the whole tree, or (`command` given, as `main` does) one
+    whose commands are built only when chosen, with the plugins looked up only when
+    `command` is not one of the client's own."""
     parser = argparse.ArgumentParser(
         prog="batchyard",
         description="Batchyard: define batch jobs, run them, follow their logs, collect results.",
@@ -43,23 +85,50 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--version", action="version", version=version_text(), help="print the versions and exit"
+        "--version", action=VersionAction, nargs=0, help="print the versions and exit"
     )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    definitions.register(subparsers)
-    runs.register(subparsers)
-    logs.register(subparsers)
-    results.register(subparsers)
-    sql.register(subparsers)
-    access.register(subparsers)
-    completion.register(subparsers)
-    for entry in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
-        entry.load()(subparsers)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", action=LazySubcommands)
+    assert isinstance(subparsers, LazySubcommands)
+    for name, help_text, target in COMMANDS:
+        subparsers.add_lazy(name, help_text, target)
+    if command is None or command not in {name for name, _, _ in COMMANDS}:
+        add_plugins(subparsers)
+    if command is None:
+        subparsers.load_all()
     return parser
+
+
+def add_plugins(subparsers: LazySubcommands) -> None:
+    """The installed packages' commands (`server`, `dev`, `worker`), sorted by name."""
+    from importlib.metadata import entry_points
+
+    for entry in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
+        declared = entry.load()
+        if isinstance(declared, tuple):
+            help_text, target = declared
+            subparsers.add_lazy(entry.name, help_text, target)
+        else:
+            declared(subparsers)
+
+
+class VersionAction(argparse.Action):
+    """`--version`: the installed parts' versions, looked up only when asked."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        sys.stdout.write(version_text() + "\n")
+        parser.exit()
 
 
 def version_text() -> str:
     """'batchyard 0.1.0 (client 0.1.0, server 0.1.0, worker 0.1.0)': the installed parts."""
+    from importlib.metadata import PackageNotFoundError, version
+
     parts = []
     for part in ("client", "server", "worker"):
         try:
@@ -71,8 +140,9 @@ def version_text() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    words = sys.argv[1:] if argv is None else argv
+    parser = build_parser(command=words[0] if words else "")
+    args = parser.parse_args(words)
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)
