@@ -28,6 +28,7 @@ from batchyard.v1 import (
     log_service_pb2,
     result_pb2,
     run_pb2,
+    worker_control_pb2,
 )
 from batchyard.v1 import definition_pb2 as dpb
 from batchyard.v1 import definition_service_pb2 as dspb
@@ -217,6 +218,9 @@ def fence_requests(v: Victim) -> dict[str, Callable[[str, str], Any]]:
         ),
         "WorkerService/ReleaseRun": lambda run, lease: wpb.ReleaseRunRequest(
             run=run, attempt=1, lease_id=lease
+        ),
+        "WorkerService/WaitForCancel": lambda run, lease: worker_control_pb2.WaitForCancelRequest(
+            run=run, attempt=1, lease_id=lease, wait=duration_pb2.Duration(seconds=0)
         ),
     }
 

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from batchyard.v1 import worker_control_pb2 as batchyard_dot_v1_dot_worker__control__pb2
 from batchyard.v1 import worker_service_pb2 as batchyard_dot_v1_dot_worker__service__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -62,6 +63,11 @@ class WorkerServiceStub:
                 request_serializer=batchyard_dot_v1_dot_worker__service__pb2.ReleaseRunRequest.SerializeToString,
                 response_deserializer=batchyard_dot_v1_dot_worker__service__pb2.ReleaseRunResponse.FromString,
                 _registered_method=True)
+        self.WaitForCancel = channel.unary_unary(
+                '/batchyard.v1.WorkerService/WaitForCancel',
+                request_serializer=batchyard_dot_v1_dot_worker__control__pb2.WaitForCancelRequest.SerializeToString,
+                response_deserializer=batchyard_dot_v1_dot_worker__control__pb2.WaitForCancelResponse.FromString,
+                _registered_method=True)
 
 
 class WorkerServiceServicer:
@@ -110,6 +116,16 @@ class WorkerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WaitForCancel(self, request, context):
+        """Long-poll for one running attempt: answers as soon as the run's cancel is requested
+        (through any server replica), or `false` when `wait` passed with none. A worker keeps
+        one waiting per running attempt, so a cancel reaches its job at once, whatever the
+        heartbeat interval; RenewLease still answers `cancel_requested` too.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -137,6 +153,11 @@ def add_WorkerServiceServicer_to_server(servicer, server):
                     servicer.ReleaseRun,
                     request_deserializer=batchyard_dot_v1_dot_worker__service__pb2.ReleaseRunRequest.FromString,
                     response_serializer=batchyard_dot_v1_dot_worker__service__pb2.ReleaseRunResponse.SerializeToString,
+            ),
+            'WaitForCancel': grpc.unary_unary_rpc_method_handler(
+                    servicer.WaitForCancel,
+                    request_deserializer=batchyard_dot_v1_dot_worker__control__pb2.WaitForCancelRequest.FromString,
+                    response_serializer=batchyard_dot_v1_dot_worker__control__pb2.WaitForCancelResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -277,6 +298,33 @@ class WorkerService:
             '/batchyard.v1.WorkerService/ReleaseRun',
             batchyard_dot_v1_dot_worker__service__pb2.ReleaseRunRequest.SerializeToString,
             batchyard_dot_v1_dot_worker__service__pb2.ReleaseRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WaitForCancel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/batchyard.v1.WorkerService/WaitForCancel',
+            batchyard_dot_v1_dot_worker__control__pb2.WaitForCancelRequest.SerializeToString,
+            batchyard_dot_v1_dot_worker__control__pb2.WaitForCancelResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from batchyard.v1 import worker_control_pb2 as _worker_control_pb2
 from batchyard.v1 import worker_service_pb2 as _worker_service_pb2
 from collections import abc as _abc
 from grpc import aio as _aio
@@ -56,6 +57,12 @@ class WorkerServiceStub:
     """Hands a leased run back unfinished (worker shutdown) so another worker leases it
     at once.
     """
+    WaitForCancel: _grpc.UnaryUnaryMultiCallable[_worker_control_pb2.WaitForCancelRequest, _worker_control_pb2.WaitForCancelResponse]
+    """Long-poll for one running attempt: answers as soon as the run's cancel is requested
+    (through any server replica), or `false` when `wait` passed with none. A worker keeps
+    one waiting per running attempt, so a cancel reaches its job at once, whatever the
+    heartbeat interval; RenewLease still answers `cancel_requested` too.
+    """
 
 @_typing.type_check_only
 class WorkerServiceAsyncStub(WorkerServiceStub):
@@ -84,6 +91,12 @@ class WorkerServiceAsyncStub(WorkerServiceStub):
     ReleaseRun: _aio.UnaryUnaryMultiCallable[_worker_service_pb2.ReleaseRunRequest, _worker_service_pb2.ReleaseRunResponse]  # type: ignore[assignment]
     """Hands a leased run back unfinished (worker shutdown) so another worker leases it
     at once.
+    """
+    WaitForCancel: _aio.UnaryUnaryMultiCallable[_worker_control_pb2.WaitForCancelRequest, _worker_control_pb2.WaitForCancelResponse]  # type: ignore[assignment]
+    """Long-poll for one running attempt: answers as soon as the run's cancel is requested
+    (through any server replica), or `false` when `wait` passed with none. A worker keeps
+    one waiting per running attempt, so a cancel reaches its job at once, whatever the
+    heartbeat interval; RenewLease still answers `cancel_requested` too.
     """
 
 class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -140,6 +153,18 @@ class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_worker_service_pb2.ReleaseRunResponse, _abc.Awaitable[_worker_service_pb2.ReleaseRunResponse]]:
         """Hands a leased run back unfinished (worker shutdown) so another worker leases it
         at once.
+        """
+
+    @_abc_1.abstractmethod
+    def WaitForCancel(
+        self,
+        request: _worker_control_pb2.WaitForCancelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_worker_control_pb2.WaitForCancelResponse, _abc.Awaitable[_worker_control_pb2.WaitForCancelResponse]]:
+        """Long-poll for one running attempt: answers as soon as the run's cancel is requested
+        (through any server replica), or `false` when `wait` passed with none. A worker keeps
+        one waiting per running attempt, so a cancel reaches its job at once, whatever the
+        heartbeat interval; RenewLease still answers `cancel_requested` too.
         """
 
 def add_WorkerServiceServicer_to_server(servicer: WorkerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

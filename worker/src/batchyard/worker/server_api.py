@@ -27,7 +27,13 @@ from google.protobuf import duration_pb2
 
 from batchyard.client.connection import ClientTls, TlsConfigError, choose_tls, split_target
 from batchyard.config import Flag, Kind, SettingsError, Values, switch, text
-from batchyard.v1 import result_pb2, run_pb2, worker_service_pb2, worker_service_pb2_grpc
+from batchyard.v1 import (
+    result_pb2,
+    run_pb2,
+    worker_control_pb2,
+    worker_service_pb2,
+    worker_service_pb2_grpc,
+)
 from batchyard.worker.outcome import Outcome
 
 if TYPE_CHECKING:
@@ -258,6 +264,17 @@ class WorkerApi:
             self._append_logs, iter(messages), deadline=deadline
         )
         return response.acked_seq
+
+    async def wait_for_cancel(self, lease: Lease, wait: float) -> bool:
+        """Long-polls up to ``wait`` seconds; True once the run's cancel was requested."""
+        request = worker_control_pb2.WaitForCancelRequest(
+            run=lease.run, attempt=lease.attempt, lease_id=lease.lease_id
+        )
+        request.wait.FromMilliseconds(int(wait * 1000))
+        response: worker_control_pb2.WaitForCancelResponse = await self._fenced(
+            self._stub.WaitForCancel, request, deadline=wait + CALL_TIMEOUT
+        )
+        return response.cancel_requested
 
     async def _fenced(self, method: Any, request: Any, deadline: float = CALL_TIMEOUT) -> Any:
         try:

@@ -62,6 +62,7 @@ PERMISSIONS: dict[str, dict[str, Permission]] = {
         "AppendLogs": WORK,
         "CompleteRun": WORK,
         "ReleaseRun": WORK,
+        "WaitForCancel": WORK,
     },
     "batchyard.v1.TokenService": {"CreateToken": ADMIN, "ListTokens": ADMIN, "RevokeToken": ADMIN},
     "batchyard.v1.WorkspaceService": {"CreateWorkspace": ADMIN, "ListWorkspaces": READ},

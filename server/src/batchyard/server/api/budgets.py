@@ -22,7 +22,9 @@ from batchyard.server.api.errors import DOMAIN
 from batchyard.server.limits import Kind
 
 RETRY_AFTER_SECONDS = 1
-LONG_POLLS = frozenset({"batchyard.v1.WorkerService/LeaseRuns"})
+LONG_POLLS = frozenset(
+    {"batchyard.v1.WorkerService/LeaseRuns", "batchyard.v1.WorkerService/WaitForCancel"}
+)
 """Unary methods that wait for work: they hold their slot like a stream does."""
 
 

@@ -32,7 +32,7 @@ from batchyard.server.db.definition_reader import DefinitionReader
 from batchyard.server.db.job_codec import SecretBox
 from batchyard.server.db.pool import Pool
 from batchyard.server.db.run_batcher import SubmitBatcher
-from batchyard.server.db.wakeups import Wakeups, run_key
+from batchyard.server.db.wakeups import Wakeups, cancel_key, run_key
 from batchyard.server.domain import paging
 from batchyard.server.domain.access import Workspace
 from batchyard.server.domain.definitions import Definition, is_uuid_ref
@@ -305,7 +305,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             raise InvalidArgument([FieldViolation("reason", "at most 1000 characters")])
         message = f"cancelled by user: {request.reason}" if request.reason else "cancelled by user"
         await store.cancel(self._pool, ws, run_id, message)
-        self._wakeups.poke([run_key(run_id)])
+        self._wakeups.poke([run_key(run_id), cancel_key(run_id)])
         self._audit.record(current_principal(), "run.cancel", "run", run_id, request.reason)
         return pb.CancelRunResponse(
             run=run_to_pb(await store.get(self._pool, self._box, ws, run_id))

@@ -16,6 +16,7 @@ import grpc
 import structlog
 
 from batchyard.server.api.auth import current_principal
+from batchyard.server.api.cancel_wait import wait_for_cancel
 from batchyard.server.api.fences import fence_from
 from batchyard.server.api.job_convert import config_to_pb, duration, seconds, timestamp
 from batchyard.server.api.log_append import append_logs, check_entries, store_batch
@@ -32,7 +33,7 @@ from batchyard.server.db.wakeups import Wakeups, run_key
 from batchyard.server.domain.attempts import Applied, Fence, Lease, Outcome, reported_outcome
 from batchyard.server.domain.errors import FieldViolation, InvalidArgument, LeaseLost
 from batchyard.server.domain.job_validation import QUEUE
-from batchyard.v1 import log_service_pb2, worker_service_pb2_grpc
+from batchyard.v1 import log_service_pb2, worker_control_pb2, worker_service_pb2_grpc
 from batchyard.v1 import worker_service_pb2 as pb
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -251,6 +252,12 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         applied = await attempt_end.release(self._pool, fence, request.message)
         self._wakeups.poke_ended(fence.run, applied.status, applied.queue)
         return pb.ReleaseRunResponse()
+
+    async def WaitForCancel(
+        self, request: worker_control_pb2.WaitForCancelRequest, context: Context
+    ) -> worker_control_pb2.WaitForCancelResponse:
+        """Answers when the run's cancel is requested (api/cancel_wait.py)."""
+        return await wait_for_cancel(self._pool, self._wakeups, request, context)
 
 
 async def _hand_back(pool: Pool, found: list[Lease]) -> None:

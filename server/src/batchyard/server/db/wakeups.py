@@ -34,6 +34,12 @@ def run_key(run: object) -> str:
     return f"@{run}"
 
 
+def cancel_key(run: object) -> str:
+    """The wake-up key of a cancel request for one run (its worker's WaitForCancel);
+    distinct from `run_key`, so a chatty job's log batches do not wake it."""
+    return f"@cancel:{run}"
+
+
 class Wakeups:
     """A service (lifecycle.py): `run` is the LISTEN loop, `stop` closes its connection."""
 

@@ -25,6 +25,7 @@ import structlog
 
 from batchyard.v1 import run_pb2, worker_service_pb2
 from batchyard.worker.execution.attempt import AttemptSpec, Execution, ExecutionOptions
+from batchyard.worker.leasing.control import watch_cancel
 from batchyard.worker.leasing.heartbeat import keep_lease
 from batchyard.worker.outcome import Outcome, StopReason
 from batchyard.worker.reaper.client import Reaper
@@ -80,6 +81,7 @@ class LeasedAttempt:
                 keep_lease(self._api, self.lease, execution, self._renew_interval),
                 name=f"heartbeat-{self.lease.run}-{self.lease.attempt}",
             )
+            cancel_watch = asyncio.create_task(watch_cancel(self._api, self.lease, execution))
             shipper.start()
             try:
                 outcome = await execution.run()
@@ -95,7 +97,8 @@ class LeasedAttempt:
                     logs_shipped = True
             finally:
                 heartbeat.cancel()
-                await asyncio.wait({heartbeat})
+                cancel_watch.cancel()
+                await asyncio.wait({heartbeat, cancel_watch})
                 await shipper.aclose()
             lease_lost = (
                 _heartbeat_result(heartbeat, execution) is StopReason.LEASE_LOST

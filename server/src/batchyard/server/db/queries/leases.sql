@@ -93,10 +93,13 @@ WHERE run_id = :run AND number = :attempt;
 -- name: set_run_after_attempt
 -- :retries_used is 0 or 1 (this attempt spent a retry); :delay_seconds until the next
 -- attempt may start; :progress the final progress (or NULL).
--- A run cancelled at a user's request keeps the user's message ("cancelled by user: …").
+-- A run cancelled at a user's request keeps the user's message, in the past tense
+-- ("cancel requested by user: …" while it ran, "cancelled by user: …" now).
 UPDATE runs
 SET status = :status, reason = :reason,
-    message = CASE WHEN :status = 'CANCELLED' AND cancel_requested THEN message ELSE :message END,
+    message = CASE WHEN :status = 'CANCELLED' AND cancel_requested
+                   THEN regexp_replace(message, '^cancel requested by user', 'cancelled by user')
+                   ELSE :message END,
     lease_id = NULL, lease_expires_at = NULL,
     num_retries_used = num_retries_used + :retries_used,
     available_at = clock_timestamp() + make_interval(secs => :delay_seconds),

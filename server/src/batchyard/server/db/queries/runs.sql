@@ -73,8 +73,13 @@ WHERE workspace_id = $1 AND id = $2 AND status = 'PENDING'
 RETURNING id;
 
 -- name: request_cancel
+-- The run is still running until its job stops: its message says the cancel is asked
+-- for ("cancel requested by user: …"), and becomes "cancelled by user: …" when it ends
+-- (set_run_after_attempt), so status and message agree at every moment.
 UPDATE runs
-SET cancel_requested = true, message = $3, revision = revision + 1
+SET cancel_requested = true,
+    message = regexp_replace($3, '^cancelled by user', 'cancel requested by user'),
+    revision = revision + 1
 WHERE workspace_id = $1 AND id = $2 AND status = 'RUNNING' AND NOT cancel_requested
 RETURNING id;
 
