@@ -279,10 +279,20 @@ def closed_target():
     return f"127.0.0.1:{port}"
 
 
-@pytest.mark.parametrize("follow", [[], ["--follow"]])
-async def test_unreachable_server_exits_3_at_once(capsys, closed_target, follow):
-    code, out, err = await Cli(capsys, closed_target)(MISSING, *follow)
+async def test_unreachable_server_exits_3_at_once(capsys, closed_target):
+    code, out, err = await Cli(capsys, closed_target)(MISSING)
     assert (code, out) == (3, "")
+    assert f"cannot reach the Batchyard server at {closed_target}" in err
+
+
+async def test_a_follower_waits_for_an_unreachable_server_saying_so(capsys, closed_target):
+    """F4: a follower that starts during an outage waits it out (here up to its
+    --reconnect-timeout of 8 s), saying so, instead of giving up at once."""
+    code, out, err = await Cli(capsys, closed_target)(
+        MISSING, "--follow", "--reconnect-timeout", "8s"
+    )
+    assert (code, out) == (3, "")
+    assert "server unreachable, retrying (0:00:" in err
     assert f"cannot reach the Batchyard server at {closed_target}" in err
 
 

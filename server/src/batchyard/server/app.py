@@ -249,6 +249,8 @@ class App:
         self._stopped = True
         grace = self.settings.grace_seconds if grace is None else grace
         await self._health.enter_graceful_shutdown()
+        if self._services is not None:  # open streams and long-polls end now (UNAVAILABLE)
+            self._services.wakeups.drain()
         if self._server is not None:
             log.info("server_draining", grace_seconds=grace)
             await self._server.stop(grace)

@@ -188,8 +188,10 @@ async def _start_worker(
         dev.queues,
         "--workspace-root",
         str(dev.workspace_root.resolve()),
+        # Ctrl-C stops now: running jobs get SIGTERM at once and are handed back
+        # (ReleaseRun), to run again at the next start; `batchyard worker` waits its grace.
         "--grace",
-        str(settings.grace_seconds),
+        "0",
     ]
     env = {
         # Never the server's secret keys or database URL: jobs inherit the worker's env.

@@ -10,6 +10,7 @@ from batchyard.client.aio.call import AsyncCaller
 from batchyard.client.aio.streams import AsyncLogFollower
 from batchyard.client.core.logs import LogReader
 from batchyard.client.core.part import Part
+from batchyard.client.core.streams import OutageListener
 from batchyard.v1 import (
     log_pb2,
     log_service_pb2_grpc,  # noqa: F401 (its Async stub, quoted above: typing only)
@@ -40,5 +41,12 @@ class AsyncLogsClient(
                 return
             request.page_token = page.next_page_token
 
-    def _follower(self, request: pb.TailLogsRequest, reconnect_timeout: float) -> AsyncLogFollower:
-        return AsyncLogFollower(self._stub, request, reconnect_timeout=reconnect_timeout)
+    def _follower(
+        self,
+        request: pb.TailLogsRequest,
+        reconnect_timeout: float,
+        on_outage: OutageListener | None = None,
+    ) -> AsyncLogFollower:
+        return AsyncLogFollower(
+            self._stub, request, reconnect_timeout=reconnect_timeout, on_outage=on_outage
+        )

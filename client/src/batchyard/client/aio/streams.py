@@ -16,6 +16,8 @@ from batchyard.client.core.streams import (
     RECONNECT_TIMEOUT,
     LogCursor,
     Outage,
+    OutageListener,
+    OutageTeller,
     RevisionCursor,
 )
 from batchyard.client.errors import from_rpc_error
@@ -48,8 +50,10 @@ class AsyncResumableStream(Generic[Message, Item]):
         items: Callable[[Message], Iterable[Item]],
         *,
         reconnect_timeout: float = RECONNECT_TIMEOUT,
+        on_outage: OutageListener | None = None,
     ) -> None:
         self._open_call = open_call
+        self._teller = OutageTeller(on_outage)
         self._items = items
         self._reconnect_timeout = reconnect_timeout
         self._cancelled = asyncio.Event()
@@ -81,8 +85,13 @@ class AsyncResumableStream(Generic[Message, Item]):
             opened = time.monotonic()
             self._call = call = self._open_call()
             try:
+                if outage.failing_for is not None:
+                    await call.initial_metadata()  # the server's headers come first, at once
+                    if not call.done() and outage.connected():
+                        self._teller.back()  # the stream is open again
                 async for message in call:
                     outage.connected()
+                    self._teller.back()
                     for item in self._items(message):
                         yield item
                 return  # the server ended the stream: the run has ended
@@ -98,7 +107,9 @@ class AsyncResumableStream(Generic[Message, Item]):
             finally:
                 self._call = None
                 call.cancel()
-            if await self._pause(outage.broke(error, opened)):
+            pause = outage.broke(error, opened)
+            self._teller.failing(outage.failing_for)
+            if await self._pause(pause):
                 return
             outage.waited()
             self.reconnects += 1
@@ -147,12 +158,14 @@ class AsyncLogFollower(AsyncResumableStream[log_service_pb2.TailLogsResponse, lo
         request: log_service_pb2.TailLogsRequest,
         *,
         reconnect_timeout: float = RECONNECT_TIMEOUT,
+        on_outage: OutageListener | None = None,
     ) -> None:
         self._cursor = LogCursor(request)
         super().__init__(
             lambda: stub.TailLogs(self._cursor.request()),
             self._cursor.entries,
             reconnect_timeout=reconnect_timeout,
+            on_outage=on_outage,
         )
 
     @property

@@ -16,6 +16,8 @@ from batchyard.client.cli.options import (
     positive_int,
 )
 from batchyard.client.core.requests import LEVELS, STREAMS, log_stream
+from batchyard.client.core.streams import outage_text
+from batchyard.client.sync.streams import until_reachable
 from batchyard.v1 import log_pb2
 
 EPILOG = f"""\
@@ -129,12 +131,25 @@ def show_logs(args: argparse.Namespace) -> int:
             for entry in logs.iter(args.run, **filters):
                 print(entry_text(entry, args.output, colour=colour))
             return EXIT_OK
-        # A quick call first, so that an unknown run or an unreachable server is
-        # reported at once rather than retried for --reconnect-timeout.
-        logs.page(args.run, page_size=1, **filters)
+        # A quick call first, so that an unknown run is reported at once; a server
+        # that cannot be reached is waited for (--reconnect-timeout), saying so.
+        until_reachable(
+            lambda: logs.page(args.run, page_size=1, **filters),
+            reconnect_timeout=args.reconnect_timeout,
+            on_outage=say_outage,
+        )
         follower = logs.follow(
-            args.run, only_new=args.new, reconnect_timeout=args.reconnect_timeout, **filters
+            args.run,
+            only_new=args.new,
+            reconnect_timeout=args.reconnect_timeout,
+            on_outage=say_outage,
+            **filters,
         )
         for entry in follower:
             print(entry_text(entry, args.output, colour=colour), flush=True)
     return EXIT_OK
+
+
+def say_outage(seconds: float | None) -> None:
+    """On stderr: 'server unreachable, retrying (0:00:12)', then 'server reachable again'."""
+    print(outage_text(seconds), file=sys.stderr, flush=True)

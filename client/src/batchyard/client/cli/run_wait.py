@@ -32,12 +32,15 @@ from batchyard.client.cli.run_views import (
     run_output,
     state_text,
 )
+from batchyard.client.core.streams import outage_text
 from batchyard.client.describe import size_text
 from batchyard.client.errors import BatchyardError, WaitTimeoutError
 from batchyard.client.sync import LogFollower, Run
 from batchyard.v1 import run_pb2
 
 BAR_WIDTH = 20
+OUTAGE_LINE_SECONDS = 10.0
+"""Off a terminal, how often 'server unreachable, retrying (…)' is repeated."""
 # The live line is redrawn this often, so its clock moves while nothing else does.
 TICK_SECONDS = 1.0
 
@@ -68,18 +71,34 @@ class StateDisplay(Protocol):
     def print_line(self, text: str, out: TextIO) -> None:
         """Print a line (of the log) on `out`, keeping the state display intact."""
 
+    def outage(self, seconds: float | None) -> None:
+        """The server has been unreachable for `seconds` (None: it is back)."""
+
     def close(self) -> None:
         """Done: leave the last state on the screen."""
 
 
 class StateLines:
-    """Prints a line on `err` whenever the run's state, as people see it, changes."""
+    """Prints a line on `err` whenever the run's state, as people see it, changes (and
+    while the server is unreachable, every OUTAGE_LINE_SECONDS)."""
 
     def __init__(self, err: TextIO) -> None:
         self._err = err
         self._start = time.monotonic()
         self._last = ""
         self._lock = threading.Lock()
+        self._outage: OutageClock = OutageClock()
+        self._said = -OUTAGE_LINE_SECONDS
+
+    def outage(self, seconds: float | None) -> None:
+        with self._lock:
+            text = self._outage.update(seconds)
+            now = time.monotonic()
+            if seconds is not None and now - self._said < OUTAGE_LINE_SECONDS:
+                return
+            self._said = now if seconds is not None else -OUTAGE_LINE_SECONDS
+            took = elapsed(now - self._start)
+            print(f"{took} {text}", file=self._err, flush=True)
 
     def update(self, run: run_pb2.Run) -> None:
         text = state_text(run)
@@ -109,18 +128,34 @@ class ProgressLine:
         self._shown = False
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._outage = OutageClock()
         self._ticker = threading.Thread(target=self._tick, name="progress-line", daemon=True)
         self._ticker.start()
+
+    def outage(self, seconds: float | None) -> None:
+        with self._lock:
+            text = self._outage.update(seconds)
+            if seconds is None:  # back: say so on a line of its own, above
+                if self._shown:
+                    self._err.write("\r\x1b[K")
+                took = elapsed(time.monotonic() - self._start)
+                self._err.write(f"{took} {text}\n")
+                self._shown = False
+            self._draw()
 
     def text(self, width: int | None = None) -> str:
         """What the line says now, fitted into `width` columns: on a narrow terminal the
         run's uuid is shortened to its first 8 characters, then the end is cut."""
         run = self._run
-        if run is None:
-            return ""
         took = elapsed(time.monotonic() - self._start)
+        if run is None:  # nothing seen yet: only an outage to tell
+            unreachable = self._outage.text()
+            return "" if unreachable is None else f"{took} {unreachable}"
         state = state_text(run)
-        if run.status == run_pb2.RUN_STATUS_RUNNING:
+        unreachable = self._outage.text()
+        if unreachable is not None:  # what the run was, and that we cannot see it now
+            state = f"{state}; {unreachable}"
+        elif run.status == run_pb2.RUN_STATUS_RUNNING:
             state += " " + progress_bar(run.progress)
         line = f"{took} Run {run.uuid}: {state}"
         if width is None or len(line) <= width:
@@ -163,6 +198,26 @@ class ProgressLine:
         while not self._stop.wait(TICK_SECONDS):
             with self._lock:
                 self._draw()
+
+
+class OutageClock:
+    """How long the server has been unreachable, from what the streams report."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def update(self, seconds: float | None) -> str:
+        """The text to show now: retrying (and for how long), or back."""
+        if seconds is not None:
+            self.since = time.monotonic() - seconds
+            return outage_text(seconds)
+        lasted = None if self.since is None else time.monotonic() - self.since
+        self.since = None
+        return outage_text(None, lasted)
+
+    def text(self) -> str | None:
+        """'server unreachable, retrying (0:00:12)' while it lasts, else None."""
+        return None if self.since is None else outage_text(time.monotonic() - self.since)
 
 
 def state_display(err: TextIO) -> StateDisplay:
@@ -208,8 +263,8 @@ def wait_for_run(
     run = handle.state
     display = state_display(sys.stderr)
     printer: LogPrinter | None = None
-    if follow:
-        follower = handle.follow(reconnect_timeout=reconnect_timeout)
+    if follow:  # the watch reports outages (both streams see the same ones)
+        follower = handle.follow(reconnect_timeout=reconnect_timeout, on_outage=_quiet)
         printer = LogPrinter(follower, display, sys.stdout if output is None else sys.stderr)
         printer.start()
     try:
@@ -258,6 +313,7 @@ def _wait(
         raise_on_failure=False,
         reconnect_timeout=reconnect_timeout,
         on_state=display.update,
+        on_outage=display.outage,
     )
 
 
@@ -283,3 +339,7 @@ def _stop(printer: LogPrinter | None, display: StateDisplay) -> None:
     if printer is not None:
         printer.stop()
     display.close()
+
+
+def _quiet(_seconds: float | None) -> None:
+    """The log follower's outages: the watch of the same run tells them."""

@@ -11,6 +11,7 @@ from typing import Any
 from batchyard.client.cli import run_submit
 from batchyard.client.cli.failures import EXIT_OK
 from batchyard.client.cli.log_views import wants_colour
+from batchyard.client.cli.logs import say_outage
 from batchyard.client.cli.options import (
     add_amount_options,
     add_connection_options,
@@ -29,6 +30,7 @@ from batchyard.client.cli.run_views import (
     state_text,
 )
 from batchyard.client.cli.run_wait import wait_for_run
+from batchyard.client.sync.streams import until_reachable
 from batchyard.v1 import run_pb2
 
 DEFAULT_LIMIT = 50
@@ -225,7 +227,12 @@ def list_runs(args: argparse.Namespace) -> int:
 def watch_run(args: argparse.Namespace) -> int:
     """`runs watch ID [--follow] [--wait-timeout S]`."""
     with open_client(args) as client:
-        run = client.runs.get(args.run)  # an unknown run or an unreachable server: fail now
+        # An unknown run fails now; a server that cannot be reached is waited for.
+        run = until_reachable(
+            lambda: client.runs.get(args.run),
+            reconnect_timeout=args.reconnect_timeout,
+            on_outage=say_outage,
+        )
         return wait_for_run(
             run,
             timeout=args.wait_timeout,

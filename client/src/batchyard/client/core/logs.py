@@ -13,7 +13,7 @@ from batchyard.client.core.requests import (
     get_logs_request,
     tail_logs_request,
 )
-from batchyard.client.core.streams import RECONNECT_TIMEOUT
+from batchyard.client.core.streams import RECONNECT_TIMEOUT, OutageListener, log_outage
 from batchyard.v1 import log_service_pb2 as pb
 
 Entries = TypeVar("Entries")
@@ -64,6 +64,7 @@ class LogReader(Generic[Entries, Follower]):
         min_level: Level | None = None,
         streams: Iterable[Stream] = (),
         reconnect_timeout: float = RECONNECT_TIMEOUT,
+        on_outage: OutageListener | None = None,
     ) -> Follower:
         """The entries after `after` (or, with `only_new`, those added from now on),
         then live as the job prints them, until the run has ended and every entry was
@@ -74,7 +75,9 @@ class LogReader(Generic[Entries, Follower]):
         the pauses between tries grow from 0.2 s to 5 s, and after `reconnect_timeout`
         seconds of failing (default 5 min) the last UnavailableError is raised. With
         `only_new`, a break before the first entry arrived resumes with "only new"
-        again. The returned iterator has `cancel()` and `position`.
+        again. Meanwhile `on_outage` is told (None: a warning on the
+        `batchyard.client` logger, "server unreachable, retrying (0:00:12)", then
+        "server reachable again"). The returned iterator has `cancel()` and `position`.
         """
         request = tail_logs_request(
             run_id,
@@ -84,12 +87,17 @@ class LogReader(Generic[Entries, Follower]):
             min_level=min_level,
             streams=streams,
         )
-        return self._follower(request, reconnect_timeout)
+        return self._follower(request, reconnect_timeout, on_outage or log_outage)
 
     def _pages(self, request: pb.GetLogsRequest) -> Entries:
         raise NotImplementedError
 
-    def _follower(self, request: pb.TailLogsRequest, reconnect_timeout: float) -> Follower:
+    def _follower(
+        self,
+        request: pb.TailLogsRequest,
+        reconnect_timeout: float,
+        on_outage: OutageListener | None = None,
+    ) -> Follower:
         raise NotImplementedError
 
     @staticmethod

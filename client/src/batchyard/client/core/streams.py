@@ -12,7 +12,7 @@ there after a pause: 0.2 s, doubling up to 5 s. The reader gives up with the las
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 
@@ -56,9 +56,16 @@ class Outage:
         self.pause = first_pause
         """The pause before the next reopening."""
 
-    def connected(self) -> None:
-        """A message arrived: the stream works again."""
+    def connected(self) -> bool:
+        """The stream works (again): whether it was failing until now."""
+        was_failing = self._since is not None
         self._since, self.pause = None, self._first
+        return was_failing
+
+    @property
+    def failing_for(self) -> float | None:
+        """Seconds since the stream started failing (None: it is not failing)."""
+        return None if self._since is None else time.monotonic() - self._since
 
     def broke(self, error: BatchyardError, opened: float) -> float:
         """The stream opened at `opened` (monotonic) failed with `error`: raises it
@@ -75,6 +82,59 @@ class Outage:
     def waited(self) -> None:
         """The pause was spent: the next one is twice as long (up to 5 s)."""
         self.pause = min(self.pause * 2, MAX_RETRY_SECONDS)
+
+
+OutageListener = Callable[[float | None], None]
+"""Told while a stream (or the first call of a wait) cannot reach the server: the seconds
+it has been failing after each failed try, then None once it is back."""
+
+
+def clock(seconds: float) -> str:
+    """'0:00:12'."""
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
+def outage_text(seconds: float | None, since: float | None = None) -> str:
+    """What a follower says: 'server unreachable, retrying (0:00:12)', or once it is
+    back 'server reachable again (unreachable for 0:00:15)'."""
+    if seconds is not None:
+        return f"server unreachable, retrying ({clock(seconds)})"
+    return "server reachable again" + (
+        "" if since is None else f" (unreachable for {clock(since)})"
+    )
+
+
+QUIET_SECONDS = 1.0
+"""A break shorter than this (a stream cut and reopened at once, a quick restart) is not
+worth telling: the reader resumes where it was."""
+
+
+class OutageTeller:
+    """Tells an OutageListener about one reader's outages: once they last QUIET_SECONDS,
+    then after each failed try, and once back (only if it told of the outage)."""
+
+    def __init__(self, listener: OutageListener | None) -> None:
+        self._listener = listener
+        self._told = False
+
+    def failing(self, seconds: float | None) -> None:
+        if self._listener is not None and seconds is not None and seconds >= QUIET_SECONDS:
+            self._told = True
+            self._listener(seconds)
+
+    def back(self) -> None:
+        if self._listener is not None and self._told:
+            self._told = False
+            self._listener(None)
+
+
+def log_outage(seconds: float | None) -> None:
+    """The SDK's default OutageListener: a warning on the `batchyard.client` logger
+    (shown on stderr when the program configured no logging)."""
+    import logging
+
+    logging.getLogger("batchyard.client").warning(outage_text(seconds))
 
 
 class RevisionCursor:

@@ -15,7 +15,12 @@ from typing import Any, Generic, TextIO, TypeVar
 
 from batchyard.client.core.logs import LogReader
 from batchyard.client.core.requests import Level, Stream
-from batchyard.client.core.streams import RECONNECT_TIMEOUT
+from batchyard.client.core.streams import (
+    RECONNECT_TIMEOUT,
+    OutageListener,
+    log_outage,
+    outage_text,
+)
 from batchyard.client.describe import (
     Reason,
     Status,
@@ -107,12 +112,14 @@ class RunView(Generic[Follower]):
         streams: Iterable[Stream] = (),
         only_new: bool = False,
         reconnect_timeout: float = RECONNECT_TIMEOUT,
+        on_outage: OutageListener | None = None,
     ) -> Follower:
         """Its log entries as they come, until the run has ended and every entry was
         delivered: what is stored first (or, with `only_new`, only what comes from now
         on), then live (``async for`` with the asyncio client). A broken connection is
-        resumed after the last entry received, with no entry missed or repeated. The
-        follower has `cancel()` and `position`."""
+        resumed after the last entry received, with no entry missed or repeated; while
+        the server cannot be reached `on_outage` is told (None: a warning on the
+        `batchyard.client` logger). The follower has `cancel()` and `position`."""
         return self._log_reader.follow(
             self.id,
             only_new=only_new,
@@ -120,6 +127,7 @@ class RunView(Generic[Follower]):
             min_level=level,
             streams=streams,
             reconnect_timeout=reconnect_timeout,
+            on_outage=on_outage,
         )
 
     def _last_attempt(self) -> int:
@@ -172,6 +180,15 @@ class WaitReport:
             self._say(f"{took} Run {self._run_id!r}: {text}")
         if self._on_state is not None:
             self._on_state(state)
+
+    def outage(self, seconds: float | None) -> None:
+        """The server cannot be reached (for `seconds`), or is back (None): said with
+        `show_progress`, else a warning on the `batchyard.client` logger."""
+        if self._out is None:
+            log_outage(seconds)
+            return
+        took = elapsed(time.monotonic() - self._start)
+        self._say(f"{took} Run {self._run_id!r}: {outage_text(seconds)}")
 
     def timed_out(self, error: WaitTimeoutError) -> WaitTimeoutError:
         """The wait gave up (the run goes on): said, and returned to be raised."""

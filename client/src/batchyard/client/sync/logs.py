@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 
 from batchyard.client.core.logs import LogReader
+from batchyard.client.core.streams import OutageListener
 from batchyard.client.sync.call import OnChannel
 from batchyard.client.sync.streams import LogFollower
 from batchyard.v1 import log_pb2, log_service_pb2_grpc
@@ -54,5 +55,12 @@ class LogsClient(
                 return
             request.page_token = page.next_page_token
 
-    def _follower(self, request: pb.TailLogsRequest, reconnect_timeout: float) -> LogFollower:
-        return LogFollower(self._stub, request, reconnect_timeout=reconnect_timeout)
+    def _follower(
+        self,
+        request: pb.TailLogsRequest,
+        reconnect_timeout: float,
+        on_outage: OutageListener | None = None,
+    ) -> LogFollower:
+        return LogFollower(
+            self._stub, request, reconnect_timeout=reconnect_timeout, on_outage=on_outage
+        )

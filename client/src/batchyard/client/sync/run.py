@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TextIO
 
 from batchyard.client.core.requests import Level, Position, Stream
-from batchyard.client.core.streams import RECONNECT_TIMEOUT
+from batchyard.client.core.streams import RECONNECT_TIMEOUT, OutageListener
 from batchyard.client.core.views import LOG_TAIL_LINES, RunView, WaitReport, tail_of
 from batchyard.client.describe import Status
 from batchyard.client.display import ItemList
@@ -74,6 +74,7 @@ class Run(RunView[LogFollower]):
         out: TextIO | None = None,
         reconnect_timeout: float = RECONNECT_TIMEOUT,
         on_state: Callable[[run_pb2.Run], None] | None = None,
+        on_outage: OutageListener | None = None,
     ) -> Run:
         """Wait until the run has ended, and return this handle.
 
@@ -85,7 +86,11 @@ class Run(RunView[LogFollower]):
         and that tail are printed first. `raise_on_failure=False` returns instead.
         After `timeout` seconds (None: no limit) WaitTimeoutError; the run goes on.
         `on_state` is called with every state seen, the first being the one when the
-        wait starts.
+        wait starts. While the server cannot be reached (also when the wait starts) it
+        waits up to `reconnect_timeout` seconds of failing, saying so: "server
+        unreachable, retrying (0:00:12)" then "server reachable again", with
+        `show_progress` on `out`, else as warnings on the `batchyard.client` logger, or
+        to `on_outage` (seconds unreachable so far; None once back) when given.
         """
         report = WaitReport(self.id, show_progress=show_progress, out=out, on_state=on_state)
 
@@ -95,7 +100,11 @@ class Run(RunView[LogFollower]):
 
         try:
             self._runs.wait(
-                self.id, timeout=timeout, poll=seen, reconnect_timeout=reconnect_timeout
+                self.id,
+                timeout=timeout,
+                poll=seen,
+                reconnect_timeout=reconnect_timeout,
+                on_outage=on_outage or report.outage,
             )
         except WaitTimeoutError as exc:
             raise report.timed_out(exc) from None

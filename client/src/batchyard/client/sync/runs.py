@@ -11,13 +11,18 @@ from typing import Any
 import grpc
 
 from batchyard.client.core.requests import list_runs, submit_request
-from batchyard.client.core.streams import FIRST_RETRY_SECONDS, RECONNECT_TIMEOUT
+from batchyard.client.core.streams import (
+    FIRST_RETRY_SECONDS,
+    RECONNECT_TIMEOUT,
+    OutageListener,
+    log_outage,
+)
 from batchyard.client.core.views import is_finished
 from batchyard.client.errors import DeadlineExceededError, WaitTimeoutError
 from batchyard.client.sync.call import OnChannel
 from batchyard.client.sync.paging import listing
 from batchyard.client.sync.results import RunResults
-from batchyard.client.sync.streams import RunWatcher
+from batchyard.client.sync.streams import RunWatcher, until_reachable
 from batchyard.v1 import run_pb2, run_service_pb2_grpc
 from batchyard.v1 import run_service_pb2 as pb
 
@@ -123,6 +128,7 @@ class RunsClient(OnChannel[run_service_pb2_grpc.RunServiceStub]):
         timeout: float | None = None,
         poll: Callable[[run_pb2.Run], None] | None = None,
         reconnect_timeout: float = RECONNECT_TIMEOUT,
+        on_outage: OutageListener | None = None,
     ) -> run_pb2.Run:
         """Wait until the run is SUCCEEDED, FAILED or CANCELLED and return it.
 
@@ -131,11 +137,24 @@ class RunsClient(OnChannel[run_service_pb2_grpc.RunServiceStub]):
         `timeout` seconds (None: no limit) WaitTimeoutError is raised; the run goes on.
         The states come from WatchRun as they happen; a server that restarts or cannot
         be reached for a while is watched again (see `watch`), and one that stays
-        unreachable for `reconnect_timeout` seconds raises UnavailableError.
+        unreachable for `reconnect_timeout` seconds raises UnavailableError (also when
+        it is unreachable as the wait starts). Meanwhile `on_outage` is told (None:
+        a warning on the `batchyard.client` logger, "server unreachable, retrying
+        (0:00:12)", then "server reachable again").
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         seen = poll or (lambda _: None)
-        last = self.get(run_id)
+        try:
+            last = until_reachable(
+                lambda: self.get(run_id),
+                reconnect_timeout=reconnect_timeout,
+                on_outage=on_outage or log_outage,
+                deadline=deadline,
+            )
+        except DeadlineExceededError:
+            if deadline is None:
+                raise
+            raise WaitTimeoutError(run_pb2.Run(uuid=run_id), timeout or 0.0) from None
         seen(last)
         while not is_finished(last):
             watcher = RunWatcher(
@@ -144,6 +163,7 @@ class RunsClient(OnChannel[run_service_pb2_grpc.RunServiceStub]):
                 last.revision,
                 reconnect_timeout=reconnect_timeout,
                 deadline=deadline,
+                on_outage=on_outage or log_outage,
             )
             try:
                 for run in watcher:

@@ -13,15 +13,58 @@ import grpc
 
 from batchyard.client.core.streams import FIRST_RETRY_SECONDS as FIRST_RETRY_SECONDS
 from batchyard.client.core.streams import RECONNECT_TIMEOUT as RECONNECT_TIMEOUT
-from batchyard.client.core.streams import LogCursor, Outage, RevisionCursor
+from batchyard.client.core.streams import (
+    LogCursor,
+    Outage,
+    OutageListener,
+    OutageTeller,
+    RevisionCursor,
+)
 from batchyard.client.core.streams import is_broken_stream as is_broken_stream
-from batchyard.client.errors import DeadlineExceededError, from_rpc_error
+from batchyard.client.errors import DeadlineExceededError, UnavailableError, from_rpc_error
 from batchyard.v1 import log_pb2, log_service_pb2_grpc, run_pb2, run_service_pb2_grpc
 from batchyard.v1 import log_service_pb2 as pb
 from batchyard.v1 import run_service_pb2 as rpb
 
 Message = TypeVar("Message")
 Item = TypeVar("Item")
+T = TypeVar("T")
+
+
+def until_reachable(
+    call: Callable[[], T],
+    *,
+    reconnect_timeout: float = RECONNECT_TIMEOUT,
+    on_outage: OutageListener | None = None,
+    deadline: float | None = None,
+) -> T:
+    """`call()`, tried again while the server cannot be reached (UNAVAILABLE), for up to
+    `reconnect_timeout` seconds of failing (then its UnavailableError) or until
+    `deadline` (a `time.monotonic()` value: then DeadlineExceededError): how a wait or a
+    follower that starts during an outage waits it out, telling `on_outage`."""
+    outage, teller = Outage(reconnect_timeout, FIRST_RETRY_SECONDS), OutageTeller(on_outage)
+    first_failed: float | None = None  # when the first try that failed began
+    while True:
+        tried = time.monotonic()
+        try:
+            value = call()
+        except UnavailableError as error:
+            first_failed = tried if first_failed is None else first_failed
+            pause = outage.broke(error, tried)
+            teller.failing(time.monotonic() - first_failed)
+            now = time.monotonic()
+            if deadline is not None and now + pause >= deadline:
+                time.sleep(max(deadline - now, 0))
+                raise DeadlineExceededError(
+                    "the deadline passed while the server was unreachable",
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                ) from error
+            time.sleep(pause)
+            outage.waited()
+            continue
+        outage.connected()
+        teller.back()
+        return value
 
 
 class ResumableStream(Generic[Message, Item]):
@@ -43,8 +86,10 @@ class ResumableStream(Generic[Message, Item]):
         *,
         reconnect_timeout: float = RECONNECT_TIMEOUT,
         deadline: float | None = None,
+        on_outage: OutageListener | None = None,
     ) -> None:
         self._open_call = open_call
+        self._teller = OutageTeller(on_outage)
         self._items = items
         self._reconnect_timeout = reconnect_timeout
         self._deadline = deadline
@@ -79,8 +124,12 @@ class ResumableStream(Generic[Message, Item]):
         while not self._cancelled.is_set():
             opened = time.monotonic()
             try:
-                for message in self._open(opened):
+                stream = self._open(opened)
+                if outage.failing_for is not None and _opened(stream) and outage.connected():
+                    self._teller.back()  # the stream is open again (its headers came)
+                for message in stream:
                     outage.connected()
+                    self._teller.back()
                     yield from self._items(message)
                 return  # the server ended the stream: the run has ended
             except grpc.RpcError as exc:
@@ -93,6 +142,7 @@ class ResumableStream(Generic[Message, Item]):
                 if call is not None:
                     _cancel(call)  # a no-op once it has ended; stops it when we stop early
             pause = outage.broke(error, opened)
+            self._teller.failing(outage.failing_for)
             if self._pause(pause):
                 return
             outage.waited()
@@ -120,6 +170,15 @@ class ResumableStream(Generic[Message, Item]):
         return call
 
 
+def _opened(call: object) -> bool:
+    """Waits for the call's headers (the server sends them at once) and tells whether it
+    is open (grpc's calls have `initial_metadata()` and `running()`)."""
+    headers, running = getattr(call, "initial_metadata", None), getattr(call, "running", None)
+    if callable(headers):
+        headers()
+    return bool(running()) if callable(running) else True
+
+
 def _cancel(call: grpc.Call) -> None:
     call.cancel()  # type: ignore[no-untyped-call]  # untyped in grpc-stubs
 
@@ -141,6 +200,7 @@ class RunWatcher(ResumableStream[rpb.WatchRunResponse, run_pb2.Run]):
         *,
         reconnect_timeout: float,
         deadline: float | None = None,
+        on_outage: OutageListener | None = None,
     ) -> None:
         self._cursor = RevisionCursor(run_id, after_revision)
         super().__init__(
@@ -148,6 +208,7 @@ class RunWatcher(ResumableStream[rpb.WatchRunResponse, run_pb2.Run]):
             self._cursor.states,
             reconnect_timeout=reconnect_timeout,
             deadline=deadline,
+            on_outage=on_outage,
         )
 
     @property
@@ -170,12 +231,14 @@ class LogFollower(ResumableStream[pb.TailLogsResponse, log_pb2.LogEntry]):
         request: pb.TailLogsRequest,
         *,
         reconnect_timeout: float,
+        on_outage: OutageListener | None = None,
     ) -> None:
         self._cursor = LogCursor(request)
         super().__init__(
             lambda timeout: stub.TailLogs(self._cursor.request(), timeout=timeout),
             self._cursor.entries,
             reconnect_timeout=reconnect_timeout,
+            on_outage=on_outage,
         )
 
     @property

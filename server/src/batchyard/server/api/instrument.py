@@ -173,6 +173,9 @@ def _wrap_stream(
             try:
                 budget.enter(context)
                 request = await _admit(request, context, method, path, guard, budget, decode)
+                # Headers now, before the first message (which may come much later): a
+                # client reconnecting after an outage knows at once that it is back.
+                await context.send_initial_metadata(())
                 async for response in behavior(request, context):
                     yield response
                 return

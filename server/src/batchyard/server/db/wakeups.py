@@ -19,6 +19,7 @@ import asyncpg
 import structlog
 
 from batchyard.server.db.runs import notify_queues
+from batchyard.server.domain.errors import Unavailable
 from batchyard.server.domain.runs import RunStatus
 
 log = structlog.get_logger(__name__)
@@ -26,6 +27,7 @@ log = structlog.get_logger(__name__)
 CHANNEL = "batchyard_runs"
 COALESCE_SECONDS = 0.002
 RECONNECT_SECONDS = 1.0
+DRAINING = "the server is shutting down; reconnect (to it once it is back, or to another replica)"
 
 
 def run_key(run: object) -> str:
@@ -54,6 +56,7 @@ class Wakeups:
         self._flusher: asyncio.Task[None] | None = None
         self._conn: asyncpg.Connection | None = None
         self._closed = False
+        self._draining = False
 
     async def start(self) -> None:
         pass
@@ -67,10 +70,19 @@ class Wakeups:
         if self._conn is not None and not self._conn.is_closed():
             await self._conn.close()
 
+    def drain(self) -> None:
+        """The server is stopping: every long call waiting here (log followers, watchers,
+        long-polls) wakes now and ends with UNAVAILABLE when it would wait again, so its
+        client reconnects at once instead of holding the shutdown for the whole grace."""
+        self._draining = True
+        self._wake_local(list(self._waiters))
+
     @contextlib.contextmanager
     def waiter(self, queues: list[str]) -> Iterator[asyncio.Event]:
         """An event set when any of `queues` (or runs: `run_key`) may have news. Register
-        before you look."""
+        before you look. Raises Unavailable once the server is draining."""
+        if self._draining:
+            raise Unavailable(DRAINING)
         event = asyncio.Event()
         for queue in queues:
             self._waiters[queue].add(event)
