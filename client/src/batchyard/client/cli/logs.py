@@ -15,8 +15,8 @@ from batchyard.client.cli.options import (
     open_client,
     positive_int,
 )
+from batchyard.client.cli.run_wait import outage_printer
 from batchyard.client.core.requests import LEVELS, STREAMS, log_stream
-from batchyard.client.core.streams import outage_text
 from batchyard.client.sync.streams import until_reachable
 from batchyard.v1 import log_pb2
 
@@ -133,6 +133,7 @@ def show_logs(args: argparse.Namespace) -> int:
             return EXIT_OK
         # A quick call first, so that an unknown run is reported at once; a server
         # that cannot be reached is waited for (--reconnect-timeout), saying so.
+        say_outage = outage_printer(sys.stderr)
         until_reachable(
             lambda: logs.page(args.run, page_size=1, **filters),
             reconnect_timeout=args.reconnect_timeout,
@@ -148,8 +149,3 @@ def show_logs(args: argparse.Namespace) -> int:
         for entry in follower:
             print(entry_text(entry, args.output, colour=colour), flush=True)
     return EXIT_OK
-
-
-def say_outage(seconds: float | None) -> None:
-    """On stderr: 'server unreachable, retrying (0:00:12)', then 'server reachable again'."""
-    print(outage_text(seconds), file=sys.stderr, flush=True)

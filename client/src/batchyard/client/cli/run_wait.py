@@ -32,7 +32,7 @@ from batchyard.client.cli.run_views import (
     run_output,
     state_text,
 )
-from batchyard.client.core.streams import outage_text
+from batchyard.client.core.streams import OutageListener, outage_text
 from batchyard.client.describe import size_text
 from batchyard.client.errors import BatchyardError, WaitTimeoutError
 from batchyard.client.sync import LogFollower, Run
@@ -218,6 +218,17 @@ class OutageClock:
     def text(self) -> str | None:
         """'server unreachable, retrying (0:00:12)' while it lasts, else None."""
         return None if self.since is None else outage_text(time.monotonic() - self.since)
+
+
+def outage_printer(err: TextIO) -> OutageListener:
+    """A listener printing on `err`: 'server unreachable, retrying (0:00:12)', then
+    'server reachable again (unreachable for 0:00:15)'."""
+    clock = OutageClock()
+
+    def say(seconds: float | None) -> None:
+        print(clock.update(seconds), file=err, flush=True)
+
+    return say
 
 
 def state_display(err: TextIO) -> StateDisplay:

@@ -11,7 +11,6 @@ from typing import Any
 from batchyard.client.cli import run_submit
 from batchyard.client.cli.failures import EXIT_OK
 from batchyard.client.cli.log_views import wants_colour
-from batchyard.client.cli.logs import say_outage
 from batchyard.client.cli.options import (
     add_amount_options,
     add_connection_options,
@@ -29,7 +28,7 @@ from batchyard.client.cli.run_views import (
     runs_table,
     state_text,
 )
-from batchyard.client.cli.run_wait import wait_for_run
+from batchyard.client.cli.run_wait import outage_printer, wait_for_run
 from batchyard.client.sync.streams import until_reachable
 from batchyard.v1 import run_pb2
 
@@ -231,7 +230,7 @@ def watch_run(args: argparse.Namespace) -> int:
         run = until_reachable(
             lambda: client.runs.get(args.run),
             reconnect_timeout=args.reconnect_timeout,
-            on_outage=say_outage,
+            on_outage=outage_printer(sys.stderr),
         )
         return wait_for_run(
             run,
