@@ -24,6 +24,8 @@ from pathlib import Path
 
 from tests.processes import free_port
 
+BATCHYARD = str(Path(sys.executable).parent / "batchyard")
+
 JOB = """\
 name: ticker
 config:
@@ -41,49 +43,54 @@ def until(predicate, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def trial(batchyard: str) -> tuple[float, str]:
-    home = Path(tempfile.mkdtemp(prefix="bench-devstop-"))
+def dev_env(home: Path) -> tuple[dict[str, str], dict[str, str], str]:
+    """A fresh user's environment in `home`, the CLI's (with the server), the address."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BATCHYARD_", "DATABASE"))}
     env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / "c"), XDG_DATA_HOME=str(home / "d"))
     env.update(XDG_STATE_HOME=str(home / "s"), BATCHYARD_LOG_FORMAT="json")
     target = f"127.0.0.1:{free_port()}"
-    client_env = {**env, "BATCHYARD_SERVER": target}
-    log = (home / "dev.log").open("ab")
-    dev = subprocess.Popen(
-        [batchyard, "dev", "--listen", target], stdout=log, stderr=log, env=env, cwd=home
-    )
+    return env, {**env, "BATCHYARD_SERVER": target}, target
+
+
+def start_dev(
+    home: Path, env: dict[str, str], target: str, batchyard: str = BATCHYARD
+) -> subprocess.Popen[bytes]:
+    """`batchyard dev` in `home`, once its worker is leasing."""
+    log = home / "dev.log"
+    before = log.read_bytes().count(b'"worker_started"') if log.exists() else 0
+    with log.open("ab") as out:
+        dev = subprocess.Popen(
+            [batchyard, "dev", "--listen", target], stdout=out, stderr=out, env=env, cwd=home
+        )
+    # Two worker_started lines per start: dev's (the process) and the runner's (leasing).
+    until(lambda: log.read_bytes().count(b'"worker_started"') >= before + 2, 120, "dev start")
+    return dev
+
+
+def write_job(home: Path, client_env: dict[str, str], batchyard: str = BATCHYARD) -> str:
+    """Define the ticking job and submit a run of it: its uuid."""
+    (home / "job.yaml").write_text(JOB)
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [batchyard, *args], env=client_env, capture_output=True, text=True, timeout=60
+        )
+        if done.returncode:
+            raise RuntimeError(f"{args}: {done.stderr}")
+        return done.stdout
+
+    cli("definitions", "create", "-f", str(home / "job.yaml"))
+    run: str = json.loads(cli("runs", "submit", "ticker", "-o", "json"))["uuid"]
+    return run
+
+
+def trial(batchyard: str) -> tuple[float, str]:
+    home = Path(tempfile.mkdtemp(prefix="bench-devstop-"))
+    env, client_env, target = dev_env(home)
+    dev = start_dev(home, env, target, batchyard)
     follower = None
     try:
-        until(
-            lambda: (
-                b'"worker_started"' in (home / "dev.log").read_bytes()
-                and b"slots" in (home / "dev.log").read_bytes()
-            ),
-            120,
-            "dev start",
-        )
-        (home / "job.yaml").write_text(JOB)
-
-        def cli(*args: str) -> str:
-            done = subprocess.run(
-                [batchyard, *args], env=client_env, capture_output=True, text=True, timeout=60
-            )
-            if done.returncode:
-                raise RuntimeError(f"{args}: {done.stderr}")
-            return done.stdout
-
-        until(
-            lambda: (
-                subprocess.run(
-                    [batchyard, "runs", "list"], env=client_env, capture_output=True
-                ).returncode
-                == 0
-            ),
-            60,
-            "server",
-        )
-        cli("definitions", "create", "-f", str(home / "job.yaml"))
-        run = json.loads(cli("runs", "submit", "ticker", "-o", "json"))["uuid"]
+        run = write_job(home, client_env, batchyard)
         out = (home / "follow.out").open("ab")
         follower = subprocess.Popen(
             [batchyard, "logs", run, "--follow"], stdout=out, stderr=out, env=client_env
@@ -93,10 +100,8 @@ def trial(batchyard: str) -> tuple[float, str]:
         dev.send_signal(signal.SIGINT)
         dev.wait(timeout=120)
         took = time.monotonic() - started
-        follower_state = (
-            "still retrying" if follower.poll() is None else f"exited {follower.returncode}"
-        )
-        return took, follower_state
+        state = "still retrying" if follower.poll() is None else f"exited {follower.returncode}"
+        return took, state
     finally:
         for proc in (follower, dev):
             if proc is not None and proc.poll() is None:
@@ -108,7 +113,7 @@ def trial(batchyard: str) -> tuple[float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=3)
-    parser.add_argument("--batchyard", default=str(Path(sys.executable).parent / "batchyard"))
+    parser.add_argument("--batchyard", default=BATCHYARD)
     args = parser.parse_args()
     times = []
     for _ in range(args.trials):
