@@ -139,3 +139,11 @@ def test_dev_demo_then_the_cli_with_no_configuration(home: Path) -> None:
             dev.kill()
             raise
     assert code == 0, log.read_text()[-3000:]
+    # A quiet terminal: the ready banner, no line per RPC, no warning that does not apply.
+    text = log.read_text()
+    assert "batchyard dev is ready" in text
+    assert f"  gRPC:   127.0.0.1:{port}" in text
+    assert "batchyard runs submit hello --wait --follow" in text
+    assert '"rpc_finished"' not in text, "RPC lines are at debug in dev"
+    assert "no_api_tokens" not in text and "server bootstrap" not in text
+    assert "fork_posix" not in text

@@ -138,6 +138,8 @@ class App:
     failure: str = ""
     budgets: Budgets | None = None
     """The concurrency budgets, with the calls they hold now (set by start())."""
+    warn_without_tokens: bool = True
+    """Warn at start when the database has no API token (`batchyard dev` makes one)."""
 
     @property
     def embedded(self) -> EmbeddedPostgres | None:
@@ -160,7 +162,8 @@ class App:
         try:
             await run_migrations(dsn, box)
             self._pool = await create_pool(dsn, max_size=self.settings.pool_size)
-            await _warn_without_tokens(self._pool)
+            if self.warn_without_tokens:
+                await _warn_without_tokens(self._pool)
             self._services = self._build_services(self._pool, box)
             self._supervisor = Supervisor(on_fatal=self._fail)
             for service, policy in self._services.with_policies():

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib.util
+import logging
 import os
 import signal
 import sys
@@ -25,6 +26,7 @@ from batchyard.server import settings as server_settings
 from batchyard.server.app import App, first_of
 from batchyard.server.bootstrap import dev_token, dev_token_file
 from batchyard.server.demo import run_demo
+from batchyard.server.dev_banner import print_banner
 from batchyard.server.embedded import DATABASE
 from batchyard.server.log_config import configure_logging
 from batchyard.server.sandbox import SANDBOX, ensure_sandbox
@@ -122,6 +124,8 @@ def run_dev(args: argparse.Namespace) -> int:
         )
         return 2
     configure_logging(settings.log_format, settings.log_level)
+    if settings.log_level != "debug":  # a line per RPC is for `batchyard server`
+        logging.getLogger("batchyard.server.rpc").setLevel(logging.WARNING)
     try:
         asyncio.run(_dev(settings, worker))
     except OSError as exc:
@@ -135,7 +139,7 @@ async def _dev(settings: server_settings.ServerSettings, dev: DevWorker) -> None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    app = App(settings)
+    app = App(settings, warn_without_tokens=False)  # dev makes its own token
     await app.start()
     worker: asyncio.subprocess.Process | None = None
     try:
@@ -147,6 +151,7 @@ async def _dev(settings: server_settings.ServerSettings, dev: DevWorker) -> None
             sql_targets[f"BATCHYARD_SQL_TARGET_{SANDBOX.upper()}"] = sandbox
             log.info("sql_target_ready", name=SANDBOX)
         worker = await _start_worker(app.port, dev, settings, token, sql_targets)
+        print_banner(app.port, dev_token_file(), demo=dev.demo)
         if dev.demo:
             demo = asyncio.create_task(run_demo(app.port, token))
             demo.add_done_callback(_report_demo)
