@@ -11,6 +11,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
+import asyncpg
 import structlog
 
 from batchyard.config import Flag, SettingsError, add_flags, integer, resolve, text
@@ -23,6 +24,7 @@ from batchyard.server.db.sealing import Rotation, rotate
 from batchyard.server.log_config import configure_logging
 from batchyard.server.secret_keys import load_key_ring
 from batchyard.server.secrets_crypto import SecretKeyError, new_key
+from batchyard.server.tls import ListenError
 
 T = TypeVar("T")
 
@@ -138,6 +140,22 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
     except SecretKeyError as exc:
         print(f"batchyard server: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except ListenError as exc:
+        print(f"batchyard server: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        print(f"batchyard server: {database_failure(exc)}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def database_failure(exc: BaseException) -> str:
+    """One line for a database that cannot be used, with the fix (never the URL: it may
+    hold a password)."""
+    what = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return (
+        f"cannot use the database ({type(exc).__name__}: {what}); check --database-url "
+        "(or $BATCHYARD_DATABASE_URL / $DATABASE_URL): host, port, user, password, database"
+    )
 
 
 def run_server(args: argparse.Namespace) -> int:

@@ -128,8 +128,8 @@ def run_dev(args: argparse.Namespace) -> int:
         logging.getLogger("batchyard.server.rpc").setLevel(logging.WARNING)
     try:
         asyncio.run(_dev(settings, worker))
-    except OSError as exc:
-        log.error("dev_failed", error=str(exc))
+    except OSError as exc:  # a busy --listen address, a data directory it cannot use
+        print(f"batchyard dev: {exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -77,18 +77,28 @@ def check_listen(listen: str, tls: ServerTls | None, insecure: bool) -> None:
         raise TlsError(f"refusing to serve plaintext on {listen}: {INSECURE_HINT}")
 
 
+class ListenError(OSError):
+    """The address cannot be listened on (in use, or not this machine's)."""
+
+
 def add_port(server: grpc.aio.Server, listen: str, tls: ServerTls | None, insecure: bool) -> int:
-    """Bind `listen` with TLS or plaintext; the bound port (raises OSError if it fails)."""
+    """Bind `listen` with TLS or plaintext; the bound port (ListenError if it fails)."""
     check_listen(listen, tls, insecure)
     if tls is None:
-        port = server.add_insecure_port(listen)
+        try:
+            port = server.add_insecure_port(listen)
+        except RuntimeError:  # grpc's "Failed to bind to address …"
+            port = 0
     else:
         try:
             port = server.add_secure_port(listen, tls.credentials())
         except RuntimeError as exc:  # grpc could not use the certificate or key
             raise TlsError(f"cannot serve TLS on {listen}: {exc}") from None
     if port == 0:
-        raise OSError(f"cannot listen on {listen}")
+        raise ListenError(
+            f"cannot listen on {listen}: the address is in use (another batchyard dev or "
+            "server?) or not this machine's; choose another with --listen HOST:PORT"
+        )
     return port
 
 
