@@ -122,3 +122,27 @@ def test_fish_completes_commands_flags_and_choices(tmp_path) -> None:
     assert fish("batchyard runs su") == ["submit"]
     assert fish("batchyard runs list -o ") == ["json", "table", "yaml"]
     assert fish("batchyard logs RUN --level w") == ["warning"]
+
+
+def test_the_documented_bash_install_works_on_a_fresh_home(tmp_path) -> None:
+    """The install lines of `batchyard completion --help` (and client/README.md), as a
+    new user types them: the completions folder does not exist yet."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from batchyard.client.cli.completion import EPILOG
+
+    lines = [line.strip() for line in EPILOG.splitlines()]
+    start = lines.index("examples:")
+    bash = [line.split("#")[0].strip() for line in lines[start + 1 :] if "bash" in line]
+    bin_dir = str(Path(sys.executable).parent)
+    env = {"HOME": str(tmp_path), "PATH": f"{bin_dir}:/usr/bin:/bin"}
+    done = subprocess.run(
+        ["bash", "-ec", "\n".join(bash)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    script = tmp_path / ".local/share/bash-completion/completions/batchyard"
+    assert "complete" in script.read_text()
+    assert os.path.getsize(script) > 100

@@ -137,3 +137,26 @@ def test_log_entries_in_every_output_format() -> None:
     assert entry_text(entry, "json").startswith('{"seq":"3",')
     document = entry_text(entry, "yaml")
     assert document.startswith("---\nseq: '3'\n") and "message: disk full" in document
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["runs", "list", "--timeout", "-5s"],
+            "--timeout/--request-timeout: must be positive: -5s",
+        ),
+        (["runs", "watch", "x", "--wait-timeout", "-5s"], "--wait-timeout: must be positive: -5s"),
+    ],
+)
+def test_a_negative_duration_is_read_as_a_value_and_refused_clearly(capsys, argv, message):
+    with pytest.raises(SystemExit) as raised:
+        main(argv)
+    assert raised.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "expected one argument" not in err
+
+
+def test_the_request_timeout_takes_a_duration() -> None:
+    args = build_parser().parse_args(["runs", "list", "--timeout", "1.5m"])
+    assert args.timeout == 90

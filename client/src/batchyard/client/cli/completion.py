@@ -26,17 +26,19 @@ Prints a completion script for your shell on stdout. Load it in the current shel
 install it once:
 
   bash:  source <(batchyard completion bash)          # or, for every new shell:
+         mkdir -p ~/.local/share/bash-completion/completions
          batchyard completion bash > ~/.local/share/bash-completion/completions/batchyard
   zsh:   source <(batchyard completion zsh)           # after compinit, e.g. in ~/.zshrc
-  fish:  batchyard completion fish > ~/.config/fish/completions/batchyard.fish
+  fish:  mkdir -p ~/.config/fish/completions
+         batchyard completion fish > ~/.config/fish/completions/batchyard.fish
 
 It completes commands, flags, the choices of flags such as -o and --level, and file
 names where a file is expected. Regenerate it after upgrading batchyard.
 
 examples:
+  mkdir -p ~/.local/share/bash-completion/completions   # not there on a fresh HOME
   batchyard completion bash > ~/.local/share/bash-completion/completions/batchyard
   batchyard completion zsh > "${fpath[1]}/_batchyard"
-  batchyard completion fish > ~/.config/fish/completions/batchyard.fish
 """
 
 

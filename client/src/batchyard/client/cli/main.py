@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -139,8 +140,35 @@ def version_text() -> str:
     return f"batchyard {head} ({', '.join(parts)})"
 
 
+NEGATIVE_VALUE = re.compile(r"^-\d")
+"""A word that is a negative value (`-5s`, `-1`), not a flag."""
+TAKES_NEGATIVE = re.compile(r"^--([a-z-]*timeout|priority|after-revision)$")
+"""Options whose value may be written negative: `--timeout -5s` is the value -5s (refused
+with a clear message when it must be positive), not a missing value and a flag -5s."""
+
+
+def attach_negative_values(words: list[str]) -> list[str]:
+    """`--timeout -5s` -> `--timeout=-5s`, which argparse reads as a value."""
+    out: list[str] = []
+    skip = False
+    for i, word in enumerate(words):
+        if skip:
+            skip = False
+            continue
+        if word == "--":
+            out += words[i:]
+            break
+        following = words[i + 1] if i + 1 < len(words) else ""
+        if TAKES_NEGATIVE.match(word) and NEGATIVE_VALUE.match(following):
+            out.append(f"{word}={following}")
+            skip = True
+        else:
+            out.append(word)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    words = sys.argv[1:] if argv is None else argv
+    words = attach_negative_values(sys.argv[1:] if argv is None else argv)
     parser = build_parser(command=words[0] if words else "")
     args = parser.parse_args(words)
     handler = getattr(args, "handler", None)

@@ -172,7 +172,7 @@ def add_connection_options(parser: argparse.ArgumentParser, *, short_timeout: bo
         *flags,
         dest="timeout",
         metavar="SECONDS",
-        type=positive_float,
+        type=duration_seconds,
         default=connection.DEFAULT_TIMEOUT,
         help="deadline of each call to the server (default: %(default)g)",
     )
