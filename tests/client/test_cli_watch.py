@@ -10,10 +10,11 @@ import json
 import re
 
 import pytest
+from google.protobuf.duration_pb2 import Duration
 
 from batchyard.client.cli.main import main
 from batchyard.client.cli.run_wait import ProgressLine, progress_bar
-from batchyard.v1 import run_pb2
+from batchyard.v1 import job_pb2, run_pb2
 from batchyard.v1 import run_service_pb2 as pb
 from tests.client.acting import (
     ERROR,
@@ -277,3 +278,23 @@ def test_submit_help_shows_follow(capsys):
     out = capsys.readouterr().out
     assert "--follow" in out
     assert "[########------------]" in out
+
+
+async def test_watch_after_a_retry_shows_the_attempts_it_missed(cli, definitions, runs, worker):
+    await create_definition(
+        definitions,
+        "flaky",
+        job_pb2.JobConfig(
+            type=job_pb2.JOB_TYPE_SHELL,
+            source_location="echo",
+            retry_strategy=job_pb2.RetryStrategy(
+                num_retries=1, delay_between_retries=Duration(seconds=0)
+            ),
+        ),
+    )
+    run_id = (await runs.SubmitRun(pb.SubmitRunRequest(definition="flaky"))).run.uuid
+    await worker.fail(await worker.lease(), exit_code=3, message="boom: no input")
+    await worker.succeed(await worker.lease())  # the retry, before the watch begins
+    code, _out, err = await cli("watch", run_id, "--wait-timeout", "5")
+    assert code == 0
+    assert "attempt 1: failed (non-zero exit code), exit code 3: boom: no input" in err

@@ -143,7 +143,7 @@ def attempts_table(attempts: Sequence[run_pb2.Attempt], now: datetime) -> str:
             a.worker_id or "-",
             relative_time(as_datetime(a.start_time), now),
             relative_time(as_datetime(a.end_time), now),
-            *_attempt_state(a),
+            *attempt_state(a),
             str(a.exit_code) if a.HasField("exit_code") else "-",
             one_line(a.message) or "-",
         ]
@@ -152,7 +152,7 @@ def attempts_table(attempts: Sequence[run_pb2.Attempt], now: datetime) -> str:
     return table(ATTEMPT_HEADERS, rows)
 
 
-def _attempt_state(attempt: run_pb2.Attempt) -> tuple[str, str]:
+def attempt_state(attempt: run_pb2.Attempt) -> tuple[str, str]:
     """STATUS and REASON of an attempt. One that ended while its run went back to the
     queue was handed back by its worker (ReleaseRun): it says "released", not "pending"."""
     if attempt.status == run_pb2.RUN_STATUS_PENDING and as_datetime(attempt.end_time):

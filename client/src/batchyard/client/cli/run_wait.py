@@ -26,6 +26,7 @@ from batchyard.client.cli.failures import (
 from batchyard.client.cli.log_views import entry_line, is_terminal, wants_colour
 from batchyard.client.cli.render import duration, table
 from batchyard.client.cli.run_views import (
+    attempt_state,
     elapsed,
     outcome_lines,
     paint_status,
@@ -33,7 +34,7 @@ from batchyard.client.cli.run_views import (
     state_text,
 )
 from batchyard.client.core.streams import OutageListener, outage_text
-from batchyard.client.describe import size_text
+from batchyard.client.describe import one_line, size_text
 from batchyard.client.errors import BatchyardError, WaitTimeoutError
 from batchyard.client.sync import LogFollower, Run
 from batchyard.v1 import run_pb2
@@ -317,15 +318,40 @@ def wait_for_run(
 def _wait(
     handle: Run, timeout: float | None, display: StateDisplay, reconnect_timeout: float
 ) -> None:
-    """Wait for the run's end, each state shown (no progress lines of the SDK's own)."""
+    """Wait for the run's end, each state shown (no progress lines of the SDK's own),
+    and each attempt that ended before the last one (also those ended before the watch
+    began: `runs watch` after a retry tells what it missed)."""
+    told: set[int] = set()
+
+    def seen(run: run_pb2.Run) -> None:
+        for line in ended_attempts(run, told):
+            display.print_line(line, sys.stderr)
+        display.update(run)
+
     handle.wait(
         timeout,
         show_progress=False,
         raise_on_failure=False,
         reconnect_timeout=reconnect_timeout,
-        on_state=display.update,
+        on_state=seen,
         on_outage=display.outage,
     )
+
+
+def ended_attempts(run: run_pb2.Run, told: set[int]) -> list[str]:
+    """'attempt 1: failed (non-zero exit code), exit code 1: boom' for each attempt that
+    ended and is not the run's last (its outcome is said at the end), once (`told`)."""
+    lines = []
+    for attempt in run.attempts[:-1]:
+        if attempt.number in told:
+            continue
+        told.add(attempt.number)
+        status, reason = attempt_state(attempt)
+        text = f"attempt {attempt.number}: {status}" + (f" ({reason})" if reason != "-" else "")
+        if attempt.HasField("exit_code"):
+            text += f", exit code {attempt.exit_code}"
+        lines.append(text + (f": {one_line(attempt.message)}" if attempt.message else ""))
+    return lines
 
 
 def print_results(handle: Run) -> None:
