@@ -4,6 +4,7 @@ token is, and two commands to try. Other parts add their own lines at the end of
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -27,12 +28,23 @@ def ready_banner(
         f"  gRPC:   127.0.0.1:{port}",
         f"  token:  {token} (the CLI on this machine finds it by itself)",
         *(f"  {line}" for line in (extra if extra is not None else extra_lines(port))),
+        *_activate_hint(),
         "  try:    batchyard runs list",
         "          batchyard runs submit hello --wait --follow"
         if demo
         else "          batchyard definitions create -f job.yaml   # see the README's tour",
     ]
     return "\n".join(lines)
+
+
+def _activate_hint() -> list[str]:
+    """In a checkout run with `uv run`, `batchyard` is on the PATH of this process only:
+    another terminal needs the virtual environment first."""
+    venv = Path(sys.prefix)
+    if venv.name != ".venv" or os.environ.get("VIRTUAL_ENV_PROMPT"):
+        return []
+    where = os.path.relpath(venv, Path.cwd()) if venv.is_relative_to(Path.cwd()) else venv
+    return [f"  then, in another terminal: source {where}/bin/activate"]
 
 
 def print_banner(port: int, token_file: Path, *, demo: bool, out: TextIO | None = None) -> None:
