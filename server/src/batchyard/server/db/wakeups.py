@@ -34,6 +34,12 @@ def run_key(run: object) -> str:
     return f"@{run}"
 
 
+def queue_settings_key(queue: str) -> str:
+    """The wake-up key of a change to a queue's settings (state, limit): what watchers of
+    its pending runs wait on. Queue names cannot start with "%" either."""
+    return f"%{queue}"
+
+
 class Wakeups:
     """A service (lifecycle.py): `run` is the LISTEN loop, `stop` closes its connection."""
 
