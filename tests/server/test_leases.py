@@ -13,7 +13,7 @@ from batchyard.v1 import run_pb2, worker_service_pb2_grpc
 from batchyard.v1 import run_service_pb2 as rpb
 from batchyard.v1 import worker_service_pb2 as wpb
 from tests.rpc import failure
-from tests.server.helpers import complete, define, fail_fields, get, lease, submit
+from tests.server.helpers import complete, define, fail_fields, get, lease, make_queue, submit
 
 
 async def expect(call, code):
@@ -24,8 +24,9 @@ async def expect(call, code):
     return got
 
 
-async def test_lease_order_priority_then_oldest_and_queues(definitions, runs, workers):
+async def test_lease_order_priority_then_oldest_and_queues(definitions, runs, workers, queues):
     await define(definitions)
+    await make_queue(queues, "gpu")
     low = await submit(runs, "job", overrides={"priority": -5})
     first = await submit(runs, "job")
     second = await submit(runs, "job")

@@ -15,7 +15,16 @@ from batchyard.v1 import definition_service_pb2 as dpb
 from batchyard.v1 import run_pb2
 from batchyard.v1 import run_service_pb2 as rpb
 from tests.rpc import failure
-from tests.server.helpers import complete, define, fail_fields, get, lease, shell_config, submit
+from tests.server.helpers import (
+    complete,
+    define,
+    fail_fields,
+    get,
+    lease,
+    make_queue,
+    shell_config,
+    submit,
+)
 
 SECRET = "canary-run-secret-4471"
 
@@ -28,7 +37,8 @@ async def expect(call, code):
     return got
 
 
-async def test_submit_pins_the_definition_version_and_applies_overrides(definitions, runs):
+async def test_submit_pins_the_definition_version_and_applies_overrides(definitions, runs, queues):
+    await make_queue(queues, "fast")
     created = await define(definitions, args=["a"], env={"A": "1", "B": "2"}, priority=3)
     run = await submit(
         runs,
