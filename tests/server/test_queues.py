@@ -180,7 +180,7 @@ async def test_unknown_queues_are_refused_naming_each_field(queues, definitions,
     cases = [
         (
             runs.SubmitRun(
-                rpb.SubmitRunRequest(definition="job", overrides=run_pb2.RunOverrides(**missing))
+                rpb.SubmitRunRequest(definition="job", overrides=run_pb2.RunOverrides(queue="nowhere"))
             ),
             "overrides.queue",
         ),
@@ -191,7 +191,7 @@ async def test_unknown_queues_are_refused_naming_each_field(queues, definitions,
                     requests=[
                         rpb.SubmitRunRequest(definition="job"),
                         rpb.SubmitRunRequest(
-                            definition="job", overrides=run_pb2.RunOverrides(**missing)
+                            definition="job", overrides=run_pb2.RunOverrides(queue="nowhere")
                         ),
                     ]
                 )
