@@ -180,7 +180,9 @@ async def test_unknown_queues_are_refused_naming_each_field(queues, definitions,
     cases = [
         (
             runs.SubmitRun(
-                rpb.SubmitRunRequest(definition="job", overrides=run_pb2.RunOverrides(queue="nowhere"))
+                rpb.SubmitRunRequest(
+                    definition="job", overrides=run_pb2.RunOverrides(queue="nowhere")
+                )
             ),
             "overrides.queue",
         ),
