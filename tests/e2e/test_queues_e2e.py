@@ -34,7 +34,7 @@ def most_at_once(runs: list[run_pb2.Run]) -> int:
     return top
 
 
-async def set_state(queues, name: str, state: int) -> None:
+async def set_state(queues, name: str, state: queue_pb2.QueueState.ValueType) -> None:
     request = qpb.UpdateQueueRequest(queue=name, changes=queue_pb2.Queue(state=state))
     request.update_mask.paths.append("state")
     await queues.UpdateQueue(request)
