@@ -94,7 +94,7 @@ CREATE TABLE public.definitions (
 
 CREATE TABLE public.queues (
     workspace_id uuid NOT NULL,
-    name text NOT NULL COLLATE pg_catalog."C",
+    name text NOT NULL,
     description text DEFAULT ''::text NOT NULL,
     priority integer DEFAULT 0 NOT NULL,
     state text DEFAULT 'ENABLED'::text NOT NULL,

@@ -4,7 +4,7 @@
 -- queue, so nothing submitted before this migration waits on a queue that does not exist.
 CREATE TABLE queues (
     workspace_id      uuid        NOT NULL,
-    name              text        NOT NULL COLLATE "C",
+    name              text        NOT NULL,
     description       text        NOT NULL DEFAULT '',
     priority          integer     NOT NULL DEFAULT 0,
     state             text        NOT NULL DEFAULT 'ENABLED',

@@ -7,7 +7,7 @@
 -- at most up to its limit, counting the runs RUNNING now; unlimited queues skip the
 -- count. Queues of :queues that do not exist are ignored. :workspace_id is the worker's
 -- workspace.
-WITH qs AS (
+WITH queue_room AS (
     SELECT q.name, q.priority,
            CASE WHEN q.concurrency_limit IS NULL THEN :limit
                 ELSE greatest(0, q.concurrency_limit - (
@@ -19,6 +19,8 @@ WITH qs AS (
     WHERE q.workspace_id = :workspace_id AND q.name = ANY(:queues::text[])
       AND q.state = 'ENABLED'
       AND (q.concurrency_limit IS NULL OR q.name = ANY(:locked::text[]))
+), qs AS (
+    SELECT name, priority, room FROM queue_room WHERE room > 0
 ), leased AS (
     UPDATE runs r
     SET status = 'RUNNING', reason = '', message = '', attempt = r.attempt + 1,
@@ -28,14 +30,20 @@ WITH qs AS (
     WHERE r.id = ANY(ARRAY(
         SELECT c.id
         FROM qs CROSS JOIN LATERAL (
-            SELECT p.id, p.priority, p.submitted_at FROM runs p
-            WHERE p.status = 'PENDING'
-              AND p.workspace_id = :workspace_id
-              AND p.queue = qs.name
-              AND p.available_at <= clock_timestamp()
-            ORDER BY p.priority DESC, p.submitted_at, p.id
-            LIMIT least(qs.room, :limit)
-            FOR UPDATE SKIP LOCKED) c
+            -- LIMIT :limit, not the queue's room: a limit the planner knows keeps this an
+            -- ordered walk of runs_pending_idx (a computed one made it scan the table).
+            SELECT p.id, p.priority, p.submitted_at,
+                   row_number() OVER (ORDER BY p.priority DESC, p.submitted_at, p.id) AS n
+            FROM (
+                SELECT p.id, p.priority, p.submitted_at FROM runs p
+                WHERE p.status = 'PENDING'
+                  AND p.workspace_id = :workspace_id
+                  AND p.queue = qs.name
+                  AND p.available_at <= clock_timestamp()
+                ORDER BY p.priority DESC, p.submitted_at, p.id
+                LIMIT :limit
+                FOR UPDATE SKIP LOCKED) p) c
+        WHERE c.n <= qs.room
         ORDER BY qs.priority DESC, c.priority DESC, c.submitted_at, c.id
         LIMIT :limit))
     RETURNING r.id, r.workspace_id, r.attempt, r.lease_id, r.lease_expires_at, r.worker_id,
