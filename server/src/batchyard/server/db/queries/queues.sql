@@ -62,11 +62,13 @@ SELECT name FROM queues WHERE workspace_id = $1 AND name = ANY($2::text[]);
 -- lease's transaction: each limited, enabled queue of :queues is locked (name order, so
 -- two leases never deadlock), so the lease statement that follows, with a snapshot taken
 -- after the lock, counts every run another lease started. Returns the names locked.
+-- NO KEY UPDATE: leases of the queue wait for each other, submissions to it (the insert
+-- trigger's KEY SHARE) do not.
 SELECT name FROM queues
 WHERE workspace_id = :workspace_id AND name = ANY(:queues::text[])
   AND concurrency_limit IS NOT NULL AND state = 'ENABLED'
 ORDER BY name
-FOR UPDATE;
+FOR NO KEY UPDATE;
 
 -- name: limited_queues
 -- The queue names of :queues that have a concurrency limit (whatever their state).
