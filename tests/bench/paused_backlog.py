@@ -10,6 +10,9 @@ queue (and FINISHED finished runs), each on a fresh server and embedded PostgreS
 * start latency: SubmitRun -> the job's process running (the FIFO probe of e2e.py);
 * throughput: `--runs` trivial runs through one worker of `--slots` slots (e2e.py).
 
+The worker serves `default` only; the lease probe names `held` too (a worker serving a
+paused queue). Compare the two sets of numbers within one run of the bench.
+
 The backlog is written with SQL (one INSERT ... SELECT from a run submitted through the
 API into the paused queue): 1,000,000 submits through the API would take minutes and
 measure the submit path, not leasing. The EXPLAIN of the lease statement is printed
@@ -91,6 +94,7 @@ async def fill(channel: grpc.aio.Channel, dsn: str, backlog: int, finished: int)
         await conn.execute(COPY_HELD, backlog - 1, "PENDING")
         await conn.execute("VACUUM ANALYZE runs")
         await conn.execute("VACUUM ANALYZE run_specs")
+        await conn.execute("CHECKPOINT")  # the backlog's writes done before measuring
     finally:
         await conn.close()
     return time.perf_counter() - started
