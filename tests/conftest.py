@@ -27,7 +27,12 @@ from batchyard.server.artifacts.location import ArtifactLocation
 from batchyard.server.embedded import start_embedded
 from batchyard.server.log_config import configure_logging
 from batchyard.server.settings import ServerSettings
-from batchyard.v1 import definition_service_pb2_grpc, run_service_pb2_grpc, worker_service_pb2_grpc
+from batchyard.v1 import (
+    definition_service_pb2_grpc,
+    queue_service_pb2_grpc,
+    run_service_pb2_grpc,
+    worker_service_pb2_grpc,
+)
 from tests import pg
 from tests.keys import TEST_KEY
 
@@ -179,6 +184,11 @@ def runs(channel: grpc.aio.Channel) -> run_service_pb2_grpc.RunServiceStub:
 @pytest.fixture
 def workers(channel: grpc.aio.Channel) -> worker_service_pb2_grpc.WorkerServiceStub:
     return worker_service_pb2_grpc.WorkerServiceStub(channel)
+
+
+@pytest.fixture
+def queues(channel: grpc.aio.Channel) -> queue_service_pb2_grpc.QueueServiceStub:
+    return queue_service_pb2_grpc.QueueServiceStub(channel)
 
 
 @pytest.fixture

@@ -27,6 +27,9 @@ from batchyard.v1 import (
     definition_service_pb2_grpc,
     log_pb2,
     log_service_pb2_grpc,
+    queue_pb2,
+    queue_service_pb2,
+    queue_service_pb2_grpc,
     run_pb2,
     run_service_pb2_grpc,
     worker_service_pb2_grpc,
@@ -72,7 +75,13 @@ def batch(leased: wpb.LeasedRun, first: int, count: int) -> wpb.AppendLogsReques
     )
 
 
+async def make_queue(channel: grpc.aio.Channel, name: str) -> None:
+    queues = queue_service_pb2_grpc.QueueServiceStub(channel)
+    await queues.CreateQueue(queue_service_pb2.CreateQueueRequest(queue=queue_pb2.Queue(name=name)))
+
+
 async def ingest(channel: grpc.aio.Channel, lines: int) -> float:
+    await make_queue(channel, "bench-ingest")
     await define(
         channel,
         "ingest",
@@ -92,6 +101,7 @@ async def ingest(channel: grpc.aio.Channel, lines: int) -> float:
 async def followers(channel_target: str, server_pid: int, count: int) -> tuple[float, float]:
     proc = psutil.Process(server_pid)
     async with aio_channel(channel_target) as channel:
+        await make_queue(channel, "bench-follow")
         await define(
             channel,
             "followed",

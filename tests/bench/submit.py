@@ -18,6 +18,9 @@ from batchyard.v1 import (
     definition_service_pb2,
     definition_service_pb2_grpc,
     job_pb2,
+    queue_pb2,
+    queue_service_pb2,
+    queue_service_pb2_grpc,
     run_service_pb2_grpc,
 )
 from batchyard.v1 import run_service_pb2 as rpb
@@ -67,6 +70,10 @@ async def batch(
 async def prepare(channel: grpc.aio.Channel) -> run_service_pb2_grpc.RunServiceAsyncStub:
     """The token as call metadata, the definition "bench" (queue "nobody"), a stub."""
     AUTH[:] = [("authorization", f"Bearer {os.environ['BATCHYARD_TOKEN']}")]
+    queues = queue_service_pb2_grpc.QueueServiceStub(channel)
+    await queues.CreateQueue(
+        queue_service_pb2.CreateQueueRequest(queue=queue_pb2.Queue(name="nobody")), metadata=AUTH
+    )
     definitions = definition_service_pb2_grpc.DefinitionServiceStub(channel)
     config = job_pb2.JobConfig(type=job_pb2.JOB_TYPE_SHELL, source_location="true", queue="nobody")
     await definitions.CreateDefinition(

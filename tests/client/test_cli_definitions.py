@@ -20,6 +20,7 @@ from batchyard.client.cli.main import main
 from batchyard.v1 import definition_pb2, job_pb2
 from batchyard.v1 import definition_service_pb2 as pb
 from tests.client.cli_runner import Cli as CliRunner
+from tests.server.helpers import make_queue
 
 HELLO_YAML = """\
 name: hello
@@ -108,7 +109,8 @@ async def test_create_from_yaml_then_get_by_name_and_uuid(cli, tmp_path):
     assert got["config"]["source"]["inline"]["text"].startswith("import sys\n")
 
 
-async def test_create_from_json_with_snake_case_names(cli, tmp_path):
+async def test_create_from_json_with_snake_case_names(cli, tmp_path, queues):
+    await make_queue(queues, "batch")
     definition = {
         "name": "nightly",
         "config": {

@@ -22,6 +22,7 @@ from batchyard.v1 import run_pb2
 from batchyard.v1 import run_service_pb2 as pb
 from tests.client.acting import ActingWorker, create_definition, watch_stderr
 from tests.client.cli_runner import Cli as CliRunner
+from tests.server.helpers import make_queue
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
@@ -72,8 +73,9 @@ async def get_run(runs, run_id):
 
 
 async def test_submit_with_overrides_payload_file_and_request_id(
-    cli, hello, runs, worker, tmp_path, monkeypatch
+    cli, hello, runs, worker, tmp_path, monkeypatch, queues
 ):
+    await make_queue(queues, "batch")
     payload = tmp_path / "input.bin"
     payload.write_bytes(b"\x00payload\xff")
     monkeypatch.setenv("FROM_CALLER", "caller's value")

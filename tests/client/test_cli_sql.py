@@ -22,6 +22,7 @@ from tests.client.acting import ERROR, INFO, SYS, ActingWorker, log_entry
 from tests.client.cli_runner import Cli
 from tests.client.test_results_client import result_of
 from tests.e2e.conftest import start_worker, workspace  # noqa: F401  (fixtures)
+from tests.server.helpers import make_queue
 
 QUERY = "SELECT id, name FROM people ORDER BY id"
 PEOPLE = b'id,name\r\n1,Ada\r\n2,"Lovelace, Countess"\r\n3,"two\nlines"\r\n'
@@ -70,7 +71,8 @@ async def waited(cli, worker, artifacts_dir, *argv, result_csv=PEOPLE):
 # ---------------------------------------------------------------- submitting
 
 
-async def test_submits_an_inline_sql_run_and_prints_its_id(cli, runs):
+async def test_submits_an_inline_sql_run_and_prints_its_id(cli, runs, queues):
+    await make_queue(queues, "q")
     code, out, err = await cli(QUERY, "--target", "warehouse", "--timeout", "90s", "--queue", "q")
     assert code == 0
     run_id = out.strip()

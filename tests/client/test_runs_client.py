@@ -23,6 +23,7 @@ from batchyard.client.errors import (
 from batchyard.client.sync.runs import RunsClient
 from batchyard.v1 import job_pb2, run_pb2
 from tests.client.acting import ActingWorker, create_definition
+from tests.server.helpers import make_queue
 
 ECHO = job_pb2.JobConfig(type=job_pb2.JOB_TYPE_SHELL, source_location="echo")
 
@@ -63,7 +64,8 @@ def test_retries_replace_the_strategy_with_nothing_else_set():
     assert not plain.overrides.HasField("priority")
 
 
-async def test_submit_ad_hoc_and_by_definition(client, definitions):
+async def test_submit_ad_hoc_and_by_definition(client, definitions, queues):
+    await make_queue(queues, "q")
     await create_definition(definitions, "hello")
     ad_hoc = await call(client.submit, config=ECHO, args=["x"], request_id="once")
     assert ad_hoc.run.definition_uuid == ""

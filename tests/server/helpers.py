@@ -9,8 +9,9 @@ from typing import Any
 
 from google.protobuf import duration_pb2, json_format
 
-from batchyard.v1 import definition_pb2, job_pb2, run_pb2
+from batchyard.v1 import definition_pb2, job_pb2, queue_pb2, run_pb2
 from batchyard.v1 import definition_service_pb2 as dpb
+from batchyard.v1 import queue_service_pb2 as qpb
 from batchyard.v1 import run_service_pb2 as rpb
 from batchyard.v1 import worker_service_pb2 as wpb
 
@@ -18,6 +19,12 @@ from batchyard.v1 import worker_service_pb2 as wpb
 def shell_config(command: str = "true", **fields: Any) -> job_pb2.JobConfig:
     doc = {"type": "JOB_TYPE_SHELL", "sourceLocation": command, **fields}
     return json_format.ParseDict(doc, job_pb2.JobConfig())
+
+
+async def make_queue(queues, name: str, **fields: Any) -> queue_pb2.Queue:
+    """Create queue `name` (fields as in the Queue message's JSON mapping)."""
+    queue = json_format.ParseDict({"name": name, **fields}, queue_pb2.Queue())
+    return (await queues.CreateQueue(qpb.CreateQueueRequest(queue=queue))).queue
 
 
 async def define(definitions, name: str = "job", **fields: Any) -> definition_pb2.Definition:

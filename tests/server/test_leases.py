@@ -13,7 +13,7 @@ from batchyard.v1 import run_pb2, worker_service_pb2_grpc
 from batchyard.v1 import run_service_pb2 as rpb
 from batchyard.v1 import worker_service_pb2 as wpb
 from tests.rpc import failure
-from tests.server.helpers import complete, define, fail_fields, get, lease, submit
+from tests.server.helpers import complete, define, fail_fields, get, lease, make_queue, submit
 
 
 async def expect(call, code):
@@ -24,8 +24,9 @@ async def expect(call, code):
     return got
 
 
-async def test_lease_order_priority_then_oldest_and_queues(definitions, runs, workers):
+async def test_lease_order_priority_then_oldest_and_queues(definitions, runs, workers, queues):
     await define(definitions)
+    await make_queue(queues, "gpu")
     low = await submit(runs, "job", overrides={"priority": -5})
     first = await submit(runs, "job")
     second = await submit(runs, "job")
@@ -125,8 +126,8 @@ async def test_non_zero_exit_retries_then_fails(definitions, runs, workers):
     (first,) = await lease(workers)
     reply = await complete(workers, first, run_pb2.RUN_STATUS_FAILED, **fail_fields(3))
     assert reply.run_status == run_pb2.RUN_STATUS_PENDING
-    waiting = await get(runs, run.uuid)
-    assert waiting.reason == run_pb2.RUN_REASON_WAITING_FOR_RETRY and waiting.num_retries_used == 1
+    waiting = await get(runs, run.uuid)  # no delay: in the queue again at once
+    assert waiting.reason == run_pb2.RUN_REASON_IN_QUEUE and waiting.num_retries_used == 1
     (second,) = await lease(workers)
     assert second.run == run.uuid and second.attempt == 2
     await complete(workers, second, run_pb2.RUN_STATUS_FAILED, **fail_fields(4))

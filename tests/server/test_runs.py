@@ -15,7 +15,16 @@ from batchyard.v1 import definition_service_pb2 as dpb
 from batchyard.v1 import run_pb2
 from batchyard.v1 import run_service_pb2 as rpb
 from tests.rpc import failure
-from tests.server.helpers import complete, define, fail_fields, get, lease, shell_config, submit
+from tests.server.helpers import (
+    complete,
+    define,
+    fail_fields,
+    get,
+    lease,
+    make_queue,
+    shell_config,
+    submit,
+)
 
 SECRET = "canary-run-secret-4471"
 
@@ -28,7 +37,8 @@ async def expect(call, code):
     return got
 
 
-async def test_submit_pins_the_definition_version_and_applies_overrides(definitions, runs):
+async def test_submit_pins_the_definition_version_and_applies_overrides(definitions, runs, queues):
+    await make_queue(queues, "fast")
     created = await define(definitions, args=["a"], env={"A": "1", "B": "2"}, priority=3)
     run = await submit(
         runs,
@@ -143,8 +153,13 @@ async def test_batch_submit(definitions, runs):
     assert reply.responses[51].deduplicated
     assert len({r.run.uuid for r in reply.responses}) == 51
     # What the batch answered is what the server stored, run by run.
+    # (A read also says where a pending run is in its queue; the submit answer does not.)
     for item in (reply.responses[0], reply.responses[17], reply.responses[50]):
-        assert item.run == await get(runs, item.run.uuid)
+        stored = await get(runs, item.run.uuid)
+        assert stored.message.startswith("in queue 'default'") and stored.HasField("queue_position")
+        stored.ClearField("message")
+        stored.ClearField("queue_position")
+        assert item.run == stored
     listed = await runs.ListRuns(rpb.ListRunsRequest(page_size=1000))
     assert len(listed.runs) == 51
 

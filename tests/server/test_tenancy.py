@@ -26,12 +26,14 @@ from batchyard.v1 import (
     access_service_pb2,
     log_pb2,
     log_service_pb2,
+    queue_pb2,
     result_pb2,
     run_pb2,
     worker_control_pb2,
 )
 from batchyard.v1 import definition_pb2 as dpb
 from batchyard.v1 import definition_service_pb2 as dspb
+from batchyard.v1 import queue_service_pb2 as qspb
 from batchyard.v1 import run_service_pb2 as rpb
 from batchyard.v1 import worker_service_pb2 as wpb
 from tests.rpc import API_MODULES, methods_of
@@ -150,6 +152,11 @@ async def tenants(channel: grpc.aio.Channel, target: str, artifacts_dir: Path) -
             leased: wpb.LeasedRun = reply.runs[0]
             return leased
 
+        await invoke(
+            victim,
+            METHODS["QueueService/CreateQueue"],
+            qspb.CreateQueueRequest(queue=queue_pb2.Queue(name="beta-queue")),
+        )
         finished = await submit()
         done = await lease()
         data = b"beta's result"
@@ -289,6 +296,25 @@ def ref_requests(v: Victim) -> dict[str, tuple[Callable[[str], Any], str, str]]:
             v.viewer.prefix,
             "byt_000000000000",
         ),
+        "QueueService/GetQueue": (
+            lambda ref: qspb.GetQueueRequest(queue=ref),
+            "beta-queue",
+            "missing-queue",
+        ),
+        "QueueService/UpdateQueue": (
+            lambda ref: qspb.UpdateQueueRequest(
+                queue=ref,
+                changes=queue_pb2.Queue(state=queue_pb2.QUEUE_STATE_PAUSED),
+                update_mask=field_mask_pb2.FieldMask(paths=["state"]),
+            ),
+            "beta-queue",
+            "missing-queue",
+        ),
+        "QueueService/DeleteQueue": (
+            lambda ref: qspb.DeleteQueueRequest(queue=ref),
+            "beta-queue",
+            "missing-queue",
+        ),
     }
 
 
@@ -366,6 +392,18 @@ async def test_another_workspace_is_invisible(
         victim_ids = {v.definition.uuid, v.running.run, v.finished, v.pending, v.viewer.prefix}
         assert listed.events and not {e.object_id for e in listed.events} & victim_ids
 
+    async def no_victim_queues(ch: grpc.aio.Channel) -> None:
+        listed = await invoke(ch, METHODS["QueueService/ListQueues"], qspb.ListQueuesRequest())
+        assert [q.name for q in listed.queues] == ["default"]
+        assert {q.workspace for q in listed.queues} == {"alpha"}
+
+    async def create_same_queue(ch: grpc.aio.Channel) -> None:  # no ALREADY_EXISTS leak
+        await invoke(
+            ch,
+            METHODS["QueueService/CreateQueue"],
+            qspb.CreateQueueRequest(queue=queue_pb2.Queue(name="beta-queue")),
+        )
+
     visible_checks = {
         "DefinitionService/ListDefinitions": no_victim_definitions,
         "DefinitionService/CreateDefinition": create_same_name,
@@ -376,6 +414,8 @@ async def test_another_workspace_is_invisible(
         "WorkspaceService/CreateWorkspace": cannot_create_workspaces,
         "WorkspaceService/ListWorkspaces": own_workspace_only,
         "AuditService/ListAuditEvents": own_audit_only,
+        "QueueService/ListQueues": no_victim_queues,
+        "QueueService/CreateQueue": create_same_queue,
     }
     assert set(refs) | set(fences) | set(visible_checks) == set(METHODS)
 

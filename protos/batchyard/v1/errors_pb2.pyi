@@ -71,6 +71,12 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """A workspace with that name already exists (ALREADY_EXISTS)."""
     ERROR_REASON_TOKEN_NOT_FOUND: _ErrorReason.ValueType  # 17
     """The token (by uuid or prefix) does not exist in the caller's workspace (NOT_FOUND)."""
+    ERROR_REASON_QUEUE_NOT_FOUND: _ErrorReason.ValueType  # 25
+    """The queue does not exist in the caller's workspace (NOT_FOUND). A submission or
+    definition naming an unknown queue also carries a `BadRequest` naming the field.
+    """
+    ERROR_REASON_QUEUE_EXISTS: _ErrorReason.ValueType  # 26
+    """A queue with that name already exists in the workspace (ALREADY_EXISTS)."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Machine-readable error reasons.
@@ -132,6 +138,12 @@ ERROR_REASON_WORKSPACE_EXISTS: ErrorReason.ValueType  # 16
 """A workspace with that name already exists (ALREADY_EXISTS)."""
 ERROR_REASON_TOKEN_NOT_FOUND: ErrorReason.ValueType  # 17
 """The token (by uuid or prefix) does not exist in the caller's workspace (NOT_FOUND)."""
+ERROR_REASON_QUEUE_NOT_FOUND: ErrorReason.ValueType  # 25
+"""The queue does not exist in the caller's workspace (NOT_FOUND). A submission or
+definition naming an unknown queue also carries a `BadRequest` naming the field.
+"""
+ERROR_REASON_QUEUE_EXISTS: ErrorReason.ValueType  # 26
+"""A queue with that name already exists in the workspace (ALREADY_EXISTS)."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 ERROR_REASONS_FIELD_NUMBER: _builtins.int

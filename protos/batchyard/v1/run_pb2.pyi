@@ -90,6 +90,10 @@ class _RunReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RunReason.V
     """FAILED: the job ended but the worker could not store its result files in the artifact
     store.
     """
+    RUN_REASON_QUEUE_PAUSED: _RunReason.ValueType  # 25
+    """PENDING: its queue is paused; it starts once the queue is resumed."""
+    RUN_REASON_QUEUE_AT_LIMIT: _RunReason.ValueType  # 26
+    """PENDING: its queue has as many runs RUNNING as its concurrency limit allows."""
 
 class RunReason(_RunReason, metaclass=_RunReasonEnumTypeWrapper):
     """Why a run (or an attempt) is in its status."""
@@ -120,6 +124,10 @@ RUN_REASON_RESULT_UPLOAD_FAILED: RunReason.ValueType  # 11
 """FAILED: the job ended but the worker could not store its result files in the artifact
 store.
 """
+RUN_REASON_QUEUE_PAUSED: RunReason.ValueType  # 25
+"""PENDING: its queue is paused; it starts once the queue is resumed."""
+RUN_REASON_QUEUE_AT_LIMIT: RunReason.ValueType  # 26
+"""PENDING: its queue has as many runs RUNNING as its concurrency limit allows."""
 Global___RunReason: _TypeAlias = RunReason  # noqa: Y015
 
 @_typing.final
@@ -306,6 +314,7 @@ class Run(_message.Message):
     END_TIME_FIELD_NUMBER: _builtins.int
     NEXT_ATTEMPT_TIME_FIELD_NUMBER: _builtins.int
     REVISION_FIELD_NUMBER: _builtins.int
+    QUEUE_POSITION_FIELD_NUMBER: _builtins.int
     uuid: _builtins.str
     """The run's id, a UUID."""
     workspace: _builtins.str
@@ -336,6 +345,11 @@ class Run(_message.Message):
     """The idempotency key the run was submitted with, if any."""
     revision: _builtins.int
     """Bumped on every change of the run; WatchRun resumes after a revision."""
+    queue_position: _builtins.int
+    """PENDING runs in the queue ahead of this one (approximate; counted up to 1000 and
+    reported as 1000 beyond that). Set only when `reason` is IN_QUEUE or
+    RECENTLY_SUBMITTED.
+    """
     @_builtins.property
     def config(self) -> _job_pb2.JobConfig:
         """The effective configuration (definition plus overrides), secrets left out."""
@@ -383,11 +397,14 @@ class Run(_message.Message):
         end_time: _timestamp_pb2.Timestamp | None = ...,
         next_attempt_time: _timestamp_pb2.Timestamp | None = ...,
         revision: _builtins.int = ...,
+        queue_position: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "end_time", b"end_time", "next_attempt_time", b"next_attempt_time", "start_time", b"start_time", "submit_time", b"submit_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "config", b"config", "end_time", b"end_time", "next_attempt_time", b"next_attempt_time", "queue_position", b"queue_position", "start_time", b"start_time", "submit_time", b"submit_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cancel_requested", b"cancel_requested", "config", b"config", "definition_name", b"definition_name", "definition_uuid", b"definition_uuid", "definition_version", b"definition_version", "end_time", b"end_time", "message", b"message", "next_attempt_time", b"next_attempt_time", "num_retries_used", b"num_retries_used", "payload_size", b"payload_size", "progress", b"progress", "reason", b"reason", "request_id", b"request_id", "revision", b"revision", "start_time", b"start_time", "status", b"status", "submit_time", b"submit_time", "uuid", b"uuid", "workspace", b"workspace"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "attempts", b"attempts", "cancel_requested", b"cancel_requested", "config", b"config", "definition_name", b"definition_name", "definition_uuid", b"definition_uuid", "definition_version", b"definition_version", "end_time", b"end_time", "message", b"message", "next_attempt_time", b"next_attempt_time", "num_retries_used", b"num_retries_used", "payload_size", b"payload_size", "progress", b"progress", "queue_position", b"queue_position", "reason", b"reason", "request_id", b"request_id", "revision", b"revision", "start_time", b"start_time", "status", b"status", "submit_time", b"submit_time", "uuid", b"uuid", "workspace", b"workspace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__queue_position: _TypeAlias = _typing.Literal["queue_position"]  # noqa: Y015
+    _WhichOneofArgType__queue_position: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__queue_position) -> _WhichOneofReturnType__queue_position | None: ...
 
 Global___Run: _TypeAlias = Run  # noqa: Y015

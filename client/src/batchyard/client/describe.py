@@ -56,6 +56,8 @@ class Reason(enum.StrEnum):
     DEPENDENCY_FAILED = "dependency_failed"
     CANCELLED_BY_USER = "cancelled_by_user"
     RESULT_UPLOAD_FAILED = "result_upload_failed"
+    QUEUE_PAUSED = "queue_paused"
+    QUEUE_AT_LIMIT = "queue_at_limit"
 
     @classmethod
     def of(cls, value: run_pb2.RunReason.ValueType) -> Reason:

@@ -116,6 +116,15 @@ class DefinitionExistsError(AlreadyExistsError):
     """A definition of that name exists (ALREADY_EXISTS, reason DEFINITION_EXISTS)."""
 
 
+class QueueNotFoundError(NotFoundError):
+    """No queue has that name in the caller's workspace (NOT_FOUND, reason
+    QUEUE_NOT_FOUND); for a submission or definition, `field_violations` names the field."""
+
+
+class QueueExistsError(AlreadyExistsError):
+    """A queue of that name exists (ALREADY_EXISTS, reason QUEUE_EXISTS)."""
+
+
 class VersionConflictError(ConflictError):
     """The definition is no longer at the expected version (ABORTED, reason
     VERSION_CONFLICT): read it again, then update."""
@@ -186,6 +195,8 @@ ERROR_BY_REASON: dict[tuple[grpc.StatusCode, str], type[BatchyardError]] = {
     (grpc.StatusCode.NOT_FOUND, "RESULT_NOT_FOUND"): ResultNotFoundError,
     (grpc.StatusCode.ALREADY_EXISTS, "DEFINITION_EXISTS"): DefinitionExistsError,
     (grpc.StatusCode.FAILED_PRECONDITION, "WRONG_STATE"): WrongStateError,
+    (grpc.StatusCode.NOT_FOUND, "QUEUE_NOT_FOUND"): QueueNotFoundError,
+    (grpc.StatusCode.ALREADY_EXISTS, "QUEUE_EXISTS"): QueueExistsError,
 }
 
 

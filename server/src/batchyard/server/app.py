@@ -24,6 +24,7 @@ from batchyard.server.api.budgets import Budgets
 from batchyard.server.api.definitions import DefinitionServicer
 from batchyard.server.api.instrument import instrument
 from batchyard.server.api.logs import LogServicer
+from batchyard.server.api.queues import QueueServicer
 from batchyard.server.api.results import ResultReader
 from batchyard.server.api.runs import RunServicer
 from batchyard.server.api.wire import add_service
@@ -48,6 +49,7 @@ from batchyard.v1 import (
     access_service_pb2,
     definition_service_pb2,
     log_service_pb2,
+    queue_service_pb2,
     run_service_pb2,
     worker_service_pb2,
 )
@@ -60,6 +62,7 @@ SERVICES = [
     worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
     log_service_pb2.DESCRIPTOR.services_by_name["LogService"].full_name,
     *(s.full_name for s in access_service_pb2.DESCRIPTOR.services_by_name.values()),
+    queue_service_pb2.DESCRIPTOR.services_by_name["QueueService"].full_name,
 ]
 
 
@@ -242,6 +245,7 @@ class App:
             (TokenServicer(pool, bg.audit, authenticator), access_service_pb2),
             (WorkspaceServicer(pool, bg.audit), access_service_pb2),
             (AuditServicer(pool, bg.audit), access_service_pb2),
+            (QueueServicer(pool, workspaces, bg.wakeups, bg.audit), queue_service_pb2),
         ]
 
     async def stop(self, grace: float | None = None) -> None:

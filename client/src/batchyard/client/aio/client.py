@@ -25,6 +25,7 @@ from batchyard.client.aio.access import AsyncAudit, AsyncTokens, AsyncWorkspaces
 from batchyard.client.aio.call import AsyncCaller
 from batchyard.client.aio.logs import AsyncLogsClient
 from batchyard.client.aio.paging import AsyncPaged, alisting
+from batchyard.client.aio.queues import AsyncQueues
 from batchyard.client.aio.results import AsyncRunResults
 from batchyard.client.aio.run import AsyncRun
 from batchyard.client.aio.service import AsyncRunService
@@ -45,6 +46,7 @@ from batchyard.v1 import (
     definition_pb2,
     definition_service_pb2_grpc,
     log_service_pb2_grpc,
+    queue_service_pb2_grpc,
     run_service_pb2_grpc,
 )
 from batchyard.v1 import definition_service_pb2 as dpb
@@ -207,6 +209,7 @@ class AsyncClient(ClientBase[AsyncCaller]):
             access_service_pb2_grpc.WorkspaceServiceStub(self._channel), call
         )
         self.audit = AsyncAudit(access_service_pb2_grpc.AuditServiceStub(self._channel), call)
+        self.queues = AsyncQueues(queue_service_pb2_grpc.QueueServiceStub(self._channel), call)
 
     async def run(self, run_id: str) -> AsyncRun:
         """A handle on the existing run `run_id`, read now (RunNotFoundError if none)."""

@@ -55,6 +55,11 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "print a shell completion script (bash, zsh or fish)",
         "batchyard.client.cli.completion:register",
     ),
+    (
+        "queues",
+        "create, list, pause, resume and limit queues",
+        "batchyard.client.cli.queues:register",
+    ),
 )
 
 EPILOG = """\

@@ -21,12 +21,14 @@ from batchyard.v1 import (
     definition_pb2,
     job_pb2,
     log_pb2,
+    queue_pb2,
     result_pb2,
     run_pb2,
 )
 from batchyard.v1 import access_service_pb2 as apb
 from batchyard.v1 import definition_service_pb2 as dpb
 from batchyard.v1 import log_service_pb2 as lpb
+from batchyard.v1 import queue_service_pb2 as qpb
 from batchyard.v1 import run_service_pb2 as rpb
 
 T = TypeVar("T")
@@ -367,3 +369,43 @@ def tail_logs_request(
         min_level=log_level(min_level),
         streams=[log_stream(s) for s in streams],
     )
+
+
+# ---------------------------------------------------------------- queues
+
+QUEUE_FIELDS = ("description", "priority", "paused", "concurrency_limit")
+
+
+def list_queues() -> Listing[queue_pb2.Queue]:
+    """The queues of the workspace, by name, each with its numbers."""
+    return _listing("queues", qpb.ListQueuesRequest)
+
+
+def queue_message(name: str = "", **fields: Any) -> queue_pb2.Queue:
+    """A Queue with `fields` of QUEUE_FIELDS (`paused`: bool; `concurrency_limit`: None
+    or 0 for none); ValueError for another field."""
+    unknown = sorted(set(fields) - set(QUEUE_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown queue fields: {', '.join(unknown)}")
+    queue = queue_pb2.Queue(name=name)
+    if "description" in fields:
+        queue.description = fields["description"]
+    if "priority" in fields:
+        queue.priority = fields["priority"]
+    if "paused" in fields:
+        paused = fields["paused"]
+        queue.state = queue_pb2.QUEUE_STATE_PAUSED if paused else queue_pb2.QUEUE_STATE_ENABLED
+    if "concurrency_limit" in fields:
+        queue.concurrency_limit = fields["concurrency_limit"] or 0
+    return queue
+
+
+def update_queue_request(name: str, **changes: Any) -> qpb.UpdateQueueRequest:
+    """Change the given fields (of QUEUE_FIELDS) of queue `name`; ValueError when
+    `changes` names none."""
+    if not changes:
+        raise ValueError(f"name a field to change: {', '.join(QUEUE_FIELDS)}")
+    paths = ["state" if f == "paused" else f for f in changes]
+    request = qpb.UpdateQueueRequest(queue=name, changes=queue_message(**changes))
+    request.update_mask.paths.extend(paths)
+    return request

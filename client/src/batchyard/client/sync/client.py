@@ -39,6 +39,7 @@ from batchyard.client.sync.access import Audit, Tokens, Workspaces
 from batchyard.client.sync.call import Caller, RetryInterceptor
 from batchyard.client.sync.logs import LogsClient
 from batchyard.client.sync.paging import Paged, listing
+from batchyard.client.sync.queues import Queues
 from batchyard.client.sync.results import RunResults
 from batchyard.client.sync.run import Run
 from batchyard.client.sync.runs import RunsClient
@@ -46,6 +47,7 @@ from batchyard.v1 import (
     access_service_pb2_grpc,
     definition_pb2,
     definition_service_pb2_grpc,
+    queue_service_pb2_grpc,
     run_pb2,
 )
 from batchyard.v1 import definition_service_pb2 as dpb
@@ -238,6 +240,8 @@ class Client(ClientBase[Caller]):
         """Workspaces (admin of `default`)."""
         self.audit = Audit(access_service_pb2_grpc.AuditServiceStub(self._plain), self.retry)
         """The audit trail (admin)."""
+        self.queues = Queues(queue_service_pb2_grpc.QueueServiceStub(self._plain), self.retry)
+        """Queues: create, read with their numbers, pause, resume, limit, delete."""
 
     def run(self, run_id: str) -> Run:
         """A handle on the existing run `run_id`, read now (RunNotFoundError if none)."""

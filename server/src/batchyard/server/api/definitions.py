@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
@@ -17,11 +18,14 @@ from batchyard.server.api.job_convert import (
 )
 from batchyard.server.api.workspaces import WorkspaceResolver
 from batchyard.server.db import definitions as store
+from batchyard.server.db import queues
 from batchyard.server.db.job_codec import SecretBox
 from batchyard.server.db.pool import Pool
 from batchyard.server.domain import paging
+from batchyard.server.domain.access import Workspace
 from batchyard.server.domain.definitions import Definition, DefinitionDraft, apply_update, prepare
-from batchyard.server.domain.errors import FieldViolation, InvalidArgument
+from batchyard.server.domain.errors import FieldViolation, InvalidArgument, QueueNotFound
+from batchyard.server.domain.jobs import DEFAULT_QUEUE, with_defaults
 from batchyard.server.domain.sql_targets import DatabaseIdentity, service_database_violations
 from batchyard.v1 import definition_pb2, definition_service_pb2_grpc
 from batchyard.v1 import definition_service_pb2 as pb
@@ -77,6 +81,15 @@ class DefinitionServicer(definition_service_pb2_grpc.DefinitionServiceServicer):
             raise InvalidArgument([v.under("config") for v in refused])
         return prepared
 
+    def _prepare_queue(self, changes: DefinitionDraft) -> DefinitionDraft:
+        return replace(changes, config=with_defaults(changes.config))
+
+    async def _require_queue(self, ws: Workspace, draft: DefinitionDraft, field: str) -> None:
+        """A definition names a queue that exists (QueueNotFound naming `field`)."""
+        queue = draft.config.queue or DEFAULT_QUEUE
+        if await queues.missing(self._pool, ws, [queue]):
+            raise QueueNotFound(queue, field)
+
     async def CreateDefinition(
         self, request: pb.CreateDefinitionRequest, context: Context
     ) -> pb.CreateDefinitionResponse:
@@ -89,6 +102,7 @@ class DefinitionServicer(definition_service_pb2_grpc.DefinitionServiceServicer):
             draft = self._prepare(draft_from_pb(request.definition))
         except InvalidArgument as exc:
             raise exc.under("definition") from None
+        await self._require_queue(ws, draft, "definition.config.queue")
         created = await store.create(self._pool, self._box, ws, draft)
         self._audit.record(
             current_principal(), "definition.create", "definition", created.uuid, created.draft.name
@@ -148,6 +162,9 @@ class DefinitionServicer(definition_service_pb2_grpc.DefinitionServiceServicer):
                 return self._prepare(apply_update(current, changes, paths))
             except InvalidArgument as exc:
                 raise _blame(exc) from None
+
+        if any(p in ("config", "config.queue") for p in paths):  # named: it must exist
+            await self._require_queue(ws, self._prepare_queue(changes), "changes.config.queue")
 
         updated = await store.update(
             self._pool, self._box, ws, ref, change, request.expected_version

@@ -59,6 +59,16 @@ def status_of(error: d.DomainError) -> tuple[grpc.StatusCode, status_pb2.Status]
                 ]
             )
         )
+    if isinstance(error, d.QueueNotFound) and error.field:
+        details.append(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=error.field, description=f"queue {error.name!r} does not exist"
+                    )
+                ]
+            )
+        )
     return code, rich_status(code, error.message, error.reason, details)
 
 

@@ -109,6 +109,7 @@ def run_to_pb(run: Run, configs: ConfigMemo | None = None) -> pb.Run:
         end_time=timestamp(run.end_time),
         next_attempt_time=timestamp(run.next_attempt_time),
         revision=run.revision,
+        queue_position=run.queue_position,
     )
 
 

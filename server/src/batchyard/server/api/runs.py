@@ -31,8 +31,10 @@ from batchyard.server.db import runs as store
 from batchyard.server.db.definition_reader import DefinitionReader
 from batchyard.server.db.job_codec import SecretBox
 from batchyard.server.db.pool import Pool
+from batchyard.server.db.queue_guard import queue_checked
+from batchyard.server.db.queues import KnownQueues, explain_waiting
 from batchyard.server.db.run_batcher import SubmitBatcher
-from batchyard.server.db.wakeups import Wakeups, cancel_key, run_key
+from batchyard.server.db.wakeups import Wakeups, cancel_key, queue_settings_key, run_key
 from batchyard.server.domain import paging
 from batchyard.server.domain.access import Workspace
 from batchyard.server.domain.definitions import Definition, is_uuid_ref
@@ -101,6 +103,8 @@ class _Submissions:
         self._reader, self._ws, self._shapes = reader, ws, shapes
         self._service = service
         self._definitions: dict[str, Definition] = {}
+        self.queues: dict[str, str] = {}
+        """Each queue the submissions name, and the field that first named it."""
 
     async def _definition(self, ref: str) -> Definition:
         if ref not in self._definitions:
@@ -127,14 +131,16 @@ class _Submissions:
             self._shapes.put(key, shape)
         return shape
 
-    async def new_run(self, request: pb.SubmitRunRequest) -> NewRun:
-        """Validate one submission; field paths are relative to the SubmitRunRequest."""
+    async def new_run(self, request: pb.SubmitRunRequest, prefix: str = "") -> NewRun:
+        """Validate one submission; field paths are relative to the SubmitRunRequest
+        (under `prefix`, e.g. "requests[3].")."""
         shape = await self._shape(request)
         violations = shape.violations + validate_payload_and_key(
             request.payload, request.request_id
         )
         if violations:
             raise InvalidArgument(violations)
+        self.queues.setdefault(shape.config.queue, prefix + _queue_field(request))
         definition = shape.definition
         return NewRun(
             uuid=uuid.uuid4(),
@@ -163,6 +169,13 @@ def _prepare(
         v.under(config_path) for v in service_database_violations(config, secrets, service)
     ]
     return _Shape(definition, config, secrets, violations)
+
+
+def _queue_field(request: pb.SubmitRunRequest) -> str:
+    """The field of a submission that names its queue."""
+    if request.overrides.queue:
+        return "overrides.queue"
+    return "config.queue" if request.WhichOneof("job") == "config" else "definition"
 
 
 @dataclass(frozen=True)
@@ -205,6 +218,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         self._batcher = batcher
         self._reader = reader
         self._shapes = ShapeCache()
+        self._queues = KnownQueues()
 
     async def _submit(self, ws: Workspace, new_runs: list[NewRun]) -> list[store.Submitted]:
         submitted = await store.submit(self._pool, self._box, ws, new_runs)
@@ -215,8 +229,11 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         self, request: pb.SubmitRunRequest, context: Context
     ) -> pb.SubmitRunResponse:
         ws = await self._workspaces.of(context)
-        new_run = await _Submissions(self._reader, ws, self._shapes, self._service).new_run(request)
-        done = await self._batcher.submit(ws, new_run)
+        submissions = _Submissions(self._reader, ws, self._shapes, self._service)
+        new_run = await submissions.new_run(request)
+        await self._queues.require(self._pool, ws, submissions.queues)
+        async with queue_checked(next(iter(submissions.queues.values()))):
+            done = await self._batcher.submit(ws, new_run)
         if not done.deduplicated:
             self._wakeups.poke([done.run.config.queue])
             self._audit.record(current_principal(), "run.submit", "run", done.run.uuid)
@@ -232,12 +249,14 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         new_runs, violations = [], []
         for i, sub in enumerate(request.requests):
             try:
-                new_runs.append(await submissions.new_run(sub))
+                new_runs.append(await submissions.new_run(sub, f"requests[{i}]."))
             except InvalidArgument as exc:
                 violations += exc.under(f"requests[{i}]").violations
         if violations:
             raise InvalidArgument(violations)
-        submitted = await self._submit(ws, new_runs)
+        await self._queues.require(self._pool, ws, submissions.queues)
+        async with queue_checked():
+            submitted = await self._submit(ws, new_runs)
         fresh_count = sum(not s.deduplicated for s in submitted)
         if fresh_count:
             first = next(s.run.uuid for s in submitted if not s.deduplicated)
@@ -256,6 +275,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     async def GetRun(self, request: pb.GetRunRequest, context: Context) -> pb.GetRunResponse:
         ws = await self._workspaces.of(context)
         run = await store.get(self._pool, self._box, ws, parse_run_id(request.run))
+        [run] = await explain_waiting(self._pool, ws, [run])
         return pb.GetRunResponse(run=run_to_pb(run))
 
     async def ListRuns(self, request: pb.ListRunsRequest, context: Context) -> pb.ListRunsResponse:
@@ -294,6 +314,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             token = paging.encode(
                 [page[-1].submit_time.isoformat(), str(page[-1].uuid)], fingerprint
             )
+        page = await explain_waiting(self._pool, ws, page)
         return pb.ListRunsResponse(runs=[run_to_pb(r) for r in page], next_page_token=token)
 
     async def CancelRun(
@@ -336,19 +357,25 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     async def WatchRun(
         self, request: pb.WatchRunRequest, context: Context
     ) -> AsyncIterator[pb.WatchRunResponse]:
-        """The run's state whenever it changes (its revision moves), until it ends."""
+        """The run's state whenever it changes (its revision moves, or what holds it
+        pending does: its queue is paused, resumed or fills up), until it ends."""
         ws = await self._workspaces.of(context)
         run_id = parse_run_id(request.run)
         if request.after_revision < 0:
             raise InvalidArgument([FieldViolation("after_revision", "must not be negative")])
-        seen = request.after_revision
+        seen: tuple[int, object] = (request.after_revision, None)
+        keys = [run_key(run_id)]
         while True:
-            with self._wakeups.waiter([run_key(run_id)]) as changed:
+            with self._wakeups.waiter(keys) as changed:
                 run = await store.get(self._pool, self._box, ws, run_id)
-                if run.revision > seen:
-                    seen = run.revision
+                [run] = await explain_waiting(self._pool, ws, [run])
+                cause = (run.reason, run.message)
+                moved = run.revision > seen[0]
+                if moved or (run.revision == seen[0] and seen[1] not in (None, cause)):
                     yield pb.WatchRunResponse(run=run_to_pb(run))
+                seen = (run.revision, cause)
                 if run.status.finished:
                     return
+                keys = [run_key(run_id), queue_settings_key(run.config.queue)]
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), WATCH_POLL_SECONDS)

@@ -109,6 +109,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         self._box = box
         self._wakeups = wakeups
         self._settings = settings
+        self._limited = leases.LimitedQueues()
 
     async def LeaseRuns(
         self, request: pb.LeaseRunsRequest, context: Context
@@ -146,6 +147,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         """Lease for a caller that is still there. Runs leased for a caller that went away
         meanwhile (the call was cancelled) are handed back at once: nobody would
         receive them, and they would wait for the lease to expire."""
+        limited = await self._limited.of(self._pool, workspace, queues)
         task = asyncio.ensure_future(
             leases.lease(
                 self._pool,
@@ -155,6 +157,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
                 limit,
                 worker_id,
                 self._settings.ttl_seconds,
+                limited,
             )
         )
         try:
@@ -203,7 +206,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             )
         if applied is None:
             applied = await attempt_end.complete(self._pool, fence, outcome, progress, results)
-        self._wakeups.poke_ended(fence.run, applied.status, applied.queue)
+        self._poke_ended(fence.run, applied)
         return pb.CompleteRunResponse(
             run_status=status_to_pb(applied.status),
             next_attempt_time=timestamp(applied.next_attempt_time),
@@ -250,7 +253,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
     ) -> pb.ReleaseRunResponse:
         fence = fence_from(request.run, request.attempt, request.lease_id)
         applied = await attempt_end.release(self._pool, fence, request.message)
-        self._wakeups.poke_ended(fence.run, applied.status, applied.queue)
+        self._poke_ended(fence.run, applied)
         return pb.ReleaseRunResponse()
 
     async def WaitForCancel(
@@ -258,6 +261,12 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
     ) -> worker_control_pb2.WaitForCancelResponse:
         """Answers when the run's cancel is requested (api/cancel_wait.py)."""
         return await wait_for_cancel(self._pool, self._wakeups, request, context)
+    def _poke_ended(self, run: Any, applied: Applied) -> None:
+        """Watchers look again; so do the queue's workers when the run is leasable again
+        or its end makes room in a queue with a concurrency limit."""
+        self._wakeups.poke_ended(run, applied.status, applied.queue)
+        if applied.queue in self._limited.names:
+            self._wakeups.poke([applied.queue])
 
 
 async def _hand_back(pool: Pool, found: list[Lease]) -> None:

@@ -7,6 +7,7 @@ clock: a worker whose lease is gone changes nothing.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from datetime import datetime
 from uuid import UUID
@@ -24,6 +25,39 @@ log = structlog.get_logger(__name__)
 
 # How long a run whose secrets this server cannot open waits before it is leased again.
 UNREADABLE_RETRY_SECONDS = 60.0
+# How long this server trusts what it read about which queues have a concurrency limit.
+LIMITS_CACHE_SECONDS = 2.0
+MAX_CACHED_QUEUE_SETS = 10_000
+
+
+class LimitedQueues:
+    """Which queues have a concurrency limit, as this server last read it (a few
+    seconds old at most). Only a lease naming one of them pays for the lock: one that a
+    stale answer calls unlimited is skipped by the lease statement until the next read
+    (never leased past its limit), one it calls limited costs a lock that finds none."""
+
+    def __init__(self, ttl_seconds: float = LIMITS_CACHE_SECONDS) -> None:
+        self._ttl = ttl_seconds
+        self._known: dict[tuple[UUID, tuple[str, ...]], tuple[float, frozenset[str]]] = {}
+        self.names: set[str] = set()
+        """Every queue name seen limited (a run ending there may make room)."""
+
+    async def of(self, pool: asyncpg.Pool, workspace: UUID, queues: list[str]) -> frozenset[str]:
+        key = (workspace, tuple(queues))
+        now = time.monotonic()
+        hit = self._known.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        rows = await pool.fetch(*bind("limited_queues", workspace_id=workspace, queues=queues))
+        limited = frozenset(r["name"] for r in rows)
+        if len(self._known) >= MAX_CACHED_QUEUE_SETS:
+            self._known.clear()
+        self._known[key] = (now + self._ttl, limited)
+        self.names |= limited
+        return limited
+
+    def forget(self) -> None:
+        self._known.clear()
 
 
 async def lease(
@@ -34,19 +68,31 @@ async def lease(
     limit: int,
     worker_id: str,
     ttl: float,
+    limited: frozenset[str] = frozenset(),
 ) -> list[Lease]:
     """Lease up to `limit` runs. A run whose secrets this server cannot open is not
-    handed out: its lease is undone and it waits in the queue, saying why."""
-    rows = await pool.fetch(
-        *bind(
-            "lease_runs",
-            queues=queues,
-            limit=limit,
-            worker_id=worker_id,
-            ttl_seconds=ttl,
-            workspace_id=workspace,
-        )
-    )
+    handed out: its lease is undone and it waits in the queue, saying why.
+
+    One statement when none of `queues` is `limited`; otherwise a transaction that first
+    locks the limited queues' rows, so that concurrent leases (any worker, any replica)
+    count each other's runs and never start more than a queue's limit."""
+    values = {
+        "queues": queues,
+        "limit": limit,
+        "worker_id": worker_id,
+        "ttl_seconds": ttl,
+        "workspace_id": workspace,
+    }
+    if not limited:
+        rows = await pool.fetch(*bind("lease_runs", **values, locked=[]))
+    else:
+        async with pool.acquire() as conn, conn.transaction():
+            locked = await conn.fetch(
+                *bind("lock_limited_queues", workspace_id=workspace, queues=sorted(limited))
+            )
+            rows = await conn.fetch(
+                *bind("lease_runs", **values, locked=[r["name"] for r in locked])
+            )
     out, unreadable = [], []
     opened: dict[bytes, Secrets] = {}  # runs of one configuration share its sealed value
     for r in rows:

@@ -1,6 +1,41 @@
 -- The schema the migrations produce, from scratch (pg_dump --schema-only, normalised).
 -- Generated: uv run python -m tests.schema_dump --write. Never edit by hand.
 
+CREATE FUNCTION public.queues_default_for_workspace() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    INSERT INTO queues (workspace_id, name) VALUES (NEW.id, 'default') ON CONFLICT DO NOTHING;
+    RETURN NEW;
+END;
+$$;
+
+CREATE FUNCTION public.runs_queue_exists() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    wanted integer;
+    found integer;
+    absent text;
+BEGIN
+    SELECT count(*) INTO wanted FROM (SELECT DISTINCT workspace_id, queue FROM new_runs) n;
+    SELECT count(*) INTO found FROM (
+        SELECT 1 FROM queues q
+        WHERE (q.workspace_id, q.name) IN (SELECT workspace_id, queue FROM new_runs)
+        FOR KEY SHARE OF q) l;
+    IF found < wanted THEN
+        SELECT n.queue INTO absent FROM new_runs n
+        WHERE NOT EXISTS (SELECT 1 FROM queues q
+                          WHERE q.workspace_id = n.workspace_id AND q.name = n.queue)
+        LIMIT 1;
+        RAISE EXCEPTION 'queue % does not exist', absent
+            USING ERRCODE = 'foreign_key_violation', CONSTRAINT = 'runs_queue_exists',
+                  DETAIL = absent;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
 CREATE TABLE public.api_tokens (
     id uuid NOT NULL,
     workspace_id uuid NOT NULL,
@@ -55,6 +90,19 @@ CREATE TABLE public.definitions (
     created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
     deleted_at timestamp with time zone,
     CONSTRAINT definitions_version_check CHECK ((current_version >= 1))
+);
+
+CREATE TABLE public.queues (
+    workspace_id uuid NOT NULL,
+    name text NOT NULL,
+    description text DEFAULT ''::text NOT NULL,
+    priority integer DEFAULT 0 NOT NULL,
+    state text DEFAULT 'ENABLED'::text NOT NULL,
+    concurrency_limit integer,
+    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    updated_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    CONSTRAINT queues_limit_check CHECK (((concurrency_limit IS NULL) OR (concurrency_limit >= 1))),
+    CONSTRAINT queues_state_check CHECK ((state = ANY (ARRAY['ENABLED'::text, 'PAUSED'::text])))
 );
 
 CREATE TABLE public.run_attempts (
@@ -163,6 +211,9 @@ ALTER TABLE ONLY public.definition_versions
 ALTER TABLE ONLY public.definitions
     ADD CONSTRAINT definitions_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.queues
+    ADD CONSTRAINT queues_pkey PRIMARY KEY (workspace_id, name);
+
 ALTER TABLE ONLY public.run_attempts
     ADD CONSTRAINT run_attempts_pkey PRIMARY KEY (run_id, number);
 
@@ -208,6 +259,10 @@ CREATE UNIQUE INDEX runs_request_id_key ON public.runs USING btree (workspace_id
 
 CREATE INDEX runs_workspace_submitted_idx ON public.runs USING btree (workspace_id, submitted_at DESC, id DESC);
 
+CREATE TRIGGER runs_queue_exists AFTER INSERT ON public.runs REFERENCING NEW TABLE AS new_runs FOR EACH STATEMENT EXECUTE FUNCTION public.runs_queue_exists();
+
+CREATE TRIGGER workspaces_default_queue AFTER INSERT ON public.workspaces FOR EACH ROW EXECUTE FUNCTION public.queues_default_for_workspace();
+
 ALTER TABLE ONLY public.api_tokens
     ADD CONSTRAINT api_tokens_workspace_id_fkey FOREIGN KEY (workspace_id) REFERENCES public.workspaces(id);
 
@@ -216,6 +271,9 @@ ALTER TABLE ONLY public.definition_versions
 
 ALTER TABLE ONLY public.definitions
     ADD CONSTRAINT definitions_workspace_fkey FOREIGN KEY (workspace_id) REFERENCES public.workspaces(id);
+
+ALTER TABLE ONLY public.queues
+    ADD CONSTRAINT queues_workspace_fkey FOREIGN KEY (workspace_id) REFERENCES public.workspaces(id);
 
 ALTER TABLE ONLY public.run_attempts
     ADD CONSTRAINT run_attempts_run_fkey FOREIGN KEY (run_id) REFERENCES public.runs(id) ON DELETE CASCADE;

@@ -139,3 +139,23 @@ class PermissionDenied(DomainError):
 class SecretsUnreadable(WrongState):
     """Stored secrets cannot be opened: sealed with a key this server does not have (the
     operator must configure it), or altered. The message names the key id only."""
+
+
+class QueueNotFound(NotFound):
+    """The queue does not exist. `field`: the request field that named it, when the
+    queue was named by a submission or definition (the error then carries a BadRequest)."""
+
+    reason = "QUEUE_NOT_FOUND"
+
+    def __init__(self, name: str, field: str = "") -> None:
+        where = f"{field}: " if field else ""
+        super().__init__(f"{where}queue {name!r} does not exist in this workspace")
+        self.name = name
+        self.field = field
+
+
+class QueueExists(AlreadyExists):
+    reason = "QUEUE_EXISTS"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a queue named {name!r} already exists")

@@ -45,6 +45,8 @@ class RunReason(StrEnum):
     DEPENDENCY_FAILED = "DEPENDENCY_FAILED"
     CANCELLED_BY_USER = "CANCELLED_BY_USER"
     RESULT_UPLOAD_FAILED = "RESULT_UPLOAD_FAILED"
+    QUEUE_PAUSED = "QUEUE_PAUSED"
+    QUEUE_AT_LIMIT = "QUEUE_AT_LIMIT"
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,8 @@ class Run:
     end_time: datetime | None
     next_attempt_time: datetime | None
     revision: int
+    # PENDING runs ahead of this one in its queue (approximate), when that is why it waits.
+    queue_position: int | None = None
 
 
 @dataclass(frozen=True)

@@ -1,24 +1,53 @@
 -- name: lease_runs
--- One statement: pick up to :limit ready runs of :queues (highest priority first, then
--- oldest) with SKIP LOCKED, start a new attempt on each with a fresh lease, and return
--- what the worker needs. :workspace_id is the worker's workspace.
-WITH leased AS (
+-- One statement: pick up to :limit ready runs of :queues with SKIP LOCKED — the enabled
+-- queues only (a paused queue's runs are never read), higher queue priority first, then
+-- run priority, then oldest — start a new attempt on each with a fresh lease, and return
+-- what the worker needs. A queue with a concurrency limit is served only when it is in
+-- :locked (its row locked by lock_limited_queues earlier in this transaction), and then
+-- at most up to its limit, counting the runs RUNNING now; unlimited queues skip the
+-- count. Queues of :queues that do not exist are ignored. :workspace_id is the worker's
+-- workspace.
+WITH queue_room AS (
+    SELECT q.name, q.priority,
+           CASE WHEN q.concurrency_limit IS NULL THEN :limit
+                ELSE greatest(0, q.concurrency_limit - (
+                    SELECT count(*) FROM runs x
+                    WHERE x.workspace_id = q.workspace_id AND x.queue = q.name
+                      AND x.status = 'RUNNING'))
+           END AS room
+    FROM queues q
+    WHERE q.workspace_id = :workspace_id AND q.name = ANY(:queues::text[])
+      AND q.state = 'ENABLED'
+      AND (q.concurrency_limit IS NULL OR q.name = ANY(:locked::text[]))
+), qs AS (
+    SELECT name, priority, room FROM queue_room WHERE room > 0
+), leased AS (
     UPDATE runs r
     SET status = 'RUNNING', reason = '', message = '', attempt = r.attempt + 1,
         lease_id = gen_random_uuid(), worker_id = :worker_id,
         lease_expires_at = clock_timestamp() + make_interval(secs => :ttl_seconds),
         started_at = coalesce(r.started_at, clock_timestamp()), revision = r.revision + 1
     WHERE r.id = ANY(ARRAY(
-        SELECT p.id FROM runs p
-        WHERE p.status = 'PENDING'
-          AND p.workspace_id = :workspace_id
-          AND p.queue = ANY(:queues::text[])
-          AND p.available_at <= clock_timestamp()
-        ORDER BY p.priority DESC, p.submitted_at, p.id
-        LIMIT :limit
-        FOR UPDATE SKIP LOCKED))
+        SELECT c.id
+        FROM qs CROSS JOIN LATERAL (
+            -- LIMIT :limit, not the queue's room: a limit the planner knows keeps this an
+            -- ordered walk of runs_pending_idx (a computed one made it scan the table).
+            SELECT p.id, p.priority, p.submitted_at,
+                   row_number() OVER (ORDER BY p.priority DESC, p.submitted_at, p.id) AS n
+            FROM (
+                SELECT p.id, p.priority, p.submitted_at FROM runs p
+                WHERE p.status = 'PENDING'
+                  AND p.workspace_id = :workspace_id
+                  AND p.queue = qs.name
+                  AND p.available_at <= clock_timestamp()
+                ORDER BY p.priority DESC, p.submitted_at, p.id
+                LIMIT :limit
+                FOR UPDATE SKIP LOCKED) p) c
+        WHERE c.n <= qs.room
+        ORDER BY qs.priority DESC, c.priority DESC, c.submitted_at, c.id
+        LIMIT :limit))
     RETURNING r.id, r.workspace_id, r.attempt, r.lease_id, r.lease_expires_at, r.worker_id,
-              r.definition_name, r.priority, r.submitted_at
+              r.definition_name, r.priority, r.submitted_at, r.queue
 ), started AS (
     INSERT INTO run_attempts (run_id, number, worker_id, lease_id)
     SELECT id, attempt, worker_id, lease_id FROM leased
@@ -29,7 +58,8 @@ FROM leased l
 JOIN run_specs s ON s.run_id = l.id
 JOIN run_configs c ON c.id = s.config_id
 JOIN workspaces w ON w.id = l.workspace_id
-ORDER BY l.priority DESC, l.submitted_at, l.id;
+JOIN queues q ON q.workspace_id = l.workspace_id AND q.name = l.queue
+ORDER BY q.priority DESC, l.priority DESC, l.submitted_at, l.id;
 
 -- name: undo_leases
 -- Runs just leased that no worker got: their secrets cannot be opened by this server
