@@ -8,6 +8,7 @@ from enum import StrEnum
 from uuid import UUID
 
 from batchyard.server.domain.errors import FieldViolation
+from batchyard.server.domain.graph import ArraySummary, Dependency
 from batchyard.server.domain.jobs import (
     JobConfig,
     RetryStrategy,
@@ -45,6 +46,7 @@ class RunReason(StrEnum):
     DEPENDENCY_FAILED = "DEPENDENCY_FAILED"
     CANCELLED_BY_USER = "CANCELLED_BY_USER"
     RESULT_UPLOAD_FAILED = "RESULT_UPLOAD_FAILED"
+    ARRAY_CHILD_FAILED = "ARRAY_CHILD_FAILED"
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,12 @@ class Run:
     end_time: datetime | None
     next_attempt_time: datetime | None
     revision: int
+    parent_uuid: UUID | None = None
+    array_index: int = 0
+    array_size: int = 0
+    array_summary: ArraySummary | None = None
+    depends_on: tuple[Dependency, ...] = ()
+    dependencies_waiting: int = 0
 
 
 @dataclass(frozen=True)
