@@ -298,3 +298,31 @@ async def test_status_filter_sees_waiting_runs_as_pending(definitions, runs, wor
     assert {r.uuid for r in pending.runs} == {a.uuid, b.uuid}
     cancelled = await runs.CancelRun(rpb.CancelRunRequest(run=b.uuid))
     assert cancelled.run.status == CANCELLED
+
+
+async def test_the_sweeper_settles_what_a_crash_between_end_and_release_left(
+    definitions, runs, server
+):
+    import asyncpg
+
+    from batchyard.server.maintenance.pipeline_sweeper import PipelineSweeper
+
+    await define(definitions)
+    a = await submit(runs)
+    b = await submit(runs, depends_on=[{"run": a.uuid}])
+    parent = await submit(runs, array_size=2)
+    pool = await asyncpg.create_pool(server.dsn, min_size=1, max_size=2)
+    try:  # ends written as a crashed server would have left them: without their settling
+        await pool.execute(
+            "UPDATE runs SET status = 'SUCCEEDED', reason = '', ended_at = now()"
+            " WHERE id = $1 OR parent_id = $2",
+            uuid.UUID(a.uuid),
+            uuid.UUID(parent.uuid),
+        )
+        assert (await get(runs, b.uuid)).reason == WAITING
+        assert await PipelineSweeper(pool).run_once() == 2
+        assert await PipelineSweeper(pool).run_once() == 0
+    finally:
+        await pool.close()
+    assert (await get(runs, b.uuid)).reason == run_pb2.RUN_REASON_IN_QUEUE
+    assert (await get(runs, parent.uuid)).status == SUCCEEDED

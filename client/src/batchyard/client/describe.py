@@ -56,6 +56,7 @@ class Reason(enum.StrEnum):
     DEPENDENCY_FAILED = "dependency_failed"
     CANCELLED_BY_USER = "cancelled_by_user"
     RESULT_UPLOAD_FAILED = "result_upload_failed"
+    ARRAY_CHILD_FAILED = "array_child_failed"
 
     @classmethod
     def of(cls, value: run_pb2.RunReason.ValueType) -> Reason:
