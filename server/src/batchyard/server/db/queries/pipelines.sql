@@ -74,10 +74,6 @@ WITH ended AS (
            (d.condition = 'ANY' OR e.status = 'SUCCEEDED') AS ok
     FROM run_dependencies d JOIN ended e ON e.id = d.depends_on
     WHERE NOT d.met
-), marked AS (
-    UPDATE run_dependencies d SET met = true
-    FROM edges
-    WHERE edges.ok AND d.run_id = edges.run_id AND d.depends_on = edges.depends_on
 ), per_run AS (
     SELECT run_id, count(*) FILTER (WHERE ok) AS met,
            (array_agg(depends_on ORDER BY position) FILTER (WHERE NOT ok))[1] AS broken_by,
@@ -106,6 +102,13 @@ WITH ended AS (
     FROM per_run p
     WHERE r.id = p.run_id AND r.id IN (SELECT id FROM locked)
     RETURNING r.id, r.status, r.queue
+), marked AS (
+    -- Only a run still waiting keeps count of its met edges; for one that was released
+    -- or failed they no longer matter (a run shows them met from their runs' statuses).
+    UPDATE run_dependencies d SET met = true
+    FROM edges, changed
+    WHERE edges.ok AND changed.status = 'WAITING' AND changed.id = edges.run_id
+      AND d.run_id = edges.run_id AND d.depends_on = edges.depends_on
 ), children AS (
     SELECT parent_id, count(*) AS n, count(*) FILTER (WHERE status <> 'SUCCEEDED') AS bad
     FROM ended
@@ -211,10 +214,16 @@ WHERE parent_id = ANY(:parents::uuid[])
 GROUP BY parent_id, status;
 
 -- name: dependencies_of
-SELECT run_id, depends_on, condition, kind, met
-FROM run_dependencies
-WHERE run_id = ANY(:runs::uuid[])
-ORDER BY run_id, position;
+-- An edge is met once flagged, or once its run ended as its condition asks (the flag is
+-- kept only while its dependent waits: settle_ended).
+SELECT d.run_id, d.depends_on, d.condition, d.kind,
+       d.met OR coalesce(e.status = 'SUCCEEDED'
+                         OR (d.condition = 'ANY'
+                             AND e.status IN ('FAILED', 'CANCELLED')), false) AS met
+FROM run_dependencies d
+LEFT JOIN runs e ON e.id = d.depends_on
+WHERE d.run_id = ANY(:runs::uuid[])
+ORDER BY d.run_id, d.position;
 
 -- name: array_places
 -- For the lease: the array index and size of leased runs that are children.
