@@ -148,9 +148,10 @@ def submit_run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         if args.output is None:
-            what = f"array run of {run.array_size}" if run.array_size else "run"
+            array = f", an array of {run.array_size}" if run.array_size else ""
             print(
-                f"submitted {what} {run.uuid} ({run.definition_name} v{run.definition_version})",
+                f"submitted run {run.uuid} ({run.definition_name} v{run.definition_version}"
+                f"{array})",
                 flush=True,
             )
         if not wait:

@@ -18,7 +18,7 @@ from batchyard.server.domain.access import Workspace
 from batchyard.server.domain.errors import RunNotFound, WrongState
 from batchyard.server.domain.graph import Kind
 from batchyard.server.domain.jobs import DEFAULT_QUEUE
-from batchyard.server.domain.pipelines import Entry, Target, expand
+from batchyard.server.domain.pipelines import Entry, Rows, Target, expand
 
 SENDER_KEYS_MAX = 200
 """Watchers are woken by key for at most this many changed runs per settle (others see
@@ -92,7 +92,7 @@ async def _submit(
         ended += [c for found in targets.values() for c in found.children]
         if ended and rows.edges:
             await settle(conn, ended, count_children=False)
-        if any(s == "PENDING" for s in rows.statuses):
+        if "PENDING" in rows.statuses:
             queues = sorted({r.config.queue or DEFAULT_QUEUE for r in rows.runs})
             await conn.execute(*bind("notify_released", keys=queues))
     runs = await store.get_many(pool, box, ws, ids)
@@ -138,20 +138,20 @@ async def _targets(conn: Any, ws: Workspace, entries: list[Entry]) -> dict[UUID,
     return found
 
 
-async def _insert(conn: Any, box: SecretBox, ws: Workspace, rows: Any) -> None:
+async def _insert(conn: Any, box: SecretBox, ws: Workspace, rows: Rows) -> None:
     config_ids, configs, sealed, run_config_ids = store.configs_of(box, rows.runs)
     await conn.execute(
         *bind(
             "insert_pipeline_runs",
-            ids=[r.uuid for r in rows.runs],
+            ids=rows.ids,
             workspace_id=ws.id,
             definition_ids=[r.definition_uuid for r in rows.runs],
             definition_names=[r.definition_name for r in rows.runs],
             definition_versions=[r.definition_version for r in rows.runs],
-            request_ids=[r.request_id or None for r in rows.runs],
+            request_ids=rows.request_ids,
             queues=[r.config.queue or DEFAULT_QUEUE for r in rows.runs],
             priorities=[r.config.priority for r in rows.runs],
-            payload_sizes=[len(r.payload) for r in rows.runs],
+            payload_sizes=[len(p) for p in rows.payloads],
             statuses=rows.statuses,
             parent_ids=rows.parents,
             array_indexes=rows.indexes,
@@ -161,7 +161,7 @@ async def _insert(conn: Any, box: SecretBox, ws: Workspace, rows: Any) -> None:
             configs=configs,
             sealed_secrets=sealed,
             run_config_ids=run_config_ids,
-            payloads=[r.payload for r in rows.runs],
+            payloads=rows.payloads,
         )
     )
     if rows.edges:

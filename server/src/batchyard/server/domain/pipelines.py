@@ -4,7 +4,7 @@ edges it becomes (pure; storing them is db/pipelines.py)."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from uuid import UUID
 
 from batchyard.server.domain.errors import FieldViolation, InvalidArgument
@@ -59,9 +59,13 @@ class Target:
 
 @dataclass
 class Rows:
-    """What a pipeline call stores: runs (parallel lists) and edges."""
+    """What a pipeline call stores: runs (parallel lists) and edges. The children of an
+    array share their parent's NewRun (`runs`) and differ in the other columns."""
 
     runs: list[NewRun] = field(default_factory=list)
+    ids: list[UUID] = field(default_factory=list)
+    payloads: list[bytes] = field(default_factory=list)
+    request_ids: list[str | None] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)
     parents: list[UUID | None] = field(default_factory=list)
     indexes: list[int | None] = field(default_factory=list)
@@ -69,21 +73,31 @@ class Rows:
     waiting: list[int] = field(default_factory=list)
     edges: list[tuple[UUID, UUID, str, str, int]] = field(default_factory=list)
 
-    def add(
-        self,
-        run: NewRun,
-        status: str,
-        parent: UUID | None,
-        index: int | None,
-        size: int,
-        waiting: int,
-    ) -> None:
+    def add(self, run: NewRun, status: str, size: int = 0, waiting: int = 0) -> None:
+        """A single run or an array's parent (whose payload goes to its children)."""
         self.runs.append(run)
+        self.ids.append(run.uuid)
+        self.payloads.append(b"" if size else run.payload)
+        self.request_ids.append(run.request_id or None)
         self.statuses.append(status)
-        self.parents.append(parent)
-        self.indexes.append(index)
+        self.parents.append(None)
+        self.indexes.append(None)
         self.sizes.append(size)
         self.waiting.append(waiting)
+
+    def add_children(
+        self, parent: NewRun, ids: list[UUID], payloads: list[bytes], waiting: list[int]
+    ) -> None:
+        n = len(ids)
+        self.runs += [parent] * n
+        self.ids += ids
+        self.payloads += payloads
+        self.request_ids += [None] * n
+        self.statuses += [WAITING if w else PENDING for w in waiting]
+        self.parents += [parent.uuid] * n
+        self.indexes += list(range(n))
+        self.sizes += [n] * n
+        self.waiting += waiting
 
 
 def check_array(array_size: int, payload: bytes, payloads: list[bytes]) -> list[FieldViolation]:
@@ -205,11 +219,8 @@ def _add_runs(
     run = entry.run
     if not entry.array_size:
         n = count.get(run.uuid, 0)
-        rows.add(run, WAITING if n else PENDING, None, None, 0, n)
+        rows.add(run, WAITING if n else PENDING, waiting=n)
         return
-    rows.add(replace(run, payload=b""), ARRAY, None, None, entry.array_size, 0)
-    for i, child in enumerate(children):
-        payload = entry.payloads[i] if entry.payloads else run.payload
-        n = count.get(child, 0)
-        kid = replace(run, uuid=child, payload=payload, request_id="")
-        rows.add(kid, WAITING if n else PENDING, run.uuid, i, entry.array_size, n)
+    rows.add(run, ARRAY, size=entry.array_size)
+    payloads = list(entry.payloads) if entry.payloads else [run.payload] * len(children)
+    rows.add_children(run, children, payloads, [count.get(c, 0) for c in children])
