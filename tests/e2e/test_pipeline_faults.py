@@ -24,8 +24,8 @@ from google.protobuf import json_format
 from batchyard.client.connection import aio_channel
 from batchyard.v1 import definition_service_pb2_grpc, run_pb2, run_service_pb2_grpc
 from batchyard.v1 import run_service_pb2 as rpb
-from tests.e2e.jobs import define
 from tests.e2e import test_faults
+from tests.e2e.jobs import define
 from tests.processes import free_port, start_server, stop, wait_serving
 
 pytestmark = [pytest.mark.fault, pytest.mark.timeout(420)]
