@@ -306,14 +306,14 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             parent=parse_run_id(request.parent, "parent") if request.parent else None,
             include_children=request.include_children,
         )
-        fingerprint = {
-            "p": request.parent,
-            "c": request.include_children,
+        fingerprint: dict[str, object] = {
             "d": ref,
             "s": sorted(s.value for s in statuses),
             "f": request.submit_time_from.ToJsonString() if filters.submitted_from else "",
             "t": request.submit_time_to.ToJsonString() if filters.submitted_to else "",
         }
+        if request.parent or request.include_children:  # tokens without them stay valid
+            fingerprint |= {"p": request.parent, "c": request.include_children}
         key = paging.decode(request.page_token, fingerprint)
         after = (datetime.fromisoformat(str(key[0])), UUID(str(key[1]))) if key else None
         page = await store.list_page(self._pool, self._box, ws, filters, after, size + 1)
