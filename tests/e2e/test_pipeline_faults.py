@@ -175,3 +175,7 @@ async def check(database_url: str, made: dict[str, list[str]]) -> None:
     assert not [
         r for r in runs.values() if r["status"] in ("PENDING", "WAITING", "ARRAY", "RUNNING")
     ]
+    rescued = sum(a["ended_by"] == "rescuer" for tries in attempts.values() for a in tries)
+    assert rescued > 0, "the kills hit no running attempt: the test proved nothing"
+    total = sum(map(len, attempts.values()))
+    print(f"pipeline fault seed {SEED}: {total} attempts, {rescued} ended by the rescuer")
