@@ -186,11 +186,15 @@ async def cancel(conn: Any, ws: Workspace, run_id: UUID, message: str) -> bool:
     ):
         await settle(conn, [run_id])
         return True
+    row = await conn.fetchrow(q("stored_status"), ws.id, run_id)
+    if row is None or row["status"] != "ARRAY":
+        return False
+    # Children first, then the parent: the order a child's end locks them in (no deadlock).
+    children = await conn.fetch(*bind("cancel_array_children", run=run_id, message=message))
     if not await conn.fetchval(
         *bind("cancel_array_parent", workspace_id=ws.id, run=run_id, message=message)
     ):
-        return False
-    children = await conn.fetch(*bind("cancel_array_children", run=run_id, message=message))
+        return False  # it ended meanwhile: its children had all ended, nothing was changed
     await settle(conn, [run_id, *(c["id"] for c in children)])
     return True
 

@@ -155,8 +155,8 @@ WHERE workspace_id = :workspace_id AND id = :run AND status = 'ARRAY'
 RETURNING id;
 
 -- name: cancel_array_children
--- Every unfinished child of a cancelled array: waiting ones are CANCELLED now, running
--- ones are asked to stop. Returns the children that ended now.
+-- Every unfinished child of an array being cancelled: waiting ones are CANCELLED now,
+-- running ones are asked to stop. Returns the children that ended now.
 WITH asked AS (
     UPDATE runs
     SET cancel_requested = true, message = :message, revision = revision + 1
