@@ -34,7 +34,7 @@ SEED = int(os.environ.get("BATCHYARD_FAULT_SEED", "20261121"))
 TIME_LIMIT = 240.0
 
 
-def start_worker(target: str, tmp_path, index: int) -> subprocess.Popen[bytes]:
+def start_worker(target: str, tmp_path, index: int, slots: int = 4) -> subprocess.Popen[bytes]:
     env = {**os.environ, "BATCHYARD_LOG_FORMAT": "json"}
     cmd = [
         sys.executable,
@@ -43,7 +43,7 @@ def start_worker(target: str, tmp_path, index: int) -> subprocess.Popen[bytes]:
         "--server",
         target,
         "--slots",
-        "4",
+        str(slots),
         "--workspace-root",
         str(tmp_path),
         "--state-dir",

@@ -589,3 +589,32 @@ async def test_tokens_are_shown_once_and_stored_as_hashes(
         await conn.close()
     assert made.secret not in str(dump)
     assert made.secret.split("_")[-1] not in str(dump)
+
+
+async def test_a_dependency_on_another_workspace_is_refused_like_a_missing_run(
+    tenants: Any, target: str
+) -> None:
+    from batchyard.v1 import pipeline_pb2
+
+    alpha, v = tenants
+    missing = str(uuid.uuid4())
+
+    def single(ref: str) -> Any:
+        return rpb.SubmitRunRequest(
+            config=shell_config(), depends_on=[pipeline_pb2.RunDependency(run=ref)]
+        )
+
+    def in_batch(ref: str) -> Any:
+        return rpb.BatchSubmitRunsRequest(requests=[single(ref)])
+
+    builds = {"RunService/SubmitRun": single, "RunService/BatchSubmitRuns": in_batch}
+    async with aio_channel(target, token=alpha) as thief:
+        for name, build in builds.items():
+            for theirs in (v.running.run, v.finished, v.pending):
+                ids = [theirs, missing]
+                got = await refusal(invoke(thief, METHODS[name], build(theirs)), ids)
+                expected = await refusal(invoke(thief, METHODS[name], build(missing)), ids)
+                assert got == expected, name
+                assert got.code == grpc.StatusCode.NOT_FOUND
+        listed = await invoke(thief, METHODS["RunService/ListRuns"], rpb.ListRunsRequest())
+        assert not listed.runs  # nothing was submitted

@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from batchyard.v1 import job_pb2 as _job_pb2
+from batchyard.v1 import pipeline_pb2 as _pipeline_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
@@ -94,6 +95,8 @@ class _RunReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RunReason.V
     """PENDING: its queue is paused; it starts once the queue is resumed."""
     RUN_REASON_QUEUE_AT_LIMIT: _RunReason.ValueType  # 26
     """PENDING: its queue has as many runs RUNNING as its concurrency limit allows."""
+    RUN_REASON_ARRAY_CHILD_FAILED: _RunReason.ValueType  # 30
+    """FAILED: an array run whose children all ended, one or more of them not successfully."""
 
 class RunReason(_RunReason, metaclass=_RunReasonEnumTypeWrapper):
     """Why a run (or an attempt) is in its status."""
@@ -128,6 +131,8 @@ RUN_REASON_QUEUE_PAUSED: RunReason.ValueType  # 25
 """PENDING: its queue is paused; it starts once the queue is resumed."""
 RUN_REASON_QUEUE_AT_LIMIT: RunReason.ValueType  # 26
 """PENDING: its queue has as many runs RUNNING as its concurrency limit allows."""
+RUN_REASON_ARRAY_CHILD_FAILED: RunReason.ValueType  # 30
+"""FAILED: an array run whose children all ended, one or more of them not successfully."""
 Global___RunReason: _TypeAlias = RunReason  # noqa: Y015
 
 @_typing.final
@@ -315,6 +320,12 @@ class Run(_message.Message):
     NEXT_ATTEMPT_TIME_FIELD_NUMBER: _builtins.int
     REVISION_FIELD_NUMBER: _builtins.int
     QUEUE_POSITION_FIELD_NUMBER: _builtins.int
+    PARENT_RUN_FIELD_NUMBER: _builtins.int
+    ARRAY_INDEX_FIELD_NUMBER: _builtins.int
+    ARRAY_SIZE_FIELD_NUMBER: _builtins.int
+    ARRAY_SUMMARY_FIELD_NUMBER: _builtins.int
+    DEPENDS_ON_FIELD_NUMBER: _builtins.int
+    DEPENDENCIES_WAITING_FIELD_NUMBER: _builtins.int
     uuid: _builtins.str
     """The run's id, a UUID."""
     workspace: _builtins.str
@@ -350,6 +361,14 @@ class Run(_message.Message):
     reported as 1000 beyond that). Set only when `reason` is IN_QUEUE or
     RECENTLY_SUBMITTED.
     """
+    parent_run: _builtins.str
+    """For a child of an array run: the parent's uuid (empty otherwise)."""
+    array_index: _builtins.int
+    """For a child of an array run: its index, 0-based (BATCHYARD_ARRAY_INDEX)."""
+    array_size: _builtins.int
+    """For an array run and its children: the number of children (0 for other runs)."""
+    dependencies_waiting: _builtins.int
+    """How many of `depends_on` are not met yet (0 once the run may be leased)."""
     @_builtins.property
     def config(self) -> _job_pb2.JobConfig:
         """The effective configuration (definition plus overrides), secrets left out."""
@@ -373,6 +392,14 @@ class Run(_message.Message):
     @_builtins.property
     def next_attempt_time(self) -> _timestamp_pb2.Timestamp:
         """When a run waiting for retry becomes eligible again."""
+
+    @_builtins.property
+    def array_summary(self) -> _pipeline_pb2.ArraySummary:
+        """For an array run: its children counted by status (its `progress` is their mean)."""
+
+    @_builtins.property
+    def depends_on(self) -> _containers.RepeatedCompositeFieldContainer[_pipeline_pb2.RunDependency]:
+        """The runs this run waits for, with their conditions, as submitted."""
 
     def __init__(
         self,
@@ -398,10 +425,16 @@ class Run(_message.Message):
         next_attempt_time: _timestamp_pb2.Timestamp | None = ...,
         revision: _builtins.int = ...,
         queue_position: _builtins.int | None = ...,
+        parent_run: _builtins.str = ...,
+        array_index: _builtins.int = ...,
+        array_size: _builtins.int = ...,
+        array_summary: _pipeline_pb2.ArraySummary | None = ...,
+        depends_on: _abc.Iterable[_pipeline_pb2.RunDependency] | None = ...,
+        dependencies_waiting: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "config", b"config", "end_time", b"end_time", "next_attempt_time", b"next_attempt_time", "queue_position", b"queue_position", "start_time", b"start_time", "submit_time", b"submit_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "array_summary", b"array_summary", "config", b"config", "end_time", b"end_time", "next_attempt_time", b"next_attempt_time", "queue_position", b"queue_position", "start_time", b"start_time", "submit_time", b"submit_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "attempts", b"attempts", "cancel_requested", b"cancel_requested", "config", b"config", "definition_name", b"definition_name", "definition_uuid", b"definition_uuid", "definition_version", b"definition_version", "end_time", b"end_time", "message", b"message", "next_attempt_time", b"next_attempt_time", "num_retries_used", b"num_retries_used", "payload_size", b"payload_size", "progress", b"progress", "queue_position", b"queue_position", "reason", b"reason", "request_id", b"request_id", "revision", b"revision", "start_time", b"start_time", "status", b"status", "submit_time", b"submit_time", "uuid", b"uuid", "workspace", b"workspace"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "array_index", b"array_index", "array_size", b"array_size", "array_summary", b"array_summary", "attempts", b"attempts", "cancel_requested", b"cancel_requested", "config", b"config", "definition_name", b"definition_name", "definition_uuid", b"definition_uuid", "definition_version", b"definition_version", "dependencies_waiting", b"dependencies_waiting", "depends_on", b"depends_on", "end_time", b"end_time", "message", b"message", "next_attempt_time", b"next_attempt_time", "num_retries_used", b"num_retries_used", "parent_run", b"parent_run", "payload_size", b"payload_size", "progress", b"progress", "queue_position", b"queue_position", "reason", b"reason", "request_id", b"request_id", "revision", b"revision", "start_time", b"start_time", "status", b"status", "submit_time", b"submit_time", "uuid", b"uuid", "workspace", b"workspace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__queue_position: _TypeAlias = _typing.Literal["queue_position"]  # noqa: Y015
     _WhichOneofArgType__queue_position: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position"]  # noqa: Y015

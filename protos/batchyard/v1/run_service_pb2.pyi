@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from batchyard.v1 import job_pb2 as _job_pb2
+from batchyard.v1 import pipeline_pb2 as _pipeline_pb2
 from batchyard.v1 import result_pb2 as _result_pb2
 from batchyard.v1 import run_pb2 as _run_pb2
 from collections import abc as _abc
@@ -33,6 +34,10 @@ class SubmitRunRequest(_message.Message):
     OVERRIDES_FIELD_NUMBER: _builtins.int
     PAYLOAD_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ARRAY_SIZE_FIELD_NUMBER: _builtins.int
+    PAYLOADS_FIELD_NUMBER: _builtins.int
+    DEPENDS_ON_FIELD_NUMBER: _builtins.int
+    BATCH_KEY_FIELD_NUMBER: _builtins.int
     definition: _builtins.str
     """The name or uuid of a definition; the run pins its current version."""
     payload: _builtins.bytes
@@ -40,6 +45,15 @@ class SubmitRunRequest(_message.Message):
     request_id: _builtins.str
     """Idempotency key (1 to 200 printable characters): submitting again with the same
     key returns the run created first and creates nothing.
+    """
+    array_size: _builtins.int
+    """2 to 10,000: an array run, one parent and this many child runs, each a full run
+    with BATCHYARD_ARRAY_INDEX (0-based) and BATCHYARD_ARRAY_SIZE in its environment.
+    0: a single run.
+    """
+    batch_key: _builtins.str
+    """In BatchSubmitRuns: a key (1 to 100 characters) later entries of the same call may
+    name in `depends_on.batch_key`.
     """
     @_builtins.property
     def config(self) -> _job_pb2.JobConfig:
@@ -49,6 +63,19 @@ class SubmitRunRequest(_message.Message):
     def overrides(self) -> _run_pb2.RunOverrides:
         """Per-run changes to the configuration."""
 
+    @_builtins.property
+    def payloads(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """For an array run: one payload per child (exactly `array_size` of them, each at most
+        1 MiB) instead of the shared `payload`. The whole request must fit the server's
+        message size limit (8 MiB by default).
+        """
+
+    @_builtins.property
+    def depends_on(self) -> _containers.RepeatedCompositeFieldContainer[_pipeline_pb2.RunDependency]:
+        """The runs this run waits for (at most 100). The run stays PENDING with reason
+        WAITING_ON_DEPENDENCIES until every condition holds.
+        """
+
     def __init__(
         self,
         *,
@@ -57,10 +84,14 @@ class SubmitRunRequest(_message.Message):
         overrides: _run_pb2.RunOverrides | None = ...,
         payload: _builtins.bytes = ...,
         request_id: _builtins.str = ...,
+        array_size: _builtins.int = ...,
+        payloads: _abc.Iterable[_builtins.bytes] | None = ...,
+        depends_on: _abc.Iterable[_pipeline_pb2.RunDependency] | None = ...,
+        batch_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "definition", b"definition", "job", b"job", "overrides", b"overrides"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "definition", b"definition", "job", b"job", "overrides", b"overrides", "payload", b"payload", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["array_size", b"array_size", "batch_key", b"batch_key", "config", b"config", "definition", b"definition", "depends_on", b"depends_on", "job", b"job", "overrides", b"overrides", "payload", b"payload", "payloads", b"payloads", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_job: _TypeAlias = _typing.Literal["definition", "config"]  # noqa: Y015
     _WhichOneofArgType_job: _TypeAlias = _typing.Literal["job", b"job"]  # noqa: Y015
@@ -106,7 +137,9 @@ class BatchSubmitRunsRequest(_message.Message):
     @_builtins.property
     def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubmitRunRequest]:
         """The runs to submit (1 to 10,000). If any is invalid nothing is submitted and the
-        field violations name the index, e.g. "requests[3].payload".
+        field violations name the index, e.g. "requests[3].payload". An entry may depend
+        on earlier entries (`depends_on.batch_index` or `batch_key`), so a whole pipeline is
+        one atomic call.
         """
 
     def __init__(
@@ -204,6 +237,8 @@ class ListRunsRequest(_message.Message):
     STATUSES_FIELD_NUMBER: _builtins.int
     SUBMIT_TIME_FROM_FIELD_NUMBER: _builtins.int
     SUBMIT_TIME_TO_FIELD_NUMBER: _builtins.int
+    PARENT_FIELD_NUMBER: _builtins.int
+    INCLUDE_CHILDREN_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Maximum number of runs to return (1 to 1000; 0 means 50)."""
     page_token: _builtins.str
@@ -212,6 +247,10 @@ class ListRunsRequest(_message.Message):
     """
     definition: _builtins.str
     """Only runs of this definition (name or uuid)."""
+    parent: _builtins.str
+    """Only the children of this array run (a uuid)."""
+    include_children: _builtins.bool
+    """Also list children of array runs (by default they are left out)."""
     @_builtins.property
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[_run_pb2.RunStatus.ValueType]:
         """Only runs in one of these statuses; empty for all."""
@@ -233,10 +272,12 @@ class ListRunsRequest(_message.Message):
         statuses: _abc.Iterable[_run_pb2.RunStatus.ValueType] | None = ...,
         submit_time_from: _timestamp_pb2.Timestamp | None = ...,
         submit_time_to: _timestamp_pb2.Timestamp | None = ...,
+        parent: _builtins.str = ...,
+        include_children: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["submit_time_from", b"submit_time_from", "submit_time_to", b"submit_time_to"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition", "page_size", b"page_size", "page_token", b"page_token", "statuses", b"statuses", "submit_time_from", b"submit_time_from", "submit_time_to", b"submit_time_to"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition", "include_children", b"include_children", "page_size", b"page_size", "page_token", b"page_token", "parent", b"parent", "statuses", b"statuses", "submit_time_from", b"submit_time_from", "submit_time_to", b"submit_time_to"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

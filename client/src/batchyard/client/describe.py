@@ -58,6 +58,7 @@ class Reason(enum.StrEnum):
     RESULT_UPLOAD_FAILED = "result_upload_failed"
     QUEUE_PAUSED = "queue_paused"
     QUEUE_AT_LIMIT = "queue_at_limit"
+    ARRAY_CHILD_FAILED = "array_child_failed"
 
     @classmethod
     def of(cls, value: run_pb2.RunReason.ValueType) -> Reason:

@@ -41,6 +41,7 @@ from batchyard.server.domain.sql_targets import identity_of
 from batchyard.server.embedded import EmbeddedPostgres, start_embedded
 from batchyard.server.lifecycle import Policy, Service, Supervisor
 from batchyard.server.limits import Kind
+from batchyard.server.maintenance.pipeline_sweeper import PipelineSweeper
 from batchyard.server.maintenance.rescuer import Rescuer
 from batchyard.server.secret_keys import load_key_ring
 from batchyard.server.settings import ServerSettings
@@ -109,6 +110,7 @@ class _Services:
     batcher: SubmitBatcher
     reader: DefinitionReader
     rescuer: Rescuer
+    pipeline_sweeper: PipelineSweeper
 
     def with_policies(self) -> list[tuple[Service, Policy]]:
         """Which crash ends the server: only the audit writer's (a trail that silently
@@ -120,6 +122,7 @@ class _Services:
             (self.batcher, Policy.RESTART),
             (self.reader, Policy.RESTART),
             (self.rescuer, Policy.RESTART),
+            (self.pipeline_sweeper, Policy.RESTART),
         ]
 
 
@@ -202,6 +205,7 @@ class App:
             batcher=SubmitBatcher(pool, box),
             reader=DefinitionReader(pool, box),
             rescuer=Rescuer(pool, wakeups, self.settings.rescue_interval_seconds),
+            pipeline_sweeper=PipelineSweeper(pool),
         )
 
     def _build_server(self, pool: asyncpg.Pool, bg: _Services, box: SecretBox) -> grpc.aio.Server:

@@ -31,7 +31,9 @@ from batchyard.client.aio.run import AsyncRun
 from batchyard.client.aio.service import AsyncRunService
 from batchyard.client.core.client import ClientBase, Tls
 from batchyard.client.core.part import Part
+from batchyard.client.core.pipeline import PipelineBuilder
 from batchyard.client.core.requests import (
+    DependsOn,
     Payload,
     StatusFilter,
     list_definitions,
@@ -98,6 +100,18 @@ class AsyncDefinitions(Part["definition_service_pb2_grpc.DefinitionServiceAsyncS
         await self._call(self._stub.DeleteDefinition, dpb.DeleteDefinitionRequest(definition=ref))
 
 
+class AsyncPipeline(PipelineBuilder):
+    """A pipeline of the asyncio client: `add` steps, then `await submit()`."""
+
+    def __init__(self, runs: AsyncRuns) -> None:
+        super().__init__()
+        self._runs = runs
+
+    async def submit(self) -> list[AsyncRun]:
+        """Submit every step in one atomic call; one AsyncRun per step, in order."""
+        return await self._runs.submit_pipeline(self)
+
+
 class AsyncRuns:
     """`client.runs` of the asyncio client (see `Runs`)."""
 
@@ -118,6 +132,9 @@ class AsyncRuns:
         retries: int | None = None,
         queue: str | None = None,
         priority: int | None = None,
+        array_size: int = 0,
+        payloads: Sequence[Payload] | None = None,
+        depends_on: Sequence[DependsOn] = (),
     ) -> AsyncRun:
         """Submit a run and return its handle (see `Runs.submit`)."""
         response = await self._service.submit(
@@ -132,8 +149,21 @@ class AsyncRuns:
             retries=retries,
             queue=queue,
             priority=priority,
+            array_size=array_size,
+            payloads=payloads,
+            depends_on=depends_on,
         )
         return AsyncRun(self._service, response.run, deduplicated=response.deduplicated)
+
+    def pipeline(self) -> AsyncPipeline:
+        """A pipeline to build step by step and submit in one atomic call (see
+        `Runs.pipeline`)."""
+        return AsyncPipeline(self)
+
+    async def submit_pipeline(self, pipeline: PipelineBuilder) -> list[AsyncRun]:
+        """Submit the steps of `pipeline` in one call; one AsyncRun per step, in order."""
+        responses = await self._service.submit_many(pipeline.request())
+        return [AsyncRun(self._service, r.run, deduplicated=r.deduplicated) for r in responses]
 
     async def get(self, run_id: str) -> AsyncRun:
         """The run with that uuid, read now (RunNotFoundError if there is none)."""
@@ -148,6 +178,8 @@ class AsyncRuns:
         submitted_before: datetime | None = None,
         limit: int | None = None,
         page_size: int = 0,
+        parent: str = "",
+        include_children: bool = False,
     ) -> AsyncPaged[AsyncRun]:
         """Runs newest first (see `Runs.list`); each is an `AsyncRun`."""
         service = self._service
@@ -161,6 +193,8 @@ class AsyncRuns:
                 statuses=statuses,
                 submitted_from=submitted_after,
                 submitted_to=submitted_before,
+                parent=parent,
+                include_children=include_children,
             )
             async for state in found:
                 yield AsyncRun(service, state)

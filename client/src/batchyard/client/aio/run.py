@@ -40,6 +40,12 @@ class AsyncRun(RunView[AsyncLogFollower]):
         """Its status now (asks the server)."""
         return Status.of((await self.refresh()).state.status)
 
+    async def children(self) -> list[AsyncRun]:
+        """The children of this array run, by index (empty for other runs)."""
+        found = self._service.iter(parent=self.id, page_size=1000)
+        kids = [AsyncRun(self._service, state) async for state in found]
+        return sorted(kids, key=lambda r: r.state.array_index)
+
     async def refresh(self) -> AsyncRun:
         """Read its state again; returns this handle."""
         self._state = await self._service.get(self.id)

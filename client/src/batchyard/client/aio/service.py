@@ -37,6 +37,10 @@ class AsyncRunService:
         request = submit_request(definition, **options)
         return await self.call(self.stub.SubmitRun, request, idempotent=bool(request.request_id))
 
+    async def submit_many(self, request: pb.BatchSubmitRunsRequest) -> list[pb.SubmitRunResponse]:
+        """Submit many runs in one call, all or nothing."""
+        return list((await self.call(self.stub.BatchSubmitRuns, request)).responses)
+
     async def get(self, run_id: str) -> run_pb2.Run:
         """The run with its attempts."""
         request = pb.GetRunRequest(run=run_id)

@@ -7,6 +7,7 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from batchyard.client.cli.failures import EXIT_OK, UsageError
 from batchyard.client.cli.options import (
@@ -101,6 +102,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     payload.add_argument("--payload", metavar="TEXT", help="the payload as text")
     add_request_id_option(parser)
+    add_pipeline_options(parser)
     parser.add_argument(
         "--wait", action="store_true", help="follow the run until it ends (see exit codes)"
     )
@@ -119,6 +121,7 @@ def submit_run(args: argparse.Namespace) -> int:
     if args.wait_timeout is not None and not wait:
         raise UsageError("--wait-timeout needs --wait")
     payload = _read_payload(args)
+    array_size, payloads = array_of(args)
     env = _environment(args.env, "--env")
     secret_env = _environment(args.secret_env, "--secret-env")
     with open_client(args) as client:
@@ -133,6 +136,9 @@ def submit_run(args: argparse.Namespace) -> int:
             priority=args.priority,
             payload=payload,
             request_id=args.request_id,
+            array_size=array_size,
+            payloads=payloads,
+            depends_on=[after_dependency(text) for text in args.after],
         )
         run = handle.state
         if handle.deduplicated:
@@ -142,8 +148,10 @@ def submit_run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         if args.output is None:
+            array = f", an array of {run.array_size}" if run.array_size else ""
             print(
-                f"submitted run {run.uuid} ({run.definition_name} v{run.definition_version})",
+                f"submitted run {run.uuid} ({run.definition_name} v{run.definition_version}"
+                f"{array})",
                 flush=True,
             )
         if not wait:
@@ -157,6 +165,58 @@ def submit_run(args: argparse.Namespace) -> int:
             follow=args.follow,
             reconnect_timeout=args.reconnect_timeout,
         )
+
+
+def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--array",
+        metavar="N",
+        type=int,
+        default=0,
+        help="an array run of N children (2 to 10,000), each with $BATCHYARD_ARRAY_INDEX",
+    )
+    parser.add_argument(
+        "--payloads-dir",
+        metavar="DIR",
+        help="one payload per child: the files of DIR in name order (sets --array)",
+    )
+    parser.add_argument(
+        "--after",
+        metavar="RUN[:any]",
+        action="append",
+        default=[],
+        help="wait for RUN to succeed (:any: to end at all; arrays also :n_to_n, or "
+        "'sequential' alone); repeatable",
+    )
+
+
+def array_of(args: argparse.Namespace) -> tuple[int, list[bytes] | None]:
+    """--array and --payloads-dir: the array size and the per-child payloads."""
+    if args.payloads_dir is None:
+        return args.array, None
+    folder = Path(args.payloads_dir)
+    try:
+        files = sorted(p for p in folder.iterdir() if p.is_file())
+        payloads = [p.read_bytes() for p in files]
+    except OSError as exc:
+        raise UsageError(f"cannot read {folder}: {exc.strerror or exc}") from None
+    if args.array and args.array != len(payloads):
+        raise UsageError(f"--array {args.array} but {len(payloads)} files in {folder}")
+    for path, data in zip(files, payloads, strict=True):
+        if len(data) > MAX_PAYLOAD_BYTES:
+            raise UsageError(f"{path} is {len(data)} bytes; at most 1 MiB per payload")
+    return len(payloads), payloads
+
+
+def after_dependency(text: str) -> Any:
+    """`--after RUN[:any][:n_to_n]` or `--after sequential` as a `depends_on` entry."""
+    if text == "sequential":
+        return "sequential"
+    run, *words = text.split(":")
+    known = {"any", "success", "n_to_n"}
+    if not run or any(w not in known for w in words):
+        raise UsageError(f"--after {text}: write RUN, RUN:any, RUN:n_to_n or sequential")
+    return (run, *words)
 
 
 def _read_payload(args: argparse.Namespace) -> bytes:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from batchyard.client.cli.definition_views import retries_text, type_name
+from batchyard.client.cli.pipeline_views import graph_pairs
 from batchyard.client.cli.render import (
     absolute_time,
     as_datetime,
@@ -128,6 +129,7 @@ def run_details(run: run_pb2.Run, now: datetime) -> str:
     ]
     if run.HasField("next_attempt_time") and run.status == run_pb2.RUN_STATUS_PENDING:
         pairs.append(("Next attempt", absolute_time(as_datetime(run.next_attempt_time), now)))
+    pairs += graph_pairs(run)
     text = key_values(pairs)
     if not run.attempts:
         return text + "\n\nAttempts: none yet"

@@ -193,6 +193,14 @@ def _add_list_options(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="only runs in one of these statuses (repeatable)",
     )
+    parser.add_argument(
+        "--parent", metavar="ID", default="", help="only the children of this array run"
+    )
+    parser.add_argument(
+        "--include-children",
+        action="store_true",
+        help="also list the children of array runs (left out by default)",
+    )
     add_amount_options(parser, "runs", DEFAULT_LIMIT)
 
 
@@ -216,6 +224,8 @@ def list_runs(args: argparse.Namespace) -> int:
             status=args.status,
             limit=None if limit is None else limit + 1,  # one more tells if there are more
             page_size=args.page_size,
+            parent=args.parent,
+            include_children=args.include_children,
         )
         found = [run.state for run in listed]
     table_of = partial(runs_table, now=datetime.now(UTC), colour=wants_colour(sys.stdout))

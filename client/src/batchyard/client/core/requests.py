@@ -21,6 +21,7 @@ from batchyard.v1 import (
     definition_pb2,
     job_pb2,
     log_pb2,
+    pipeline_pb2,
     queue_pb2,
     result_pb2,
     run_pb2,
@@ -137,10 +138,18 @@ def list_runs(
     statuses: Iterable[run_pb2.RunStatus.ValueType] = (),
     submitted_from: datetime | None = None,
     submitted_to: datetime | None = None,
+    parent: str = "",
+    include_children: bool = False,
 ) -> Listing[run_pb2.Run]:
     """Runs newest first: of `definition` (name or uuid), in one of `statuses`, submitted
-    in [`submitted_from`, `submitted_to`) (naive datetimes are UTC)."""
-    template = rpb.ListRunsRequest(definition=definition, statuses=statuses)
+    in [`submitted_from`, `submitted_to`) (naive datetimes are UTC); the children of
+    the array run `parent` only, or also children of arrays (`include_children`)."""
+    template = rpb.ListRunsRequest(
+        definition=definition,
+        statuses=statuses,
+        parent=parent,
+        include_children=include_children,
+    )
     if submitted_from is not None:
         template.submit_time_from.FromDatetime(submitted_from)
     if submitted_to is not None:
@@ -235,6 +244,53 @@ def log_position(after: Position | None) -> log_pb2.LogPosition:
 # ---------------------------------------------------------------- runs
 
 
+@dataclass(frozen=True)
+class Step:
+    """An entry of a pipeline being built (`Pipeline.add`): later entries depend on it."""
+
+    index: int
+
+
+DependsOn: TypeAlias = "str | Step | Any | tuple[Any, ...]"
+"""A run (its uuid, a Run handle or a `batchyard.v1.Run`), a `Step` of the same
+pipeline, or a tuple of one of those and words: "any" (after any end, not only a
+success), "n_to_n" (arrays: child i after child i); or the word "sequential" alone
+(arrays: child i after child i-1)."""
+
+_CONDITIONS = {"success": pipeline_pb2.DEPENDENCY_CONDITION_AFTER_SUCCESS,
+               "any": pipeline_pb2.DEPENDENCY_CONDITION_AFTER_ANY}  # fmt: skip
+_TYPES = {"n_to_n": pipeline_pb2.DEPENDENCY_TYPE_N_TO_N,
+          "sequential": pipeline_pb2.DEPENDENCY_TYPE_SEQUENTIAL}  # fmt: skip
+
+
+def dependency(depends_on: DependsOn) -> pipeline_pb2.RunDependency:
+    """The RunDependency of one `depends_on` entry (ValueError for an unknown word)."""
+    target, *words = depends_on if isinstance(depends_on, tuple) else (depends_on,)
+    out = pipeline_pb2.RunDependency()
+    if target == "sequential":
+        target, words = None, ["sequential", *words]
+    for word in words:
+        if word in _CONDITIONS:
+            out.condition = _CONDITIONS[word]
+        elif word in _TYPES:
+            out.type = _TYPES[word]
+        else:
+            raise ValueError(f"unknown dependency word {word!r}: any, success, n_to_n, sequential")
+    if isinstance(target, Step):
+        out.batch_index = target.index
+    elif target is not None:
+        out.run = target if isinstance(target, str) else _run_id(target)
+    return out
+
+
+def _run_id(run: Any) -> str:
+    for name in ("id", "uuid"):
+        value = getattr(run, name, None)
+        if isinstance(value, str) and value:
+            return value
+    raise ValueError(f"not a run: {run!r} (give its uuid, a Run, or a Step)")
+
+
 def submit_request(
     definition: str | None = None,
     *,
@@ -248,12 +304,18 @@ def submit_request(
     priority: int | None = None,
     payload: Payload = None,
     request_id: str = "",
+    array_size: int = 0,
+    payloads: Sequence[Payload] | None = None,
+    depends_on: Sequence[DependsOn] = (),
+    batch_key: str = "",
 ) -> rpb.SubmitRunRequest:
     """The SubmitRunRequest of a run of `definition` (name or uuid) or of an inline
     `config`, exactly one of the two (ValueError otherwise); see `Runs.submit`.
 
     `retries` replaces the whole retry strategy by one with that many retries and
-    defaults for everything else; `payload` is sent as `payload_bytes` makes it.
+    defaults for everything else; `payload` (and each of `payloads`, one per child of
+    an array of `array_size`) is sent as `payload_bytes` makes it; `depends_on` as
+    `dependency` reads each entry.
     """
     if (definition is None) == (config is None):
         raise ValueError("give either a definition (name or uuid) or an inline config")
@@ -270,7 +332,13 @@ def submit_request(
     if priority is not None:
         overrides.priority = priority
     request = rpb.SubmitRunRequest(
-        overrides=overrides, payload=payload_bytes(payload), request_id=request_id
+        overrides=overrides,
+        payload=payload_bytes(payload),
+        request_id=request_id,
+        array_size=array_size,
+        payloads=[payload_bytes(p) for p in payloads or ()],
+        depends_on=[dependency(d) for d in depends_on],
+        batch_key=batch_key,
     )
     if config is not None:
         request.config.CopyFrom(config)

@@ -25,7 +25,9 @@ import grpc
 from batchyard.client import connection
 from batchyard.client.core.client import ClientBase, Tls
 from batchyard.client.core.part import Part
+from batchyard.client.core.pipeline import PipelineBuilder
 from batchyard.client.core.requests import (
+    DependsOn,
     Payload,
     StatusFilter,
     list_definitions,
@@ -112,6 +114,18 @@ class Definitions(Part[definition_service_pb2_grpc.DefinitionServiceStub, Caller
         self._call(self._stub.DeleteDefinition, dpb.DeleteDefinitionRequest(definition=ref))
 
 
+class Pipeline(PipelineBuilder):
+    """A pipeline of the synchronous client: `add` steps, then `submit()`."""
+
+    def __init__(self, runs: Runs) -> None:
+        super().__init__()
+        self._runs = runs
+
+    def submit(self) -> list[Run]:
+        """Submit every step in one atomic call; one Run per step, in order."""
+        return self._runs.submit_pipeline(self)
+
+
 class Runs:
     """`client.runs`: submit runs, list them, get one by id; cancel, delete and list the
     results of one by id without reading it first."""
@@ -137,9 +151,18 @@ class Runs:
         retries: int | None = None,
         queue: str | None = None,
         priority: int | None = None,
+        array_size: int = 0,
+        payloads: Sequence[Payload] | None = None,
+        depends_on: Sequence[DependsOn] = (),
     ) -> Run:
         """Submit a run of `definition` (name or uuid; the run pins its current version)
         or of an inline `config`, and return its handle.
+
+        `array_size` N (2 to 10,000) makes an array run: one parent and N children, each
+        a full run with $BATCHYARD_ARRAY_INDEX (0-based) and $BATCHYARD_ARRAY_SIZE, and
+        `payloads` (one per child, each ≤ 1 MiB) instead of one shared `payload`. The
+        run waits for each of `depends_on` (a run or its uuid; `(run, "any")` for any
+        end, not only a success; see `batchyard.client.core.requests.DependsOn`).
 
         `args` replace the definition's; `env` and `secret_env` are merged over its own;
         `timeout` (seconds per attempt), `retries`, `queue` and `priority` replace its
@@ -160,8 +183,21 @@ class Runs:
             retries=retries,
             queue=queue,
             priority=priority,
+            array_size=array_size,
+            payloads=payloads,
+            depends_on=depends_on,
         )
         return self._handle(response.run, deduplicated=response.deduplicated)
+
+    def pipeline(self) -> Pipeline:
+        """A pipeline to build step by step and submit in one atomic call (see
+        `batchyard.client.core.pipeline`)."""
+        return Pipeline(self)
+
+    def submit_pipeline(self, pipeline: PipelineBuilder) -> list[Run]:
+        """Submit the steps of `pipeline` in one call; one Run per step, in order."""
+        responses = self._runs.submit_many(pipeline.request().requests)
+        return [self._handle(r.run, deduplicated=r.deduplicated) for r in responses]
 
     def get(self, run_id: str) -> Run:
         """The run with that uuid, read now (RunNotFoundError if there is none)."""
@@ -176,15 +212,21 @@ class Runs:
         submitted_before: datetime | None = None,
         limit: int | None = None,
         page_size: int = 0,
+        parent: str = "",
+        include_children: bool = False,
     ) -> Paged[Run]:
         """Runs newest first: of `definition` (name or uuid), in `status` ("failed", or
         several), submitted in [`submitted_after`, `submitted_before`) (naive datetimes
-        are UTC); at most `limit` (None: all). Read page by page; each is a `Run`."""
+        are UTC); at most `limit` (None: all). Children of array runs only with
+        `include_children`, or those of the array `parent`. Read page by page; each is
+        a `Run`."""
         filters = {
             "definition": definition,
             "statuses": status_values(status),
             "submitted_from": submitted_after,
             "submitted_to": submitted_before,
+            "parent": parent,
+            "include_children": include_children,
         }
 
         def read(most: int | None) -> Iterator[Run]:

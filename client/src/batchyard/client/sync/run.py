@@ -52,6 +52,12 @@ class Run(RunView[LogFollower]):
         """Its status now (asks the server), e.g. Status.RUNNING; compares to "running"."""
         return Status.of(self.refresh().state.status)
 
+    def children(self) -> list[Run]:
+        """The children of this array run, by index (empty for other runs)."""
+        found = self._runs.iter(parent=self.id, page_size=1000)
+        kids = [Run(self._runs, self._logs, state) for state in found]
+        return sorted(kids, key=lambda r: r.state.array_index)
+
     def refresh(self) -> Run:
         """Read its state again from the server; returns this handle."""
         self._state = self._runs.get(self.id)

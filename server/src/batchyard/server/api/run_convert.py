@@ -6,10 +6,21 @@ from uuid import UUID
 
 from batchyard.server.api.job_convert import config_to_pb, retry_from_pb, seconds, timestamp
 from batchyard.server.domain.errors import FieldViolation, InvalidArgument
+from batchyard.server.domain.graph import ArraySummary, Condition, Dependency, Kind
 from batchyard.server.domain.jobs import JobConfig, Secrets
 from batchyard.server.domain.runs import Attempt, Overrides, Run, RunReason, RunStatus
-from batchyard.v1 import job_pb2
+from batchyard.v1 import job_pb2, pipeline_pb2
 from batchyard.v1 import run_pb2 as pb
+
+CONDITION_TO_PB = {
+    Condition.SUCCEEDED: pipeline_pb2.DEPENDENCY_CONDITION_AFTER_SUCCESS,
+    Condition.ANY: pipeline_pb2.DEPENDENCY_CONDITION_AFTER_ANY,
+}
+KIND_TO_PB = {
+    Kind.RUN: pipeline_pb2.DEPENDENCY_TYPE_UNSPECIFIED,
+    Kind.N_TO_N: pipeline_pb2.DEPENDENCY_TYPE_N_TO_N,
+    Kind.SEQUENTIAL: pipeline_pb2.DEPENDENCY_TYPE_SEQUENTIAL,
+}
 
 
 def status_to_pb(status: RunStatus) -> pb.RunStatus.ValueType:
@@ -86,7 +97,42 @@ class ConfigMemo:
         return hit[2]
 
 
+def _dependency_to_pb(d: Dependency, own: UUID) -> pipeline_pb2.RunDependency:
+    return pipeline_pb2.RunDependency(
+        run=str(d.run) if d.run != own else "",
+        condition=CONDITION_TO_PB[d.condition],
+        type=KIND_TO_PB[d.kind],
+    )
+
+
+def _summary_to_pb(s: ArraySummary) -> pipeline_pb2.ArraySummary:
+    return pipeline_pb2.ArraySummary(
+        size=s.size,
+        pending=s.pending,
+        running=s.running,
+        succeeded=s.succeeded,
+        failed=s.failed,
+        cancelled=s.cancelled,
+    )
+
+
 def run_to_pb(run: Run, configs: ConfigMemo | None = None) -> pb.Run:
+    out = _plain_run_to_pb(run, configs)
+    if run.array_size:
+        out.array_size = run.array_size
+        if run.parent_uuid is not None:
+            out.parent_run = str(run.parent_uuid)
+            out.array_index = run.array_index
+    if run.array_summary is not None:
+        out.array_summary.CopyFrom(_summary_to_pb(run.array_summary))
+    if run.depends_on:
+        own = [d for d in run.depends_on if d.run != run.uuid or d.kind == Kind.SEQUENTIAL]
+        out.depends_on.extend(_dependency_to_pb(d, run.uuid) for d in own)
+        out.dependencies_waiting = run.dependencies_waiting
+    return out
+
+
+def _plain_run_to_pb(run: Run, configs: ConfigMemo | None = None) -> pb.Run:
     convert = configs or config_to_pb
     return pb.Run(
         uuid=str(run.uuid),

@@ -14,6 +14,7 @@ from uuid import UUID
 
 import grpc
 
+from batchyard.server.api import pipeline_submit
 from batchyard.server.api.audit import AuditLog
 from batchyard.server.api.auth import current_principal
 from batchyard.server.api.job_convert import config_from_pb
@@ -27,6 +28,7 @@ from batchyard.server.api.run_convert import (
     status_from_pb,
 )
 from batchyard.server.api.workspaces import WorkspaceResolver
+from batchyard.server.db import pipelines
 from batchyard.server.db import runs as store
 from batchyard.server.db.definition_reader import DefinitionReader
 from batchyard.server.db.job_codec import SecretBox
@@ -230,10 +232,16 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     ) -> pb.SubmitRunResponse:
         ws = await self._workspaces.of(context)
         submissions = _Submissions(self._reader, ws, self._shapes, self._service)
-        new_run = await submissions.new_run(request)
-        await self._queues.require(self._pool, ws, submissions.queues)
-        async with queue_checked(next(iter(submissions.queues.values()))):
-            done = await self._batcher.submit(ws, new_run)
+        if pipeline_submit.is_pipeline(request):
+            entry = await pipeline_submit.single_entry(request, submissions.new_run)
+            await self._queues.require(self._pool, ws, submissions.queues)
+            async with queue_checked(next(iter(submissions.queues.values()), "")):
+                [done] = await pipelines.submit(self._pool, self._box, ws, [entry])
+        else:
+            new_run = await submissions.new_run(request)
+            await self._queues.require(self._pool, ws, submissions.queues)
+            async with queue_checked(next(iter(submissions.queues.values()), "")):
+                done = await self._batcher.submit(ws, new_run)
         if not done.deduplicated:
             self._wakeups.poke([done.run.config.queue])
             self._audit.record(current_principal(), "run.submit", "run", done.run.uuid)
@@ -246,6 +254,8 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         if not 1 <= len(request.requests) <= MAX_BATCH:
             raise InvalidArgument([FieldViolation("requests", f"1 to {MAX_BATCH} requests")])
         submissions = _Submissions(self._reader, ws, self._shapes, self._service)
+        if any(pipeline_submit.is_pipeline(r) for r in request.requests):
+            return await self._submit_pipeline(ws, request, submissions)
         new_runs, violations = [], []
         for i, sub in enumerate(request.requests):
             try:
@@ -271,6 +281,25 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             else:
                 fresh.write(done.run, item.run)
         return response
+
+    async def _submit_pipeline(
+        self, ws: Workspace, request: pb.BatchSubmitRunsRequest, submissions: _Submissions
+    ) -> pb.BatchSubmitRunsResponse:
+        entries = await pipeline_submit.entries_of(list(request.requests), submissions.new_run)
+        await self._queues.require(self._pool, ws, submissions.queues)
+        async with queue_checked():
+            submitted = await pipelines.submit(self._pool, self._box, ws, entries)
+        fresh = [s.run.uuid for s in submitted if not s.deduplicated]
+        if fresh:
+            detail = f"{len(fresh)} runs in one pipeline (first {fresh[0]})"
+            self._audit.record(current_principal(), "run.submit", "run", fresh[0], detail)
+        configs = ConfigMemo()
+        return pb.BatchSubmitRunsResponse(
+            responses=[
+                pb.SubmitRunResponse(run=run_to_pb(s.run, configs), deduplicated=s.deduplicated)
+                for s in submitted
+            ]
+        )
 
     async def GetRun(self, request: pb.GetRunRequest, context: Context) -> pb.GetRunResponse:
         ws = await self._workspaces.of(context)
@@ -298,13 +327,17 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             statuses=tuple(statuses),
             submitted_from=_time(request.submit_time_from, "submit_time_from"),
             submitted_to=_time(request.submit_time_to, "submit_time_to"),
+            parent=parse_run_id(request.parent, "parent") if request.parent else None,
+            include_children=request.include_children,
         )
-        fingerprint = {
+        fingerprint: dict[str, object] = {
             "d": ref,
             "s": sorted(s.value for s in statuses),
             "f": request.submit_time_from.ToJsonString() if filters.submitted_from else "",
             "t": request.submit_time_to.ToJsonString() if filters.submitted_to else "",
         }
+        if request.parent or request.include_children:  # tokens without them stay valid
+            fingerprint |= {"p": request.parent, "c": request.include_children}
         key = paging.decode(request.page_token, fingerprint)
         after = (datetime.fromisoformat(str(key[0])), UUID(str(key[1]))) if key else None
         page = await store.list_page(self._pool, self._box, ws, filters, after, size + 1)
@@ -325,7 +358,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         if len(request.reason) > MAX_CANCEL_REASON:
             raise InvalidArgument([FieldViolation("reason", "at most 1000 characters")])
         message = f"cancelled by user: {request.reason}" if request.reason else "cancelled by user"
-        await store.cancel(self._pool, ws, run_id, message)
+        await pipelines.cancel_run(self._pool, ws, run_id, message)
         self._wakeups.poke([run_key(run_id), cancel_key(run_id)])
         self._audit.record(current_principal(), "run.cancel", "run", run_id, request.reason)
         return pb.CancelRunResponse(
@@ -337,7 +370,8 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     ) -> pb.DeleteRunResponse:
         ws = await self._workspaces.of(context)
         run_id = parse_run_id(request.run)
-        await store.delete(self._pool, ws, run_id)
+        if not await pipelines.delete_array(self._pool, ws, run_id):
+            await store.delete(self._pool, ws, run_id)
         self._wakeups.poke([run_key(run_id)])
         self._results.forget(run_id)
         self._audit.record(current_principal(), "run.delete", "run", run_id)

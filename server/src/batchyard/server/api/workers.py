@@ -261,6 +261,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
     ) -> worker_control_pb2.WaitForCancelResponse:
         """Answers when the run's cancel is requested (api/cancel_wait.py)."""
         return await wait_for_cancel(self._pool, self._wakeups, request, context)
+
     def _poke_ended(self, run: Any, applied: Applied) -> None:
         """Watchers look again; so do the queue's workers when the run is leasable again
         or its end makes room in a queue with a concurrency limit."""

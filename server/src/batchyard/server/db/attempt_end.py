@@ -14,6 +14,7 @@ from uuid import UUID
 
 import asyncpg
 
+from batchyard.server.db import pipelines
 from batchyard.server.db import results as run_results
 from batchyard.server.db.job_codec import config_from_json
 from batchyard.server.db.sql import bind, q
@@ -93,18 +94,21 @@ async def complete_with_logs(
     if outcome.status != RunStatus.SUCCEEDED:
         return None
     first, last, data = logs
-    queue = await pool.fetchval(
-        *bind(
-            "complete_succeeded_with_logs",
-            **asdict(fence),  # run, attempt, lease_id, workspace_id
-            message=outcome.message,
-            exit_code=outcome.exit_code,
-            progress=progress,
-            first_seq=first,
-            last_seq=last,
-            entries=data,
+    async with pool.acquire() as conn, conn.transaction():
+        queue = await conn.fetchval(
+            *bind(
+                "complete_succeeded_with_logs",
+                **asdict(fence),  # run, attempt, lease_id, workspace_id
+                message=outcome.message,
+                exit_code=outcome.exit_code,
+                progress=progress,
+                first_seq=first,
+                last_seq=last,
+                entries=data,
+            )
         )
-    )
+        if queue is not None:
+            await pipelines.after_end(conn, fence.run)
     return Applied(RunStatus.SUCCEEDED, None, queue) if queue is not None else None
 
 
@@ -127,6 +131,8 @@ async def complete(
         strategy = config_from_json(row["config"]).retry_strategy
         nxt = after_attempt(outcome, strategy, row["num_retries_used"], row["cancel_requested"])
         status, next_start = await _end(conn, fence, outcome, nxt, "worker", progress)
+        if status.finished:
+            await pipelines.after_end(conn, fence.run)
     return Applied(status, next_start, row["queue"])
 
 
@@ -160,6 +166,8 @@ async def release(pool: asyncpg.Pool, fence: Fence, message: str) -> Applied:
         assert row is not None
         outcome, nxt = released(message, row["cancel_requested"])
         status, _ = await _end(conn, fence, outcome, nxt, "release", None)
+        if status.finished:
+            await pipelines.after_end(conn, fence.run)
     return Applied(status, None, row["queue"])
 
 
@@ -177,5 +185,7 @@ async def rescue_expired(
             nxt = after_attempt(outcome, strategy, row["num_retries_used"], row["cancel_requested"])
             fence = Fence(row["id"], row["attempt"], UUID(int=0))
             status, _ = await _end(conn, fence, outcome, nxt, "rescuer", None)
+            if status.finished:
+                await pipelines.after_end(conn, fence.run)
             out.append(Rescued(row["id"], row["attempt"], worker, status, row["queue"]))
     return out

@@ -8,13 +8,14 @@ clock: a worker whose lease is gone changes nothing.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from uuid import UUID
 
 import asyncpg
 import structlog
 
+from batchyard.server.db import pipelines
 from batchyard.server.db.job_codec import SecretBox, config_from_json
 from batchyard.server.db.sql import bind
 from batchyard.server.domain.attempts import Fence, Lease
@@ -105,6 +106,26 @@ async def lease(
         out.append(_lease_of(r, secrets))
     if unreadable:
         await _unlease(pool, unreadable)
+    return await _with_array_places(pool, out)
+
+
+async def _with_array_places(pool: asyncpg.Pool, leased: list[Lease]) -> list[Lease]:
+    """Children of array runs get BATCHYARD_ARRAY_INDEX and BATCHYARD_ARRAY_SIZE (their
+    configuration is shared by the whole array, so the index is added here)."""
+    places = await pipelines.array_places(pool, [x.run for x in leased]) if leased else {}
+    if not places:
+        return leased
+    out = []
+    for x in leased:
+        if x.run in places:
+            index, size = places[x.run]
+            env = {
+                **x.config.env,
+                "BATCHYARD_ARRAY_INDEX": str(index),
+                "BATCHYARD_ARRAY_SIZE": str(size),
+            }
+            x = replace(x, config=replace(x.config, env=env))
+        out.append(x)
     return out
 
 

@@ -10,6 +10,7 @@ from uuid import UUID
 
 import asyncpg
 
+from batchyard.server.db import run_graph
 from batchyard.server.db.job_codec import (
     SecretBox,
     canonical_json,
@@ -20,6 +21,7 @@ from batchyard.server.db.job_codec import (
 from batchyard.server.db.sql import bind, q
 from batchyard.server.domain.access import Workspace
 from batchyard.server.domain.errors import RunNotFound, WrongState
+from batchyard.server.domain.graph import ArraySummary, Dependency
 from batchyard.server.domain.jobs import DEFAULT_QUEUE, Secrets
 from batchyard.server.domain.runs import Attempt, NewRun, Run, RunReason, RunStatus
 
@@ -103,6 +105,9 @@ def _configs(
     return ids, configs, secrets, per_run
 
 
+configs_of = _configs
+
+
 def _new_run(ws: Workspace, r: NewRun, submitted_at: datetime) -> Run:
     return Run(
         uuid=r.uuid,
@@ -142,9 +147,17 @@ def _attempt(row: asyncpg.Record) -> Attempt:
     )
 
 
-def _run(row: asyncpg.Record, secrets: Secrets, attempts: tuple[Attempt, ...]) -> Run:
-    status = RunStatus(row["status"])
-    reason = RunReason(row["reason"])
+def _run(
+    row: asyncpg.Record,
+    secrets: Secrets,
+    attempts: tuple[Attempt, ...],
+    graph: tuple[ArraySummary | None, list[Dependency]] = (None, []),
+) -> Run:
+    summary, deps = graph
+    status, reason = run_graph.shown_status(row["status"], RunReason(row["reason"]), summary)
+    message = row["message"]
+    if row["status"] == "WAITING":
+        message = run_graph.waiting_message(deps)
     return Run(
         uuid=row["id"],
         workspace=row["workspace"],
@@ -155,9 +168,9 @@ def _run(row: asyncpg.Record, secrets: Secrets, attempts: tuple[Attempt, ...]) -
         secrets=secrets,
         status=status,
         reason=reason,
-        message=row["message"],
+        message=message,
         cancel_requested=row["cancel_requested"],
-        progress=row["progress"],
+        progress=summary.progress if summary else row["progress"],
         attempts=attempts,
         num_retries_used=row["num_retries_used"],
         payload_size=row["payload_size"],
@@ -167,6 +180,12 @@ def _run(row: asyncpg.Record, secrets: Secrets, attempts: tuple[Attempt, ...]) -
         end_time=row["ended_at"],
         next_attempt_time=row["available_at"] if reason == RunReason.WAITING_FOR_RETRY else None,
         revision=row["revision"],
+        parent_uuid=row["parent_id"],
+        array_index=row["array_index"] or 0,
+        array_size=row["array_size"],
+        array_summary=summary,
+        depends_on=tuple(deps),
+        dependencies_waiting=row["dependencies_waiting"],
     )
 
 
@@ -178,12 +197,21 @@ async def get_many(
     if rows:
         for a in await pool.fetch(q("get_attempts"), [r["id"] for r in rows]):
             attempts[a["run_id"]].append(_attempt(a))
+    summaries, deps = await run_graph.decorations(pool, rows) if rows else ({}, {})
     opened: dict[bytes, Secrets] = {}  # runs of one configuration share its sealed value
     for r in rows:
         sealed = r["sealed_secrets"]
         if sealed not in opened:
             opened[sealed] = box.open(sealed)
-    return {r["id"]: _run(r, opened[r["sealed_secrets"]], tuple(attempts[r["id"]])) for r in rows}
+    return {
+        r["id"]: _run(
+            r,
+            opened[r["sealed_secrets"]],
+            tuple(attempts[r["id"]]),
+            (summaries.get(r["id"]), deps.get(r["id"], [])),
+        )
+        for r in rows
+    }
 
 
 async def get(pool: asyncpg.Pool, box: SecretBox, ws: Workspace, run_id: UUID) -> Run:
@@ -200,6 +228,8 @@ class RunFilter:
     statuses: tuple[RunStatus, ...] = ()
     submitted_from: datetime | None = None
     submitted_to: datetime | None = None
+    parent: UUID | None = None
+    include_children: bool = False
 
 
 async def list_page(
@@ -210,13 +240,20 @@ async def list_page(
     after: tuple[datetime, UUID] | None,
     limit: int,
 ) -> list[Run]:
+    stored, array_pending, array_running = run_graph.list_statuses(
+        [s.value for s in filters.statuses]
+    )
     rows = await pool.fetch(
         *bind(
             "list_runs",
             workspace_id=ws.id,
             definition_id=filters.definition_uuid,
             definition_name=filters.definition_name,
-            statuses=[s.value for s in filters.statuses] or None,
+            statuses=stored,
+            array_pending=array_pending,
+            array_running=array_running,
+            parent_id=filters.parent,
+            include_children=filters.include_children,
             submitted_from=filters.submitted_from,
             submitted_to=filters.submitted_to,
             after_submitted=after[0] if after else None,

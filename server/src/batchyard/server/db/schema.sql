@@ -127,6 +127,17 @@ CREATE TABLE public.run_configs (
     sealed_secrets bytea NOT NULL
 );
 
+CREATE TABLE public.run_dependencies (
+    run_id uuid NOT NULL,
+    depends_on uuid NOT NULL,
+    condition text NOT NULL,
+    kind text DEFAULT 'RUN'::text NOT NULL,
+    met boolean DEFAULT false NOT NULL,
+    "position" integer DEFAULT 0 NOT NULL,
+    CONSTRAINT run_dependencies_condition_check CHECK ((condition = ANY (ARRAY['SUCCEEDED'::text, 'ANY'::text]))),
+    CONSTRAINT run_dependencies_kind_check CHECK ((kind = ANY (ARRAY['RUN'::text, 'N_TO_N'::text, 'SEQUENTIAL'::text])))
+);
+
 CREATE TABLE public.run_log_chunks (
     run_id uuid NOT NULL,
     attempt integer NOT NULL,
@@ -179,9 +190,16 @@ CREATE TABLE public.runs (
     started_at timestamp with time zone,
     ended_at timestamp with time zone,
     revision bigint DEFAULT 1 NOT NULL,
+    parent_id uuid,
+    array_index integer,
+    array_size integer DEFAULT 0 NOT NULL,
+    children_unfinished integer DEFAULT 0 NOT NULL,
+    children_failed integer DEFAULT 0 NOT NULL,
+    dependencies_waiting integer DEFAULT 0 NOT NULL,
+    CONSTRAINT runs_array_check CHECK (((array_size = 0) OR ((array_size >= 2) AND (array_size <= 10000)))),
     CONSTRAINT runs_lease_check CHECK (((status = 'RUNNING'::text) = (lease_id IS NOT NULL))),
     CONSTRAINT runs_progress_check CHECK (((progress >= 0) AND (progress <= 100))),
-    CONSTRAINT runs_status_check CHECK ((status = ANY (ARRAY['PENDING'::text, 'RUNNING'::text, 'SUCCEEDED'::text, 'FAILED'::text, 'CANCELLED'::text])))
+    CONSTRAINT runs_status_check CHECK ((status = ANY (ARRAY['PENDING'::text, 'RUNNING'::text, 'SUCCEEDED'::text, 'FAILED'::text, 'CANCELLED'::text, 'WAITING'::text, 'ARRAY'::text])))
 );
 
 CREATE TABLE public.schema_migrations (
@@ -220,6 +238,9 @@ ALTER TABLE ONLY public.run_attempts
 ALTER TABLE ONLY public.run_configs
     ADD CONSTRAINT run_configs_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.run_dependencies
+    ADD CONSTRAINT run_dependencies_pkey PRIMARY KEY (run_id, depends_on);
+
 ALTER TABLE ONLY public.run_log_chunks
     ADD CONSTRAINT run_log_chunks_pkey PRIMARY KEY (run_id, attempt, first_seq);
 
@@ -249,13 +270,21 @@ CREATE INDEX definition_versions_job_type_idx ON public.definition_versions USIN
 
 CREATE UNIQUE INDEX definitions_workspace_name_key ON public.definitions USING btree (workspace_id, name) WHERE (deleted_at IS NULL);
 
+CREATE INDEX run_dependencies_open_idx ON public.run_dependencies USING btree (depends_on) WHERE (NOT met);
+
+CREATE INDEX runs_array_open_idx ON public.runs USING btree (id) WHERE (status = 'ARRAY'::text);
+
 CREATE INDEX runs_definition_idx ON public.runs USING btree (definition_id, submitted_at DESC, id DESC);
 
 CREATE INDEX runs_lease_expiry_idx ON public.runs USING btree (lease_expires_at) WHERE (status = 'RUNNING'::text);
 
+CREATE INDEX runs_parent_idx ON public.runs USING btree (parent_id, array_index) WHERE (parent_id IS NOT NULL);
+
 CREATE INDEX runs_pending_idx ON public.runs USING btree (workspace_id, queue, priority DESC, submitted_at, id) WHERE (status = 'PENDING'::text);
 
 CREATE UNIQUE INDEX runs_request_id_key ON public.runs USING btree (workspace_id, request_id) WHERE (request_id IS NOT NULL);
+
+CREATE INDEX runs_waiting_idx ON public.runs USING btree (id) WHERE (status = 'WAITING'::text);
 
 CREATE INDEX runs_workspace_submitted_idx ON public.runs USING btree (workspace_id, submitted_at DESC, id DESC);
 
@@ -277,6 +306,9 @@ ALTER TABLE ONLY public.queues
 
 ALTER TABLE ONLY public.run_attempts
     ADD CONSTRAINT run_attempts_run_fkey FOREIGN KEY (run_id) REFERENCES public.runs(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.run_dependencies
+    ADD CONSTRAINT run_dependencies_run_fkey FOREIGN KEY (run_id) REFERENCES public.runs(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.runs
     ADD CONSTRAINT runs_workspace_fkey FOREIGN KEY (workspace_id) REFERENCES public.workspaces(id);

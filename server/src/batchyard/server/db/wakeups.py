@@ -40,6 +40,8 @@ def cancel_key(run: object) -> str:
     """The wake-up key of a cancel request for one run (its worker's WaitForCancel);
     distinct from `run_key`, so a chatty job's log batches do not wake it."""
     return f"@cancel:{run}"
+
+
 def queue_settings_key(queue: str) -> str:
     """The wake-up key of a change to a queue's settings (state, limit): what watchers of
     its pending runs wait on. Queue names cannot start with "%" either."""

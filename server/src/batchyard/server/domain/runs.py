@@ -8,6 +8,7 @@ from enum import StrEnum
 from uuid import UUID
 
 from batchyard.server.domain.errors import FieldViolation
+from batchyard.server.domain.graph import ArraySummary, Dependency
 from batchyard.server.domain.jobs import (
     JobConfig,
     RetryStrategy,
@@ -47,6 +48,7 @@ class RunReason(StrEnum):
     RESULT_UPLOAD_FAILED = "RESULT_UPLOAD_FAILED"
     QUEUE_PAUSED = "QUEUE_PAUSED"
     QUEUE_AT_LIMIT = "QUEUE_AT_LIMIT"
+    ARRAY_CHILD_FAILED = "ARRAY_CHILD_FAILED"
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,12 @@ class Run:
     revision: int
     # PENDING runs ahead of this one in its queue (approximate), when that is why it waits.
     queue_position: int | None = None
+    parent_uuid: UUID | None = None
+    array_index: int = 0
+    array_size: int = 0
+    array_summary: ArraySummary | None = None
+    depends_on: tuple[Dependency, ...] = ()
+    dependencies_waiting: int = 0
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,8 @@ SELECT request_id, id FROM runs WHERE workspace_id = $1 AND request_id = ANY($2:
 SELECT r.id, w.name AS workspace, r.definition_id, r.definition_name, r.definition_version,
        r.request_id, r.status, r.reason, r.message, r.cancel_requested, r.progress,
        r.num_retries_used, r.payload_size, r.available_at, r.submitted_at, r.started_at,
-       r.ended_at, r.revision, c.config, c.sealed_secrets
+       r.ended_at, r.revision, c.config, c.sealed_secrets,
+       r.parent_id, r.array_index, r.array_size, r.dependencies_waiting
 FROM runs r
 JOIN workspaces w ON w.id = r.workspace_id
 JOIN run_specs s ON s.run_id = r.id
@@ -62,6 +63,14 @@ WHERE r.workspace_id = :workspace_id
   AND (:submitted_to::timestamptz IS NULL OR r.submitted_at < :submitted_to::timestamptz)
   AND (:after_submitted::timestamptz IS NULL
        OR (r.submitted_at, r.id) < (:after_submitted::timestamptz, :after_id::uuid))
+  -- Array runs (db/run_graph.py): children only when asked, or of one parent; a parent
+  -- shows as PENDING until a child starts, then RUNNING.
+  AND (:parent_id::uuid IS NULL OR r.parent_id = :parent_id::uuid)
+  AND (:include_children::boolean OR :parent_id::uuid IS NOT NULL OR r.parent_id IS NULL)
+  AND (:statuses::text[] IS NULL OR r.status <> 'ARRAY'
+       OR (CASE WHEN EXISTS (SELECT 1 FROM runs c WHERE c.parent_id = r.id
+                             AND (c.started_at IS NOT NULL OR c.ended_at IS NOT NULL))
+                THEN :array_running::boolean ELSE :array_pending::boolean END))
 ORDER BY r.submitted_at DESC, r.id DESC
 LIMIT :limit;
 
