@@ -90,6 +90,8 @@ class _RunReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RunReason.V
     """FAILED: the job ended but the worker could not store its result files in the artifact
     store.
     """
+    RUN_REASON_CANCELLED_BY_SCHEDULE: _RunReason.ValueType  # 35
+    """CANCELLED: the run's schedule (overlap policy CANCEL_OTHER) replaced it by a newer run."""
 
 class RunReason(_RunReason, metaclass=_RunReasonEnumTypeWrapper):
     """Why a run (or an attempt) is in its status."""
@@ -120,6 +122,8 @@ RUN_REASON_RESULT_UPLOAD_FAILED: RunReason.ValueType  # 11
 """FAILED: the job ended but the worker could not store its result files in the artifact
 store.
 """
+RUN_REASON_CANCELLED_BY_SCHEDULE: RunReason.ValueType  # 35
+"""CANCELLED: the run's schedule (overlap policy CANCEL_OTHER) replaced it by a newer run."""
 Global___RunReason: _TypeAlias = RunReason  # noqa: Y015
 
 @_typing.final
@@ -306,6 +310,8 @@ class Run(_message.Message):
     END_TIME_FIELD_NUMBER: _builtins.int
     NEXT_ATTEMPT_TIME_FIELD_NUMBER: _builtins.int
     REVISION_FIELD_NUMBER: _builtins.int
+    SCHEDULE_FIELD_NUMBER: _builtins.int
+    SCHEDULE_FIRE_TIME_FIELD_NUMBER: _builtins.int
     uuid: _builtins.str
     """The run's id, a UUID."""
     workspace: _builtins.str
@@ -336,6 +342,8 @@ class Run(_message.Message):
     """The idempotency key the run was submitted with, if any."""
     revision: _builtins.int
     """Bumped on every change of the run; WatchRun resumes after a revision."""
+    schedule: _builtins.str
+    """The schedule that submitted it (uuid); empty for a run submitted otherwise."""
     @_builtins.property
     def config(self) -> _job_pb2.JobConfig:
         """The effective configuration (definition plus overrides), secrets left out."""
@@ -360,6 +368,10 @@ class Run(_message.Message):
     def next_attempt_time(self) -> _timestamp_pb2.Timestamp:
         """When a run waiting for retry becomes eligible again."""
 
+    @_builtins.property
+    def schedule_fire_time(self) -> _timestamp_pb2.Timestamp:
+        """The fire time on the schedule's timetable it was submitted for; unset when none."""
+
     def __init__(
         self,
         *,
@@ -383,10 +395,12 @@ class Run(_message.Message):
         end_time: _timestamp_pb2.Timestamp | None = ...,
         next_attempt_time: _timestamp_pb2.Timestamp | None = ...,
         revision: _builtins.int = ...,
+        schedule: _builtins.str = ...,
+        schedule_fire_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "end_time", b"end_time", "next_attempt_time", b"next_attempt_time", "start_time", b"start_time", "submit_time", b"submit_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "end_time", b"end_time", "next_attempt_time", b"next_attempt_time", "schedule_fire_time", b"schedule_fire_time", "start_time", b"start_time", "submit_time", b"submit_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cancel_requested", b"cancel_requested", "config", b"config", "definition_name", b"definition_name", "definition_uuid", b"definition_uuid", "definition_version", b"definition_version", "end_time", b"end_time", "message", b"message", "next_attempt_time", b"next_attempt_time", "num_retries_used", b"num_retries_used", "payload_size", b"payload_size", "progress", b"progress", "reason", b"reason", "request_id", b"request_id", "revision", b"revision", "start_time", b"start_time", "status", b"status", "submit_time", b"submit_time", "uuid", b"uuid", "workspace", b"workspace"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cancel_requested", b"cancel_requested", "config", b"config", "definition_name", b"definition_name", "definition_uuid", b"definition_uuid", "definition_version", b"definition_version", "end_time", b"end_time", "message", b"message", "next_attempt_time", b"next_attempt_time", "num_retries_used", b"num_retries_used", "payload_size", b"payload_size", "progress", b"progress", "reason", b"reason", "request_id", b"request_id", "revision", b"revision", "schedule", b"schedule", "schedule_fire_time", b"schedule_fire_time", "start_time", b"start_time", "status", b"status", "submit_time", b"submit_time", "uuid", b"uuid", "workspace", b"workspace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,6 +26,8 @@ from batchyard.server.api.instrument import instrument
 from batchyard.server.api.logs import LogServicer
 from batchyard.server.api.results import ResultReader
 from batchyard.server.api.runs import RunServicer
+from batchyard.server.api.schedule_runs import ScheduledRuns
+from batchyard.server.api.schedules import ScheduleServicer
 from batchyard.server.api.wire import add_service
 from batchyard.server.api.workers import LeaseSettings, WorkerServicer
 from batchyard.server.api.workspaces import WorkspaceResolver
@@ -41,6 +43,7 @@ from batchyard.server.embedded import EmbeddedPostgres, start_embedded
 from batchyard.server.lifecycle import Policy, Service, Supervisor
 from batchyard.server.limits import Kind
 from batchyard.server.maintenance.rescuer import Rescuer
+from batchyard.server.maintenance.scheduler import Scheduler
 from batchyard.server.secret_keys import load_key_ring
 from batchyard.server.settings import ServerSettings
 from batchyard.server.tls import add_port, check_listen
@@ -49,6 +52,7 @@ from batchyard.v1 import (
     definition_service_pb2,
     log_service_pb2,
     run_service_pb2,
+    schedule_service_pb2,
     worker_service_pb2,
 )
 
@@ -60,6 +64,7 @@ SERVICES = [
     worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
     log_service_pb2.DESCRIPTOR.services_by_name["LogService"].full_name,
     *(s.full_name for s in access_service_pb2.DESCRIPTOR.services_by_name.values()),
+    schedule_service_pb2.DESCRIPTOR.services_by_name["ScheduleService"].full_name,
 ]
 
 
@@ -106,6 +111,8 @@ class _Services:
     batcher: SubmitBatcher
     reader: DefinitionReader
     rescuer: Rescuer
+    scheduled_runs: ScheduledRuns
+    scheduler: Scheduler
 
     def with_policies(self) -> list[tuple[Service, Policy]]:
         """Which crash ends the server: only the audit writer's (a trail that silently
@@ -117,6 +124,7 @@ class _Services:
             (self.batcher, Policy.RESTART),
             (self.reader, Policy.RESTART),
             (self.rescuer, Policy.RESTART),
+            (self.scheduler, Policy.RESTART),
         ]
 
 
@@ -147,6 +155,10 @@ class App:
     @property
     def rescuer(self) -> Rescuer | None:
         return self._services.rescuer if self._services is not None else None
+
+    @property
+    def scheduler(self) -> Scheduler | None:
+        return self._services.scheduler if self._services is not None else None
 
     @property
     def _results(self) -> ResultReader | None:
@@ -189,13 +201,17 @@ class App:
 
     def _build_services(self, pool: asyncpg.Pool, box: SecretBox) -> _Services:
         wakeups = Wakeups(pool, self.dsn)
+        reader = DefinitionReader(pool, box)
+        scheduled_runs = ScheduledRuns(reader, identity_of(self.dsn))
         return _Services(
             wakeups=wakeups,
             audit=AuditLog(pool),
             results=ResultReader(pool, WorkspaceResolver(), self.settings.artifacts.open()),
             batcher=SubmitBatcher(pool, box),
-            reader=DefinitionReader(pool, box),
+            reader=reader,
             rescuer=Rescuer(pool, wakeups, self.settings.rescue_interval_seconds),
+            scheduled_runs=scheduled_runs,
+            scheduler=Scheduler(pool, box, wakeups, scheduled_runs.prepare),
         )
 
     def _build_server(self, pool: asyncpg.Pool, bg: _Services, box: SecretBox) -> grpc.aio.Server:
@@ -239,6 +255,10 @@ class App:
             (TokenServicer(pool, bg.audit, authenticator), access_service_pb2),
             (WorkspaceServicer(pool, bg.audit), access_service_pb2),
             (AuditServicer(pool, bg.audit), access_service_pb2),
+            (
+                ScheduleServicer(pool, box, workspaces, bg.wakeups, bg.scheduled_runs, bg.audit),
+                schedule_service_pb2,
+            ),
         ]
 
     async def stop(self, grace: float | None = None) -> None:

@@ -66,6 +66,16 @@ PERMISSIONS: dict[str, dict[str, Permission]] = {
     "batchyard.v1.TokenService": {"CreateToken": ADMIN, "ListTokens": ADMIN, "RevokeToken": ADMIN},
     "batchyard.v1.WorkspaceService": {"CreateWorkspace": ADMIN, "ListWorkspaces": READ},
     "batchyard.v1.AuditService": {"ListAuditEvents": ADMIN},
+    "batchyard.v1.ScheduleService": {
+        "CreateSchedule": WRITE,
+        "GetSchedule": READ,
+        "ListSchedules": READ,
+        "UpdateSchedule": WRITE,
+        "DeleteSchedule": WRITE,
+        "PauseSchedule": WRITE,
+        "ResumeSchedule": WRITE,
+        "TriggerSchedule": WRITE,
+    },
 }
 
 _principal: ContextVar[Principal | None] = ContextVar("batchyard_principal", default=None)

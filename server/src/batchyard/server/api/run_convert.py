@@ -109,6 +109,8 @@ def run_to_pb(run: Run, configs: ConfigMemo | None = None) -> pb.Run:
         end_time=timestamp(run.end_time),
         next_attempt_time=timestamp(run.next_attempt_time),
         revision=run.revision,
+        schedule=str(run.schedule_uuid) if run.schedule_uuid else "",
+        schedule_fire_time=timestamp(run.schedule_fire_time),
     )
 
 

@@ -182,6 +182,14 @@ def _time(ts: Any, field: str) -> datetime | None:
         raise InvalidArgument([FieldViolation(field, "not a valid time")]) from None
 
 
+def _schedule_filter(ref: str) -> UUID | None:
+    if not ref:
+        return None
+    if not is_uuid_ref(ref):
+        raise InvalidArgument([FieldViolation("schedule", "a schedule uuid")])
+    return UUID(ref)
+
+
 class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     def __init__(
         self,
@@ -278,12 +286,14 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             statuses=tuple(statuses),
             submitted_from=_time(request.submit_time_from, "submit_time_from"),
             submitted_to=_time(request.submit_time_to, "submit_time_to"),
+            schedule_uuid=_schedule_filter(request.schedule),
         )
         fingerprint = {
             "d": ref,
             "s": sorted(s.value for s in statuses),
             "f": request.submit_time_from.ToJsonString() if filters.submitted_from else "",
             "t": request.submit_time_to.ToJsonString() if filters.submitted_to else "",
+            **({"sc": request.schedule} if request.schedule else {}),
         }
         key = paging.decode(request.page_token, fingerprint)
         after = (datetime.fromisoformat(str(key[0])), UUID(str(key[1]))) if key else None

@@ -167,6 +167,8 @@ def _run(row: asyncpg.Record, secrets: Secrets, attempts: tuple[Attempt, ...]) -
         end_time=row["ended_at"],
         next_attempt_time=row["available_at"] if reason == RunReason.WAITING_FOR_RETRY else None,
         revision=row["revision"],
+        schedule_uuid=row["schedule_id"],
+        schedule_fire_time=row["schedule_fire_time"],
     )
 
 
@@ -200,6 +202,7 @@ class RunFilter:
     statuses: tuple[RunStatus, ...] = ()
     submitted_from: datetime | None = None
     submitted_to: datetime | None = None
+    schedule_uuid: UUID | None = None
 
 
 async def list_page(
@@ -222,6 +225,7 @@ async def list_page(
             after_submitted=after[0] if after else None,
             after_id=after[1] if after else None,
             limit=limit,
+            schedule_id=filters.schedule_uuid,
         )
     )
     ids = [r["id"] for r in rows]

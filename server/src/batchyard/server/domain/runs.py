@@ -45,6 +45,7 @@ class RunReason(StrEnum):
     DEPENDENCY_FAILED = "DEPENDENCY_FAILED"
     CANCELLED_BY_USER = "CANCELLED_BY_USER"
     RESULT_UPLOAD_FAILED = "RESULT_UPLOAD_FAILED"
+    CANCELLED_BY_SCHEDULE = "CANCELLED_BY_SCHEDULE"
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,9 @@ class Run:
     end_time: datetime | None
     next_attempt_time: datetime | None
     revision: int
+    schedule_uuid: UUID | None = None
+    """The schedule that submitted the run, and for which fire time."""
+    schedule_fire_time: datetime | None = None
 
 
 @dataclass(frozen=True)
