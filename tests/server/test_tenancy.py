@@ -32,6 +32,8 @@ from batchyard.v1 import (
 from batchyard.v1 import definition_pb2 as dpb
 from batchyard.v1 import definition_service_pb2 as dspb
 from batchyard.v1 import run_service_pb2 as rpb
+from batchyard.v1 import schedule_pb2 as spb
+from batchyard.v1 import schedule_service_pb2 as sspb
 from batchyard.v1 import worker_service_pb2 as wpb
 from tests.rpc import API_MODULES, methods_of
 from tests.server.helpers import shell_config
@@ -103,6 +105,7 @@ class Victim:
     finished: str
     pending: str
     viewer: apb.Token
+    schedule: str = ""
 
 
 async def new_workspace(operator: grpc.aio.Channel, name: str) -> str:
@@ -186,7 +189,16 @@ async def tenants(channel: grpc.aio.Channel, target: str, artifacts_dir: Path) -
                 ),
             )
         ).token
-    return alpha, Victim(beta, definition, running, finished, pending, viewer)
+        schedule = (
+            await invoke(
+                victim,
+                METHODS["ScheduleService/CreateSchedule"],
+                sspb.CreateScheduleRequest(
+                    schedule=spb.Schedule(definition="shared-name", cron="@yearly")
+                ),
+            )
+        ).schedule.uuid
+    return alpha, Victim(beta, definition, running, finished, pending, viewer, schedule)
 
 
 def log_batch(run: str, lease: str) -> wpb.AppendLogsRequest:
@@ -280,12 +292,45 @@ def ref_requests(v: Victim) -> dict[str, tuple[Callable[[str], Any], str, str]]:
             done,
             missing_run,
         ),
+        **schedule_refs(v),
         "TokenService/RevokeToken": (
             lambda ref: access_service_pb2.RevokeTokenRequest(token=ref),
             v.viewer.prefix,
             "byt_000000000000",
         ),
     }
+
+
+def schedule_refs(v: Victim) -> dict[str, tuple[Callable[[str], Any], str, str]]:
+    missing = str(uuid.uuid4())
+    by_ref = {
+        "GetSchedule": sspb.GetScheduleRequest,
+        "DeleteSchedule": sspb.DeleteScheduleRequest,
+        "PauseSchedule": sspb.PauseScheduleRequest,
+        "ResumeSchedule": sspb.ResumeScheduleRequest,
+        "TriggerSchedule": sspb.TriggerScheduleRequest,
+    }
+    out: dict[str, tuple[Callable[[str], Any], str, str]] = {
+        f"ScheduleService/{name}": (lambda ref, make=make: make(schedule=ref), v.schedule, missing)
+        for name, make in by_ref.items()
+    }
+    out["ScheduleService/UpdateSchedule"] = (
+        lambda ref: sspb.UpdateScheduleRequest(
+            schedule=ref,
+            values=spb.Schedule(note="taken over"),
+            update_mask=field_mask_pb2.FieldMask(paths=["note"]),
+        ),
+        v.schedule,
+        missing,
+    )
+    out["ScheduleService/CreateSchedule"] = (
+        lambda ref: sspb.CreateScheduleRequest(
+            schedule=spb.Schedule(definition=ref, cron="@daily")
+        ),
+        "shared-name",
+        "missing-name",
+    )
+    return out
 
 
 async def test_another_workspace_is_invisible(
@@ -362,7 +407,14 @@ async def test_another_workspace_is_invisible(
         victim_ids = {v.definition.uuid, v.running.run, v.finished, v.pending, v.viewer.prefix}
         assert listed.events and not {e.object_id for e in listed.events} & victim_ids
 
+    async def no_victim_schedules(ch: grpc.aio.Channel) -> None:
+        listed = await invoke(
+            ch, METHODS["ScheduleService/ListSchedules"], sspb.ListSchedulesRequest()
+        )
+        assert v.schedule not in {s.uuid for s in listed.schedules}
+
     visible_checks = {
+        "ScheduleService/ListSchedules": no_victim_schedules,
         "DefinitionService/ListDefinitions": no_victim_definitions,
         "DefinitionService/CreateDefinition": create_same_name,
         "RunService/ListRuns": no_victim_runs,

@@ -30,6 +30,8 @@ from batchyard.v1 import run_pb2
 from batchyard.v1 import schedule_pb2 as pb
 
 MAX_DEFINITION_REF = 200
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 UPDATABLE = (
     "definition",
     "overrides",
@@ -59,9 +61,12 @@ def _time(message: Any, name: str) -> datetime | None:
     if not message.HasField(name):
         return None
     try:
-        return getattr(message, name).ToDatetime(tzinfo=UTC)  # type: ignore[no-any-return]
+        when: datetime = getattr(message, name).ToDatetime(tzinfo=UTC)
     except (ValueError, OverflowError):
         raise InvalidArgument([FieldViolation(name, "not a valid time")]) from None
+    if not EARLIEST <= when <= LATEST:
+        raise InvalidArgument([FieldViolation(name, "between the years 1970 and 9000")])
+    return when
 
 
 def _violations(s: pb.Schedule) -> list[FieldViolation]:

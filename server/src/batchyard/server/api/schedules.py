@@ -147,7 +147,10 @@ class ScheduleServicer(schedule_service_pb2_grpc.ScheduleServiceServicer):
     async def _set_paused(self, ws: Workspace, ref: str, paused: bool) -> Any:
         s = await self._get(ws, ref)
         now = await store.database_now(self._pool)
-        await store.set_paused(self._pool, ws, s.uuid, paused, s.timetable.next_after(now))
+        cursor = s.next_fire_at  # resuming: the times that passed while paused are not fired
+        if cursor is None or cursor <= now:
+            cursor = s.timetable.next_after(now)
+        await store.set_paused(self._pool, ws, s.uuid, paused, cursor)
         self._changed("schedule.pause" if paused else "schedule.resume", s)
         return await self._view(await self._get(ws, ref))
 

@@ -90,7 +90,7 @@ def timing_violations(cron: str | None, interval: float | None, tz: str) -> list
         else:
             try:
                 CronSim(fields, datetime(2000, 1, 1))
-            except CronSimError as exc:
+            except (CronSimError, ValueError, IndexError, KeyError, OverflowError) as exc:
                 out.append(FieldViolation("cron", f"not a cron expression: {exc}"))
     if interval is not None and not MIN_INTERVAL_SECONDS <= interval <= MAX_INTERVAL_SECONDS:
         out.append(FieldViolation("interval", "1 second to 366 days"))
