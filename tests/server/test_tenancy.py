@@ -31,6 +31,7 @@ from batchyard.v1 import (
 )
 from batchyard.v1 import definition_pb2 as dpb
 from batchyard.v1 import definition_service_pb2 as dspb
+from batchyard.v1 import retention_service_pb2 as retpb
 from batchyard.v1 import run_service_pb2 as rpb
 from batchyard.v1 import schedule_pb2 as spb
 from batchyard.v1 import schedule_service_pb2 as sspb
@@ -310,10 +311,13 @@ def schedule_refs(v: Victim) -> dict[str, tuple[Callable[[str], Any], str, str]]
         "ResumeSchedule": sspb.ResumeScheduleRequest,
         "TriggerSchedule": sspb.TriggerScheduleRequest,
     }
-    out: dict[str, tuple[Callable[[str], Any], str, str]] = {
-        f"ScheduleService/{name}": (lambda ref, make=make: make(schedule=ref), v.schedule, missing)
-        for name, make in by_ref.items()
-    }
+    out: dict[str, tuple[Callable[[str], Any], str, str]] = {}
+    for name, make in by_ref.items():
+
+        def build(ref: str, make: Any = make) -> Any:
+            return make(schedule=ref)
+
+        out[f"ScheduleService/{name}"] = (build, v.schedule, missing)
     out["ScheduleService/UpdateSchedule"] = (
         lambda ref: sspb.UpdateScheduleRequest(
             schedule=ref,
@@ -321,6 +325,18 @@ def schedule_refs(v: Victim) -> dict[str, tuple[Callable[[str], Any], str, str]]
             update_mask=field_mask_pb2.FieldMask(paths=["note"]),
         ),
         v.schedule,
+        missing,
+    )
+    out["RetentionService/GetRetentionPolicy"] = (
+        lambda ref: retpb.GetRetentionPolicyRequest(definition=ref),
+        "shared-name",
+        "missing-name",
+    )
+    out["RetentionService/SetRetentionPolicy"] = (
+        lambda ref: retpb.SetRetentionPolicyRequest(
+            definition=ref, policy=retpb.RetentionPolicy(keep_succeeded=0)
+        ),
+        v.definition.uuid,
         missing,
     )
     out["ScheduleService/CreateSchedule"] = (
@@ -413,7 +429,14 @@ async def test_another_workspace_is_invisible(
         )
         assert v.schedule not in {s.uuid for s in listed.schedules}
 
+    async def deletes_own_runs_only(ch: grpc.aio.Channel) -> None:
+        finished = [run_pb2.RUN_STATUS_SUCCEEDED, run_pb2.RUN_STATUS_FAILED]
+        request = retpb.DeleteRunsRequest(statuses=finished)
+        await invoke(ch, METHODS["RetentionService/DeleteRuns"], request)
+        # (the victim's finished run is checked to be there, below)
+
     visible_checks = {
+        "RetentionService/DeleteRuns": deletes_own_runs_only,
         "ScheduleService/ListSchedules": no_victim_schedules,
         "DefinitionService/ListDefinitions": no_victim_definitions,
         "DefinitionService/CreateDefinition": create_same_name,
@@ -480,7 +503,12 @@ async def test_another_workspace_is_invisible(
 
 
 PERMISSION = {
-    "ADMIN": {"TokenService", "AuditService", "WorkspaceService/CreateWorkspace"},
+    "ADMIN": {
+        "TokenService",
+        "AuditService",
+        "WorkspaceService/CreateWorkspace",
+        "RetentionService/SetRetentionPolicy",
+    },
     "WORK": {"WorkerService"},
 }
 READ_PREFIXES = ("Get", "List", "Watch", "Tail", "Download")

@@ -25,6 +25,7 @@ from batchyard.server.api.definitions import DefinitionServicer
 from batchyard.server.api.instrument import instrument
 from batchyard.server.api.logs import LogServicer
 from batchyard.server.api.results import ResultReader
+from batchyard.server.api.retention import RetentionServicer
 from batchyard.server.api.runs import RunServicer
 from batchyard.server.api.schedule_runs import ScheduledRuns
 from batchyard.server.api.schedules import ScheduleServicer
@@ -43,6 +44,7 @@ from batchyard.server.embedded import EmbeddedPostgres, start_embedded
 from batchyard.server.lifecycle import Policy, Service, Supervisor
 from batchyard.server.limits import Kind
 from batchyard.server.maintenance.rescuer import Rescuer
+from batchyard.server.maintenance.retention import Retention, RunPurger
 from batchyard.server.maintenance.scheduler import Scheduler
 from batchyard.server.secret_keys import load_key_ring
 from batchyard.server.settings import ServerSettings
@@ -51,6 +53,7 @@ from batchyard.v1 import (
     access_service_pb2,
     definition_service_pb2,
     log_service_pb2,
+    retention_service_pb2,
     run_service_pb2,
     schedule_service_pb2,
     worker_service_pb2,
@@ -65,6 +68,7 @@ SERVICES = [
     log_service_pb2.DESCRIPTOR.services_by_name["LogService"].full_name,
     *(s.full_name for s in access_service_pb2.DESCRIPTOR.services_by_name.values()),
     schedule_service_pb2.DESCRIPTOR.services_by_name["ScheduleService"].full_name,
+    retention_service_pb2.DESCRIPTOR.services_by_name["RetentionService"].full_name,
 ]
 
 
@@ -113,6 +117,8 @@ class _Services:
     rescuer: Rescuer
     scheduled_runs: ScheduledRuns
     scheduler: Scheduler
+    purger: RunPurger
+    retention: Retention
 
     def with_policies(self) -> list[tuple[Service, Policy]]:
         """Which crash ends the server: only the audit writer's (a trail that silently
@@ -125,6 +131,7 @@ class _Services:
             (self.reader, Policy.RESTART),
             (self.rescuer, Policy.RESTART),
             (self.scheduler, Policy.RESTART),
+            (self.retention, Policy.RESTART),
         ]
 
 
@@ -159,6 +166,10 @@ class App:
     @property
     def scheduler(self) -> Scheduler | None:
         return self._services.scheduler if self._services is not None else None
+
+    @property
+    def retention(self) -> Retention | None:
+        return self._services.retention if self._services is not None else None
 
     @property
     def _results(self) -> ResultReader | None:
@@ -203,15 +214,19 @@ class App:
         wakeups = Wakeups(pool, self.dsn)
         reader = DefinitionReader(pool, box)
         scheduled_runs = ScheduledRuns(reader, identity_of(self.dsn))
+        artifacts = self.settings.artifacts.open()
+        purger = RunPurger(pool, artifacts)
         return _Services(
             wakeups=wakeups,
             audit=AuditLog(pool),
-            results=ResultReader(pool, WorkspaceResolver(), self.settings.artifacts.open()),
+            results=ResultReader(pool, WorkspaceResolver(), artifacts),
             batcher=SubmitBatcher(pool, box),
             reader=reader,
             rescuer=Rescuer(pool, wakeups, self.settings.rescue_interval_seconds),
             scheduled_runs=scheduled_runs,
             scheduler=Scheduler(pool, box, wakeups, scheduled_runs.prepare),
+            purger=purger,
+            retention=Retention(pool, purger),
         )
 
     def _build_server(self, pool: asyncpg.Pool, bg: _Services, box: SecretBox) -> grpc.aio.Server:
@@ -258,6 +273,10 @@ class App:
             (
                 ScheduleServicer(pool, box, workspaces, bg.wakeups, bg.scheduled_runs, bg.audit),
                 schedule_service_pb2,
+            ),
+            (
+                RetentionServicer(pool, box, workspaces, bg.purger.purge, bg.audit),
+                retention_service_pb2,
             ),
         ]
 

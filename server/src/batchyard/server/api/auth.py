@@ -76,6 +76,11 @@ PERMISSIONS: dict[str, dict[str, Permission]] = {
         "ResumeSchedule": WRITE,
         "TriggerSchedule": WRITE,
     },
+    "batchyard.v1.RetentionService": {
+        "GetRetentionPolicy": READ,
+        "SetRetentionPolicy": ADMIN,
+        "DeleteRuns": WRITE,
+    },
 }
 
 _principal: ContextVar[Principal | None] = ContextVar("batchyard_principal", default=None)

@@ -89,3 +89,5 @@ CREATE UNIQUE INDEX retention_policies_key
 -- Retention walks finished runs by end time.
 CREATE INDEX runs_ended_idx ON runs (ended_at)
     WHERE status IN ('SUCCEEDED', 'FAILED', 'CANCELLED');
+-- Collecting run configurations that no run refers to any more looks them up by config.
+CREATE INDEX run_specs_config_idx ON run_specs (config_id);

@@ -4,10 +4,15 @@
 -- of the content, so one already stored is kept). A request_id already
 -- used in the workspace inserts nothing (idempotent submit); only runs inserted get a spec.
 -- :run_config_ids is each run's config id, :payloads its payload (parallel to :ids).
+-- A configuration already stored is locked, not written (DO UPDATE ... WHERE false), so
+-- retention cannot collect it while this submit is referring to it (retention.sql,
+-- lock_configs).
 WITH configs AS (
     INSERT INTO run_configs (id, config, sealed_secrets)
-    SELECT * FROM unnest(:config_ids::bytea[], :configs::jsonb[], :sealed_secrets::bytea[])
-    ON CONFLICT (id) DO NOTHING
+    SELECT DISTINCT ON (u.id) u.id, u.config, u.sealed_secrets
+    FROM unnest(:config_ids::bytea[], :configs::jsonb[], :sealed_secrets::bytea[])
+         AS u(id, config, sealed_secrets)
+    ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id WHERE false
 ), ins AS (
     INSERT INTO runs (id, workspace_id, definition_id, definition_name, definition_version,
                       request_id, queue, priority, status, reason, payload_size)
