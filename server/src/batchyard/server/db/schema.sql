@@ -255,6 +255,8 @@ CREATE UNIQUE INDEX definitions_workspace_name_key ON public.definitions USING b
 
 CREATE UNIQUE INDEX retention_policies_key ON public.retention_policies USING btree (workspace_id, COALESCE(definition_id, '00000000-0000-0000-0000-000000000000'::uuid));
 
+CREATE INDEX run_specs_config_idx ON public.run_specs USING btree (config_id);
+
 CREATE INDEX runs_definition_idx ON public.runs USING btree (definition_id, submitted_at DESC, id DESC);
 
 CREATE INDEX runs_ended_idx ON public.runs USING btree (ended_at) WHERE (status = ANY (ARRAY['SUCCEEDED'::text, 'FAILED'::text, 'CANCELLED'::text]));
