@@ -21,7 +21,8 @@ from tests.rpc import failure
 from tests.server.helpers import complete, define, fail_fields, lease, submit
 from tests.server.test_results import stored
 
-SUCCEEDED, FAILED = run_pb2.RUN_STATUS_SUCCEEDED, run_pb2.RUN_STATUS_FAILED
+SUCCEEDED: Any = run_pb2.RUN_STATUS_SUCCEEDED
+FAILED: Any = run_pb2.RUN_STATUS_FAILED
 
 
 @pytest.fixture
@@ -66,7 +67,7 @@ async def counts(dsn: str) -> dict[str, int]:
         await conn.close()
 
 
-async def listed(runs: Any, definition: str, status: int) -> list[str]:
+async def listed(runs: Any, definition: str, status: Any) -> list[str]:
     page = await runs.ListRuns(rpb.ListRunsRequest(definition=definition, statuses=[status]))
     return [r.uuid for r in page.runs]
 
