@@ -65,6 +65,7 @@ async def test_set_retention_and_bulk_delete(capsys: Any, target: str, definitio
 
 async def test_the_sdk_schedules_in_both_faces(server: App, target: str, definitions: Any) -> None:
     await define(definitions, "job")
+
     def sync_face() -> Any:
         with Client(target) as client:
             s = client.schedules.create("job", interval=3600, overlap="allow", note="sdk")
