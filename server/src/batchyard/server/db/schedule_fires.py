@@ -21,7 +21,7 @@ from batchyard.server.db.job_codec import SecretBox
 from batchyard.server.db.schedules import schedule_from_row
 from batchyard.server.db.sql import bind, q
 from batchyard.server.domain.access import Workspace
-from batchyard.server.domain.errors import DomainError
+from batchyard.server.domain.errors import DomainError, SecretsUnreadable
 from batchyard.server.domain.runs import NewRun, Run
 from batchyard.server.domain.schedules import (
     FireOutcome,
@@ -48,6 +48,20 @@ class Fired:
     """Runs cancelled or asked to stop (CANCEL_OTHER; their watchers are woken)."""
 
 
+def _readable(row: asyncpg.Record, box: SecretBox, prepare: Prepare) -> tuple[Schedule, Prepare]:
+    """The schedule, and how to prepare its run: a schedule whose secrets this server
+    cannot open fails its fires with the reason (rather than stopping the scheduler)."""
+    try:
+        return schedule_from_row(row, box), prepare
+    except SecretsUnreadable as exc:
+        reason = exc
+
+        async def refuse(_: Schedule) -> NewRun:
+            raise reason
+
+        return schedule_from_row(row, None), refuse
+
+
 def _workspace(s: Schedule) -> Workspace:
     return Workspace(s.workspace_id, s.workspace)
 
@@ -62,7 +76,7 @@ async def fire_due(
         row = await conn.fetchrow(q("lock_due_schedule"), schedule_id)
         if row is None:
             return None
-        s = schedule_from_row(row, box)
+        s, prepare = _readable(row, box, prepare)
         if s.paused or s.next_fire_at is None or s.next_fire_at > now:
             return None
         plan = plan_fires(s.timetable, s.next_fire_at, now, s.catchup_seconds)

@@ -12,6 +12,7 @@ import asyncpg
 from batchyard.server.db.job_codec import SecretBox
 from batchyard.server.db.sql import bind, q
 from batchyard.server.domain.access import Workspace
+from batchyard.server.domain.jobs import Secrets
 from batchyard.server.domain.schedules import (
     Fire,
     FireOutcome,
@@ -24,14 +25,15 @@ from batchyard.server.domain.schedules import (
 RECENT_FIRES = 10
 
 
-def schedule_from_row(row: asyncpg.Record, box: SecretBox) -> Schedule:
+def schedule_from_row(row: asyncpg.Record, box: SecretBox | None) -> Schedule:
+    """The schedule of a row; `box` None leaves its secrets out (they cannot be opened)."""
     return Schedule(
         uuid=row["id"],
         workspace_id=row["workspace_id"],
         workspace=row["workspace"],
         definition=row["definition_ref"],
         overrides=row["overrides"],
-        secrets=box.open(row["sealed_secrets"]),
+        secrets=box.open(row["sealed_secrets"]) if box is not None else Secrets(),
         payload=row["payload"],
         timetable=Timetable(
             cron=row["cron"],

@@ -142,3 +142,16 @@ UPDATE schedules SET last_error = $2 WHERE id = $1;
 
 -- name: database_now
 SELECT clock_timestamp();
+
+-- name: schedule_secrets_to_reseal
+-- Rotation: schedules not sealed with the newest key ($2: its header); $1 after id.
+SELECT id, sealed_secrets FROM schedules
+WHERE ($1::uuid IS NULL OR id > $1::uuid)
+  AND substring(sealed_secrets FROM 1 FOR length($2::bytea)) <> $2::bytea
+ORDER BY id
+LIMIT $3;
+
+-- name: reseal_schedule_secrets
+UPDATE schedules s SET sealed_secrets = u.sealed
+FROM unnest($1::uuid[], $2::bytea[], $3::bytea[]) AS u(id, old, sealed)
+WHERE s.id = u.id AND s.sealed_secrets = u.old;
