@@ -197,3 +197,40 @@ async def test_delete_runs_by_filter_with_a_dry_run(
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await retention.DeleteRuns(pb.DeleteRunsRequest(statuses=[run_pb2.RUN_STATUS_RUNNING]))
     assert "statuses[0]" in failure(info.value).fields
+
+
+async def test_deleted_runs_leave_no_files_on_s3(
+    server_factory: Any, s3: Any, s3_endpoint: str, bucket: str
+) -> None:
+    from batchyard.client.connection import aio_channel
+    from batchyard.server.artifacts.location import parse_location
+    from batchyard.v1 import (
+        definition_service_pb2_grpc,
+        run_service_pb2_grpc,
+        worker_service_pb2_grpc,
+    )
+    from tests.server.test_results import result
+
+    app = await server_factory(
+        artifacts=parse_location(f"s3://{bucket}/t", endpoint_url=s3_endpoint)
+    )
+    async with aio_channel(f"127.0.0.1:{app.port}") as channel:
+        await define(definition_service_pb2_grpc.DefinitionServiceStub(channel))
+        runs = run_service_pb2_grpc.RunServiceStub(channel)
+        workers = worker_service_pb2_grpc.WorkerServiceStub(channel)
+        kept = ""
+        for n in range(4):
+            run = await submit(runs, "job")
+            [leased] = await lease(workers)
+            data = f"result {n}".encode()
+            s3.put_object(Bucket=bucket, Key=f"t/runs/{leased.run}/1/out.txt", Body=data)
+            await complete(workers, leased, results=[result("out.txt", data, 1)])
+            kept = run.uuid
+        retention = retention_service_pb2_grpc.RetentionServiceStub(channel)
+        await retention.SetRetentionPolicy(
+            pb.SetRetentionPolicyRequest(policy=pb.RetentionPolicy(keep_succeeded=1))
+        )
+        assert app.retention is not None
+        assert (await app.retention.run_once()).runs == 3
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert keys == [f"t/runs/{kept}/1/out.txt"]
