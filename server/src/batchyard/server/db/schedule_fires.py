@@ -98,8 +98,8 @@ async def _fire_one(
     error: str,
 ) -> str:
     """One fire time under the schedule's overlap policy; returns the schedule's error."""
-    unfinished = [r["id"] for r in await conn.fetch(q("unfinished_runs_of_schedule"), s.uuid)]
-    buffered = await conn.fetchval(q("buffered_fire"), s.uuid) is not None
+    state = await conn.fetchrow(q("overlap_state"), s.uuid)
+    unfinished, buffered = list(state["unfinished"]), state["buffered"]
     decision = decide_overlap(s.overlap, unfinished, s.max_concurrent_runs, buffered)
     if not decision.submit:
         if await _record(conn, s.uuid, fire_time, now, decision.outcome, None, decision.message):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import datetime
+from uuid import UUID
 
 import asyncpg
 import structlog
@@ -29,6 +30,8 @@ log = structlog.get_logger(__name__)
 SCHEDULES_KEY = "@schedules"
 """The wake-up key of schedule changes (like run keys, it cannot be a queue name)."""
 BATCH = 100
+IN_FLIGHT = 4
+"""Schedules fired at once (each holds a pool connection for its transaction)."""
 POLL_SECONDS = 30.0
 BUFFERED_POLL_SECONDS = 1.0
 """How soon a buffered fire notices that its schedule's runs have ended."""
@@ -64,13 +67,18 @@ class Scheduler:
         """One pass at `now` (None: the clock's time)."""
         now = now or await self.now()
         done: list[fires.Fired] = []
+        gate = asyncio.Semaphore(IN_FLIGHT)
+
+        async def fire(schedule_id: UUID) -> None:
+            async with gate:
+                fired = await fires.fire_due(self._pool, self._box, schedule_id, now, self._prepare)
+            if fired is not None:
+                self._report(fired)
+                done.append(fired)
+
         while True:
             due = await fires.due(self._pool, now, BATCH)
-            for schedule_id in due:
-                fired = await fires.fire_due(self._pool, self._box, schedule_id, now, self._prepare)
-                if fired is not None:
-                    self._report(fired)
-                    done.append(fired)
+            await asyncio.gather(*(fire(schedule_id) for schedule_id in due))
             if len(due) < BATCH:
                 break
         for schedule_id in await fires.buffered_ready(self._pool, BATCH):

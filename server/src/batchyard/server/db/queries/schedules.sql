@@ -155,3 +155,12 @@ LIMIT $3;
 UPDATE schedules s SET sealed_secrets = u.sealed
 FROM unnest($1::uuid[], $2::bytea[], $3::bytea[]) AS u(id, old, sealed)
 WHERE s.id = u.id AND s.sealed_secrets = u.old;
+
+-- name: overlap_state
+-- What an overlap policy judges: the schedule's unfinished runs (oldest first) and
+-- whether one of its fires is buffered.
+SELECT coalesce(ARRAY(SELECT id FROM runs
+                      WHERE schedule_id = $1 AND status IN ('PENDING', 'RUNNING')
+                      ORDER BY submitted_at, id), '{}') AS unfinished,
+       EXISTS (SELECT 1 FROM schedule_fires
+               WHERE schedule_id = $1 AND outcome = 'BUFFERED') AS buffered;
