@@ -14,7 +14,6 @@ import asyncio
 import os
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -95,11 +94,13 @@ async def vacuum(dsn: str) -> None:
 
 
 async def load(channel: Any, seconds: float, stop_when: asyncio.Event | None = None) -> str:
-    """Submit with 50 in flight while a lease loop leases and completes; the rates."""
+    """Submit with 50 in flight while a lease loop leases and completes; the rates. The
+    latency runs from sending SubmitRun to the LeaseRuns reply that hands the run out."""
     runs = run_service_pb2_grpc.RunServiceStub(channel)
     workers = worker_service_pb2_grpc.WorkerServiceStub(channel)
     deadline = time.perf_counter() + seconds
     submitted, latencies = 0, []
+    sent: dict[str, float] = {}
 
     def going() -> bool:
         return time.perf_counter() < deadline and not (stop_when and stop_when.is_set())
@@ -107,7 +108,9 @@ async def load(channel: Any, seconds: float, stop_when: asyncio.Event | None = N
     async def submit() -> None:
         nonlocal submitted
         while going():
-            await runs.SubmitRun(rpb.SubmitRunRequest(definition="bench"))
+            began = time.perf_counter()
+            reply = await runs.SubmitRun(rpb.SubmitRunRequest(definition="bench"))
+            sent[reply.run.uuid] = began
             submitted += 1
 
     async def work() -> None:
@@ -120,11 +123,10 @@ async def load(channel: Any, seconds: float, stop_when: asyncio.Event | None = N
                     wait=duration_pb2.Duration(seconds=1),
                 )
             )
-            now = datetime.now(UTC)
+            now = time.perf_counter()
             for leased in reply.runs:
-                latencies.append(
-                    (now - leased.submit_time.ToDatetime(tzinfo=UTC)).total_seconds() * 1000
-                )
+                if leased.run in sent:
+                    latencies.append((now - sent.pop(leased.run)) * 1000)
             await asyncio.gather(
                 *(
                     workers.CompleteRun(

@@ -44,16 +44,19 @@ LIMIT :limit;
 -- DeleteRuns: finished runs of a workspace by filter (NULL: any).
 SELECT id FROM runs
 WHERE workspace_id = :workspace_id
+  AND status IN ('SUCCEEDED', 'FAILED', 'CANCELLED')  -- the partial index on ended_at
   AND status = ANY(:statuses::text[])
   AND (:definition_id::uuid IS NULL OR definition_id = :definition_id::uuid)
   AND (:definition_name::text IS NULL OR definition_name = :definition_name::text)
   AND (:schedule_id::uuid IS NULL OR schedule_id = :schedule_id::uuid)
   AND ended_at < :ended_before
+ORDER BY ended_at
 LIMIT :limit;
 
 -- name: count_runs_matching
 SELECT count(*) FROM runs
 WHERE workspace_id = :workspace_id
+  AND status IN ('SUCCEEDED', 'FAILED', 'CANCELLED')  -- the partial index on ended_at
   AND status = ANY(:statuses::text[])
   AND (:definition_id::uuid IS NULL OR definition_id = :definition_id::uuid)
   AND (:definition_name::text IS NULL OR definition_name = :definition_name::text)
