@@ -133,6 +133,8 @@ async def test_the_server_starts_its_services_in_order(server):
         ("submit-batcher", "restart"),
         ("definition-reader", "restart"),
         ("lease-rescuer", "restart"),
+        ("scheduler", "restart"),
+        ("retention", "restart"),
     ]
 
 

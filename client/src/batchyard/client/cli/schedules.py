@@ -45,6 +45,14 @@ cancel-other (cancel them, then run). After downtime, missed fire times at most 
 old (default 10m) are fired, each once, oldest first.
 """
 
+UPDATE_EPILOG = """\
+Only the options given change; the timetable restarts from now.
+
+examples:
+  batchyard schedules update 6b1f0c9e-2a43-4d1e-9a55-0c1d2e3f4a5b --cron '0 3 * * *'
+  batchyard schedules update 6b1f0c9e-2a43-4d1e-9a55-0c1d2e3f4a5b --overlap allow --note busy
+"""
+
 ID_EPILOG = """\
 examples:
   batchyard schedules {name} 6b1f0c9e-2a43-4d1e-9a55-0c1d2e3f4a5b
@@ -84,7 +92,7 @@ def register(subparsers: Any) -> None:
     listed.add_argument("--definition", default="", help="only the schedules of this one")
     _common(listed, "table")
     listed.set_defaults(handler=list_schedules)
-    update = command("update", "change a schedule", CREATE_EPILOG)
+    update = command("update", "change a schedule", UPDATE_EPILOG)
     update.add_argument("schedule", metavar="ID", help="the schedule's uuid")
     update.add_argument("--definition", dest="new_definition", help="another definition")
     _timing_options(update, required=False)
