@@ -234,3 +234,33 @@ async def test_deleted_runs_leave_no_files_on_s3(
         assert (await app.retention.run_once()).runs == 3
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
     assert keys == [f"t/runs/{kept}/1/out.txt"]
+
+
+async def test_a_configuration_a_submit_is_reusing_is_not_collected(
+    server: App, definitions: Any, runs: Any, workers: Any
+) -> None:
+    """insert_runs locks a stored configuration it reuses (ON CONFLICT DO UPDATE ...
+    WHERE false); collecting skips a locked one, so no run is left without its config."""
+    from batchyard.server.db.retention import collect_configs
+
+    await define(definitions)
+    run = await submit(runs, "job")
+    await runs.CancelRun(rpb.CancelRunRequest(run=run.uuid))
+    conn = await asyncpg.connect(server.dsn)
+    try:
+        config_id = await conn.fetchval("SELECT config_id FROM run_specs")
+        await runs.DeleteRun(rpb.DeleteRunRequest(run=run.uuid))  # the config is orphaned
+        assert server._pool is not None
+        tx = conn.transaction()
+        await tx.start()
+        await conn.execute(
+            "INSERT INTO run_configs (id, config, sealed_secrets)"
+            " SELECT id, config, sealed_secrets FROM run_configs WHERE id = $1"
+            " ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id WHERE false",
+            config_id,
+        )
+        assert await collect_configs(server._pool, [config_id]) == 0  # in use: skipped
+        await tx.rollback()
+        assert await collect_configs(server._pool, [config_id]) == 1
+    finally:
+        await conn.close()
