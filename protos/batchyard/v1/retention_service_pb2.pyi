@@ -198,7 +198,9 @@ class DeleteRunsRequest(_message.Message):
     OLDER_THAN_FIELD_NUMBER: _builtins.int
     DRY_RUN_FIELD_NUMBER: _builtins.int
     definition: _builtins.str
-    """Only runs of this definition (name or uuid)."""
+    """Only runs of this definition (name or uuid; also a deleted one); a definition the
+    workspace never had is DEFINITION_NOT_FOUND.
+    """
     schedule: _builtins.str
     """Only runs submitted by this schedule (uuid)."""
     dry_run: _builtins.bool

@@ -22,7 +22,7 @@ from batchyard.server.db.pool import Pool
 from batchyard.server.db.schedules import database_now
 from batchyard.server.domain.access import Workspace
 from batchyard.server.domain.definitions import is_uuid_ref
-from batchyard.server.domain.errors import FieldViolation, InvalidArgument
+from batchyard.server.domain.errors import DefinitionNotFound, FieldViolation, InvalidArgument
 from batchyard.server.domain.retention import FINISHED, Policy, policy_violations
 from batchyard.v1 import retention_service_pb2 as pb
 from batchyard.v1 import retention_service_pb2_grpc
@@ -130,6 +130,10 @@ class RetentionServicer(retention_service_pb2_grpc.RetentionServiceServicer):
         ws = await self._workspaces.of(context)
         now = await database_now(self._pool)
         selection = self._selection(request, now)
+        if request.definition and not await store.definition_known(
+            self._pool, ws, request.definition
+        ):
+            raise DefinitionNotFound(request.definition)
         if request.dry_run:
             count = await store.count_matching(self._pool, ws, selection)
             return pb.DeleteRunsResponse(count=count, as_of=timestamp(now))

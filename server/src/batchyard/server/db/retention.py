@@ -174,3 +174,8 @@ async def delete_old_audit(pool: asyncpg.Pool, workspace_id: UUID, cutoff: datet
         *bind("delete_old_audit_events", workspace_id=workspace_id, cutoff=cutoff, limit=BATCH)
     )
     return len(rows)
+
+
+async def definition_known(pool: asyncpg.Pool, ws: Workspace, ref: str) -> bool:
+    known: bool = await pool.fetchval(q("definition_known"), ws.id, ref)
+    return known

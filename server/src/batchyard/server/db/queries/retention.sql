@@ -121,3 +121,8 @@ WHERE id = ANY(ARRAY(
     SELECT id FROM audit_events WHERE workspace_id = :workspace_id AND at < :cutoff
     ORDER BY id LIMIT :limit))
 RETURNING id;
+
+-- name: definition_known
+-- Whether the workspace has or had a definition of that name or uuid.
+SELECT EXISTS (SELECT 1 FROM definitions
+               WHERE workspace_id = $1 AND (id::text = $2 OR name = $2));
