@@ -16,7 +16,9 @@ from batchyard.v1 import (
     definition_service_pb2,
     log_service_pb2,
     queue_service_pb2,
+    retention_service_pb2,
     run_service_pb2,
+    schedule_service_pb2,
     worker_service_pb2,
 )
 
@@ -27,6 +29,8 @@ API_MODULES: tuple[ModuleType, ...] = (
     log_service_pb2,
     access_service_pb2,
     queue_service_pb2,
+    schedule_service_pb2,
+    retention_service_pb2,
 )
 """Every module of ours that defines a service (tests/server/test_tenancy.py checks that
 the server serves exactly these)."""

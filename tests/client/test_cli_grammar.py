@@ -58,6 +58,7 @@ def test_the_tree_is_what_the_docs_say() -> None:
         "audit",
         "completion",
         "queues",
+        "schedules",
         *PLUGINS,
     }
 

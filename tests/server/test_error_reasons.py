@@ -264,7 +264,7 @@ async def test_every_error_reason_is_an_error_reason_value(
     wanted = {"WORKSPACE_EXISTS", "TOKEN_NOT_FOUND", "DEFINITION_EXISTS", "DEFINITION_NOT_FOUND"}
     wanted |= {"RUN_NOT_FOUND", "RESULT_NOT_FOUND", "LEASE_LOST", "WRONG_STATE"}
     wanted |= {"VERSION_CONFLICT", "OUTCOME_CONFLICT", "INVALID_PAGE_TOKEN", "INVALID_FIELD"}
-    wanted |= {"PERMISSION_DENIED", "UNAUTHENTICATED"}
+    wanted |= {"PERMISSION_DENIED", "UNAUTHENTICATED", "SCHEDULE_NOT_FOUND"}
     assert wanted <= seen, sorted(wanted - seen)
 
 

@@ -134,6 +134,8 @@ async def test_the_server_starts_its_services_in_order(server):
         ("definition-reader", "restart"),
         ("lease-rescuer", "restart"),
         ("pipeline-sweeper", "restart"),
+        ("scheduler", "restart"),
+        ("retention", "restart"),
     ]
 
 

@@ -34,7 +34,10 @@ from batchyard.v1 import (
 from batchyard.v1 import definition_pb2 as dpb
 from batchyard.v1 import definition_service_pb2 as dspb
 from batchyard.v1 import queue_service_pb2 as qspb
+from batchyard.v1 import retention_service_pb2 as retpb
 from batchyard.v1 import run_service_pb2 as rpb
+from batchyard.v1 import schedule_pb2 as spb
+from batchyard.v1 import schedule_service_pb2 as sspb
 from batchyard.v1 import worker_service_pb2 as wpb
 from tests.rpc import API_MODULES, methods_of
 from tests.server.helpers import shell_config
@@ -106,6 +109,7 @@ class Victim:
     finished: str
     pending: str
     viewer: apb.Token
+    schedule: str = ""
 
 
 async def new_workspace(operator: grpc.aio.Channel, name: str) -> str:
@@ -194,7 +198,16 @@ async def tenants(channel: grpc.aio.Channel, target: str, artifacts_dir: Path) -
                 ),
             )
         ).token
-    return alpha, Victim(beta, definition, running, finished, pending, viewer)
+        schedule = (
+            await invoke(
+                victim,
+                METHODS["ScheduleService/CreateSchedule"],
+                sspb.CreateScheduleRequest(
+                    schedule=spb.Schedule(definition="shared-name", cron="@yearly")
+                ),
+            )
+        ).schedule.uuid
+    return alpha, Victim(beta, definition, running, finished, pending, viewer, schedule)
 
 
 def log_batch(run: str, lease: str) -> wpb.AppendLogsRequest:
@@ -291,6 +304,7 @@ def ref_requests(v: Victim) -> dict[str, tuple[Callable[[str], Any], str, str]]:
             done,
             missing_run,
         ),
+        **schedule_refs(v),
         "TokenService/RevokeToken": (
             lambda ref: access_service_pb2.RevokeTokenRequest(token=ref),
             v.viewer.prefix,
@@ -316,6 +330,53 @@ def ref_requests(v: Victim) -> dict[str, tuple[Callable[[str], Any], str, str]]:
             "missing-queue",
         ),
     }
+
+
+def schedule_refs(v: Victim) -> dict[str, tuple[Callable[[str], Any], str, str]]:
+    missing = str(uuid.uuid4())
+    by_ref = {
+        "GetSchedule": sspb.GetScheduleRequest,
+        "DeleteSchedule": sspb.DeleteScheduleRequest,
+        "PauseSchedule": sspb.PauseScheduleRequest,
+        "ResumeSchedule": sspb.ResumeScheduleRequest,
+        "TriggerSchedule": sspb.TriggerScheduleRequest,
+    }
+    out: dict[str, tuple[Callable[[str], Any], str, str]] = {}
+    for name, make in by_ref.items():
+
+        def build(ref: str, make: Any = make) -> Any:
+            return make(schedule=ref)
+
+        out[f"ScheduleService/{name}"] = (build, v.schedule, missing)
+    out["ScheduleService/UpdateSchedule"] = (
+        lambda ref: sspb.UpdateScheduleRequest(
+            schedule=ref,
+            values=spb.Schedule(note="taken over"),
+            update_mask=field_mask_pb2.FieldMask(paths=["note"]),
+        ),
+        v.schedule,
+        missing,
+    )
+    out["RetentionService/GetRetentionPolicy"] = (
+        lambda ref: retpb.GetRetentionPolicyRequest(definition=ref),
+        "shared-name",
+        "missing-name",
+    )
+    out["RetentionService/SetRetentionPolicy"] = (
+        lambda ref: retpb.SetRetentionPolicyRequest(
+            definition=ref, policy=retpb.RetentionPolicy(keep_succeeded=0)
+        ),
+        v.definition.uuid,
+        missing,
+    )
+    out["ScheduleService/CreateSchedule"] = (
+        lambda ref: sspb.CreateScheduleRequest(
+            schedule=spb.Schedule(definition=ref, cron="@daily")
+        ),
+        "shared-name",
+        "missing-name",
+    )
+    return out
 
 
 async def test_another_workspace_is_invisible(
@@ -404,7 +465,21 @@ async def test_another_workspace_is_invisible(
             qspb.CreateQueueRequest(queue=queue_pb2.Queue(name="beta-queue")),
         )
 
+    async def no_victim_schedules(ch: grpc.aio.Channel) -> None:
+        listed = await invoke(
+            ch, METHODS["ScheduleService/ListSchedules"], sspb.ListSchedulesRequest()
+        )
+        assert v.schedule not in {s.uuid for s in listed.schedules}
+
+    async def deletes_own_runs_only(ch: grpc.aio.Channel) -> None:
+        finished = [run_pb2.RUN_STATUS_SUCCEEDED, run_pb2.RUN_STATUS_FAILED]
+        request = retpb.DeleteRunsRequest(statuses=finished)
+        await invoke(ch, METHODS["RetentionService/DeleteRuns"], request)
+        # (the victim's finished run is checked to be there, below)
+
     visible_checks = {
+        "RetentionService/DeleteRuns": deletes_own_runs_only,
+        "ScheduleService/ListSchedules": no_victim_schedules,
         "DefinitionService/ListDefinitions": no_victim_definitions,
         "DefinitionService/CreateDefinition": create_same_name,
         "RunService/ListRuns": no_victim_runs,
@@ -472,7 +547,12 @@ async def test_another_workspace_is_invisible(
 
 
 PERMISSION = {
-    "ADMIN": {"TokenService", "AuditService", "WorkspaceService/CreateWorkspace"},
+    "ADMIN": {
+        "TokenService",
+        "AuditService",
+        "WorkspaceService/CreateWorkspace",
+        "RetentionService/SetRetentionPolicy",
+    },
     "WORK": {"WorkerService"},
 }
 READ_PREFIXES = ("Get", "List", "Watch", "Tail", "Download")

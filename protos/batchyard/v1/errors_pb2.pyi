@@ -77,6 +77,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_QUEUE_EXISTS: _ErrorReason.ValueType  # 26
     """A queue with that name already exists in the workspace (ALREADY_EXISTS)."""
+    ERROR_REASON_SCHEDULE_NOT_FOUND: _ErrorReason.ValueType  # 35
+    """The schedule does not exist in the caller's workspace (NOT_FOUND)."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Machine-readable error reasons.
@@ -144,6 +146,8 @@ definition naming an unknown queue also carries a `BadRequest` naming the field.
 """
 ERROR_REASON_QUEUE_EXISTS: ErrorReason.ValueType  # 26
 """A queue with that name already exists in the workspace (ALREADY_EXISTS)."""
+ERROR_REASON_SCHEDULE_NOT_FOUND: ErrorReason.ValueType  # 35
+"""The schedule does not exist in the caller's workspace (NOT_FOUND)."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 ERROR_REASONS_FIELD_NUMBER: _builtins.int

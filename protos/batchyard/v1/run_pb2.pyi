@@ -97,6 +97,8 @@ class _RunReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RunReason.V
     """PENDING: its queue has as many runs RUNNING as its concurrency limit allows."""
     RUN_REASON_ARRAY_CHILD_FAILED: _RunReason.ValueType  # 30
     """FAILED: an array run whose children all ended, one or more of them not successfully."""
+    RUN_REASON_CANCELLED_BY_SCHEDULE: _RunReason.ValueType  # 35
+    """CANCELLED: the run's schedule (overlap policy CANCEL_OTHER) replaced it by a newer run."""
 
 class RunReason(_RunReason, metaclass=_RunReasonEnumTypeWrapper):
     """Why a run (or an attempt) is in its status."""
@@ -133,6 +135,8 @@ RUN_REASON_QUEUE_AT_LIMIT: RunReason.ValueType  # 26
 """PENDING: its queue has as many runs RUNNING as its concurrency limit allows."""
 RUN_REASON_ARRAY_CHILD_FAILED: RunReason.ValueType  # 30
 """FAILED: an array run whose children all ended, one or more of them not successfully."""
+RUN_REASON_CANCELLED_BY_SCHEDULE: RunReason.ValueType  # 35
+"""CANCELLED: the run's schedule (overlap policy CANCEL_OTHER) replaced it by a newer run."""
 Global___RunReason: _TypeAlias = RunReason  # noqa: Y015
 
 @_typing.final
@@ -326,6 +330,8 @@ class Run(_message.Message):
     ARRAY_SUMMARY_FIELD_NUMBER: _builtins.int
     DEPENDS_ON_FIELD_NUMBER: _builtins.int
     DEPENDENCIES_WAITING_FIELD_NUMBER: _builtins.int
+    SCHEDULE_FIELD_NUMBER: _builtins.int
+    SCHEDULE_FIRE_TIME_FIELD_NUMBER: _builtins.int
     uuid: _builtins.str
     """The run's id, a UUID."""
     workspace: _builtins.str
@@ -369,6 +375,8 @@ class Run(_message.Message):
     """For an array run and its children: the number of children (0 for other runs)."""
     dependencies_waiting: _builtins.int
     """How many of `depends_on` are not met yet (0 once the run may be leased)."""
+    schedule: _builtins.str
+    """The schedule that submitted it (uuid); empty for a run submitted otherwise."""
     @_builtins.property
     def config(self) -> _job_pb2.JobConfig:
         """The effective configuration (definition plus overrides), secrets left out."""
@@ -401,6 +409,10 @@ class Run(_message.Message):
     def depends_on(self) -> _containers.RepeatedCompositeFieldContainer[_pipeline_pb2.RunDependency]:
         """The runs this run waits for, with their conditions, as submitted."""
 
+    @_builtins.property
+    def schedule_fire_time(self) -> _timestamp_pb2.Timestamp:
+        """The fire time on the schedule's timetable it was submitted for; unset when none."""
+
     def __init__(
         self,
         *,
@@ -431,10 +443,12 @@ class Run(_message.Message):
         array_summary: _pipeline_pb2.ArraySummary | None = ...,
         depends_on: _abc.Iterable[_pipeline_pb2.RunDependency] | None = ...,
         dependencies_waiting: _builtins.int = ...,
+        schedule: _builtins.str = ...,
+        schedule_fire_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "array_summary", b"array_summary", "config", b"config", "end_time", b"end_time", "next_attempt_time", b"next_attempt_time", "queue_position", b"queue_position", "start_time", b"start_time", "submit_time", b"submit_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "array_summary", b"array_summary", "config", b"config", "end_time", b"end_time", "next_attempt_time", b"next_attempt_time", "queue_position", b"queue_position", "schedule_fire_time", b"schedule_fire_time", "start_time", b"start_time", "submit_time", b"submit_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "array_index", b"array_index", "array_size", b"array_size", "array_summary", b"array_summary", "attempts", b"attempts", "cancel_requested", b"cancel_requested", "config", b"config", "definition_name", b"definition_name", "definition_uuid", b"definition_uuid", "definition_version", b"definition_version", "dependencies_waiting", b"dependencies_waiting", "depends_on", b"depends_on", "end_time", b"end_time", "message", b"message", "next_attempt_time", b"next_attempt_time", "num_retries_used", b"num_retries_used", "parent_run", b"parent_run", "payload_size", b"payload_size", "progress", b"progress", "queue_position", b"queue_position", "reason", b"reason", "request_id", b"request_id", "revision", b"revision", "start_time", b"start_time", "status", b"status", "submit_time", b"submit_time", "uuid", b"uuid", "workspace", b"workspace"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "array_index", b"array_index", "array_size", b"array_size", "array_summary", b"array_summary", "attempts", b"attempts", "cancel_requested", b"cancel_requested", "config", b"config", "definition_name", b"definition_name", "definition_uuid", b"definition_uuid", "definition_version", b"definition_version", "dependencies_waiting", b"dependencies_waiting", "depends_on", b"depends_on", "end_time", b"end_time", "message", b"message", "next_attempt_time", b"next_attempt_time", "num_retries_used", b"num_retries_used", "parent_run", b"parent_run", "payload_size", b"payload_size", "progress", b"progress", "queue_position", b"queue_position", "reason", b"reason", "request_id", b"request_id", "revision", b"revision", "schedule", b"schedule", "schedule_fire_time", b"schedule_fire_time", "start_time", b"start_time", "status", b"status", "submit_time", b"submit_time", "uuid", b"uuid", "workspace", b"workspace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__queue_position: _TypeAlias = _typing.Literal["queue_position"]  # noqa: Y015
     _WhichOneofArgType__queue_position: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position"]  # noqa: Y015

@@ -239,6 +239,7 @@ class ListRunsRequest(_message.Message):
     SUBMIT_TIME_TO_FIELD_NUMBER: _builtins.int
     PARENT_FIELD_NUMBER: _builtins.int
     INCLUDE_CHILDREN_FIELD_NUMBER: _builtins.int
+    SCHEDULE_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Maximum number of runs to return (1 to 1000; 0 means 50)."""
     page_token: _builtins.str
@@ -251,6 +252,8 @@ class ListRunsRequest(_message.Message):
     """Only the children of this array run (a uuid)."""
     include_children: _builtins.bool
     """Also list children of array runs (by default they are left out)."""
+    schedule: _builtins.str
+    """Only runs submitted by this schedule (uuid)."""
     @_builtins.property
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[_run_pb2.RunStatus.ValueType]:
         """Only runs in one of these statuses; empty for all."""
@@ -274,10 +277,11 @@ class ListRunsRequest(_message.Message):
         submit_time_to: _timestamp_pb2.Timestamp | None = ...,
         parent: _builtins.str = ...,
         include_children: _builtins.bool = ...,
+        schedule: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["submit_time_from", b"submit_time_from", "submit_time_to", b"submit_time_to"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition", "include_children", b"include_children", "page_size", b"page_size", "page_token", b"page_token", "parent", b"parent", "statuses", b"statuses", "submit_time_from", b"submit_time_from", "submit_time_to", b"submit_time_to"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition", "include_children", b"include_children", "page_size", b"page_size", "page_token", b"page_token", "parent", b"parent", "schedule", b"schedule", "statuses", b"statuses", "submit_time_from", b"submit_time_from", "submit_time_to", b"submit_time_to"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

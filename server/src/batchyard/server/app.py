@@ -26,7 +26,10 @@ from batchyard.server.api.instrument import instrument
 from batchyard.server.api.logs import LogServicer
 from batchyard.server.api.queues import QueueServicer
 from batchyard.server.api.results import ResultReader
+from batchyard.server.api.retention import RetentionServicer
 from batchyard.server.api.runs import RunServicer
+from batchyard.server.api.schedule_runs import ScheduledRuns
+from batchyard.server.api.schedules import ScheduleServicer
 from batchyard.server.api.wire import add_service
 from batchyard.server.api.workers import LeaseSettings, WorkerServicer
 from batchyard.server.api.workspaces import WorkspaceResolver
@@ -43,6 +46,8 @@ from batchyard.server.lifecycle import Policy, Service, Supervisor
 from batchyard.server.limits import Kind
 from batchyard.server.maintenance.pipeline_sweeper import PipelineSweeper
 from batchyard.server.maintenance.rescuer import Rescuer
+from batchyard.server.maintenance.retention import Retention, RunPurger
+from batchyard.server.maintenance.scheduler import Scheduler
 from batchyard.server.secret_keys import load_key_ring
 from batchyard.server.settings import ServerSettings
 from batchyard.server.tls import add_port, check_listen
@@ -51,7 +56,9 @@ from batchyard.v1 import (
     definition_service_pb2,
     log_service_pb2,
     queue_service_pb2,
+    retention_service_pb2,
     run_service_pb2,
+    schedule_service_pb2,
     worker_service_pb2,
 )
 
@@ -64,6 +71,8 @@ SERVICES = [
     log_service_pb2.DESCRIPTOR.services_by_name["LogService"].full_name,
     *(s.full_name for s in access_service_pb2.DESCRIPTOR.services_by_name.values()),
     queue_service_pb2.DESCRIPTOR.services_by_name["QueueService"].full_name,
+    schedule_service_pb2.DESCRIPTOR.services_by_name["ScheduleService"].full_name,
+    retention_service_pb2.DESCRIPTOR.services_by_name["RetentionService"].full_name,
 ]
 
 
@@ -111,6 +120,10 @@ class _Services:
     reader: DefinitionReader
     rescuer: Rescuer
     pipeline_sweeper: PipelineSweeper
+    scheduled_runs: ScheduledRuns
+    scheduler: Scheduler
+    purger: RunPurger
+    retention: Retention
 
     def with_policies(self) -> list[tuple[Service, Policy]]:
         """Which crash ends the server: only the audit writer's (a trail that silently
@@ -123,6 +136,8 @@ class _Services:
             (self.reader, Policy.RESTART),
             (self.rescuer, Policy.RESTART),
             (self.pipeline_sweeper, Policy.RESTART),
+            (self.scheduler, Policy.RESTART),
+            (self.retention, Policy.RESTART),
         ]
 
 
@@ -155,6 +170,14 @@ class App:
     @property
     def rescuer(self) -> Rescuer | None:
         return self._services.rescuer if self._services is not None else None
+
+    @property
+    def scheduler(self) -> Scheduler | None:
+        return self._services.scheduler if self._services is not None else None
+
+    @property
+    def retention(self) -> Retention | None:
+        return self._services.retention if self._services is not None else None
 
     @property
     def _results(self) -> ResultReader | None:
@@ -198,14 +221,22 @@ class App:
 
     def _build_services(self, pool: asyncpg.Pool, box: SecretBox) -> _Services:
         wakeups = Wakeups(pool, self.dsn)
+        reader = DefinitionReader(pool, box)
+        scheduled_runs = ScheduledRuns(reader, identity_of(self.dsn))
+        artifacts = self.settings.artifacts.open()
+        purger = RunPurger(pool, artifacts)
         return _Services(
             wakeups=wakeups,
             audit=AuditLog(pool),
-            results=ResultReader(pool, WorkspaceResolver(), self.settings.artifacts.open()),
+            results=ResultReader(pool, WorkspaceResolver(), artifacts),
             batcher=SubmitBatcher(pool, box),
-            reader=DefinitionReader(pool, box),
+            reader=reader,
             rescuer=Rescuer(pool, wakeups, self.settings.rescue_interval_seconds),
             pipeline_sweeper=PipelineSweeper(pool),
+            scheduled_runs=scheduled_runs,
+            scheduler=Scheduler(pool, box, wakeups, scheduled_runs.prepare),
+            purger=purger,
+            retention=Retention(pool, purger),
         )
 
     def _build_server(self, pool: asyncpg.Pool, bg: _Services, box: SecretBox) -> grpc.aio.Server:
@@ -250,6 +281,14 @@ class App:
             (WorkspaceServicer(pool, bg.audit), access_service_pb2),
             (AuditServicer(pool, bg.audit), access_service_pb2),
             (QueueServicer(pool, workspaces, bg.wakeups, bg.audit), queue_service_pb2),
+            (
+                ScheduleServicer(pool, box, workspaces, bg.wakeups, bg.scheduled_runs, bg.audit),
+                schedule_service_pb2,
+            ),
+            (
+                RetentionServicer(pool, box, workspaces, bg.purger.purge, bg.audit),
+                retention_service_pb2,
+            ),
         ]
 
     async def stop(self, grace: float | None = None) -> None:

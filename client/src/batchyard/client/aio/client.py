@@ -28,6 +28,7 @@ from batchyard.client.aio.paging import AsyncPaged, alisting
 from batchyard.client.aio.queues import AsyncQueues
 from batchyard.client.aio.results import AsyncRunResults
 from batchyard.client.aio.run import AsyncRun
+from batchyard.client.aio.schedules import AsyncRetention, AsyncSchedules
 from batchyard.client.aio.service import AsyncRunService
 from batchyard.client.core.client import ClientBase, Tls
 from batchyard.client.core.part import Part
@@ -49,7 +50,9 @@ from batchyard.v1 import (
     definition_service_pb2_grpc,
     log_service_pb2_grpc,
     queue_service_pb2_grpc,
+    retention_service_pb2_grpc,
     run_service_pb2_grpc,
+    schedule_service_pb2_grpc,
 )
 from batchyard.v1 import definition_service_pb2 as dpb
 from batchyard.v1.job_pb2 import JobConfig
@@ -244,6 +247,12 @@ class AsyncClient(ClientBase[AsyncCaller]):
         )
         self.audit = AsyncAudit(access_service_pb2_grpc.AuditServiceStub(self._channel), call)
         self.queues = AsyncQueues(queue_service_pb2_grpc.QueueServiceStub(self._channel), call)
+        self.schedules = AsyncSchedules(
+            schedule_service_pb2_grpc.ScheduleServiceStub(self._channel), call
+        )
+        self.retention = AsyncRetention(
+            retention_service_pb2_grpc.RetentionServiceStub(self._channel), call
+        )
 
     async def run(self, run_id: str) -> AsyncRun:
         """A handle on the existing run `run_id`, read now (RunNotFoundError if none)."""

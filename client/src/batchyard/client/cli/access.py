@@ -23,6 +23,7 @@ from batchyard.client.cli.render import (
     relative_time,
     table,
 )
+from batchyard.client.cli.retention import add_retention_commands
 from batchyard.client.core.requests import ROLES
 from batchyard.v1 import access_pb2
 
@@ -120,6 +121,7 @@ def _register_workspaces(subparsers: Any) -> None:
     add_amount_options(list_ws, "workspaces", DEFAULT_LIMIT)
     _common(list_ws)
     list_ws.set_defaults(handler=list_workspaces)
+    add_retention_commands(workspaces)
 
 
 def _register_audit(subparsers: Any) -> None:

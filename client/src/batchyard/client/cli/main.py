@@ -60,6 +60,11 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "create, list, pause, resume and limit queues",
         "batchyard.client.cli.queues:register",
     ),
+    (
+        "schedules",
+        "create, list, pause, resume, trigger and delete schedules",
+        "batchyard.client.cli.schedules:register",
+    ),
 )
 
 EPILOG = """\

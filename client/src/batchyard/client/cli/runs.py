@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from batchyard.client.cli import run_submit
+from batchyard.client.cli import retention, run_submit
 from batchyard.client.cli.failures import EXIT_OK
 from batchyard.client.cli.log_views import wants_colour
 from batchyard.client.cli.options import (
@@ -161,8 +161,9 @@ def register(subparsers: Any) -> None:
     add_output_option(cancel, default=None)
     cancel.set_defaults(handler=cancel_run)
 
-    delete = command("delete", "delete a finished run", DELETE_EPILOG)
-    delete.add_argument("run", metavar="ID", help="the run's uuid")
+    delete = command("delete", "delete a finished run", DELETE_EPILOG + retention.BULK_EPILOG)
+    delete.add_argument("run", metavar="ID", nargs="?", help="the run's uuid")
+    retention.add_delete_filters(delete)
     add_connection_options(delete)
     delete.set_defaults(handler=delete_run)
 
@@ -265,7 +266,9 @@ def cancel_run(args: argparse.Namespace) -> int:
 
 
 def delete_run(args: argparse.Namespace) -> int:
-    """`runs delete ID`."""
+    """`runs delete ID` (or, with filters, `runs delete --older-than ...`)."""
+    if retention.is_bulk(args) or not args.run:
+        return retention.delete_runs(args)
     with open_client(args) as client:
         client.runs.delete(args.run)
     print(f"deleted run {args.run}")

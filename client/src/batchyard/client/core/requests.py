@@ -25,12 +25,15 @@ from batchyard.v1 import (
     queue_pb2,
     result_pb2,
     run_pb2,
+    schedule_pb2,
 )
 from batchyard.v1 import access_service_pb2 as apb
 from batchyard.v1 import definition_service_pb2 as dpb
 from batchyard.v1 import log_service_pb2 as lpb
 from batchyard.v1 import queue_service_pb2 as qpb
+from batchyard.v1 import retention_service_pb2 as retpb
 from batchyard.v1 import run_service_pb2 as rpb
+from batchyard.v1 import schedule_service_pb2 as spb
 
 T = TypeVar("T")
 
@@ -476,4 +479,124 @@ def update_queue_request(name: str, **changes: Any) -> qpb.UpdateQueueRequest:
     paths = ["state" if f == "paused" else f for f in changes]
     request = qpb.UpdateQueueRequest(queue=name, changes=queue_message(**changes))
     request.update_mask.paths.extend(paths)
+    return request
+
+
+# ---------------------------------------------------------------- schedules and retention
+
+# Overlap policies as the command line spells them.
+OVERLAPS: dict[str, schedule_pb2.OverlapPolicy.ValueType] = {
+    "skip": schedule_pb2.OVERLAP_POLICY_SKIP,
+    "buffer-one": schedule_pb2.OVERLAP_POLICY_BUFFER_ONE,
+    "allow": schedule_pb2.OVERLAP_POLICY_ALLOW,
+    "cancel-other": schedule_pb2.OVERLAP_POLICY_CANCEL_OTHER,
+}
+
+
+def _seconds_field(message: Any, name: str, seconds: float) -> None:
+    getattr(message, name).FromNanoseconds(round(seconds * 1e9))
+
+
+def _time_field(message: Any, name: str, when: datetime) -> None:
+    if when.tzinfo is None:
+        raise ValueError(f"{name}: give a time with a time zone")
+    getattr(message, name).FromDatetime(when)
+
+
+def schedule_spec(
+    definition: str | None = None,
+    *,
+    cron: str | None = None,
+    interval: float | None = None,
+    time_zone: str | None = None,
+    overlap: str | None = None,
+    max_concurrent_runs: int | None = None,
+    catchup_window: float | None = None,
+    start_time: datetime | None = None,
+    end_time: datetime | None = None,
+    note: str | None = None,
+    args: Sequence[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    payload: Payload = None,
+) -> tuple[schedule_pb2.Schedule, list[str]]:
+    """A Schedule with the fields given (not None), and their names (an update's mask).
+    `interval` and `catchup_window` are seconds; `overlap` is skip, buffer-one, allow or
+    cancel-other."""
+    s, given = schedule_pb2.Schedule(), list[str]()
+    if definition is not None:
+        s.definition, given = definition, [*given, "definition"]
+    if cron is not None and interval is not None:
+        raise ValueError("give a cron expression or an interval, not both")
+    if cron is not None:
+        s.cron, given = cron, [*given, "cron"]
+    if interval is not None:
+        _seconds_field(s, "interval", interval)
+        given.append("interval")
+    for name, value in (("time_zone", time_zone), ("note", note)):
+        if value is not None:
+            setattr(s, name, value)
+            given.append(name)
+    if overlap is not None:
+        s.overlap_policy = OVERLAPS[_key(overlap, OVERLAPS, "overlap policy")]
+        given.append("overlap_policy")
+    if max_concurrent_runs is not None:
+        s.max_concurrent_runs, given = max_concurrent_runs, [*given, "max_concurrent_runs"]
+    if catchup_window is not None:
+        _seconds_field(s, "catchup_window", catchup_window)
+        given.append("catchup_window")
+    for name, when in (("start_time", start_time), ("end_time", end_time)):
+        if when is not None:
+            _time_field(s, name, when)
+            given.append(name)
+    if args is not None or env is not None:
+        s.overrides.CopyFrom(run_pb2.RunOverrides(args=list(args or []), env=dict(env or {})))
+        given.append("overrides")
+    if payload is not None:
+        s.payload, given = payload_bytes(payload), [*given, "payload"]
+    return s, given
+
+
+def _key(value: str, names: Mapping[str, Any], what: str) -> str:
+    key = value.lower().replace("_", "-")
+    if key not in names:
+        raise ValueError(f"unknown {what} {value!r}: one of {', '.join(names)}")
+    return key
+
+
+def list_schedules(definition: str) -> Listing[schedule_pb2.Schedule]:
+    return _listing("schedules", spb.ListSchedulesRequest, definition=definition)
+
+
+def retention_policy(
+    keep_for: float | None = None,
+    keep_succeeded: int | None = None,
+    keep_failed: int | None = None,
+    audit_keep_for: float | None = None,
+) -> retpb.RetentionPolicy:
+    """A retention policy; periods in seconds, None: the rule is not set."""
+    p = retpb.RetentionPolicy()
+    if keep_for is not None:
+        _seconds_field(p, "keep_for", keep_for)
+    if keep_succeeded is not None:
+        p.keep_succeeded = keep_succeeded
+    if keep_failed is not None:
+        p.keep_failed = keep_failed
+    if audit_keep_for is not None:
+        _seconds_field(p, "audit_keep_for", audit_keep_for)
+    return p
+
+
+def delete_runs_request(
+    status: StatusFilter = None,
+    definition: str = "",
+    schedule: str = "",
+    older_than: float | None = None,
+    dry_run: bool = False,
+) -> retpb.DeleteRunsRequest:
+    """A DeleteRunsRequest; `older_than` in seconds since the runs ended."""
+    request = retpb.DeleteRunsRequest(
+        statuses=status_values(status), definition=definition, schedule=schedule, dry_run=dry_run
+    )
+    if older_than is not None:
+        _seconds_field(request, "older_than", older_than)
     return request

@@ -45,12 +45,15 @@ from batchyard.client.sync.queues import Queues
 from batchyard.client.sync.results import RunResults
 from batchyard.client.sync.run import Run
 from batchyard.client.sync.runs import RunsClient
+from batchyard.client.sync.schedules import Retention, Schedules
 from batchyard.v1 import (
     access_service_pb2_grpc,
     definition_pb2,
     definition_service_pb2_grpc,
     queue_service_pb2_grpc,
+    retention_service_pb2_grpc,
     run_pb2,
+    schedule_service_pb2_grpc,
 )
 from batchyard.v1 import definition_service_pb2 as dpb
 from batchyard.v1.job_pb2 import JobConfig
@@ -284,6 +287,14 @@ class Client(ClientBase[Caller]):
         """The audit trail (admin)."""
         self.queues = Queues(queue_service_pb2_grpc.QueueServiceStub(self._plain), self.retry)
         """Queues: create, read with their numbers, pause, resume, limit, delete."""
+        self.schedules = Schedules(
+            schedule_service_pb2_grpc.ScheduleServiceStub(self._plain), self.retry
+        )
+        """Schedules: definitions run on a timetable."""
+        self.retention = Retention(
+            retention_service_pb2_grpc.RetentionServiceStub(self._plain), self.retry
+        )
+        """Retention policies and bulk deletion of finished runs."""
 
     def run(self, run_id: str) -> Run:
         """A handle on the existing run `run_id`, read now (RunNotFoundError if none)."""

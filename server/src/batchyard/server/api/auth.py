@@ -74,6 +74,21 @@ PERMISSIONS: dict[str, dict[str, Permission]] = {
         "UpdateQueue": WRITE,
         "DeleteQueue": WRITE,
     },
+    "batchyard.v1.ScheduleService": {
+        "CreateSchedule": WRITE,
+        "GetSchedule": READ,
+        "ListSchedules": READ,
+        "UpdateSchedule": WRITE,
+        "DeleteSchedule": WRITE,
+        "PauseSchedule": WRITE,
+        "ResumeSchedule": WRITE,
+        "TriggerSchedule": WRITE,
+    },
+    "batchyard.v1.RetentionService": {
+        "GetRetentionPolicy": READ,
+        "SetRetentionPolicy": ADMIN,
+        "DeleteRuns": WRITE,
+    },
 }
 
 _principal: ContextVar[Principal | None] = ContextVar("batchyard_principal", default=None)

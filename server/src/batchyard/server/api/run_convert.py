@@ -156,6 +156,8 @@ def _plain_run_to_pb(run: Run, configs: ConfigMemo | None = None) -> pb.Run:
         next_attempt_time=timestamp(run.next_attempt_time),
         revision=run.revision,
         queue_position=run.queue_position,
+        schedule=str(run.schedule_uuid) if run.schedule_uuid else "",
+        schedule_fire_time=timestamp(run.schedule_fire_time),
     )
 
 

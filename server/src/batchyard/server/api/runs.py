@@ -197,6 +197,14 @@ def _time(ts: Any, field: str) -> datetime | None:
         raise InvalidArgument([FieldViolation(field, "not a valid time")]) from None
 
 
+def _schedule_filter(ref: str) -> UUID | None:
+    if not ref:
+        return None
+    if not is_uuid_ref(ref):
+        raise InvalidArgument([FieldViolation("schedule", "a schedule uuid")])
+    return UUID(ref)
+
+
 class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     def __init__(
         self,
@@ -329,12 +337,14 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             submitted_to=_time(request.submit_time_to, "submit_time_to"),
             parent=parse_run_id(request.parent, "parent") if request.parent else None,
             include_children=request.include_children,
+            schedule_uuid=_schedule_filter(request.schedule),
         )
         fingerprint: dict[str, object] = {
             "d": ref,
             "s": sorted(s.value for s in statuses),
             "f": request.submit_time_from.ToJsonString() if filters.submitted_from else "",
             "t": request.submit_time_to.ToJsonString() if filters.submitted_to else "",
+            **({"sc": request.schedule} if request.schedule else {}),
         }
         if request.parent or request.include_children:  # tokens without them stay valid
             fingerprint |= {"p": request.parent, "c": request.include_children}

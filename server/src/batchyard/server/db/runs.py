@@ -186,6 +186,8 @@ def _run(
         array_summary=summary,
         depends_on=tuple(deps),
         dependencies_waiting=row["dependencies_waiting"],
+        schedule_uuid=row["schedule_id"],
+        schedule_fire_time=row["schedule_fire_time"],
     )
 
 
@@ -230,6 +232,7 @@ class RunFilter:
     submitted_to: datetime | None = None
     parent: UUID | None = None
     include_children: bool = False
+    schedule_uuid: UUID | None = None
 
 
 async def list_page(
@@ -259,6 +262,7 @@ async def list_page(
             after_submitted=after[0] if after else None,
             after_id=after[1] if after else None,
             limit=limit,
+            schedule_id=filters.schedule_uuid,
         )
     )
     ids = [r["id"] for r in rows]

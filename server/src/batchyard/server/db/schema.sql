@@ -105,6 +105,15 @@ CREATE TABLE public.queues (
     CONSTRAINT queues_state_check CHECK ((state = ANY (ARRAY['ENABLED'::text, 'PAUSED'::text])))
 );
 
+CREATE TABLE public.retention_policies (
+    workspace_id uuid NOT NULL,
+    definition_id uuid,
+    keep_seconds double precision,
+    keep_succeeded integer,
+    keep_failed integer,
+    audit_keep_seconds double precision
+);
+
 CREATE TABLE public.run_attempts (
     run_id uuid NOT NULL,
     number integer NOT NULL,
@@ -196,10 +205,50 @@ CREATE TABLE public.runs (
     children_unfinished integer DEFAULT 0 NOT NULL,
     children_failed integer DEFAULT 0 NOT NULL,
     dependencies_waiting integer DEFAULT 0 NOT NULL,
+    schedule_id uuid,
+    schedule_fire_time timestamp with time zone,
     CONSTRAINT runs_array_check CHECK (((array_size = 0) OR ((array_size >= 2) AND (array_size <= 10000)))),
     CONSTRAINT runs_lease_check CHECK (((status = 'RUNNING'::text) = (lease_id IS NOT NULL))),
     CONSTRAINT runs_progress_check CHECK (((progress >= 0) AND (progress <= 100))),
     CONSTRAINT runs_status_check CHECK ((status = ANY (ARRAY['PENDING'::text, 'RUNNING'::text, 'SUCCEEDED'::text, 'FAILED'::text, 'CANCELLED'::text, 'WAITING'::text, 'ARRAY'::text])))
+);
+
+CREATE TABLE public.schedule_fires (
+    schedule_id uuid NOT NULL,
+    fire_time timestamp with time zone NOT NULL,
+    handled_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    outcome text NOT NULL,
+    run_id uuid,
+    message text DEFAULT ''::text NOT NULL,
+    manual boolean DEFAULT false NOT NULL,
+    CONSTRAINT schedule_fires_outcome_check CHECK ((outcome = ANY (ARRAY['SUBMITTED'::text, 'SKIPPED'::text, 'BUFFERED'::text, 'FAILED'::text])))
+);
+
+CREATE TABLE public.schedules (
+    id uuid NOT NULL,
+    workspace_id uuid NOT NULL,
+    definition_ref text NOT NULL COLLATE pg_catalog."C",
+    overrides bytea NOT NULL,
+    sealed_secrets bytea NOT NULL,
+    payload bytea NOT NULL,
+    cron text,
+    interval_seconds double precision,
+    time_zone text NOT NULL,
+    overlap_policy text NOT NULL,
+    max_concurrent_runs integer NOT NULL,
+    catchup_seconds double precision NOT NULL,
+    start_at timestamp with time zone,
+    end_at timestamp with time zone,
+    anchor_at timestamp with time zone NOT NULL,
+    note text DEFAULT ''::text NOT NULL,
+    paused boolean DEFAULT false NOT NULL,
+    next_fire_at timestamp with time zone,
+    missed_fires bigint DEFAULT 0 NOT NULL,
+    last_error text DEFAULT ''::text NOT NULL,
+    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    updated_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    CONSTRAINT schedules_overlap_check CHECK ((overlap_policy = ANY (ARRAY['SKIP'::text, 'BUFFER_ONE'::text, 'ALLOW'::text, 'CANCEL_OTHER'::text]))),
+    CONSTRAINT schedules_timing_check CHECK (((cron IS NULL) <> (interval_seconds IS NULL)))
 );
 
 CREATE TABLE public.schema_migrations (
@@ -253,6 +302,12 @@ ALTER TABLE ONLY public.run_specs
 ALTER TABLE ONLY public.runs
     ADD CONSTRAINT runs_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.schedule_fires
+    ADD CONSTRAINT schedule_fires_pkey PRIMARY KEY (schedule_id, fire_time);
+
+ALTER TABLE ONLY public.schedules
+    ADD CONSTRAINT schedules_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY public.schema_migrations
     ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
 
@@ -270,11 +325,17 @@ CREATE INDEX definition_versions_job_type_idx ON public.definition_versions USIN
 
 CREATE UNIQUE INDEX definitions_workspace_name_key ON public.definitions USING btree (workspace_id, name) WHERE (deleted_at IS NULL);
 
+CREATE UNIQUE INDEX retention_policies_key ON public.retention_policies USING btree (workspace_id, COALESCE(definition_id, '00000000-0000-0000-0000-000000000000'::uuid));
+
 CREATE INDEX run_dependencies_open_idx ON public.run_dependencies USING btree (depends_on) WHERE (NOT met);
+
+CREATE INDEX run_specs_config_idx ON public.run_specs USING btree (config_id);
 
 CREATE INDEX runs_array_open_idx ON public.runs USING btree (id) WHERE (status = 'ARRAY'::text);
 
 CREATE INDEX runs_definition_idx ON public.runs USING btree (definition_id, submitted_at DESC, id DESC);
+
+CREATE INDEX runs_ended_idx ON public.runs USING btree (ended_at) WHERE (status = ANY (ARRAY['SUCCEEDED'::text, 'FAILED'::text, 'CANCELLED'::text]));
 
 CREATE INDEX runs_lease_expiry_idx ON public.runs USING btree (lease_expires_at) WHERE (status = 'RUNNING'::text);
 
@@ -284,9 +345,21 @@ CREATE INDEX runs_pending_idx ON public.runs USING btree (workspace_id, queue, p
 
 CREATE UNIQUE INDEX runs_request_id_key ON public.runs USING btree (workspace_id, request_id) WHERE (request_id IS NOT NULL);
 
+CREATE INDEX runs_schedule_idx ON public.runs USING btree (schedule_id, submitted_at DESC, id DESC) WHERE (schedule_id IS NOT NULL);
+
+CREATE INDEX runs_schedule_unfinished_idx ON public.runs USING btree (schedule_id) WHERE ((schedule_id IS NOT NULL) AND (status = ANY (ARRAY['PENDING'::text, 'RUNNING'::text])));
+
 CREATE INDEX runs_waiting_idx ON public.runs USING btree (id) WHERE (status = 'WAITING'::text);
 
 CREATE INDEX runs_workspace_submitted_idx ON public.runs USING btree (workspace_id, submitted_at DESC, id DESC);
+
+CREATE UNIQUE INDEX schedule_fires_buffered_key ON public.schedule_fires USING btree (schedule_id) WHERE (outcome = 'BUFFERED'::text);
+
+CREATE INDEX schedule_fires_run_idx ON public.schedule_fires USING btree (run_id) WHERE (run_id IS NOT NULL);
+
+CREATE INDEX schedules_due_idx ON public.schedules USING btree (next_fire_at) WHERE (NOT paused);
+
+CREATE INDEX schedules_workspace_idx ON public.schedules USING btree (workspace_id, created_at DESC, id DESC);
 
 CREATE TRIGGER runs_queue_exists AFTER INSERT ON public.runs REFERENCING NEW TABLE AS new_runs FOR EACH STATEMENT EXECUTE FUNCTION public.runs_queue_exists();
 
@@ -304,6 +377,9 @@ ALTER TABLE ONLY public.definitions
 ALTER TABLE ONLY public.queues
     ADD CONSTRAINT queues_workspace_fkey FOREIGN KEY (workspace_id) REFERENCES public.workspaces(id);
 
+ALTER TABLE ONLY public.retention_policies
+    ADD CONSTRAINT retention_policies_workspace_fkey FOREIGN KEY (workspace_id) REFERENCES public.workspaces(id);
+
 ALTER TABLE ONLY public.run_attempts
     ADD CONSTRAINT run_attempts_run_fkey FOREIGN KEY (run_id) REFERENCES public.runs(id) ON DELETE CASCADE;
 
@@ -312,3 +388,9 @@ ALTER TABLE ONLY public.run_dependencies
 
 ALTER TABLE ONLY public.runs
     ADD CONSTRAINT runs_workspace_fkey FOREIGN KEY (workspace_id) REFERENCES public.workspaces(id);
+
+ALTER TABLE ONLY public.schedule_fires
+    ADD CONSTRAINT schedule_fires_schedule_fkey FOREIGN KEY (schedule_id) REFERENCES public.schedules(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.schedules
+    ADD CONSTRAINT schedules_workspace_fkey FOREIGN KEY (workspace_id) REFERENCES public.workspaces(id);

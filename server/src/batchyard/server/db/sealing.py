@@ -124,6 +124,7 @@ class Rotation:
     run_configs: int = 0
     unreadable: Counter[str] = field(default_factory=Counter)
     dangling_runs: int = 0
+    schedules: int = 0
 
 
 async def rotate(pool: asyncpg.Pool, box: SecretBox, batch: int = BATCH) -> Rotation:
@@ -132,6 +133,7 @@ async def rotate(pool: asyncpg.Pool, box: SecretBox, batch: int = BATCH) -> Rota
     done = Rotation()
     await _reseal_definition_versions(pool, box, batch, done)
     await _reseal_run_configs(pool, box, batch, done)
+    await _reseal_schedules(pool, box, batch, done)
     done.dangling_runs = await pool.fetchval(q("dangling_run_specs"))
     return done
 
@@ -185,3 +187,20 @@ async def _reseal_run_configs(
             )
         done.run_configs += len(todo)
         log.info("run_config_secrets_resealed", rows=done.run_configs)
+
+
+async def _reseal_schedules(pool: asyncpg.Pool, box: SecretBox, batch: int, done: Rotation) -> None:
+    """Schedules' secret env (their overrides' secret_env), like definition versions."""
+    after: UUID | None = None
+    header = box.keys.header
+    while rows := await pool.fetch(q("schedule_secrets_to_reseal"), after, header, batch):
+        after = rows[-1]["id"]
+        todo = [(r, text) for r in rows if (text := _open(box, r["sealed_secrets"], done))]
+        if todo:
+            await pool.execute(
+                q("reseal_schedule_secrets"),
+                [r["id"] for r, _ in todo],
+                [r["sealed_secrets"] for r, _ in todo],
+                [box.seal_text(text) for _, text in todo],
+            )
+        done.schedules += len(todo)

@@ -49,6 +49,7 @@ class RunReason(StrEnum):
     QUEUE_PAUSED = "QUEUE_PAUSED"
     QUEUE_AT_LIMIT = "QUEUE_AT_LIMIT"
     ARRAY_CHILD_FAILED = "ARRAY_CHILD_FAILED"
+    CANCELLED_BY_SCHEDULE = "CANCELLED_BY_SCHEDULE"
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,9 @@ class Run:
     array_summary: ArraySummary | None = None
     depends_on: tuple[Dependency, ...] = ()
     dependencies_waiting: int = 0
+    schedule_uuid: UUID | None = None
+    """The schedule that submitted the run, and for which fire time."""
+    schedule_fire_time: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,15 @@
 -- of the content, so one already stored is kept). A request_id already
 -- used in the workspace inserts nothing (idempotent submit); only runs inserted get a spec.
 -- :run_config_ids is each run's config id, :payloads its payload (parallel to :ids).
+-- A configuration already stored is locked, not written (DO UPDATE ... WHERE false), so
+-- retention cannot collect it while this submit is referring to it (retention.sql,
+-- lock_configs).
 WITH configs AS (
     INSERT INTO run_configs (id, config, sealed_secrets)
-    SELECT * FROM unnest(:config_ids::bytea[], :configs::jsonb[], :sealed_secrets::bytea[])
-    ON CONFLICT (id) DO NOTHING
+    SELECT DISTINCT ON (u.id) u.id, u.config, u.sealed_secrets
+    FROM unnest(:config_ids::bytea[], :configs::jsonb[], :sealed_secrets::bytea[])
+         AS u(id, config, sealed_secrets)
+    ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id WHERE false
 ), ins AS (
     INSERT INTO runs (id, workspace_id, definition_id, definition_name, definition_version,
                       request_id, queue, priority, status, reason, payload_size)
@@ -37,7 +42,8 @@ SELECT r.id, w.name AS workspace, r.definition_id, r.definition_name, r.definiti
        r.request_id, r.status, r.reason, r.message, r.cancel_requested, r.progress,
        r.num_retries_used, r.payload_size, r.available_at, r.submitted_at, r.started_at,
        r.ended_at, r.revision, c.config, c.sealed_secrets,
-       r.parent_id, r.array_index, r.array_size, r.dependencies_waiting
+       r.parent_id, r.array_index, r.array_size, r.dependencies_waiting, r.schedule_id,
+       r.schedule_fire_time
 FROM runs r
 JOIN workspaces w ON w.id = r.workspace_id
 JOIN run_specs s ON s.run_id = r.id
@@ -71,6 +77,7 @@ WHERE r.workspace_id = :workspace_id
        OR (CASE WHEN EXISTS (SELECT 1 FROM runs c WHERE c.parent_id = r.id
                              AND (c.started_at IS NOT NULL OR c.ended_at IS NOT NULL))
                 THEN :array_running::boolean ELSE :array_pending::boolean END))
+  AND (:schedule_id::uuid IS NULL OR r.schedule_id = :schedule_id::uuid)
 ORDER BY r.submitted_at DESC, r.id DESC
 LIMIT :limit;
 
