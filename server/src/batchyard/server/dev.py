@@ -15,7 +15,7 @@ import importlib.util
 import os
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import structlog
@@ -109,6 +109,7 @@ def run_dev(args: argparse.Namespace) -> int:
         print(f"batchyard dev: {exc}", file=sys.stderr)
         return 2
     worker = DevWorker(values[SLOTS], values[WORKSPACE_ROOT], values[QUEUES], values[DEMO])
+    settings = replace(settings, http_listen=dev_http_listen(args))
     if settings.tls is not None:
         print(
             "batchyard dev: serves plaintext to its own worker; TLS is for `batchyard server`",
@@ -141,6 +142,8 @@ async def _dev(settings: server_settings.ServerSettings, dev: DevWorker) -> None
     try:
         token = await dev_token(app.dsn)
         log.info("dev_token_ready", file=str(dev_token_file()))
+        if app.http is not None:
+            log.info("console_ready", sign_in=console_link(app, token))
         sql_targets = {}
         if app.embedded is not None:  # a database of its own for SQL jobs
             sandbox = await ensure_sandbox(app.embedded.admin_dsn, DATABASE)
@@ -162,6 +165,17 @@ async def _dev(settings: server_settings.ServerSettings, dev: DevWorker) -> None
         if worker is not None and worker.returncode is None:
             await _stop_worker(worker, settings.grace_seconds)
         await app.stop()
+
+
+def dev_http_listen(args: argparse.Namespace) -> str:
+    """`batchyard dev` serves the HTTP face (the console) unless told `--http-listen off`."""
+    raw = resolve([server_settings.HTTP_LISTEN], args, os.environ)[server_settings.HTTP_LISTEN]
+    return "" if raw == "off" else raw or server_settings.DEV_HTTP_LISTEN
+
+
+def console_link(app: App, token: str) -> str:
+    """The one-time sign-in link of the console (empty without the HTTP face)."""
+    return app.http.sign_in_link(token) if app.http is not None else ""
 
 
 def _report_demo(task: asyncio.Task[object]) -> None:
