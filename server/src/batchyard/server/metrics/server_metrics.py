@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -27,12 +28,14 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from batchyard.server.db import metrics as store
+from batchyard.server.domain.jobs import DEFAULT_QUEUE
 
 log = structlog.get_logger(__name__)
 CACHE_SECONDS = 1.0
 LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 _SUBMITS = ("/batchyard.v1.RunService/SubmitRun", "/batchyard.v1.RunService/BatchSubmitRuns")
 _LEASE = "/batchyard.v1.WorkerService/LeaseRuns"
+_OBSERVED = frozenset({*_SUBMITS, _LEASE})
 
 
 class _DatabaseGauges(Collector):
@@ -123,15 +126,21 @@ class ServerMetrics:
         short = method.rpartition(".")[2]  # "RunService/SubmitRun"
         self.rpcs.labels(short, code).inc()
         self.rpc_seconds.labels(short).observe(seconds)
-        if response is None:
+        if response is None or method not in _OBSERVED:
             return
+        try:
+            self._count(method, response)
+        except Exception as exc:  # a boundary: a metric is never worth a failed call
+            log.warning("rpc_metrics_failed", method=method, error=type(exc).__name__)
+
+    def _count(self, method: str, response: Any) -> None:
         if method in _SUBMITS:
-            items = getattr(response, "responses", None) or [response]
+            items = response.responses if method.endswith("BatchSubmitRuns") else [response]
             for item in items:
                 if not item.deduplicated:
-                    self.submitted.labels(item.run.queue).inc()
-        elif method == _LEASE and response.runs:  # type: ignore[attr-defined]
-            ids = [UUID(run.run) for run in response.runs]  # type: ignore[attr-defined]
+                    self.submitted.labels(item.run.config.queue or DEFAULT_QUEUE).inc()
+        elif response.runs:
+            ids = [UUID(run.run) for run in response.runs]
             task = asyncio.get_running_loop().create_task(self._observe_leases(ids))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
