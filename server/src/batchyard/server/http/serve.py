@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 
 from hypercorn.asyncio import serve
@@ -46,7 +47,9 @@ class HttpServer:
         sock.set_inheritable(True)
         self.port = sock.getsockname()[1]
         config = Config()
-        config.bind = [f"fd://{sock.fileno()}"]
+        owned = os.dup(sock.fileno())  # hypercorn takes it over (and closes it)
+        os.set_inheritable(owned, True)
+        config.bind = [f"fd://{owned}"]
         config.accesslog = None
         config.errorlog = logging.getLogger("batchyard.server.http")
         config.graceful_timeout = self._grace
