@@ -125,9 +125,10 @@ class ConnectHandler:
 
     async def __call__(self, request: Request, respond: Responder) -> None:
         route = self.routes.get(request.path)
-        if route is None:
+        if route is None:  # Connect answers an unknown route 404
             status = _status(grpc.StatusCode.UNIMPLEMENTED, f"no method {request.path}", "")
-            await _send_error(respond, status)
+            body = json.dumps(error_json(status)).encode()
+            await respond.whole(404, "application/json", body)
             return
         if request.method not in ("POST", "GET") or (
             request.method == "GET" and not (route.read_only and not route.method.server_streaming)
