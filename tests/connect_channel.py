@@ -46,7 +46,7 @@ def error_of(error: dict[str, Any]) -> grpc.aio.AioRpcError:
             )
         )
     trailing = grpc.aio.Metadata(("grpc-status-details-bin", status.SerializeToString()))
-    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailing, message)
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailing, message, None)
 
 
 class ConnectChannel:
@@ -67,7 +67,7 @@ class ConnectChannel:
     async def close(self) -> None:
         await self._session.close()
         if self._grpc is not None:
-            await self._grpc.close()
+            await self._grpc.close(None)
 
     def _headers(self, content_type: str, timeout: float | None) -> dict[str, str]:
         headers = {"content-type": content_type, "connect-protocol-version": "1"}
@@ -149,6 +149,7 @@ class ConnectChannel:
                 grpc.aio.Metadata(),
                 grpc.aio.Metadata(),
                 "the stream ended without its end-of-stream message",
+                None,
             )
 
         return call

@@ -176,7 +176,7 @@ async def test_http2_without_tls(server: App, admin_token: str) -> None:
 def samples(text: str, name: str) -> dict[str, float]:
     found = {}
     for line in text.splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
+        if line.startswith((name + "{", name + " ")):
             key, value = line.rsplit(" ", 1)
             found[key.removeprefix(name)] = float(value)
     return found

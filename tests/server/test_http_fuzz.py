@@ -9,6 +9,7 @@ import json
 import struct
 import time
 from collections import Counter
+from typing import Any
 
 import aiohttp
 import grpc
@@ -49,12 +50,12 @@ def _as_json(method: MethodDescriptor, data: bytes) -> bytes | None:
         return None
 
 
-def _end_message(data: bytes) -> dict[str, object] | None:
+def _end_message(data: bytes) -> dict[str, Any] | None:
     while len(data) >= 5:
         flags, size = struct.unpack(">BI", data[:5])
         frame, data = data[5 : 5 + size], data[5 + size :]
         if flags & 0x02:
-            end: dict[str, object] = json.loads(frame)
+            end: dict[str, Any] = json.loads(frame)
             return end
     return None
 
