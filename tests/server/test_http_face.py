@@ -14,9 +14,11 @@ from typing import Any
 import aiohttp
 import grpc
 import pytest
+from google.protobuf import field_mask_pb2
 
 from batchyard.server.app import App
-from batchyard.v1 import job_pb2, run_pb2
+from batchyard.v1 import definition_pb2, job_pb2, run_pb2
+from batchyard.v1 import definition_service_pb2 as dspb
 from batchyard.v1 import run_service_pb2 as rpb
 from tests.connect_channel import error_of
 from tests.rpc import failure
@@ -207,3 +209,36 @@ async def test_metrics_count_what_was_done(
     rpcs = samples(text, "batchyard_rpc_total")
     assert rpcs['{code="OK",method="RunService/SubmitRun"}'] == 7
     assert not re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-", text)  # no run ids as labels
+
+
+async def test_run_again_keeps_version_overrides_and_payload(
+    http: aiohttp.ClientSession, definitions: Any, runs: Any, workers: Any, admin_token: str
+) -> None:
+    await define(definitions, "job", queue="again")
+    first = await submit(
+        runs, "job", payload="cGF5bG9hZA==", overrides={"args": ["a"], "env": {"K": "v"}}
+    )
+    await definitions.UpdateDefinition(  # a new version: the rerun keeps the first's
+        dspb.UpdateDefinitionRequest(
+            definition="job",
+            changes=definition_pb2.Definition(description="v2"),
+            update_mask=field_mask_pb2.FieldMask(paths=["description"]),
+        )
+    )
+    call = "/batchyard.v1.RunService/SubmitRun"
+    async with http.post(
+        call, data=json.dumps({"rerunOf": first.uuid}), headers=bearer(admin_token, **JSON)
+    ) as response:
+        assert response.status == 200, await response.text()
+        again = (await response.json())["run"]
+    assert again["uuid"] != first.uuid and again["definitionVersion"] == "1"
+    assert again["config"]["args"] == ["a"] and again["config"]["env"] == {"K": "v"}
+    leased = {r.run: r for r in await lease(workers, max_runs=2, queues=["again"])}
+    assert leased[again["uuid"]].payload == b"payload" == leased[first.uuid].payload
+    async with http.post(
+        call,
+        data=json.dumps({"rerunOf": first.uuid, "payload": "eA=="}),
+        headers=bearer(admin_token, **JSON),
+    ) as response:
+        assert response.status == 400
+        assert "rerun_of" in failure(error_of(await response.json())).fields

@@ -30,11 +30,17 @@ class SubmitRunRequest(_message.Message):
 
     DEFINITION_FIELD_NUMBER: _builtins.int
     CONFIG_FIELD_NUMBER: _builtins.int
+    RERUN_OF_FIELD_NUMBER: _builtins.int
     OVERRIDES_FIELD_NUMBER: _builtins.int
     PAYLOAD_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     definition: _builtins.str
     """The name or uuid of a definition; the run pins its current version."""
+    rerun_of: _builtins.str
+    """A run's uuid: submit it again with the same definition version, configuration
+    (overrides included, secrets too) and payload ("run again"). `overrides` and
+    `payload` must then be empty.
+    """
     payload: _builtins.bytes
     """Bytes given to the job as the file at BATCHYARD_PAYLOAD_PATH (at most 1 MiB)."""
     request_id: _builtins.str
@@ -54,15 +60,16 @@ class SubmitRunRequest(_message.Message):
         *,
         definition: _builtins.str = ...,
         config: _job_pb2.JobConfig | None = ...,
+        rerun_of: _builtins.str = ...,
         overrides: _run_pb2.RunOverrides | None = ...,
         payload: _builtins.bytes = ...,
         request_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "definition", b"definition", "job", b"job", "overrides", b"overrides"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "definition", b"definition", "job", b"job", "overrides", b"overrides", "rerun_of", b"rerun_of"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "definition", b"definition", "job", b"job", "overrides", b"overrides", "payload", b"payload", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "definition", b"definition", "job", b"job", "overrides", b"overrides", "payload", b"payload", "request_id", b"request_id", "rerun_of", b"rerun_of"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_job: _TypeAlias = _typing.Literal["definition", "config"]  # noqa: Y015
+    _WhichOneofReturnType_job: _TypeAlias = _typing.Literal["definition", "config", "rerun_of"]  # noqa: Y015
     _WhichOneofArgType_job: _TypeAlias = _typing.Literal["job", b"job"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_job) -> _WhichOneofReturnType_job | None: ...
 

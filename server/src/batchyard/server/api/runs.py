@@ -17,6 +17,7 @@ import grpc
 from batchyard.server.api.audit import AuditLog
 from batchyard.server.api.auth import current_principal
 from batchyard.server.api.job_convert import config_from_pb
+from batchyard.server.api.rerun import rerun
 from batchyard.server.api.results import ResultReader
 from batchyard.server.api.run_convert import (
     ConfigMemo,
@@ -215,7 +216,11 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         self, request: pb.SubmitRunRequest, context: Context
     ) -> pb.SubmitRunResponse:
         ws = await self._workspaces.of(context)
-        new_run = await _Submissions(self._reader, ws, self._shapes, self._service).new_run(request)
+        if request.WhichOneof("job") == "rerun_of":
+            new_run = await rerun(self._pool, self._box, ws, request)
+        else:
+            submissions = _Submissions(self._reader, ws, self._shapes, self._service)
+            new_run = await submissions.new_run(request)
         done = await self._batcher.submit(ws, new_run)
         if not done.deduplicated:
             self._wakeups.poke([done.run.config.queue])

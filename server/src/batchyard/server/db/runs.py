@@ -257,3 +257,11 @@ async def delete(pool: asyncpg.Pool, ws: Workspace, run_id: UUID) -> None:
 
 async def notify_queues(pool: asyncpg.Pool, sender: str, queues: list[str]) -> None:
     await pool.execute(q("notify_queues"), sender, queues)
+
+
+async def payload_of(pool: asyncpg.Pool, ws: Workspace, run_id: UUID) -> bytes:
+    """The payload `run_id` was submitted with (RunNotFound if it is not ws's)."""
+    row = await pool.fetchrow(*bind("run_payload", workspace=ws.id, run=run_id))
+    if row is None:
+        raise RunNotFound(str(run_id))
+    return bytes(row["payload"] or b"")

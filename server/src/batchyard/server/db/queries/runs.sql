@@ -100,3 +100,9 @@ SELECT id FROM gone;
 -- name: notify_queues
 -- Wake the lease long-polls of every server replica (payload "<sender>:<queue>").
 SELECT pg_notify('batchyard_runs', $1::text || ':' || q) FROM unnest($2::text[]) AS q;
+
+-- name: run_payload
+-- The payload a run was submitted with.
+SELECT s.payload
+FROM run_specs s JOIN runs r ON r.id = s.run_id
+WHERE r.workspace_id = :workspace AND r.id = :run;
