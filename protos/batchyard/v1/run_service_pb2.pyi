@@ -211,6 +211,7 @@ class ListRunsRequest(_message.Message):
     STATUSES_FIELD_NUMBER: _builtins.int
     SUBMIT_TIME_FROM_FIELD_NUMBER: _builtins.int
     SUBMIT_TIME_TO_FIELD_NUMBER: _builtins.int
+    QUEUE_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Maximum number of runs to return (1 to 1000; 0 means 50)."""
     page_token: _builtins.str
@@ -219,6 +220,8 @@ class ListRunsRequest(_message.Message):
     """
     definition: _builtins.str
     """Only runs of this definition (name or uuid)."""
+    queue: _builtins.str
+    """Only runs of this queue; empty for all."""
     @_builtins.property
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[_run_pb2.RunStatus.ValueType]:
         """Only runs in one of these statuses; empty for all."""
@@ -240,10 +243,11 @@ class ListRunsRequest(_message.Message):
         statuses: _abc.Iterable[_run_pb2.RunStatus.ValueType] | None = ...,
         submit_time_from: _timestamp_pb2.Timestamp | None = ...,
         submit_time_to: _timestamp_pb2.Timestamp | None = ...,
+        queue: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["submit_time_from", b"submit_time_from", "submit_time_to", b"submit_time_to"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition", "page_size", b"page_size", "page_token", b"page_token", "statuses", b"statuses", "submit_time_from", b"submit_time_from", "submit_time_to", b"submit_time_to"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition", "page_size", b"page_size", "page_token", b"page_token", "queue", b"queue", "statuses", b"statuses", "submit_time_from", b"submit_time_from", "submit_time_to", b"submit_time_to"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -283,12 +283,14 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             statuses=tuple(statuses),
             submitted_from=_time(request.submit_time_from, "submit_time_from"),
             submitted_to=_time(request.submit_time_to, "submit_time_to"),
+            queue=request.queue or None,
         )
         fingerprint = {
             "d": ref,
             "s": sorted(s.value for s in statuses),
             "f": request.submit_time_from.ToJsonString() if filters.submitted_from else "",
             "t": request.submit_time_to.ToJsonString() if filters.submitted_to else "",
+            **({"q": request.queue} if request.queue else {}),
         }
         key = paging.decode(request.page_token, fingerprint)
         after = (datetime.fromisoformat(str(key[0])), UUID(str(key[1]))) if key else None

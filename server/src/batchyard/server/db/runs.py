@@ -200,6 +200,7 @@ class RunFilter:
     statuses: tuple[RunStatus, ...] = ()
     submitted_from: datetime | None = None
     submitted_to: datetime | None = None
+    queue: str | None = None
 
 
 async def list_page(
@@ -219,6 +220,7 @@ async def list_page(
             statuses=[s.value for s in filters.statuses] or None,
             submitted_from=filters.submitted_from,
             submitted_to=filters.submitted_to,
+            queue=filters.queue,
             after_submitted=after[0] if after else None,
             after_id=after[1] if after else None,
             limit=limit,

@@ -60,6 +60,7 @@ WHERE r.workspace_id = :workspace_id
   AND (:statuses::text[] IS NULL OR r.status = ANY(:statuses::text[]))
   AND (:submitted_from::timestamptz IS NULL OR r.submitted_at >= :submitted_from::timestamptz)
   AND (:submitted_to::timestamptz IS NULL OR r.submitted_at < :submitted_to::timestamptz)
+  AND (:queue::text IS NULL OR r.queue = :queue::text)
   AND (:after_submitted::timestamptz IS NULL
        OR (r.submitted_at, r.id) < (:after_submitted::timestamptz, :after_id::uuid))
 ORDER BY r.submitted_at DESC, r.id DESC
