@@ -14,6 +14,7 @@ import contextlib
 import importlib.util
 import os
 import signal
+import socket
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -109,7 +110,6 @@ def run_dev(args: argparse.Namespace) -> int:
         print(f"batchyard dev: {exc}", file=sys.stderr)
         return 2
     worker = DevWorker(values[SLOTS], values[WORKSPACE_ROOT], values[QUEUES], values[DEMO])
-    settings = replace(settings, http_listen=dev_http_listen(args))
     if settings.tls is not None:
         print(
             "batchyard dev: serves plaintext to its own worker; TLS is for `batchyard server`",
@@ -123,6 +123,7 @@ def run_dev(args: argparse.Namespace) -> int:
         )
         return 2
     configure_logging(settings.log_format, settings.log_level)
+    settings = replace(settings, http_listen=dev_http_listen(args))
     try:
         asyncio.run(_dev(settings, worker))
     except OSError as exc:
@@ -168,9 +169,19 @@ async def _dev(settings: server_settings.ServerSettings, dev: DevWorker) -> None
 
 
 def dev_http_listen(args: argparse.Namespace) -> str:
-    """`batchyard dev` serves the HTTP face (the console) unless told `--http-listen off`."""
+    """`batchyard dev` serves the HTTP face (the console) unless told `--http-listen off`:
+    on DEV_HTTP_LISTEN, or a free port when another program holds that one."""
     raw = resolve([server_settings.HTTP_LISTEN], args, os.environ)[server_settings.HTTP_LISTEN]
-    return "" if raw == "off" else raw or server_settings.DEV_HTTP_LISTEN
+    if raw:
+        return "" if raw == "off" else str(raw)
+    host, port = server_settings.DEV_HTTP_LISTEN.rsplit(":", 1)
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, int(port)))
+        except OSError:
+            log.warning("http_port_taken", port=int(port), hint="serving on a free port instead")
+            return f"{host}:0"
+    return server_settings.DEV_HTTP_LISTEN
 
 
 def console_link(app: App, token: str) -> str:

@@ -57,6 +57,7 @@ function signInPage() {
 }
 
 async function show() {
+  document.body.dataset.ready = "";
   if (cleanup) {
     cleanup();
     cleanup = null;
@@ -78,6 +79,7 @@ async function show() {
     query,
   };
   cleanup = (await page.render(main, params, context)) || null;
+  document.body.dataset.route = location.hash;
   document.body.dataset.ready = page.name;
 }
 
