@@ -71,8 +71,8 @@ def dev() -> Iterator[Dev]:
     log = home / "dev.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [BATCHYARD, "dev", "--listen", f"127.0.0.1:{port}"]
-            + ["--http-listen", f"127.0.0.1:{http_port}", "--slots", "4"],
+            [BATCHYARD, "dev", "--listen", f"127.0.0.1:{port}", "--slots", "4"]
+            + ["--http-listen", f"127.0.0.1:{http_port}"],  # noqa: RUF005
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
@@ -98,7 +98,9 @@ def browser() -> Iterator[Any]:
     """Chromium (Playwright gives each launch a fresh --user-data-dir of its own)."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI") == "true":
-            pytest.fail(f"no Chromium at {CHROMIUM}: .ci/run installs it (apt-get install chromium)")
+            pytest.fail(
+                f"no Chromium at {CHROMIUM}: .ci/run installs it (apt-get install chromium)"
+            )
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium): browser tests skipped")
     from playwright.sync_api import sync_playwright
 

@@ -158,7 +158,7 @@ export class LogView {
       const e = this.shown[i];
       const row = el(
         "div",
-        { class: `line ${f.level(e.level)} ${f.streamName(e.stream)}` },
+        { class: `line lvl-${f.level(e.level)} st-${f.streamName(e.stream)}` },
         el("span", { class: "seq", text: `${e.attempt}:${e.seq}` }),
         el("span", { class: "lvl", text: f.level(e.level) }),
         el("span", { class: "msg", text: e.message || "" }),
