@@ -70,9 +70,9 @@ def dev() -> Iterator[Dev]:
     env.update(HOME=str(home), BATCHYARD_LOG_FORMAT="json")
     log = home / "dev.log"
     with log.open("ab") as out:
+        command = [BATCHYARD, "dev", "--listen", f"127.0.0.1:{port}", "--slots", "4"]
         proc = subprocess.Popen(
-            [BATCHYARD, "dev", "--listen", f"127.0.0.1:{port}", "--slots", "4"]
-            + ["--http-listen", f"127.0.0.1:{http_port}"],  # noqa: RUF005
+            [*command, "--http-listen", f"127.0.0.1:{http_port}"],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
