@@ -14,7 +14,6 @@ import contextlib
 import importlib.util
 import os
 import signal
-import socket
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -123,7 +122,8 @@ def run_dev(args: argparse.Namespace) -> int:
         )
         return 2
     configure_logging(settings.log_format, settings.log_level)
-    settings = replace(settings, http_listen=dev_http_listen(args))
+    http_listen, any_port = dev_http_listen(args)
+    settings = replace(settings, http_listen=http_listen, http_listen_any_port=any_port)
     try:
         asyncio.run(_dev(settings, worker))
     except OSError as exc:
@@ -168,20 +168,13 @@ async def _dev(settings: server_settings.ServerSettings, dev: DevWorker) -> None
         await app.stop()
 
 
-def dev_http_listen(args: argparse.Namespace) -> str:
+def dev_http_listen(args: argparse.Namespace) -> tuple[str, bool]:
     """`batchyard dev` serves the HTTP face (the console) unless told `--http-listen off`:
-    on DEV_HTTP_LISTEN, or a free port when another program holds that one."""
+    on DEV_HTTP_LISTEN, or on a free port when another program holds that one (True)."""
     raw = resolve([server_settings.HTTP_LISTEN], args, os.environ)[server_settings.HTTP_LISTEN]
     if raw:
-        return "" if raw == "off" else str(raw)
-    host, port = server_settings.DEV_HTTP_LISTEN.rsplit(":", 1)
-    with socket.socket() as probe:
-        try:
-            probe.bind((host, int(port)))
-        except OSError:
-            log.warning("http_port_taken", port=int(port), hint="serving on a free port instead")
-            return f"{host}:0"
-    return server_settings.DEV_HTTP_LISTEN
+        return ("" if raw == "off" else str(raw)), False
+    return server_settings.DEV_HTTP_LISTEN, True
 
 
 def console_link(app: App, token: str) -> str:

@@ -55,6 +55,8 @@ class ServerSettings:
     secret_keys: tuple[SecretKey, ...] = ()
     # The HTTP face (Connect, the console, /metrics): "" off; `batchyard dev` turns it on.
     http_listen: str = ""
+    # When `http_listen`'s port is taken, serve a free port instead (`batchyard dev`).
+    http_listen_any_port: bool = False
 
 
 LISTEN = Flag(

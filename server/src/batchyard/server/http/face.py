@@ -59,6 +59,12 @@ async def start_http_face(parts: HttpParts) -> HttpFace:
     )
     max_body = settings.limits.max_receive_message_bytes + ENVELOPE_BYTES
     app = HttpApp(connect, sessions, parts.metrics.render, max_body)
-    server = HttpServer(app, settings.http_listen, settings.grace_seconds, settings.tls)
+    server = HttpServer(
+        app,
+        settings.http_listen,
+        settings.grace_seconds,
+        settings.tls,
+        any_port=settings.http_listen_any_port,
+    )
     await server.start()
     return HttpFace(server, sessions, connect)

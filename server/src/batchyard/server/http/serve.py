@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import socket
 
+import structlog
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
 from batchyard.server.http.asgi import HttpApp
 from batchyard.server.tls import ServerTls
+
+log = structlog.get_logger(__name__)
 
 
 def split_host_port(listen: str) -> tuple[str, int]:
@@ -26,9 +30,15 @@ def split_host_port(listen: str) -> tuple[str, int]:
 
 class HttpServer:
     def __init__(
-        self, app: HttpApp, listen: str, grace_seconds: float, tls: ServerTls | None = None
+        self,
+        app: HttpApp,
+        listen: str,
+        grace_seconds: float,
+        tls: ServerTls | None = None,
+        any_port: bool = False,
     ) -> None:
         self.app = app
+        self._any_port = any_port
         self._tls = tls
         self._listen = listen
         self._grace = grace_seconds
@@ -42,7 +52,14 @@ class HttpServer:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = self._socket = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if not (self._any_port and exc.errno == errno.EADDRINUSE):
+                sock.close()
+                raise
+            log.warning("http_port_taken", port=port, hint="serving on a free port instead")
+            sock.bind((host, 0))
         sock.listen(1024)
         sock.set_inheritable(True)
         self.port = sock.getsockname()[1]
