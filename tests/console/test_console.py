@@ -243,17 +243,15 @@ def test_definitions_pages_show_versions_and_a_diff(
 
 
 def test_a_long_log_is_windowed(page: Any, jobs: Dev) -> None:
-    define(jobs, "many", 'seq 1 10000 | sed "s/^/row /"')
+    define(jobs, "many", 'seq 1 20000 | sed "s/^/row /"')
     run = jobs.call("RunService/SubmitRun", {"definition": "many"})["run"]["uuid"]
     page.goto(f"{jobs.base}/#/runs/{run}")
     run_page(page)
-    page.wait_for_function(
-        "() => document.querySelector('[aria-live]')?.textContent.includes('end of log')",
-        timeout=150000,
-    )
+    status = "document.querySelector('[role=status][aria-live]')"  # the log's status line
+    page.wait_for_function(f"() => {status}?.textContent.includes('end of log')")
     log = page.locator(".log")
-    log.get_by_text("row 10000", exact=True).wait_for()  # followed to the end
+    log.get_by_text("row 20000", exact=True).wait_for()  # followed to the end
     assert log.locator(".line").count() < 200  # only what is visible is in the DOM
-    page.get_by_label("Search").fill("row 1234")
-    log.get_by_text("row 1234", exact=True).wait_for()
+    page.get_by_label("Search").fill("row 12345")
+    log.get_by_text("row 12345", exact=True).wait_for()
     assert log.locator(".line").count() == 1
