@@ -156,3 +156,33 @@ def test_compose_waits_for_health_and_outlasts_the_worker_grace() -> None:
     for service in services.values():
         for port in service.get("ports", []):
             assert port.startswith("127.0.0.1:"), port
+
+
+def test_autoscaling_example_scales_workers_on_the_pending_depth() -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("kubectl is needed to render deploy/k8s in CI")
+        pytest.skip("kubectl not installed: the Kubernetes manifests are not rendered")
+    rendered = subprocess.run(
+        [kubectl, "kustomize", str(DEPLOY / "k8s" / "autoscaling")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    docs = [doc for doc in yaml.safe_load_all(rendered) if doc]
+    scaled = one(docs, "ScaledObject", "batchyard-worker")
+    one(docs, "Deployment", scaled["spec"]["scaleTargetRef"]["name"])
+    [trigger] = scaled["spec"]["triggers"]
+    assert "batchyard_queue_pending_runs" in trigger["metadata"]["query"]
+    from batchyard.server.metrics import server_metrics
+
+    source = Path(server_metrics.__file__).read_text()
+    assert '"batchyard_queue_pending_runs"' in source  # a metric the server exports
+    server = one(docs, "Deployment", "batchyard-server")["spec"]["template"]
+    [main] = server["spec"]["containers"]
+    parses(main["args"])
+    port = flag_value(main["args"], "--http-listen").rsplit(":", 1)[1]
+    assert server["metadata"]["annotations"]["prometheus.io/port"] == port
+    assert {"name": "http", "containerPort": int(port)} in main["ports"]

@@ -83,6 +83,7 @@ class Sandbox:
     project: Path
     env: dict[str, str]
     port: int
+    http_port: int = 0
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +93,7 @@ def sandbox() -> Iterator[Sandbox]:
     project = home / "project"
     project.mkdir()
     (project / ".venv").symlink_to(ROOT / ".venv")  # what `uv run` made in a clone
-    port = free_port()
+    port, http_port = free_port(), free_port()
     env = {
         k: v
         for k, v in os.environ.items()
@@ -103,6 +104,7 @@ def sandbox() -> Iterator[Sandbox]:
         PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
         BATCHYARD_LOG_FORMAT="json",
         BATCHYARD_SERVER=f"127.0.0.1:{port}",  # where the docs say localhost:50051
+        BATCHYARD_HTTP_LISTEN=f"127.0.0.1:{http_port}",  # where they say 127.0.0.1:8080
     )
     log = home / "dev.log"
     with log.open("ab") as out:
@@ -121,7 +123,7 @@ def sandbox() -> Iterator[Sandbox]:
     try:
         wait_for_event(log, "worker_started", dev, timeout=120)
         wait_for_event(log, "dev_token_ready", dev, timeout=60)
-        yield Sandbox(home, project, env, port)
+        yield Sandbox(home, project, env, port, http_port)
     finally:
         dev.send_signal(signal.SIGINT)
         try:
@@ -135,6 +137,7 @@ def sandbox() -> Iterator[Sandbox]:
 @pytest.mark.parametrize("block", [b for b in ALL if b.skip is None], ids=str)
 def test_block_runs(block: Block, sandbox: Sandbox) -> None:
     script = block.text.replace("50051", str(sandbox.port)).replace("localhost:", "127.0.0.1:")
+    script = script.replace("127.0.0.1:8080", f"127.0.0.1:{sandbox.http_port}")
     done = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=sandbox.project,

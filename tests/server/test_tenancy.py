@@ -20,7 +20,7 @@ from google.protobuf.descriptor import MethodDescriptor
 from google.rpc import status_pb2
 
 from batchyard.client.connection import aio_channel
-from batchyard.server.app import SERVICES
+from batchyard.server.app import SERVICES, App
 from batchyard.v1 import access_pb2 as apb
 from batchyard.v1 import (
     access_service_pb2,
@@ -39,12 +39,32 @@ from batchyard.v1 import run_service_pb2 as rpb
 from batchyard.v1 import schedule_pb2 as spb
 from batchyard.v1 import schedule_service_pb2 as sspb
 from batchyard.v1 import worker_service_pb2 as wpb
+from tests.connect_channel import ConnectChannel
 from tests.rpc import API_MODULES, methods_of
 from tests.server.helpers import shell_config
+
+pytestmark = pytest.mark.server(http_listen="127.0.0.1:0")
 
 METHODS: dict[str, MethodDescriptor] = {
     f"{m.containing_service.name}/{m.name}": m for m in methods_of(*API_MODULES)
 }
+
+
+Dial = Callable[[str | None], Any]
+
+
+@pytest.fixture(params=["grpc", "http"])
+def dial(request: pytest.FixtureRequest, server: App, target: str) -> Dial:
+    """Opens a channel with a token (None: none) over gRPC or over the HTTP port (Connect,
+    binary protobuf; the worker's service, gRPC-only, still goes to the gRPC port)."""
+
+    def open_channel(token: str | None) -> Any:
+        if request.param == "grpc":
+            return aio_channel(target, token=token) if token else grpc.aio.insecure_channel(target)
+        assert server.http is not None
+        return ConnectChannel(f"http://127.0.0.1:{server.http.port}", target, token)
+
+    return open_channel
 
 
 def test_every_served_service_is_covered() -> None:
@@ -380,7 +400,7 @@ def schedule_refs(v: Victim) -> dict[str, tuple[Callable[[str], Any], str, str]]
 
 
 async def test_another_workspace_is_invisible(
-    tenants: Any, target: str, channel: grpc.aio.Channel
+    tenants: Any, target: str, channel: grpc.aio.Channel, dial: Dial
 ) -> None:
     alpha, v = tenants
     refs, fences = ref_requests(v), fence_requests(v)
@@ -494,7 +514,7 @@ async def test_another_workspace_is_invisible(
     }
     assert set(refs) | set(fences) | set(visible_checks) == set(METHODS)
 
-    async with aio_channel(target, token=alpha) as thief:
+    async with dial(alpha) as thief:
         for name, (build, theirs, missing) in refs.items():
             method = METHODS[name]
             got = await refusal(invoke(thief, method, build(theirs)), [theirs, missing])
@@ -585,14 +605,14 @@ async def code_of(channel: grpc.aio.Channel, method: MethodDescriptor) -> grpc.S
 
 @pytest.mark.parametrize("role", list(ROLE_GRANTS), ids=apb.TokenRole.Name)
 async def test_each_role_calls_only_what_it_may(
-    role: int, channel: grpc.aio.Channel, target: str
+    role: int, channel: grpc.aio.Channel, target: str, dial: Dial
 ) -> None:
     made = await invoke(
         channel,
         METHODS["TokenService/CreateToken"],
         access_service_pb2.CreateTokenRequest(name="role-test", role=role),  # type: ignore[arg-type]
     )
-    async with aio_channel(target, token=made.secret) as ch:
+    async with dial(made.secret) as ch:
         for name, method in METHODS.items():
             if name == "WorkerService/LeaseRuns":
                 continue  # an empty request long-polls nothing: checked below
@@ -607,7 +627,7 @@ async def test_each_role_calls_only_what_it_may(
 
 
 async def test_missing_bad_revoked_and_expired_tokens_are_refused(
-    channel: grpc.aio.Channel, target: str
+    channel: grpc.aio.Channel, target: str, dial: Dial
 ) -> None:
     short = await invoke(
         channel,
@@ -631,8 +651,7 @@ async def test_missing_bad_revoked_and_expired_tokens_are_refused(
     await asyncio.sleep(1.1)  # `short` expires
     wrong_secret = revoked.secret[:-4] + ("AAAA" if not revoked.secret.endswith("AAAA") else "BBBB")
     for token in ("", "not-a-token", wrong_secret, revoked.secret, short.secret):
-        opened = aio_channel(target, token=token) if token else grpc.aio.insecure_channel(target)
-        async with opened as ch:  # "": no token at all
+        async with dial(token or None) as ch:  # "": no token at all
             for name, method in METHODS.items():
                 code = await code_of(ch, method)
                 assert code == grpc.StatusCode.UNAUTHENTICATED, (name, token[:8])

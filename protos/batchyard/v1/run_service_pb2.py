@@ -30,7 +30,7 @@ from batchyard.v1 import run_pb2 as batchyard_dot_v1_dot_run__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x62\x61tchyard/v1/run_service.proto\x12\x0c\x62\x61tchyard.v1\x1a\x19\x62\x61tchyard/v1/errors.proto\x1a\x16\x62\x61tchyard/v1/job.proto\x1a\x1b\x62\x61tchyard/v1/pipeline.proto\x1a\x19\x62\x61tchyard/v1/result.proto\x1a\x16\x62\x61tchyard/v1/run.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x98\x02\n\x10SubmitRunRequest\x12\x14\n\ndefinition\x18\x01 \x01(\tH\x00\x12)\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x17.batchyard.v1.JobConfigH\x00\x12-\n\toverrides\x18\x03 \x01(\x0b\x32\x1a.batchyard.v1.RunOverrides\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x12\n\narray_size\x18\x32 \x01(\x05\x12\x10\n\x08payloads\x18\x33 \x03(\x0c\x12/\n\ndepends_on\x18\x34 \x03(\x0b\x32\x1b.batchyard.v1.RunDependency\x12\x11\n\tbatch_key\x18\x35 \x01(\tB\x05\n\x03job\"I\n\x11SubmitRunResponse\x12\x1e\n\x03run\x18\x01 \x01(\x0b\x32\x11.batchyard.v1.Run\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x02 \x01(\x08\"J\n\x16\x42\x61tchSubmitRunsRequest\x12\x30\n\x08requests\x18\x01 \x03(\x0b\x32\x1e.batchyard.v1.SubmitRunRequest\"M\n\x17\x42\x61tchSubmitRunsResponse\x12\x32\n\tresponses\x18\x01 \x03(\x0b\x32\x1f.batchyard.v1.SubmitRunResponse\"\x1c\n\rGetRunRequest\x12\x0b\n\x03run\x18\x01 \x01(\t\"0\n\x0eGetRunResponse\x12\x1e\n\x03run\x18\x01 \x01(\x0b\x32\x11.batchyard.v1.Run\"\x9d\x02\n\x0fListRunsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x12\n\ndefinition\x18\x03 \x01(\t\x12)\n\x08statuses\x18\x04 \x03(\x0e\x32\x17.batchyard.v1.RunStatus\x12\x34\n\x10submit_time_from\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0esubmit_time_to\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06parent\x18\x32 \x01(\t\x12\x18\n\x10include_children\x18\x33 \x01(\x08\x12\x10\n\x08schedule\x18< \x01(\t\"L\n\x10ListRunsResponse\x12\x1f\n\x04runs\x18\x01 \x03(\x0b\x32\x11.batchyard.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"/\n\x10\x43\x61ncelRunRequest\x12\x0b\n\x03run\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"3\n\x11\x43\x61ncelRunResponse\x12\x1e\n\x03run\x18\x01 \x01(\x0b\x32\x11.batchyard.v1.Run\"\x1f\n\x10\x44\x65leteRunRequest\x12\x0b\n\x03run\x18\x01 \x01(\t\"\x13\n\x11\x44\x65leteRunResponse\"6\n\x0fWatchRunRequest\x12\x0b\n\x03run\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_revision\x18\x02 \x01(\x03\"2\n\x10WatchRunResponse\x12\x1e\n\x03run\x18\x01 \x01(\x0b\x32\x11.batchyard.v1.Run\"K\n\x15ListRunResultsRequest\x12\x0b\n\x03run\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"[\n\x16ListRunResultsResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.batchyard.v1.RunResult\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"5\n\x18\x44ownloadRunResultRequest\x12\x0b\n\x03run\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"R\n\x19\x44ownloadRunResultResponse\x12\'\n\x06result\x18\x01 \x01(\x0b\x32\x17.batchyard.v1.RunResult\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x32\xbd\x06\n\nRunService\x12T\n\tSubmitRun\x12\x1e.batchyard.v1.SubmitRunRequest\x1a\x1f.batchyard.v1.SubmitRunResponse\"\x06\xc2\xf3\x18\x02\x02\x06\x12\x66\n\x0f\x42\x61tchSubmitRuns\x12$.batchyard.v1.BatchSubmitRunsRequest\x1a%.batchyard.v1.BatchSubmitRunsResponse\"\x06\xc2\xf3\x18\x02\x02\x06\x12J\n\x06GetRun\x12\x1b.batchyard.v1.GetRunRequest\x1a\x1c.batchyard.v1.GetRunResponse\"\x05\xc2\xf3\x18\x01\x04\x12P\n\x08ListRuns\x12\x1d.batchyard.v1.ListRunsRequest\x1a\x1e.batchyard.v1.ListRunsResponse\"\x05\xc2\xf3\x18\x01\t\x12T\n\tCancelRun\x12\x1e.batchyard.v1.CancelRunRequest\x1a\x1f.batchyard.v1.CancelRunResponse\"\x06\xc2\xf3\x18\x02\x04\x06\x12T\n\tDeleteRun\x12\x1e.batchyard.v1.DeleteRunRequest\x1a\x1f.batchyard.v1.DeleteRunResponse\"\x06\xc2\xf3\x18\x02\x04\x06\x12R\n\x08WatchRun\x12\x1d.batchyard.v1.WatchRunRequest\x1a\x1e.batchyard.v1.WatchRunResponse\"\x05\xc2\xf3\x18\x01\x04\x30\x01\x12\x63\n\x0eListRunResults\x12#.batchyard.v1.ListRunResultsRequest\x1a$.batchyard.v1.ListRunResultsResponse\"\x06\xc2\xf3\x18\x02\x04\t\x12n\n\x11\x44ownloadRunResult\x12&.batchyard.v1.DownloadRunResultRequest\x1a\'.batchyard.v1.DownloadRunResultResponse\"\x06\xc2\xf3\x18\x02\x04\n0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x62\x61tchyard/v1/run_service.proto\x12\x0c\x62\x61tchyard.v1\x1a\x19\x62\x61tchyard/v1/errors.proto\x1a\x16\x62\x61tchyard/v1/job.proto\x1a\x1b\x62\x61tchyard/v1/pipeline.proto\x1a\x19\x62\x61tchyard/v1/result.proto\x1a\x16\x62\x61tchyard/v1/run.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xac\x02\n\x10SubmitRunRequest\x12\x14\n\ndefinition\x18\x01 \x01(\tH\x00\x12)\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x17.batchyard.v1.JobConfigH\x00\x12\x12\n\x08rerun_of\x18P \x01(\tH\x00\x12-\n\toverrides\x18\x03 \x01(\x0b\x32\x1a.batchyard.v1.RunOverrides\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x12\n\narray_size\x18\x32 \x01(\x05\x12\x10\n\x08payloads\x18\x33 \x03(\x0c\x12/\n\ndepends_on\x18\x34 \x03(\x0b\x32\x1b.batchyard.v1.RunDependency\x12\x11\n\tbatch_key\x18\x35 \x01(\tB\x05\n\x03job\"I\n\x11SubmitRunResponse\x12\x1e\n\x03run\x18\x01 \x01(\x0b\x32\x11.batchyard.v1.Run\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x02 \x01(\x08\"J\n\x16\x42\x61tchSubmitRunsRequest\x12\x30\n\x08requests\x18\x01 \x03(\x0b\x32\x1e.batchyard.v1.SubmitRunRequest\"M\n\x17\x42\x61tchSubmitRunsResponse\x12\x32\n\tresponses\x18\x01 \x03(\x0b\x32\x1f.batchyard.v1.SubmitRunResponse\"\x1c\n\rGetRunRequest\x12\x0b\n\x03run\x18\x01 \x01(\t\"0\n\x0eGetRunResponse\x12\x1e\n\x03run\x18\x01 \x01(\x0b\x32\x11.batchyard.v1.Run\"\xac\x02\n\x0fListRunsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x12\n\ndefinition\x18\x03 \x01(\t\x12)\n\x08statuses\x18\x04 \x03(\x0e\x32\x17.batchyard.v1.RunStatus\x12\x34\n\x10submit_time_from\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0esubmit_time_to\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06parent\x18\x32 \x01(\t\x12\x18\n\x10include_children\x18\x33 \x01(\x08\x12\x10\n\x08schedule\x18< \x01(\t\x12\r\n\x05queue\x18P \x01(\t\"L\n\x10ListRunsResponse\x12\x1f\n\x04runs\x18\x01 \x03(\x0b\x32\x11.batchyard.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"/\n\x10\x43\x61ncelRunRequest\x12\x0b\n\x03run\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"3\n\x11\x43\x61ncelRunResponse\x12\x1e\n\x03run\x18\x01 \x01(\x0b\x32\x11.batchyard.v1.Run\"\x1f\n\x10\x44\x65leteRunRequest\x12\x0b\n\x03run\x18\x01 \x01(\t\"\x13\n\x11\x44\x65leteRunResponse\"6\n\x0fWatchRunRequest\x12\x0b\n\x03run\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_revision\x18\x02 \x01(\x03\"2\n\x10WatchRunResponse\x12\x1e\n\x03run\x18\x01 \x01(\x0b\x32\x11.batchyard.v1.Run\"K\n\x15ListRunResultsRequest\x12\x0b\n\x03run\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"[\n\x16ListRunResultsResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.batchyard.v1.RunResult\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"5\n\x18\x44ownloadRunResultRequest\x12\x0b\n\x03run\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"R\n\x19\x44ownloadRunResultResponse\x12\'\n\x06result\x18\x01 \x01(\x0b\x32\x17.batchyard.v1.RunResult\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x32\xbe\x06\n\nRunService\x12U\n\tSubmitRun\x12\x1e.batchyard.v1.SubmitRunRequest\x1a\x1f.batchyard.v1.SubmitRunResponse\"\x07\xc2\xf3\x18\x03\x02\x06\x04\x12\x66\n\x0f\x42\x61tchSubmitRuns\x12$.batchyard.v1.BatchSubmitRunsRequest\x1a%.batchyard.v1.BatchSubmitRunsResponse\"\x06\xc2\xf3\x18\x02\x02\x06\x12J\n\x06GetRun\x12\x1b.batchyard.v1.GetRunRequest\x1a\x1c.batchyard.v1.GetRunResponse\"\x05\xc2\xf3\x18\x01\x04\x12P\n\x08ListRuns\x12\x1d.batchyard.v1.ListRunsRequest\x1a\x1e.batchyard.v1.ListRunsResponse\"\x05\xc2\xf3\x18\x01\t\x12T\n\tCancelRun\x12\x1e.batchyard.v1.CancelRunRequest\x1a\x1f.batchyard.v1.CancelRunResponse\"\x06\xc2\xf3\x18\x02\x04\x06\x12T\n\tDeleteRun\x12\x1e.batchyard.v1.DeleteRunRequest\x1a\x1f.batchyard.v1.DeleteRunResponse\"\x06\xc2\xf3\x18\x02\x04\x06\x12R\n\x08WatchRun\x12\x1d.batchyard.v1.WatchRunRequest\x1a\x1e.batchyard.v1.WatchRunResponse\"\x05\xc2\xf3\x18\x01\x04\x30\x01\x12\x63\n\x0eListRunResults\x12#.batchyard.v1.ListRunResultsRequest\x1a$.batchyard.v1.ListRunResultsResponse\"\x06\xc2\xf3\x18\x02\x04\t\x12n\n\x11\x44ownloadRunResult\x12&.batchyard.v1.DownloadRunResultRequest\x1a\'.batchyard.v1.DownloadRunResultResponse\"\x06\xc2\xf3\x18\x02\x04\n0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,7 +38,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'batchyard.v1.run_service_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RUNSERVICE'].methods_by_name['SubmitRun']._loaded_options = None
-  _globals['_RUNSERVICE'].methods_by_name['SubmitRun']._serialized_options = b'\302\363\030\002\002\006'
+  _globals['_RUNSERVICE'].methods_by_name['SubmitRun']._serialized_options = b'\302\363\030\003\002\006\004'
   _globals['_RUNSERVICE'].methods_by_name['BatchSubmitRuns']._loaded_options = None
   _globals['_RUNSERVICE'].methods_by_name['BatchSubmitRuns']._serialized_options = b'\302\363\030\002\002\006'
   _globals['_RUNSERVICE'].methods_by_name['GetRun']._loaded_options = None
@@ -56,41 +56,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RUNSERVICE'].methods_by_name['DownloadRunResult']._loaded_options = None
   _globals['_RUNSERVICE'].methods_by_name['DownloadRunResult']._serialized_options = b'\302\363\030\002\004\n'
   _globals['_SUBMITRUNREQUEST']._serialized_start=213
-  _globals['_SUBMITRUNREQUEST']._serialized_end=493
-  _globals['_SUBMITRUNRESPONSE']._serialized_start=495
-  _globals['_SUBMITRUNRESPONSE']._serialized_end=568
-  _globals['_BATCHSUBMITRUNSREQUEST']._serialized_start=570
-  _globals['_BATCHSUBMITRUNSREQUEST']._serialized_end=644
-  _globals['_BATCHSUBMITRUNSRESPONSE']._serialized_start=646
-  _globals['_BATCHSUBMITRUNSRESPONSE']._serialized_end=723
-  _globals['_GETRUNREQUEST']._serialized_start=725
-  _globals['_GETRUNREQUEST']._serialized_end=753
-  _globals['_GETRUNRESPONSE']._serialized_start=755
-  _globals['_GETRUNRESPONSE']._serialized_end=803
-  _globals['_LISTRUNSREQUEST']._serialized_start=806
-  _globals['_LISTRUNSREQUEST']._serialized_end=1091
-  _globals['_LISTRUNSRESPONSE']._serialized_start=1093
-  _globals['_LISTRUNSRESPONSE']._serialized_end=1169
-  _globals['_CANCELRUNREQUEST']._serialized_start=1171
-  _globals['_CANCELRUNREQUEST']._serialized_end=1218
-  _globals['_CANCELRUNRESPONSE']._serialized_start=1220
-  _globals['_CANCELRUNRESPONSE']._serialized_end=1271
-  _globals['_DELETERUNREQUEST']._serialized_start=1273
-  _globals['_DELETERUNREQUEST']._serialized_end=1304
-  _globals['_DELETERUNRESPONSE']._serialized_start=1306
-  _globals['_DELETERUNRESPONSE']._serialized_end=1325
-  _globals['_WATCHRUNREQUEST']._serialized_start=1327
-  _globals['_WATCHRUNREQUEST']._serialized_end=1381
-  _globals['_WATCHRUNRESPONSE']._serialized_start=1383
-  _globals['_WATCHRUNRESPONSE']._serialized_end=1433
-  _globals['_LISTRUNRESULTSREQUEST']._serialized_start=1435
-  _globals['_LISTRUNRESULTSREQUEST']._serialized_end=1510
-  _globals['_LISTRUNRESULTSRESPONSE']._serialized_start=1512
-  _globals['_LISTRUNRESULTSRESPONSE']._serialized_end=1603
-  _globals['_DOWNLOADRUNRESULTREQUEST']._serialized_start=1605
-  _globals['_DOWNLOADRUNRESULTREQUEST']._serialized_end=1658
-  _globals['_DOWNLOADRUNRESULTRESPONSE']._serialized_start=1660
-  _globals['_DOWNLOADRUNRESULTRESPONSE']._serialized_end=1742
-  _globals['_RUNSERVICE']._serialized_start=1745
-  _globals['_RUNSERVICE']._serialized_end=2574
+  _globals['_SUBMITRUNREQUEST']._serialized_end=513
+  _globals['_SUBMITRUNRESPONSE']._serialized_start=515
+  _globals['_SUBMITRUNRESPONSE']._serialized_end=588
+  _globals['_BATCHSUBMITRUNSREQUEST']._serialized_start=590
+  _globals['_BATCHSUBMITRUNSREQUEST']._serialized_end=664
+  _globals['_BATCHSUBMITRUNSRESPONSE']._serialized_start=666
+  _globals['_BATCHSUBMITRUNSRESPONSE']._serialized_end=743
+  _globals['_GETRUNREQUEST']._serialized_start=745
+  _globals['_GETRUNREQUEST']._serialized_end=773
+  _globals['_GETRUNRESPONSE']._serialized_start=775
+  _globals['_GETRUNRESPONSE']._serialized_end=823
+  _globals['_LISTRUNSREQUEST']._serialized_start=826
+  _globals['_LISTRUNSREQUEST']._serialized_end=1126
+  _globals['_LISTRUNSRESPONSE']._serialized_start=1128
+  _globals['_LISTRUNSRESPONSE']._serialized_end=1204
+  _globals['_CANCELRUNREQUEST']._serialized_start=1206
+  _globals['_CANCELRUNREQUEST']._serialized_end=1253
+  _globals['_CANCELRUNRESPONSE']._serialized_start=1255
+  _globals['_CANCELRUNRESPONSE']._serialized_end=1306
+  _globals['_DELETERUNREQUEST']._serialized_start=1308
+  _globals['_DELETERUNREQUEST']._serialized_end=1339
+  _globals['_DELETERUNRESPONSE']._serialized_start=1341
+  _globals['_DELETERUNRESPONSE']._serialized_end=1360
+  _globals['_WATCHRUNREQUEST']._serialized_start=1362
+  _globals['_WATCHRUNREQUEST']._serialized_end=1416
+  _globals['_WATCHRUNRESPONSE']._serialized_start=1418
+  _globals['_WATCHRUNRESPONSE']._serialized_end=1468
+  _globals['_LISTRUNRESULTSREQUEST']._serialized_start=1470
+  _globals['_LISTRUNRESULTSREQUEST']._serialized_end=1545
+  _globals['_LISTRUNRESULTSRESPONSE']._serialized_start=1547
+  _globals['_LISTRUNRESULTSRESPONSE']._serialized_end=1638
+  _globals['_DOWNLOADRUNRESULTREQUEST']._serialized_start=1640
+  _globals['_DOWNLOADRUNRESULTREQUEST']._serialized_end=1693
+  _globals['_DOWNLOADRUNRESULTRESPONSE']._serialized_start=1695
+  _globals['_DOWNLOADRUNRESULTRESPONSE']._serialized_end=1777
+  _globals['_RUNSERVICE']._serialized_start=1780
+  _globals['_RUNSERVICE']._serialized_end=2610
 # @@protoc_insertion_point(module_scope)

@@ -31,6 +31,7 @@ class SubmitRunRequest(_message.Message):
 
     DEFINITION_FIELD_NUMBER: _builtins.int
     CONFIG_FIELD_NUMBER: _builtins.int
+    RERUN_OF_FIELD_NUMBER: _builtins.int
     OVERRIDES_FIELD_NUMBER: _builtins.int
     PAYLOAD_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
@@ -40,6 +41,11 @@ class SubmitRunRequest(_message.Message):
     BATCH_KEY_FIELD_NUMBER: _builtins.int
     definition: _builtins.str
     """The name or uuid of a definition; the run pins its current version."""
+    rerun_of: _builtins.str
+    """A run's uuid: submit it again with the same definition version, configuration
+    (overrides included, secrets too) and payload ("run again"). `overrides` and
+    `payload` must then be empty.
+    """
     payload: _builtins.bytes
     """Bytes given to the job as the file at BATCHYARD_PAYLOAD_PATH (at most 1 MiB)."""
     request_id: _builtins.str
@@ -81,6 +87,7 @@ class SubmitRunRequest(_message.Message):
         *,
         definition: _builtins.str = ...,
         config: _job_pb2.JobConfig | None = ...,
+        rerun_of: _builtins.str = ...,
         overrides: _run_pb2.RunOverrides | None = ...,
         payload: _builtins.bytes = ...,
         request_id: _builtins.str = ...,
@@ -89,11 +96,11 @@ class SubmitRunRequest(_message.Message):
         depends_on: _abc.Iterable[_pipeline_pb2.RunDependency] | None = ...,
         batch_key: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "definition", b"definition", "job", b"job", "overrides", b"overrides"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "definition", b"definition", "job", b"job", "overrides", b"overrides", "rerun_of", b"rerun_of"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["array_size", b"array_size", "batch_key", b"batch_key", "config", b"config", "definition", b"definition", "depends_on", b"depends_on", "job", b"job", "overrides", b"overrides", "payload", b"payload", "payloads", b"payloads", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["array_size", b"array_size", "batch_key", b"batch_key", "config", b"config", "definition", b"definition", "depends_on", b"depends_on", "job", b"job", "overrides", b"overrides", "payload", b"payload", "payloads", b"payloads", "request_id", b"request_id", "rerun_of", b"rerun_of"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_job: _TypeAlias = _typing.Literal["definition", "config"]  # noqa: Y015
+    _WhichOneofReturnType_job: _TypeAlias = _typing.Literal["definition", "config", "rerun_of"]  # noqa: Y015
     _WhichOneofArgType_job: _TypeAlias = _typing.Literal["job", b"job"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_job) -> _WhichOneofReturnType_job | None: ...
 
@@ -240,6 +247,7 @@ class ListRunsRequest(_message.Message):
     PARENT_FIELD_NUMBER: _builtins.int
     INCLUDE_CHILDREN_FIELD_NUMBER: _builtins.int
     SCHEDULE_FIELD_NUMBER: _builtins.int
+    QUEUE_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Maximum number of runs to return (1 to 1000; 0 means 50)."""
     page_token: _builtins.str
@@ -254,6 +262,8 @@ class ListRunsRequest(_message.Message):
     """Also list children of array runs (by default they are left out)."""
     schedule: _builtins.str
     """Only runs submitted by this schedule (uuid)."""
+    queue: _builtins.str
+    """Only runs of this queue; empty for all."""
     @_builtins.property
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[_run_pb2.RunStatus.ValueType]:
         """Only runs in one of these statuses; empty for all."""
@@ -278,10 +288,11 @@ class ListRunsRequest(_message.Message):
         parent: _builtins.str = ...,
         include_children: _builtins.bool = ...,
         schedule: _builtins.str = ...,
+        queue: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["submit_time_from", b"submit_time_from", "submit_time_to", b"submit_time_to"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition", "include_children", b"include_children", "page_size", b"page_size", "page_token", b"page_token", "parent", b"parent", "schedule", b"schedule", "statuses", b"statuses", "submit_time_from", b"submit_time_from", "submit_time_to", b"submit_time_to"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition", "include_children", b"include_children", "page_size", b"page_size", "page_token", b"page_token", "parent", b"parent", "queue", b"queue", "schedule", b"schedule", "statuses", b"statuses", "submit_time_from", b"submit_time_from", "submit_time_to", b"submit_time_to"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -42,12 +42,14 @@ from batchyard.server.db.run_batcher import SubmitBatcher
 from batchyard.server.db.wakeups import Wakeups
 from batchyard.server.domain.sql_targets import identity_of
 from batchyard.server.embedded import EmbeddedPostgres, start_embedded
+from batchyard.server.http.face import HttpFace, HttpParts, start_http_face
 from batchyard.server.lifecycle import Policy, Service, Supervisor
 from batchyard.server.limits import Kind
 from batchyard.server.maintenance.pipeline_sweeper import PipelineSweeper
 from batchyard.server.maintenance.rescuer import Rescuer
 from batchyard.server.maintenance.retention import Retention, RunPurger
 from batchyard.server.maintenance.scheduler import Scheduler
+from batchyard.server.metrics.server_metrics import ServerMetrics
 from batchyard.server.secret_keys import load_key_ring
 from batchyard.server.settings import ServerSettings
 from batchyard.server.tls import add_port, check_listen
@@ -161,6 +163,12 @@ class App:
     """The concurrency budgets, with the calls they hold now (set by start())."""
     warn_without_tokens: bool = True
     """Warn at start when the database has no API token (`batchyard dev` makes one)."""
+    http: HttpFace | None = None
+    """The HTTP face (Connect, console, /metrics) when `http_listen` is set."""
+    _served: list[tuple[object, ServiceDescriptor]] = field(default_factory=list)
+    _authenticator: Authenticator | None = None
+    metrics: ServerMetrics | None = None
+    """The Prometheus metrics (served on the HTTP port)."""
 
     @property
     def embedded(self) -> EmbeddedPostgres | None:
@@ -202,6 +210,8 @@ class App:
                 self._server, self.settings.listen, self.settings.tls, self.settings.insecure
             )
             await self._server.start()
+            if self.settings.http_listen:
+                self.http = await start_http_face(self._http_parts(self._pool))
         except BaseException:
             await self.stop(0)
             raise
@@ -246,13 +256,15 @@ class App:
             maximum_concurrent_rpcs=limits.grpc_concurrency(),
         )
         budgets = self.budgets = Budgets(limits.budgets())
-        authenticator = Authenticator(pool, bg.audit)
+        metrics = self.metrics = ServerMetrics(pool)
+        authenticator = self._authenticator = Authenticator(pool, bg.audit)
         served = self._servicers(pool, bg, box, authenticator)
         check_coverage([_service_of(servicer, module) for servicer, module in served])
         for servicer, module in served:
             service = _service_of(servicer, module)
-            instrument(servicer, service, authenticator, budgets)
+            instrument(servicer, service, authenticator, budgets, metrics)
             add_service(server, servicer, service)
+            self._served.append((servicer, service))
         probes = budgets[Kind.PROBES]
         health = _descriptor(health_pb2, "Health")
         add_service(server, self._health, health, probe_budget=probes)
@@ -261,6 +273,11 @@ class App:
             info = _descriptor(reflection_pb2, "ServerReflection")
             add_service(server, ReflectionServicer(names), info, probe_budget=probes)
         return server
+
+    def _http_parts(self, pool: asyncpg.Pool) -> HttpParts:
+        assert self._authenticator is not None
+        assert self.metrics is not None
+        return HttpParts(self.settings, self._served, self._authenticator, self.metrics)
 
     def _servicers(
         self, pool: asyncpg.Pool, bg: _Services, box: SecretBox, authenticator: Authenticator
@@ -301,6 +318,8 @@ class App:
         await self._health.enter_graceful_shutdown()
         if self._services is not None:  # open streams and long-polls end now (UNAVAILABLE)
             self._services.wakeups.drain()
+        if self.http is not None:
+            await self.http.stop()
         if self._server is not None:
             log.info("server_draining", grace_seconds=grace)
             await self._server.stop(grace)

@@ -16,7 +16,7 @@ import logging
 import os
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import structlog
@@ -126,6 +126,8 @@ def run_dev(args: argparse.Namespace) -> int:
     configure_logging(settings.log_format, settings.log_level)
     if settings.log_level != "debug":  # a line per RPC is for `batchyard server`
         logging.getLogger("batchyard.server.rpc").setLevel(logging.WARNING)
+    http_listen, any_port = dev_http_listen(args)
+    settings = replace(settings, http_listen=http_listen, http_listen_any_port=any_port)
     try:
         asyncio.run(_dev(settings, worker))
     except OSError as exc:  # a busy --listen address, a data directory it cannot use
@@ -145,13 +147,17 @@ async def _dev(settings: server_settings.ServerSettings, dev: DevWorker) -> None
     try:
         token = await dev_token(app.dsn)
         log.info("dev_token_ready", file=str(dev_token_file()))
+        link = console_link(app, token)
+        if link:
+            log.info("console_ready", sign_in=link)
         sql_targets = {}
         if app.embedded is not None:  # a database of its own for SQL jobs
             sandbox = await ensure_sandbox(app.embedded.admin_dsn, DATABASE)
             sql_targets[f"BATCHYARD_SQL_TARGET_{SANDBOX.upper()}"] = sandbox
             log.info("sql_target_ready", name=SANDBOX)
         worker = await _start_worker(app.port, dev, settings, token, sql_targets)
-        print_banner(app.port, dev_token_file(), demo=dev.demo)
+        console = [f"console: {link}"] if link else []
+        print_banner(app.port, dev_token_file(), demo=dev.demo, extra=console)
         if dev.demo:
             demo = asyncio.create_task(run_demo(app.port, token))
             demo.add_done_callback(_report_demo)
@@ -167,6 +173,20 @@ async def _dev(settings: server_settings.ServerSettings, dev: DevWorker) -> None
         if worker is not None and worker.returncode is None:
             await _stop_worker(worker, settings.grace_seconds)
         await app.stop()
+
+
+def dev_http_listen(args: argparse.Namespace) -> tuple[str, bool]:
+    """`batchyard dev` serves the HTTP face (the console) unless told `--http-listen off`:
+    on DEV_HTTP_LISTEN, or on a free port when another program holds that one (True)."""
+    raw = resolve([server_settings.HTTP_LISTEN], args, os.environ)[server_settings.HTTP_LISTEN]
+    if raw:
+        return ("" if raw == "off" else str(raw)), False
+    return server_settings.DEV_HTTP_LISTEN, True
+
+
+def console_link(app: App, token: str) -> str:
+    """The one-time sign-in link of the console (empty without the HTTP face)."""
+    return app.http.sign_in_link(token) if app.http is not None else ""
 
 
 def _report_demo(task: asyncio.Task[object]) -> None:

@@ -47,5 +47,13 @@ def _activate_hint() -> list[str]:
     return [f"  then, in another terminal: source {where}/bin/activate"]
 
 
-def print_banner(port: int, token_file: Path, *, demo: bool, out: TextIO | None = None) -> None:
-    print(ready_banner(port, token_file, demo=demo), file=out or sys.stderr, flush=True)
+def print_banner(
+    port: int,
+    token_file: Path,
+    *,
+    demo: bool,
+    out: TextIO | None = None,
+    extra: list[str] | None = None,
+) -> None:
+    banner = ready_banner(port, token_file, demo=demo, extra=extra)
+    print(banner, file=out or sys.stderr, flush=True)

@@ -25,6 +25,7 @@ from batchyard.server.secrets_crypto import SecretKey
 from batchyard.server.tls import ServerTls
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
+DEV_HTTP_LISTEN = "127.0.0.1:8080"
 
 
 def default_data_dir() -> Path:
@@ -52,6 +53,10 @@ class ServerSettings:
     # Keys sealing job secrets at rest, the first seals. Empty: the embedded database's
     # key file (made on first start); a server with `database_url` refuses to start.
     secret_keys: tuple[SecretKey, ...] = ()
+    # The HTTP face (Connect, the console, /metrics): "" off; `batchyard dev` turns it on.
+    http_listen: str = ""
+    # When `http_listen`'s port is taken, serve a free port instead (`batchyard dev`).
+    http_listen_any_port: bool = False
 
 
 LISTEN = Flag(
@@ -112,6 +117,15 @@ LOG_FORMAT = Flag(
 LOG_LEVEL = Flag(
     "log-level", choice("debug", "info", "warning", "error"), "process log level", default="info"
 )
+HTTP_LISTEN = Flag(
+    "http-listen",
+    text(allow_empty=True, metavar="HOST:PORT"),
+    "HOST:PORT to serve the API over HTTP (Connect: JSON and protobuf), the web console "
+    "and /metrics on; empty or `off`: no HTTP port (`batchyard dev` serves "
+    f"{DEV_HTTP_LISTEN} unless told `off`)",
+    default="",
+    default_text="off",
+)
 FLAGS = (
     LISTEN,
     DATABASE_URL,
@@ -125,6 +139,7 @@ FLAGS = (
     ARTIFACTS_REGION,
     LOG_FORMAT,
     LOG_LEVEL,
+    HTTP_LISTEN,
 )
 GROUPS: tuple[tuple[str | None, Sequence[Flag[Any]]], ...] = (
     (None, FLAGS),
@@ -170,4 +185,5 @@ def from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) ->
         limits=server_limits.from_values(values),
         reflection=values[server_limits.REFLECTION],
         secret_keys=server_secret_keys.from_values(values, database_url),
+        http_listen="" if values[HTTP_LISTEN] == "off" else values[HTTP_LISTEN],
     )

@@ -56,13 +56,22 @@ class Guard(Protocol):
     ) -> object: ...
 
 
+class Observer(Protocol):
+    """Told of every call when it ends (metrics): its method ("/pkg.Service/Method"), its
+    code, its duration, and its response (unary calls that succeeded; else None)."""
+
+    def finished(self, method: str, code: str, seconds: float, response: object) -> None: ...
+
+
 class _Call:
     """The bookkeeping of one call: its outcome code and the summary line."""
 
-    def __init__(self, method: str) -> None:
+    def __init__(self, method: str, observer: Observer | None = None) -> None:
         self.method = method
         self.code = grpc.StatusCode.OK
         self.started = time.perf_counter()
+        self.observer = observer
+        self.response: object = None
 
     def failed(self, exc: BaseException) -> tuple[grpc.StatusCode, status_pb2.Status]:
         """The status `exc` becomes (logged when it is the server's fault)."""
@@ -83,12 +92,15 @@ class _Call:
         return code, status
 
     def done(self) -> None:
+        seconds = time.perf_counter() - self.started
         log.info(
             "rpc_finished",
             method=self.method,
             code=self.code.name,
-            duration_ms=round((time.perf_counter() - self.started) * 1000, 2),
+            duration_ms=round(seconds * 1000, 2),
         )
+        if self.observer is not None:
+            self.observer.finished(self.method, self.code.name, seconds, self.response)
 
 
 _EXPIRED = status_pb2.Status(
@@ -129,12 +141,16 @@ def _path(method: MethodDescriptor) -> str:
 
 
 def _wrap_unary(
-    behavior: Callable[..., Awaitable[Any]], method: MethodDescriptor, guard: Guard, budget: Budget
+    behavior: Callable[..., Awaitable[Any]],
+    method: MethodDescriptor,
+    guard: Guard,
+    budget: Budget,
+    observer: Observer | None = None,
 ) -> Callable[..., Awaitable[Any]]:
     path, decode = _path(method), decoder(method)
 
     async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        call = _Call(path)
+        call = _Call(path, observer)
         try:
             try:
                 budget.enter(context)
@@ -143,7 +159,8 @@ def _wrap_unary(
                     request = admitted(request, method, decode)
                 else:
                     request = await _admit(request, context, method, path, guard, budget, decode)
-                return await behavior(request, context)
+                call.response = await behavior(request, context)
+                return call.response
             except (grpc.aio.AbortError, asyncio.CancelledError) as exc:
                 call.code = _aborted_code(context, exc)
                 raise
@@ -162,13 +179,14 @@ def _wrap_stream(
     method: MethodDescriptor,
     guard: Guard,
     budget: Budget,
+    observer: Observer | None = None,
 ) -> Callable[..., AsyncIterator[Any]]:
     path, decode = _path(method), decoder(method)
 
     async def wrapper(
         request: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
-        call = _Call(path)
+        call = _Call(path, observer)
         try:
             try:
                 budget.enter(context)
@@ -202,7 +220,11 @@ def _aborted_code(
 
 
 def instrument(
-    servicer: object, service: ServiceDescriptor, guard: Guard, budgets: Budgets
+    servicer: object,
+    service: ServiceDescriptor,
+    guard: Guard,
+    budgets: Budgets,
+    observer: Observer | None = None,
 ) -> None:
     """Wrap each method of `service` that `servicer` implements (in place): a slot of
     its budget is taken, then `guard` (the caller's credentials and permission) runs.
@@ -213,9 +235,9 @@ def instrument(
         behavior = getattr(servicer, method.name)
         budget = budgets.for_method(method)
         wrapped = (
-            _wrap_stream(behavior, method, guard, budget)
+            _wrap_stream(behavior, method, guard, budget, observer)
             if inspect.isasyncgenfunction(behavior)
-            else _wrap_unary(behavior, method, guard, budget)
+            else _wrap_unary(behavior, method, guard, budget, observer)
         )
         setattr(servicer, method.name, wrapped)
 

@@ -18,6 +18,7 @@ from batchyard.server.api import pipeline_submit
 from batchyard.server.api.audit import AuditLog
 from batchyard.server.api.auth import current_principal
 from batchyard.server.api.job_convert import config_from_pb
+from batchyard.server.api.rerun import rerun
 from batchyard.server.api.results import ResultReader
 from batchyard.server.api.run_convert import (
     ConfigMemo,
@@ -239,13 +240,16 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         self, request: pb.SubmitRunRequest, context: Context
     ) -> pb.SubmitRunResponse:
         ws = await self._workspaces.of(context)
-        submissions = _Submissions(self._reader, ws, self._shapes, self._service)
-        if pipeline_submit.is_pipeline(request):
+        if request.WhichOneof("job") == "rerun_of":
+            done = await self._batcher.submit(ws, await rerun(self._pool, self._box, ws, request))
+        elif pipeline_submit.is_pipeline(request):
+            submissions = _Submissions(self._reader, ws, self._shapes, self._service)
             entry = await pipeline_submit.single_entry(request, submissions.new_run)
             await self._queues.require(self._pool, ws, submissions.queues)
             async with queue_checked(next(iter(submissions.queues.values()), "")):
                 [done] = await pipelines.submit(self._pool, self._box, ws, [entry])
         else:
+            submissions = _Submissions(self._reader, ws, self._shapes, self._service)
             new_run = await submissions.new_run(request)
             await self._queues.require(self._pool, ws, submissions.queues)
             async with queue_checked(next(iter(submissions.queues.values()), "")):
@@ -338,6 +342,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             parent=parse_run_id(request.parent, "parent") if request.parent else None,
             include_children=request.include_children,
             schedule_uuid=_schedule_filter(request.schedule),
+            queue=request.queue or None,
         )
         fingerprint: dict[str, object] = {
             "d": ref,
@@ -345,6 +350,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             "f": request.submit_time_from.ToJsonString() if filters.submitted_from else "",
             "t": request.submit_time_to.ToJsonString() if filters.submitted_to else "",
             **({"sc": request.schedule} if request.schedule else {}),
+            **({"q": request.queue} if request.queue else {}),
         }
         if request.parent or request.include_children:  # tokens without them stay valid
             fingerprint |= {"p": request.parent, "c": request.include_children}

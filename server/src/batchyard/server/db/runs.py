@@ -233,6 +233,7 @@ class RunFilter:
     parent: UUID | None = None
     include_children: bool = False
     schedule_uuid: UUID | None = None
+    queue: str | None = None
 
 
 async def list_page(
@@ -259,6 +260,7 @@ async def list_page(
             include_children=filters.include_children,
             submitted_from=filters.submitted_from,
             submitted_to=filters.submitted_to,
+            queue=filters.queue,
             after_submitted=after[0] if after else None,
             after_id=after[1] if after else None,
             limit=limit,
@@ -298,3 +300,11 @@ async def delete(pool: asyncpg.Pool, ws: Workspace, run_id: UUID) -> None:
 
 async def notify_queues(pool: asyncpg.Pool, sender: str, queues: list[str]) -> None:
     await pool.execute(q("notify_queues"), sender, queues)
+
+
+async def payload_of(pool: asyncpg.Pool, ws: Workspace, run_id: UUID) -> bytes:
+    """The payload `run_id` was submitted with (RunNotFound if it is not ws's)."""
+    row = await pool.fetchrow(*bind("run_payload", workspace=ws.id, run=run_id))
+    if row is None:
+        raise RunNotFound(str(run_id))
+    return bytes(row["payload"] or b"")

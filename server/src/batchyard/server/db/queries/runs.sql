@@ -67,6 +67,7 @@ WHERE r.workspace_id = :workspace_id
   AND (:statuses::text[] IS NULL OR r.status = ANY(:statuses::text[]))
   AND (:submitted_from::timestamptz IS NULL OR r.submitted_at >= :submitted_from::timestamptz)
   AND (:submitted_to::timestamptz IS NULL OR r.submitted_at < :submitted_to::timestamptz)
+  AND (:queue::text IS NULL OR r.queue = :queue::text)
   AND (:after_submitted::timestamptz IS NULL
        OR (r.submitted_at, r.id) < (:after_submitted::timestamptz, :after_id::uuid))
   -- Array runs (db/run_graph.py): children only when asked, or of one parent; a parent
@@ -121,3 +122,9 @@ SELECT id FROM gone;
 -- name: notify_queues
 -- Wake the lease long-polls of every server replica (payload "<sender>:<queue>").
 SELECT pg_notify('batchyard_runs', $1::text || ':' || q) FROM unnest($2::text[]) AS q;
+
+-- name: run_payload
+-- The payload a run was submitted with.
+SELECT s.payload
+FROM run_specs s JOIN runs r ON r.id = s.run_id
+WHERE r.workspace_id = :workspace AND r.id = :run;

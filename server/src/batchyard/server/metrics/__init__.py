@@ -1,0 +1,1 @@
+"""Prometheus metrics of the server (served at /metrics on the HTTP port)."""
