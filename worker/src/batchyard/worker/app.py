@@ -9,6 +9,7 @@ from dataclasses import replace
 import structlog
 
 from batchyard.client.connection import dial, split_target
+from batchyard.worker.execution import cgroups
 from batchyard.worker.execution.directories import SlotDirectories
 from batchyard.worker.execution.options import ExecutionOptions
 from batchyard.worker.leasing.runner import Runner
@@ -28,6 +29,13 @@ async def serve(settings: WorkerSettings) -> None:
     """
     structlog.contextvars.bind_contextvars(worker_id=settings.worker_id)
     settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tree, described = cgroups.choose(settings.execution.process_tree, settings.state_dir)
+    _log.info(
+        "process_tree",
+        mode=cgroups.CGROUP if tree is not None else cgroups.PROCESS_GROUP,
+        detail=described,
+    )
+    settings = replace(settings, execution=replace(settings.execution, cgroups=tree))
     reaper = Reaper.start()
     try:
         connection = settings.connection
