@@ -34,9 +34,9 @@ from tests.worker.jobs import (
     python_job,
     run_job,
     shell_job,
-    workspace_job,
     wait_for,
     wait_for_sync,
+    workspace_job,
 )
 from tests.worker.test_process_tree import read_pids, start_parent
 

@@ -281,14 +281,12 @@ def _spawn(
 def _check_executable(program: str, path: str | None, cwd: Path) -> None:
     """Raises the OSError ``execve`` would (the trampoline would only exit with 126 or
     127), for the job's program: missing, not a file, not executable."""
-    if "/" in program:
-        found: str | None = os.path.join(cwd, program)
-    else:
-        found = shutil.which(program, path=path or os.defpath)
+    found = shutil.which(program, path=path or os.defpath) if "/" not in program else program
     if found is None:
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
-    if not os.path.isfile(found) or not os.access(found, os.X_OK):
-        code = errno.ENOENT if not os.path.exists(found) else errno.EACCES
+    where = cwd / found
+    if not where.is_file() or not os.access(where, os.X_OK):
+        code = errno.EACCES if where.exists() else errno.ENOENT
         raise OSError(code, os.strerror(code), program)
 
 
