@@ -70,11 +70,20 @@ def escaping(end: str, *, timeout: float | None = None) -> job_pb2.JobConfig:
 
 
 @pytest.fixture
-def tree(tmp_path: Path) -> CgroupTree:
+def tree(tmp_path: Path) -> Iterator[CgroupTree]:
     try:
-        return cgroups.detect(tmp_path / "state")
+        made = cgroups.detect(tmp_path / "state")
     except CgroupError as exc:
         pytest.skip(f"this host gives the worker no cgroup v2: {exc}")
+    yield made
+    made.close()
+    assert not made.root.exists()
+
+
+def attempt_cgroups(tree: CgroupTree) -> list[Path]:
+    if not tree.root.exists():
+        return []
+    return [child for child in tree.root.iterdir() if child.is_dir()]
 
 
 @pytest.fixture
@@ -87,10 +96,6 @@ def spawned() -> Iterator[list[int]]:
     pids: list[int] = []
     yield pids
     kill_leftovers(pids)
-
-
-def attempt_cgroups(tree: CgroupTree) -> list[Path]:
-    return [child for child in tree.root.iterdir() if child.is_dir()]
 
 
 async def test_setsid_and_daemon_die_when_the_job_exits(
@@ -191,7 +196,7 @@ def test_kill_9_of_the_worker_leaves_no_escapee_and_no_cgroup(
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait()
     wait_for_sync(lambda: not living(spawned), "the job's processes and the reaper to end")
-    wait_for_sync(lambda: not attempt_cgroups(tree), "the reaper to remove the cgroup")
+    wait_for_sync(lambda: not tree.root.exists(), "the reaper to remove the cgroups")
     assert not (state / "slots" / "1").exists()
 
 

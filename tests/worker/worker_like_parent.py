@@ -52,12 +52,15 @@ async def main(state_dir: Path, pid_file: Path, use_reaper: bool, flags: list[st
     if reaper is not None:
         with pid_file.open("a") as file:
             file.write(f"reaper {reaper.pid}\n")
+    tree = cgroups.detect(state_dir) if "--cgroups" in flags else None
+    if reaper is not None and tree is not None:
+        reaper.track_cgroup_root(tree.root)
     options = ExecutionOptions(
         state_dir=state_dir,
         workspace_root=state_dir,
         python=sys.executable,
         job_path=os.environ.get("PATH") or os.defpath,
-        cgroups=cgroups.detect(state_dir) if "--cgroups" in flags else None,
+        cgroups=tree,
     )
     script = (ESCAPEES + JOB) if "--escapees" in flags else JOB
     config = job_pb2.JobConfig(

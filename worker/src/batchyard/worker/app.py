@@ -37,6 +37,8 @@ async def serve(settings: WorkerSettings) -> None:
     )
     settings = replace(settings, execution=replace(settings.execution, cgroups=tree))
     reaper = Reaper.start()
+    if tree is not None:
+        reaper.track_cgroup_root(tree.root)
     try:
         connection = settings.connection
         address = split_target(connection.server)[0]
@@ -62,6 +64,8 @@ async def serve(settings: WorkerSettings) -> None:
                 _remove_signal_handlers()
     finally:
         reaper.close()
+        if tree is not None:
+            tree.close()
 
 
 def execution_options(settings: WorkerSettings) -> ExecutionOptions:

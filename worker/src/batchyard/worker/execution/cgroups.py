@@ -28,8 +28,9 @@ enabled for the subtree (a pure v2 host whose parent delegates it), else the att
 back to the rusage of the leader's process tree (:mod:`~batchyard.worker.execution.process`).
 
 Clean-up: the attempt's directory is removed once its processes are gone (a zombie does not
-keep a cgroup busy); the reaper sidecar kills and removes what a dead worker left; the next
-start of the worker (same state directory) sweeps whatever both missed.
+keep a cgroup busy), the worker's own at shutdown; the reaper sidecar kills and removes
+what a dead worker left (its directory included); the next start of the worker (same
+state directory) sweeps whatever both missed.
 """
 
 from __future__ import annotations
@@ -134,10 +135,20 @@ class CgroupTree:
                 continue
             return AttemptCgroup(path)
 
+    def close(self) -> None:
+        """Removes what is left and the worker's directory itself (at shutdown)."""
+        self.sweep()
+        with contextlib.suppress(OSError):
+            self.root.rmdir()
+
     def sweep(self) -> int:
         """Kills and removes the attempt cgroups a previous worker left: how many."""
         swept = 0
-        for child in self.root.iterdir():
+        try:
+            children = list(self.root.iterdir())
+        except FileNotFoundError:
+            return 0
+        for child in children:
             if child.is_dir():
                 swept += 1
                 kill_and_remove(AttemptCgroup(child))

@@ -57,6 +57,9 @@ class Reaper:
     def release_group(self, pgid: int) -> None:
         self._send(f"ungroup {pgid}")
 
+    def track_cgroup_root(self, path: Path) -> None:
+        self._send(f"cgroot {path}")
+
     def track_cgroup(self, path: Path) -> None:
         self._send(f"cgroup {path}")
 

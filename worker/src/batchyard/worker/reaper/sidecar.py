@@ -6,6 +6,7 @@ on its stdin, and tells it about every job process group and attempt directory:
 
     group <pgid>     a job's process group (and session) was started
     ungroup <pgid>   that job ended; the worker already killed its group
+    cgroot <path>    the worker's cgroup v2 directory, whose children are its attempts'
     cgroup <path>    an attempt's cgroup v2 directory was made (the job runs inside)
     uncgroup <path>  that cgroup was emptied and removed
     dir <path>       an attempt directory was created
@@ -113,6 +114,7 @@ class Registry:
         self.groups: set[int] = set()
         self.dirs: set[str] = set()
         self.cgroups: set[str] = set()
+        self.cgroup_root: str | None = None
         self.ended: set[int] = set()
         self.sweep_at: float | None = None
 
@@ -126,6 +128,8 @@ class Registry:
             self.ended.add(pgid)
             if self.sweep_at is None:
                 self.sweep_at = time.monotonic() + SWEEP_DELAY
+        elif command == "cgroot":
+            self.cgroup_root = argument
         elif command == "cgroup":
             self.cgroups.add(argument)
         elif command == "uncgroup":
@@ -154,6 +158,8 @@ class Registry:
     def kill_everything(self) -> None:
         """The worker is gone: kill every registered cgroup, group and session, remove
         the cgroups and dirs."""
+        if self.cgroup_root is not None:
+            _kill_cgroup(self.cgroup_root)  # recursive: every attempt's, registered or not
         for path in self.cgroups:
             _kill_cgroup(path)
         sessions = self.groups | self.ended
@@ -168,6 +174,8 @@ class Registry:
             time.sleep(0.05)
         for path in self.cgroups:
             _remove_cgroup(path)
+        if self.cgroup_root is not None:
+            _remove_cgroup(self.cgroup_root)
         for path in self.dirs:
             shutil.rmtree(path, ignore_errors=True)
 
