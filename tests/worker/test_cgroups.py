@@ -11,6 +11,7 @@ only its process group holds it (which is why the cgroup is worth having).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -241,3 +242,34 @@ def test_the_worker_says_which_one_is_in_use(tmp_path: Path, tree: CgroupTree) -
             worker.send_signal(signal.SIGTERM)
             worker.wait(30)
         assert f'"mode": "{expected}"' in line
+
+
+def without_cgroups(*argv: str) -> list[str]:
+    """``argv`` on a host without cgroups: a mount namespace whose /sys/fs/cgroup is empty."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("hiding the cgroup hierarchies needs root and unshare")
+    hide = 'mount -t tmpfs none /sys/fs/cgroup && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", hide, "sh", *argv]
+
+
+def test_without_cgroups_auto_falls_back_and_cgroup_refuses_to_start(tmp_path: Path) -> None:
+    worker = [sys.executable, "-m", "batchyard.worker", "--server", "127.0.0.1:9",
+              "--state-dir", str(tmp_path / "state"), "--log-format", "json"]  # fmt: skip
+    refused = subprocess.run(
+        without_cgroups(*worker, "--process-tree", "cgroup"),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert "batchyard worker: --process-tree=cgroup: cannot make /sys/fs/cgroup" in refused.stderr
+    fallback = subprocess.Popen(
+        without_cgroups(*worker, "--process-tree", "auto"),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert fallback.stdout is not None
+        line = next(line for line in fallback.stdout if '"process_tree"' in line)
+    finally:
+        fallback.send_signal(signal.SIGTERM)
+        fallback.wait(30)
+    assert '"mode": "process-group"' in line
+    assert "process groups (no cgroup: cannot make /sys/fs/cgroup" in line
