@@ -335,10 +335,13 @@ async def test_get_shows_attempts_and_the_outcome(cli, hello, worker):
         "REASON",
         "EXIT",
         "CODE",
+        "MEMORY",
+        "CPU",
         "MESSAGE",
     ]
     assert row.split()[:2] == ["1", "t"]
     assert "failed  non-zero exit code  3" in row
+    assert "3          -       -    boom" in row  # this test's worker measured nothing
     assert row.endswith("boom")
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
+from google.protobuf import duration_pb2
 
 from batchyard.client.connection import aio_channel
 from batchyard.v1 import run_pb2, worker_service_pb2_grpc
@@ -355,3 +356,31 @@ async def test_a_rescue_pass_ends_only_the_leases_expired_at_its_time(
     lost = (await get(runs, run.uuid)).attempts[0]
     assert lost.reason == run_pb2.RUN_REASON_WORKER_LOST and "doomed" in lost.message
     assert (await expect(complete(workers, first), grpc.StatusCode.ABORTED)).reason == "LEASE_LOST"
+
+
+async def test_the_attempt_keeps_the_usage_its_worker_measured(definitions, runs, workers):
+    await define(definitions)
+    run = await submit(runs, "job")
+    (leased,) = await lease(workers)
+    usage = {"peak_memory_bytes": 64 << 20, "cpu_time": duration_pb2.Duration(nanos=310_000_000)}
+    await complete(workers, leased, **usage)
+    (attempt,) = (await get(runs, run.uuid)).attempts
+    assert attempt.peak_memory_bytes == 64 << 20
+    assert attempt.cpu_time.ToMicroseconds() == 310_000
+
+
+async def test_usage_out_of_range_is_refused_and_nothing_changes(definitions, runs, workers):
+    await define(definitions)
+    run = await submit(runs, "job")
+    (leased,) = await lease(workers)
+    for fields, field in (
+        ({"peak_memory_bytes": -1}, "peak_memory_bytes"),
+        ({"peak_memory_bytes": 2**60}, "peak_memory_bytes"),
+        ({"cpu_time": duration_pb2.Duration(seconds=-1)}, "cpu_time"),
+        ({"cpu_time": duration_pb2.Duration(seconds=400 * 365 * 86400)}, "cpu_time"),
+    ):
+        got = await expect(complete(workers, leased, **fields), grpc.StatusCode.INVALID_ARGUMENT)
+        assert field in got.fields
+    assert (await get(runs, run.uuid)).status == run_pb2.RUN_STATUS_RUNNING
+    (attempt,) = (await get(runs, run.uuid)).attempts
+    assert not attempt.HasField("peak_memory_bytes") and not attempt.HasField("cpu_time")

@@ -153,6 +153,8 @@ class Attempt(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     EXIT_CODE_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
+    PEAK_MEMORY_BYTES_FIELD_NUMBER: _builtins.int
+    CPU_TIME_FIELD_NUMBER: _builtins.int
     number: _builtins.int
     """1 for the first attempt, counting up."""
     worker_id: _builtins.str
@@ -169,6 +171,12 @@ class Attempt(_message.Message):
     """
     message: _builtins.str
     """A short human-readable account, e.g. "killed after timeout 30s" or the source error."""
+    peak_memory_bytes: _builtins.int
+    """The peak memory of the job's processes in bytes, as its worker measured it: the
+    attempt cgroup's memory.peak (all processes together) where the host offers it, else
+    the largest resident set one process of the job reached (the leader or a descendant
+    it waited for). Unset when not measured (the job never started, its worker was lost).
+    """
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """When the worker leased it."""
@@ -176,6 +184,13 @@ class Attempt(_message.Message):
     @_builtins.property
     def end_time(self) -> _timestamp_pb2.Timestamp:
         """When it ended; unset while it runs."""
+
+    @_builtins.property
+    def cpu_time(self) -> _duration_pb2.Duration:
+        """The CPU time (user + system) of the job's processes: the attempt cgroup's (every
+        process that ran in it) where the worker runs attempts in cgroups, else the leader's
+        and its waited-for descendants'. Unset when not measured.
+        """
 
     def __init__(
         self,
@@ -188,14 +203,21 @@ class Attempt(_message.Message):
         reason: Global___RunReason.ValueType = ...,
         exit_code: _builtins.int | None = ...,
         message: _builtins.str = ...,
+        peak_memory_bytes: _builtins.int | None = ...,
+        cpu_time: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "end_time", b"end_time", "exit_code", b"exit_code", "start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_peak_memory_bytes", b"_peak_memory_bytes", "cpu_time", b"cpu_time", "end_time", b"end_time", "exit_code", b"exit_code", "peak_memory_bytes", b"peak_memory_bytes", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "end_time", b"end_time", "exit_code", b"exit_code", "message", b"message", "number", b"number", "reason", b"reason", "start_time", b"start_time", "status", b"status", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_peak_memory_bytes", b"_peak_memory_bytes", "cpu_time", b"cpu_time", "end_time", b"end_time", "exit_code", b"exit_code", "message", b"message", "number", b"number", "peak_memory_bytes", b"peak_memory_bytes", "reason", b"reason", "start_time", b"start_time", "status", b"status", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__exit_code: _TypeAlias = _typing.Literal["exit_code"]  # noqa: Y015
     _WhichOneofArgType__exit_code: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code"]  # noqa: Y015
+    _WhichOneofReturnType__peak_memory_bytes: _TypeAlias = _typing.Literal["peak_memory_bytes"]  # noqa: Y015
+    _WhichOneofArgType__peak_memory_bytes: _TypeAlias = _typing.Literal["_peak_memory_bytes", b"_peak_memory_bytes"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__exit_code) -> _WhichOneofReturnType__exit_code | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__peak_memory_bytes) -> _WhichOneofReturnType__peak_memory_bytes | None: ...
 
 Global___Attempt: _TypeAlias = Attempt  # noqa: Y015
 

@@ -284,6 +284,8 @@ class CompleteRunRequest(_message.Message):
     RESULTS_FIELD_NUMBER: _builtins.int
     PROGRESS_FIELD_NUMBER: _builtins.int
     LOGS_FIELD_NUMBER: _builtins.int
+    PEAK_MEMORY_BYTES_FIELD_NUMBER: _builtins.int
+    CPU_TIME_FIELD_NUMBER: _builtins.int
     run: _builtins.str
     """The run's uuid."""
     attempt: _builtins.int
@@ -302,6 +304,10 @@ class CompleteRunRequest(_message.Message):
     """A short human-readable account."""
     progress: _builtins.int
     """The final progress the job reported, if any."""
+    peak_memory_bytes: _builtins.int
+    """The peak memory of the job's processes in bytes, when the worker measured it (see
+    Attempt.peak_memory_bytes); at most 2^53.
+    """
     @_builtins.property
     def results(self) -> _containers.RepeatedCompositeFieldContainer[_result_pb2.RunResult]:
         """The result assets the attempt produced, already in the artifact store."""
@@ -313,6 +319,12 @@ class CompleteRunRequest(_message.Message):
         exactly as an AppendLogs message would be, fenced by the same lease, before the
         outcome is applied; `logs.run`, `logs.attempt` and `logs.lease_id` must equal this
         request's. Repeating the call repeats nothing (entries already stored are skipped).
+        """
+
+    @_builtins.property
+    def cpu_time(self) -> _duration_pb2.Duration:
+        """The CPU time (user + system) of the job's processes, when the worker measured it (see
+        Attempt.cpu_time); 0 to 10 years.
         """
 
     def __init__(
@@ -328,17 +340,23 @@ class CompleteRunRequest(_message.Message):
         results: _abc.Iterable[_result_pb2.RunResult] | None = ...,
         progress: _builtins.int | None = ...,
         logs: Global___AppendLogsRequest | None = ...,
+        peak_memory_bytes: _builtins.int | None = ...,
+        cpu_time: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_progress", b"_progress", "exit_code", b"exit_code", "logs", b"logs", "progress", b"progress"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_peak_memory_bytes", b"_peak_memory_bytes", "_progress", b"_progress", "cpu_time", b"cpu_time", "exit_code", b"exit_code", "logs", b"logs", "peak_memory_bytes", b"peak_memory_bytes", "progress", b"progress"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_progress", b"_progress", "attempt", b"attempt", "exit_code", b"exit_code", "lease_id", b"lease_id", "logs", b"logs", "message", b"message", "progress", b"progress", "reason", b"reason", "results", b"results", "run", b"run", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_peak_memory_bytes", b"_peak_memory_bytes", "_progress", b"_progress", "attempt", b"attempt", "cpu_time", b"cpu_time", "exit_code", b"exit_code", "lease_id", b"lease_id", "logs", b"logs", "message", b"message", "peak_memory_bytes", b"peak_memory_bytes", "progress", b"progress", "reason", b"reason", "results", b"results", "run", b"run", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__exit_code: _TypeAlias = _typing.Literal["exit_code"]  # noqa: Y015
     _WhichOneofArgType__exit_code: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code"]  # noqa: Y015
+    _WhichOneofReturnType__peak_memory_bytes: _TypeAlias = _typing.Literal["peak_memory_bytes"]  # noqa: Y015
+    _WhichOneofArgType__peak_memory_bytes: _TypeAlias = _typing.Literal["_peak_memory_bytes", b"_peak_memory_bytes"]  # noqa: Y015
     _WhichOneofReturnType__progress: _TypeAlias = _typing.Literal["progress"]  # noqa: Y015
     _WhichOneofArgType__progress: _TypeAlias = _typing.Literal["_progress", b"_progress"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__exit_code) -> _WhichOneofReturnType__exit_code | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__peak_memory_bytes) -> _WhichOneofReturnType__peak_memory_bytes | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__progress) -> _WhichOneofReturnType__progress | None: ...
 

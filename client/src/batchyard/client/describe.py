@@ -235,3 +235,13 @@ def entry_line(entry: log_pb2.LogEntry, *, colour: bool = False) -> str:
     if start is None:
         return head + tail
     return f"{head}{start}{tail}{_RESET}"
+
+
+def attempt_usage(attempt: run_pb2.Attempt) -> tuple[str, str]:
+    """An attempt's peak memory and CPU time as its worker measured them ('64.1 MiB',
+    '0.31s'), '-' for what it did not measure."""
+    memory = size_text(attempt.peak_memory_bytes) if attempt.HasField("peak_memory_bytes") else "-"
+    if not attempt.HasField("cpu_time"):
+        return memory, "-"
+    seconds = attempt.cpu_time.ToMicroseconds() / 1e6
+    return memory, f"{seconds:.2f}s" if seconds < 60 else duration(seconds)

@@ -16,6 +16,7 @@ from google.protobuf.message import Message
 from batchyard.client.describe import (
     absolute_time,
     as_datetime,
+    attempt_usage,
     definition_ref,
     duration,
     level_text,
@@ -181,13 +182,17 @@ def run_html(run: run_pb2.Run) -> str:
             status_text(a.status),
             reason_text(a.reason) or "-",
             str(a.exit_code) if a.HasField("exit_code") else "-",
+            *attempt_usage(a),
             relative_time(as_datetime(a.start_time)),
             relative_time(as_datetime(a.end_time)),
             a.message or "-",
         ]
         for a in run.attempts
     ]
-    headers = ("attempt", "worker", "status", "reason", "exit code", "started", "ended", "message")
+    headers = (
+        "attempt", "worker", "status", "reason", "exit code", "peak memory", "CPU time",
+        "started", "ended", "message",
+    )  # fmt: skip
     return table + html_table(headers, rows)
 
 

@@ -9,6 +9,7 @@ from dataclasses import replace
 import structlog
 
 from batchyard.client.connection import dial, split_target
+from batchyard.worker.execution import cgroups
 from batchyard.worker.execution.directories import SlotDirectories
 from batchyard.worker.execution.options import ExecutionOptions
 from batchyard.worker.leasing.runner import Runner
@@ -28,7 +29,16 @@ async def serve(settings: WorkerSettings) -> None:
     """
     structlog.contextvars.bind_contextvars(worker_id=settings.worker_id)
     settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tree, described = cgroups.choose(settings.execution.process_tree, settings.state_dir)
+    _log.info(
+        "process_tree",
+        mode=cgroups.CGROUP if tree is not None else cgroups.PROCESS_GROUP,
+        detail=described,
+    )
+    settings = replace(settings, execution=replace(settings.execution, cgroups=tree))
     reaper = Reaper.start()
+    if tree is not None:
+        reaper.track_cgroup_root(tree.root)
     try:
         connection = settings.connection
         address = split_target(connection.server)[0]
@@ -54,6 +64,8 @@ async def serve(settings: WorkerSettings) -> None:
                 _remove_signal_handlers()
     finally:
         reaper.close()
+        if tree is not None:
+            tree.close()
 
 
 def execution_options(settings: WorkerSettings) -> ExecutionOptions:

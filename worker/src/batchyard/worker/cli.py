@@ -10,6 +10,7 @@ import sys
 import structlog
 
 from batchyard.worker.app import serve
+from batchyard.worker.execution.cgroups import CgroupError
 from batchyard.worker.execution.job_users import JobUsersError, check_access
 from batchyard.worker.leasing.runner import WorkerCrashed
 from batchyard.worker.process_log import configure_process_logging
@@ -66,6 +67,9 @@ def run_worker(args: argparse.Namespace) -> int:
     except WorkerCrashed as exc:
         log.error("worker_crashed", reason=str(exc))
         return 1
+    except CgroupError as exc:
+        print(f"batchyard worker: --process-tree=cgroup: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     return 0

@@ -41,6 +41,14 @@ class ResultFile:
 
 
 @dataclass(frozen=True)
+class Usage:
+    """What an attempt's processes used; None: not measured."""
+
+    peak_memory_bytes: int | None = None
+    cpu_seconds: float | None = None
+
+
+@dataclass(frozen=True)
 class Outcome:
     """The end of one attempt."""
 
@@ -53,6 +61,8 @@ class Outcome:
     """Set when the worker stopped the job itself (timeout, cancel, lease lost, shutdown)."""
     results: tuple[ResultFile, ...] = ()
     """The result files stored in the artifact store."""
+    usage: Usage = Usage()
+    """Peak memory and CPU time of the job's processes (unknown if it never started)."""
 
     @property
     def reportable(self) -> bool:

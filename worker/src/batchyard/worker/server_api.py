@@ -223,6 +223,11 @@ class WorkerApi:
                 for result in outcome.results
             ],
         )
+        usage = outcome.usage
+        if usage.peak_memory_bytes is not None:
+            request.peak_memory_bytes = usage.peak_memory_bytes
+        if usage.cpu_seconds is not None:
+            request.cpu_time.FromMicroseconds(round(usage.cpu_seconds * 1e6))
         if logs:
             request.logs.MergeFromString(logs)
         backoff = Backoff()

@@ -21,7 +21,7 @@ from typing import Any
 from batchyard.client.connection import ClientTls
 from batchyard.config import Flag, Kind, SettingsError, add_flags, resolve
 from batchyard.worker import process_log, server_api
-from batchyard.worker.execution import job_users, limits, options, sql_targets
+from batchyard.worker.execution import cgroups, job_users, limits, options, sql_targets
 from batchyard.worker.execution.job_users import JobUsers, job_users_from_values
 from batchyard.worker.execution.options import ExecutionOptions
 from batchyard.worker.leasing import runner
@@ -81,6 +81,7 @@ GROUPS: Sequence[tuple[str, Sequence[Flag[Any]]]] = (
     ("limits and isolation", (*limits.FLAGS, job_users.JOB_USERS)),
     ("SQL jobs", (sql_targets.SQL_TARGET,)),
     ("process log", process_log.FLAGS),
+    ("process tree", (cgroups.PROCESS_TREE,)),
 )
 """Every flag of the worker, in the groups ``--help`` shows."""
 FLAGS: tuple[Flag[Any], ...] = tuple(flag for _, group in GROUPS for flag in group)

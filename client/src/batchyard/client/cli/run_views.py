@@ -19,9 +19,9 @@ from batchyard.client.cli.render import (
     table,
 )
 from batchyard.client.describe import STATUSES as STATUSES
+from batchyard.client.describe import attempt_usage, one_line
 from batchyard.client.describe import definition_ref as definition_ref
 from batchyard.client.describe import elapsed as elapsed
-from batchyard.client.describe import one_line
 from batchyard.client.describe import outcome_lines as outcome_lines
 from batchyard.client.describe import reason_text as reason_text
 from batchyard.client.describe import state_text as state_text
@@ -29,7 +29,9 @@ from batchyard.client.describe import status_text as status_text
 from batchyard.v1 import run_pb2
 
 TABLE_HEADERS = ("UUID", "DEFINITION", "STATUS", "REASON", "ATTEMPTS", "SUBMITTED", "ENDED")
-ATTEMPT_HEADERS = ("#", "WORKER", "STARTED", "ENDED", "STATUS", "REASON", "EXIT CODE", "MESSAGE")
+ATTEMPT_HEADERS = (
+    "#", "WORKER", "STARTED", "ENDED", "STATUS", "REASON", "EXIT CODE", "MEMORY", "CPU", "MESSAGE"
+)  # fmt: skip
 
 
 # ANSI colours of statuses, on a terminal.
@@ -138,7 +140,8 @@ def run_details(run: run_pb2.Run, now: datetime) -> str:
 
 
 def attempts_table(attempts: Sequence[run_pb2.Attempt], now: datetime) -> str:
-    """#, WORKER, STARTED, ENDED, STATUS, REASON, EXIT CODE, MESSAGE: one row per attempt."""
+    """#, WORKER, STARTED, ENDED, STATUS, REASON, EXIT CODE, MEMORY (peak), CPU (time),
+    MESSAGE: one row per attempt."""
     rows = [
         [
             str(a.number),
@@ -147,6 +150,7 @@ def attempts_table(attempts: Sequence[run_pb2.Attempt], now: datetime) -> str:
             relative_time(as_datetime(a.end_time), now),
             *attempt_state(a),
             str(a.exit_code) if a.HasField("exit_code") else "-",
+            *attempt_usage(a),
             one_line(a.message) or "-",
         ]
         for a in attempts

@@ -80,6 +80,10 @@ def _attempt_to_pb(a: Attempt) -> pb.Attempt:
     )
     if a.exit_code is not None:
         out.exit_code = a.exit_code
+    if a.peak_memory_bytes is not None:
+        out.peak_memory_bytes = a.peak_memory_bytes
+    if a.cpu_usec is not None:
+        out.cpu_time.FromMicroseconds(a.cpu_usec)
     return out
 
 

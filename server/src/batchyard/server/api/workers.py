@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import grpc
@@ -98,7 +98,27 @@ def _reported(request: pb.CompleteRunRequest) -> tuple[Outcome, int | None]:
         raise InvalidArgument([FieldViolation(field, "unknown value")])
     exit_code = request.exit_code if request.HasField("exit_code") else None
     progress = request.progress if request.HasField("progress") else None
-    return reported_outcome(status, reason, exit_code, request.message, progress), progress
+    outcome = reported_outcome(status, reason, exit_code, request.message, progress)
+    memory, cpu = _usage(request)
+    return replace(outcome, peak_memory_bytes=memory, cpu_usec=cpu), progress
+
+
+MAX_PEAK_MEMORY = 2**53
+MAX_CPU_USEC = 10 * 366 * 86400 * 10**6
+
+
+def _usage(request: pb.CompleteRunRequest) -> tuple[int | None, int | None]:
+    """The accounting a CompleteRun reports (InvalidArgument if out of range)."""
+    memory = request.peak_memory_bytes if request.HasField("peak_memory_bytes") else None
+    cpu = request.cpu_time.ToMicroseconds() if request.HasField("cpu_time") else None
+    violations = []
+    if memory is not None and not 0 <= memory <= MAX_PEAK_MEMORY:
+        violations.append(FieldViolation("peak_memory_bytes", "0 to 2^53"))
+    if cpu is not None and not 0 <= cpu <= MAX_CPU_USEC:
+        violations.append(FieldViolation("cpu_time", "0 to 10 years"))
+    if violations:
+        raise InvalidArgument(violations)
+    return memory, cpu
 
 
 class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):

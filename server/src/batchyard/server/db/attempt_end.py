@@ -64,6 +64,8 @@ async def _end(
             exit_code=outcome.exit_code,
             message=outcome.message,
             ended_by=ended_by,
+            peak_memory_bytes=outcome.peak_memory_bytes,
+            cpu_usec=outcome.cpu_usec,
         )
     )
     row = await conn.fetchrow(
@@ -102,6 +104,8 @@ async def complete_with_logs(
                 message=outcome.message,
                 exit_code=outcome.exit_code,
                 progress=progress,
+                peak_memory_bytes=outcome.peak_memory_bytes,
+                cpu_usec=outcome.cpu_usec,
                 first_seq=first,
                 last_seq=last,
                 entries=data,

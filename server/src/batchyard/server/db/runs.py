@@ -144,6 +144,8 @@ def _attempt(row: asyncpg.Record) -> Attempt:
         reason=RunReason(row["reason"]),
         exit_code=row["exit_code"],
         message=row["message"],
+        peak_memory_bytes=row["peak_memory_bytes"],
+        cpu_usec=row["cpu_usec"],
     )
 
 

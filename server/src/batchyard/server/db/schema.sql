@@ -127,7 +127,11 @@ CREATE TABLE public.run_attempts (
     message text DEFAULT ''::text NOT NULL,
     ended_by text,
     log_seq bigint DEFAULT 0 NOT NULL,
-    CONSTRAINT run_attempts_ended_by_check CHECK ((ended_by = ANY (ARRAY['worker'::text, 'release'::text, 'rescuer'::text])))
+    peak_memory_bytes bigint,
+    cpu_usec bigint,
+    CONSTRAINT run_attempts_cpu_usec_check CHECK ((cpu_usec >= 0)),
+    CONSTRAINT run_attempts_ended_by_check CHECK ((ended_by = ANY (ARRAY['worker'::text, 'release'::text, 'rescuer'::text]))),
+    CONSTRAINT run_attempts_peak_memory_check CHECK ((peak_memory_bytes >= 0))
 );
 
 CREATE TABLE public.run_configs (

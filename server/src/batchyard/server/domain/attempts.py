@@ -80,6 +80,10 @@ class Outcome:
     reason: RunReason
     exit_code: int | None
     message: str
+    peak_memory_bytes: int | None = None
+    """Measured by the worker; None: not measured."""
+    cpu_usec: int | None = None
+    """The job's CPU time in microseconds, measured by the worker; None: not measured."""
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,8 @@ class Attempt:
     reason: RunReason
     exit_code: int | None
     message: str
+    peak_memory_bytes: int | None = None
+    cpu_usec: int | None = None
 
 
 @dataclass(frozen=True)

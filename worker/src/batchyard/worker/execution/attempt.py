@@ -37,11 +37,15 @@ SIGKILLed before ``run()`` returns, so no grandchild outlives its attempt.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+import structlog
+
 from batchyard.worker import outcome as outcomes
+from batchyard.worker.execution.cgroups import AttemptCgroup, remove_when_empty
 from batchyard.worker.execution.command import Command, build_command, job_environment
 from batchyard.worker.execution.directories import AttemptPaths
 from batchyard.worker.execution.job_users import hand_over
@@ -75,6 +79,8 @@ from batchyard.worker.sources.catalog import open_source
 from batchyard.worker.sources.port import Source, SourceError
 
 __all__ = ["AttemptSpec", "Execution", "ExecutionOptions"]
+
+_log = structlog.get_logger(__name__)
 
 
 class Execution:
@@ -190,14 +196,50 @@ class Execution:
             return prepared
         command = self._limited(prepared, collector)
         collector.system(f"starting: {describe_job(self.spec.config)}")
+        cgroup = None
         try:
-            track = self._reaper.track_group if self._reaper is not None else None
-            process = await JobProcess.start(command, collector.feed, collector.end, track)
+            cgroup = self._new_cgroup()
+            process = await JobProcess.start(
+                command, collector.feed, collector.end, self._tracker(cgroup), cgroup
+            )
         except (OSError, ValueError) as exc:
+            if cgroup is not None:
+                await self._remove_cgroup(cgroup)
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             message = f"cannot start {program(self.spec.config)!r}: {reason}"
             collector.system(message, Level.ERROR)
             return outcomes.source_unavailable(message)
+        try:
+            return await self._supervise(process, collector)
+        finally:
+            if cgroup is not None:
+                await asyncio.shield(self._remove_cgroup(cgroup))
+
+    def _new_cgroup(self) -> AttemptCgroup | None:
+        """The attempt's cgroup (None in process-group mode), known to the reaper."""
+        tree = self._options.cgroups
+        if tree is None:
+            return None
+        cgroup = tree.create()
+        if self._reaper is not None:
+            self._reaper.track_cgroup(cgroup.path)
+        return cgroup
+
+    def _tracker(self, cgroup: AttemptCgroup | None) -> Callable[[int], None] | None:
+        """What tells the reaper about the job's process group: nothing with a cgroup,
+        which holds the group and every escapee of it."""
+        if self._reaper is None or cgroup is not None:
+            return None
+        return self._reaper.track_group
+
+    async def _remove_cgroup(self, cgroup: AttemptCgroup) -> None:
+        if await remove_when_empty(cgroup):
+            if self._reaper is not None:
+                self._reaper.release_cgroup(cgroup.path)
+        else:
+            _log.warning("cgroup_busy", cgroup=str(cgroup.path))  # the reaper has it
+
+    async def _supervise(self, process: JobProcess, collector: OutputCollector) -> Outcome:
         supervision = Supervision(
             process,
             collector,
@@ -206,7 +248,7 @@ class Execution:
             kill_grace=self._options.kill_grace,
             drain_timeout=self._options.drain_timeout,
             limits=self._limits,
-            reaper=self._reaper,
+            reaper=self._reaper if process.cgroup is None else None,
         )
         return await supervision.run()
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from batchyard.config import Flag, SettingsError, Values, duration, text
 from batchyard.v1 import job_pb2
-from batchyard.worker.execution import sql_targets
+from batchyard.worker.execution import cgroups, sql_targets
+from batchyard.worker.execution.cgroups import CgroupTree
 from batchyard.worker.execution.directories import SlotDirectories
 from batchyard.worker.execution.limits import WorkerLimits
 from batchyard.worker.output import collector as output
@@ -86,6 +87,11 @@ class ExecutionOptions:
     """Connection name (lower case) → DSN, for SQL jobs' ``sql_target.connection``."""
     limits: WorkerLimits = field(default_factory=WorkerLimits)
     """The worker's resource limits (defaults and caps of the jobs' ``resources``)."""
+    process_tree: str = cgroups.AUTO
+    """``--process-tree``: what the worker asks for (see :mod:`.cgroups`)."""
+    cgroups: CgroupTree | None = None
+    """Where each attempt's cgroup is made; None: the job's process group holds it
+    together (the reaper sweeps its session)."""
 
     def __post_init__(self) -> None:
         if self.directories is None:
@@ -111,6 +117,7 @@ class ExecutionOptions:
             result_limits=ResultLimits.from_values(values),
             sql_targets=sql_targets.from_values(values, env),
             limits=WorkerLimits.from_values(values),
+            process_tree=values[cgroups.PROCESS_TREE],
         )
 
     @property

@@ -16,15 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
+import resource
+import shutil
 import signal
 import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from batchyard.worker.execution.cgroups import AttemptCgroup
 from batchyard.worker.execution.command import Command
 from batchyard.worker.execution.job_users import switched
+from batchyard.worker.outcome import Usage
 from batchyard.worker.output.collector import Stream
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -56,9 +61,15 @@ class _PipeReader(asyncio.Protocol):
 class JobProcess:
     """A started job: its leader's exit, its process group, its two output pipes."""
 
-    def __init__(self, popen: subprocess.Popen[bytes], pidfd: int) -> None:
+    def __init__(
+        self, popen: subprocess.Popen[bytes], pidfd: int, cgroup: AttemptCgroup | None = None
+    ) -> None:
         self._popen = popen
         self._pidfd: int | None = pidfd
+        self.cgroup = cgroup
+        """The attempt's cgroup, which every process of the job is born in (None: only
+        the process group holds them together)."""
+        self._rusage: resource.struct_rusage | None = None
         self._loop = asyncio.get_running_loop()
         self._reaped = False
         self._readers: list[_PipeReader] = []
@@ -74,14 +85,16 @@ class JobProcess:
         on_data: DataCallback,
         on_end: EndCallback,
         on_spawn: Callable[[int], None] | None = None,
+        cgroup: AttemptCgroup | None = None,
     ) -> JobProcess:
-        """Starts the command in a new session; raises OSError if it cannot be executed.
-        ``on_spawn(pgid)`` runs right after the fork, before anything is awaited, so the
-        reaper knows the group before any other work of the worker's loop runs."""
+        """Starts the command in a new session (inside ``cgroup`` when given: the
+        trampoline joins it before the job executes); raises OSError if it cannot be
+        executed. ``on_spawn(pgid)`` runs right after the fork, before anything is awaited,
+        so the reaper knows the group before any other work of the worker's loop runs."""
         out_read, out_write = os.pipe()
         err_read, err_write = os.pipe()
         try:
-            popen = _spawn(command, out_write, err_write)
+            popen = _spawn(command, out_write, err_write, cgroup)
         except BaseException:
             os.close(out_read)
             os.close(err_read)
@@ -92,8 +105,10 @@ class JobProcess:
         if on_spawn is not None:
             on_spawn(popen.pid)
         try:
-            process = cls(popen, os.pidfd_open(popen.pid))
+            process = cls(popen, os.pidfd_open(popen.pid), cgroup)
         except BaseException:
+            if cgroup is not None:
+                cgroup.kill()
             _kill_unwatched(popen, out_read, err_read)
             raise
         try:
@@ -114,7 +129,10 @@ class JobProcess:
         return self._popen.pid
 
     def signal_group(self, sig: signal.Signals) -> bool:
-        """Sends ``sig`` to the whole process group; False if nothing was signalled."""
+        """Sends ``sig`` to the whole process group; SIGKILL also kills everything in the
+        attempt's cgroup (escapees of the group included). False if nothing was signalled."""
+        if sig == signal.SIGKILL and self.cgroup is not None:
+            self.cgroup.kill()
         if self._reaped:
             return False  # the group id may belong to someone else by now
         try:
@@ -140,10 +158,43 @@ class JobProcess:
         """Collects the exited leader's status (call after ``exited``): the return code."""
         if not self.exited.done():
             raise RuntimeError("the job's leader has not exited yet")
-        returncode = self._popen.wait()
+        returncode = self._wait4()
         self._reaped = True
         self._close_pidfd()
         return returncode
+
+    def usage(self) -> Usage:
+        """CPU time and peak memory of the job (call after :meth:`reap`, once the tree is
+        dead): the cgroup's figures where it has them, else the rusage of the leader and
+        the descendants it waited for (``ru_maxrss``: the largest one process reached)."""
+        measured = self.cgroup.usage() if self.cgroup is not None else Usage()
+        used = self._rusage
+        if used is None:
+            return measured
+        return Usage(
+            peak_memory_bytes=measured.peak_memory_bytes
+            if measured.peak_memory_bytes is not None
+            else used.ru_maxrss * 1024,
+            cpu_seconds=measured.cpu_seconds
+            if measured.cpu_seconds is not None
+            else used.ru_utime + used.ru_stime,
+        )
+
+    def _wait4(self) -> int:
+        """Waits for the leader with ``wait4``, keeping its rusage."""
+        popen = self._popen
+        if popen.returncode is not None:
+            return popen.returncode
+        while True:
+            try:
+                _, status, self._rusage = os.wait4(popen.pid, 0)
+            except InterruptedError:
+                continue
+            except ChildProcessError:  # reaped elsewhere (cannot happen with a pidfd)
+                return popen.wait()
+            break
+        popen.returncode = os.waitstatus_to_exitcode(status)
+        return popen.returncode
 
     async def drain(self, within: float) -> bool:
         """Waits until both pipes reach EOF; after ``within`` seconds closes them: False."""
@@ -199,13 +250,21 @@ class JobProcess:
             transport.close()
 
 
-def _spawn(command: Command, stdout: int, stderr: int) -> subprocess.Popen[bytes]:
+def _spawn(
+    command: Command, stdout: int, stderr: int, cgroup: AttemptCgroup | None
+) -> subprocess.Popen[bytes]:
     """Forks and executes the job in a new session (what asyncio itself does, synchronously),
-    as ``command.uid`` when it has one (:func:`~batchyard.worker.execution.job_users.switched`)."""
+    as ``command.uid`` when it has one (:func:`~batchyard.worker.execution.job_users.switched`),
+    in ``cgroup`` when given (joined before the user switch, which drops the right to)."""
     argv: Sequence[str] = command.argv
     switch: dict[str, Any] = {}
     if command.uid is not None:
         argv, switch = switched(argv, command.uid)
+    if cgroup is not None:
+        if switch:
+            raise OSError(errno.EPERM, "a job user cannot join its cgroup without setpriv")
+        _check_executable(command.argv[0], command.env.get("PATH"), command.cwd)
+        argv = cgroup.wrap(tuple(argv))
     return subprocess.Popen(
         argv,
         cwd=command.cwd,
@@ -217,6 +276,18 @@ def _spawn(command: Command, stdout: int, stderr: int) -> subprocess.Popen[bytes
         close_fds=True,
         **switch,
     )
+
+
+def _check_executable(program: str, path: str | None, cwd: Path) -> None:
+    """Raises the OSError ``execve`` would (the trampoline would only exit with 126 or
+    127), for the job's program: missing, not a file, not executable."""
+    found = shutil.which(program, path=path or os.defpath) if "/" not in program else program
+    if found is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+    where = cwd / found
+    if not where.is_file() or not os.access(where, os.X_OK):
+        code = errno.EACCES if where.exists() else errno.ENOENT
+        raise OSError(code, os.strerror(code), program)
 
 
 def _pipe_file(fd: int) -> BinaryIO:

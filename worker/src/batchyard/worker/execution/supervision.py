@@ -49,9 +49,11 @@ class Supervision:
         finally:
             process.close()
             self._release_group()
+        usage = process.usage()
         if stopped is not None:
-            return outcomes.stopped(stopped, timeout=self.timeout, progress=collector.progress)
-        outcome = outcomes.exited(returncode, collector.progress)
+            outcome = outcomes.stopped(stopped, timeout=self.timeout, progress=collector.progress)
+            return replace(outcome, usage=usage)
+        outcome = replace(outcomes.exited(returncode, collector.progress), usage=usage)
         if cpu_limit_reached(returncode, self.limits, cpu):
             message = f"CPU time limit of {self.limits.cpu_seconds}s reached"
             collector.system(message, Level.ERROR)

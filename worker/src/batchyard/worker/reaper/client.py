@@ -21,7 +21,8 @@ _log = structlog.get_logger(__name__)
 
 
 class Reaper:
-    """Registers job process groups and attempt directories with the reaper sidecar."""
+    """Registers job process groups, attempt cgroups and attempt directories with the
+    reaper sidecar."""
 
     def __init__(self, popen: subprocess.Popen[bytes]) -> None:
         if popen.stdin is None:
@@ -55,6 +56,15 @@ class Reaper:
 
     def release_group(self, pgid: int) -> None:
         self._send(f"ungroup {pgid}")
+
+    def track_cgroup_root(self, path: Path) -> None:
+        self._send(f"cgroot {path}")
+
+    def track_cgroup(self, path: Path) -> None:
+        self._send(f"cgroup {path}")
+
+    def release_cgroup(self, path: Path) -> None:
+        self._send(f"uncgroup {path}")
 
     def track_dir(self, path: Path) -> None:
         self._send(f"dir {path}")

@@ -6,13 +6,18 @@ on its stdin, and tells it about every job process group and attempt directory:
 
     group <pgid>     a job's process group (and session) was started
     ungroup <pgid>   that job ended; the worker already killed its group
+    cgroot <path>    the worker's cgroup v2 directory, whose children are its attempts'
+    cgroup <path>    an attempt's cgroup v2 directory was made (the job runs inside)
+    uncgroup <path>  that cgroup was emptied and removed
     dir <path>       an attempt directory was created
     undir <path>     that directory was removed
 
 When its stdin reaches EOF — the worker exited, however it died: the kernel closes the
-worker's end of the pipe — the reaper SIGKILLs every registered process group and every
-process still in one of those sessions (found in /proc, which catches processes that moved
-to another process group), removes the registered directories, and exits.
+worker's end of the pipe — the reaper kills every registered cgroup (``cgroup.kill``: every
+process inside, ``setsid`` escapees and daemons included) and removes it, SIGKILLs every
+registered process group and every process still in one of those sessions (found in /proc,
+which catches processes that moved to another process group), removes the registered
+directories, and exits.
 
 It reads in batches (a pause of ``READ_PAUSE`` after each read), so a busy worker does not
 wake it for every message; EOF is still noticed within that pause.
@@ -20,8 +25,9 @@ wake it for every message; EOF is still noticed within that pause.
 After ``ungroup`` it also sweeps the ended session for members that left the job's process
 group, coalesced into at most one /proc scan per ``SWEEP_DELAY`` seconds, so the worker never
 pays for a scan per job. A process that calls ``setsid()`` itself leaves the session and
-escapes; only a cgroup or a PID namespace catches that (run the worker under systemd, or
-``bwrap --unshare-pid --die-with-parent``, where that matters).
+escapes; only a cgroup catches that — which is why the worker runs each attempt in one
+where the host allows it (:mod:`batchyard.worker.execution.cgroups`), and then registers the
+cgroup instead of the group.
 
 It ignores SIGINT, SIGTERM and SIGHUP (a Ctrl-C or a closed terminal aimed at the worker's
 process group must not take away the safety net): it ends only at EOF. Standard library only,
@@ -80,12 +86,35 @@ def _kill(pid: int, *, group: bool) -> None:
         pass
 
 
+def _kill_cgroup(path: str) -> None:
+    try:
+        with open(f"{path}/cgroup.kill", "wb") as file:  # noqa: PTH123 (stdlib only, no pathlib)
+            file.write(b"1")
+    except OSError:
+        pass  # gone already
+
+
+def _remove_cgroup(path: str) -> None:
+    """Removes a killed cgroup once its processes have exited (up to ~2 s)."""
+    for _ in range(_FINAL_ROUNDS * 5):
+        try:
+            os.rmdir(path)  # noqa: PTH106
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.02)
+            continue
+        return
+
+
 class Registry:
     """What the worker told the reaper, and the sweeps that are due."""
 
     def __init__(self) -> None:
         self.groups: set[int] = set()
         self.dirs: set[str] = set()
+        self.cgroups: set[str] = set()
+        self.cgroup_root: str | None = None
         self.ended: set[int] = set()
         self.sweep_at: float | None = None
 
@@ -99,6 +128,12 @@ class Registry:
             self.ended.add(pgid)
             if self.sweep_at is None:
                 self.sweep_at = time.monotonic() + SWEEP_DELAY
+        elif command == "cgroot":
+            self.cgroup_root = argument
+        elif command == "cgroup":
+            self.cgroups.add(argument)
+        elif command == "uncgroup":
+            self.cgroups.discard(argument)
         elif command == "dir":
             self.dirs.add(argument)
         elif command == "undir":
@@ -121,7 +156,12 @@ class Registry:
         self.sweep_at = None
 
     def kill_everything(self) -> None:
-        """The worker is gone: kill every registered group and session, remove dirs."""
+        """The worker is gone: kill every registered cgroup, group and session, remove
+        the cgroups and dirs."""
+        if self.cgroup_root is not None:
+            _kill_cgroup(self.cgroup_root)  # recursive: every attempt's, registered or not
+        for path in self.cgroups:
+            _kill_cgroup(path)
         sessions = self.groups | self.ended
         for _ in range(_FINAL_ROUNDS):
             for pgid in self.groups:
@@ -132,6 +172,10 @@ class Registry:
             for pid in survivors:
                 _kill(pid, group=False)
             time.sleep(0.05)
+        for path in self.cgroups:
+            _remove_cgroup(path)
+        if self.cgroup_root is not None:
+            _remove_cgroup(self.cgroup_root)
         for path in self.dirs:
             shutil.rmtree(path, ignore_errors=True)
 

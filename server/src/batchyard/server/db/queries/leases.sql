@@ -113,11 +113,12 @@ FROM run_attempts
 WHERE run_id = $1 AND number = $2;
 
 -- name: end_attempt
--- :ended_by: worker, release or rescuer.
+-- :ended_by: worker, release or rescuer; :peak_memory_bytes, :cpu_usec NULL if not measured.
 UPDATE run_attempts
 SET ended_at = clock_timestamp(), status = :status, reason = :reason, exit_code = :exit_code,
     message = :message,
-    ended_by = :ended_by
+    ended_by = :ended_by,
+    peak_memory_bytes = :peak_memory_bytes::bigint, cpu_usec = :cpu_usec::bigint
 WHERE run_id = :run AND number = :attempt;
 
 -- name: set_run_after_attempt
@@ -173,7 +174,8 @@ WITH run AS (
     -- One UPDATE of the attempt row: a second one in the same statement would be ignored.
     UPDATE run_attempts a
     SET ended_at = clock_timestamp(), status = 'SUCCEEDED', reason = '', exit_code = :exit_code,
-        message = :message, ended_by = 'worker', log_seq = :last_seq
+        message = :message, ended_by = 'worker', log_seq = :last_seq,
+        peak_memory_bytes = :peak_memory_bytes::bigint, cpu_usec = :cpu_usec::bigint
     FROM run
     WHERE a.run_id = run.id AND a.number = run.attempt
 ), stored AS (

@@ -51,7 +51,8 @@ JOIN run_configs c ON c.id = s.config_id
 WHERE r.workspace_id = $1 AND r.id = ANY($2::uuid[]);
 
 -- name: get_attempts
-SELECT run_id, number, worker_id, started_at, ended_at, status, reason, exit_code, message
+SELECT run_id, number, worker_id, started_at, ended_at, status, reason, exit_code, message,
+       peak_memory_bytes, cpu_usec
 FROM run_attempts
 WHERE run_id = ANY($1::uuid[])
 ORDER BY run_id, number;
