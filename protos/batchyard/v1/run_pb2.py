@@ -23,11 +23,12 @@ _sym_db = _symbol_database.Default()
 
 
 from batchyard.v1 import job_pb2 as batchyard_dot_v1_dot_job__pb2
+from batchyard.v1 import task_pb2 as batchyard_dot_v1_dot_task__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x62\x61tchyard/v1/run.proto\x12\x0c\x62\x61tchyard.v1\x1a\x16\x62\x61tchyard/v1/job.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x93\x02\n\x07\x41ttempt\x12\x0e\n\x06number\x18\x01 \x01(\x05\x12\x11\n\tworker_id\x18\x02 \x01(\t\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x06status\x18\x05 \x01(\x0e\x32\x17.batchyard.v1.RunStatus\x12\'\n\x06reason\x18\x06 \x01(\x0e\x32\x17.batchyard.v1.RunReason\x12\x16\n\texit_code\x18\x07 \x01(\x05H\x00\x88\x01\x01\x12\x0f\n\x07message\x18\x08 \x01(\tB\x0c\n\n_exit_code\"\xff\x02\n\x0cRunOverrides\x12\x0c\n\x04\x61rgs\x18\x01 \x03(\t\x12\x30\n\x03\x65nv\x18\x02 \x03(\x0b\x32#.batchyard.v1.RunOverrides.EnvEntry\x12=\n\nsecret_env\x18\x03 \x03(\x0b\x32).batchyard.v1.RunOverrides.SecretEnvEntry\x12*\n\x07timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x33\n\x0eretry_strategy\x18\x05 \x01(\x0b\x32\x1b.batchyard.v1.RetryStrategy\x12\r\n\x05queue\x18\x06 \x01(\t\x12\x15\n\x08priority\x18\x07 \x01(\x05H\x00\x88\x01\x01\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x30\n\x0eSecretEnvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0b\n\t_priority\"\xf1\x04\n\x03Run\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x17\n\x0f\x64\x65\x66inition_uuid\x18\x03 \x01(\t\x12\x17\n\x0f\x64\x65\x66inition_name\x18\x04 \x01(\t\x12\x1a\n\x12\x64\x65\x66inition_version\x18\x05 \x01(\x03\x12\'\n\x06\x63onfig\x18\x06 \x01(\x0b\x32\x17.batchyard.v1.JobConfig\x12\'\n\x06status\x18\x07 \x01(\x0e\x32\x17.batchyard.v1.RunStatus\x12\'\n\x06reason\x18\x08 \x01(\x0e\x32\x17.batchyard.v1.RunReason\x12\x0f\n\x07message\x18\t \x01(\t\x12\x18\n\x10\x63\x61ncel_requested\x18\n \x01(\x08\x12\x10\n\x08progress\x18\x0b \x01(\x05\x12\'\n\x08\x61ttempts\x18\x0c \x03(\x0b\x32\x15.batchyard.v1.Attempt\x12\x18\n\x10num_retries_used\x18\r \x01(\x05\x12\x14\n\x0cpayload_size\x18\x0e \x01(\x03\x12\x12\n\nrequest_id\x18\x0f \x01(\t\x12/\n\x0bsubmit_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11next_attempt_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08revision\x18\x14 \x01(\x03*\xa2\x01\n\tRunStatus\x12\x1a\n\x16RUN_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12RUN_STATUS_PENDING\x10\x01\x12\x16\n\x12RUN_STATUS_RUNNING\x10\x02\x12\x18\n\x14RUN_STATUS_SUCCEEDED\x10\x03\x12\x15\n\x11RUN_STATUS_FAILED\x10\x04\x12\x18\n\x14RUN_STATUS_CANCELLED\x10\x05*\x90\x03\n\tRunReason\x12\x1a\n\x16RUN_REASON_UNSPECIFIED\x10\x00\x12!\n\x1dRUN_REASON_RECENTLY_SUBMITTED\x10\x01\x12\x17\n\x13RUN_REASON_IN_QUEUE\x10\x02\x12&\n\"RUN_REASON_WAITING_ON_DEPENDENCIES\x10\x03\x12 \n\x1cRUN_REASON_WAITING_FOR_RETRY\x10\x04\x12!\n\x1dRUN_REASON_NON_ZERO_EXIT_CODE\x10\x05\x12\x16\n\x12RUN_REASON_TIMEOUT\x10\x06\x12\x1a\n\x16RUN_REASON_WORKER_LOST\x10\x07\x12!\n\x1dRUN_REASON_SOURCE_UNAVAILABLE\x10\x08\x12 \n\x1cRUN_REASON_DEPENDENCY_FAILED\x10\t\x12 \n\x1cRUN_REASON_CANCELLED_BY_USER\x10\n\x12#\n\x1fRUN_REASON_RESULT_UPLOAD_FAILED\x10\x0b\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x62\x61tchyard/v1/run.proto\x12\x0c\x62\x61tchyard.v1\x1a\x16\x62\x61tchyard/v1/job.proto\x1a\x17\x62\x61tchyard/v1/task.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x93\x02\n\x07\x41ttempt\x12\x0e\n\x06number\x18\x01 \x01(\x05\x12\x11\n\tworker_id\x18\x02 \x01(\t\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x06status\x18\x05 \x01(\x0e\x32\x17.batchyard.v1.RunStatus\x12\'\n\x06reason\x18\x06 \x01(\x0e\x32\x17.batchyard.v1.RunReason\x12\x16\n\texit_code\x18\x07 \x01(\x05H\x00\x88\x01\x01\x12\x0f\n\x07message\x18\x08 \x01(\tB\x0c\n\n_exit_code\"\xff\x02\n\x0cRunOverrides\x12\x0c\n\x04\x61rgs\x18\x01 \x03(\t\x12\x30\n\x03\x65nv\x18\x02 \x03(\x0b\x32#.batchyard.v1.RunOverrides.EnvEntry\x12=\n\nsecret_env\x18\x03 \x03(\x0b\x32).batchyard.v1.RunOverrides.SecretEnvEntry\x12*\n\x07timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x33\n\x0eretry_strategy\x18\x05 \x01(\x0b\x32\x1b.batchyard.v1.RetryStrategy\x12\r\n\x05queue\x18\x06 \x01(\t\x12\x15\n\x08priority\x18\x07 \x01(\x05H\x00\x88\x01\x01\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x30\n\x0eSecretEnvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0b\n\t_priority\"\x9b\x05\n\x03Run\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x17\n\x0f\x64\x65\x66inition_uuid\x18\x03 \x01(\t\x12\x17\n\x0f\x64\x65\x66inition_name\x18\x04 \x01(\t\x12\x1a\n\x12\x64\x65\x66inition_version\x18\x05 \x01(\x03\x12\'\n\x06\x63onfig\x18\x06 \x01(\x0b\x32\x17.batchyard.v1.JobConfig\x12\'\n\x06status\x18\x07 \x01(\x0e\x32\x17.batchyard.v1.RunStatus\x12\'\n\x06reason\x18\x08 \x01(\x0e\x32\x17.batchyard.v1.RunReason\x12\x0f\n\x07message\x18\t \x01(\t\x12\x18\n\x10\x63\x61ncel_requested\x18\n \x01(\x08\x12\x10\n\x08progress\x18\x0b \x01(\x05\x12\'\n\x08\x61ttempts\x18\x0c \x03(\x0b\x32\x15.batchyard.v1.Attempt\x12\x18\n\x10num_retries_used\x18\r \x01(\x05\x12\x14\n\x0cpayload_size\x18\x0e \x01(\x03\x12\x12\n\nrequest_id\x18\x0f \x01(\t\x12/\n\x0bsubmit_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11next_attempt_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08revision\x18\x14 \x01(\x03\x12(\n\x05tasks\x18\x46 \x01(\x0b\x32\x19.batchyard.v1.TaskSummary*\xa2\x01\n\tRunStatus\x12\x1a\n\x16RUN_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12RUN_STATUS_PENDING\x10\x01\x12\x16\n\x12RUN_STATUS_RUNNING\x10\x02\x12\x18\n\x14RUN_STATUS_SUCCEEDED\x10\x03\x12\x15\n\x11RUN_STATUS_FAILED\x10\x04\x12\x18\n\x14RUN_STATUS_CANCELLED\x10\x05*\x90\x03\n\tRunReason\x12\x1a\n\x16RUN_REASON_UNSPECIFIED\x10\x00\x12!\n\x1dRUN_REASON_RECENTLY_SUBMITTED\x10\x01\x12\x17\n\x13RUN_REASON_IN_QUEUE\x10\x02\x12&\n\"RUN_REASON_WAITING_ON_DEPENDENCIES\x10\x03\x12 \n\x1cRUN_REASON_WAITING_FOR_RETRY\x10\x04\x12!\n\x1dRUN_REASON_NON_ZERO_EXIT_CODE\x10\x05\x12\x16\n\x12RUN_REASON_TIMEOUT\x10\x06\x12\x1a\n\x16RUN_REASON_WORKER_LOST\x10\x07\x12!\n\x1dRUN_REASON_SOURCE_UNAVAILABLE\x10\x08\x12 \n\x1cRUN_REASON_DEPENDENCY_FAILED\x10\t\x12 \n\x1cRUN_REASON_CANCELLED_BY_USER\x10\n\x12#\n\x1fRUN_REASON_RESULT_UPLOAD_FAILED\x10\x0b\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,18 +39,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RUNOVERRIDES_ENVENTRY']._serialized_options = b'8\001'
   _globals['_RUNOVERRIDES_SECRETENVENTRY']._loaded_options = None
   _globals['_RUNOVERRIDES_SECRETENVENTRY']._serialized_options = b'8\001'
-  _globals['_RUNSTATUS']._serialized_start=1422
-  _globals['_RUNSTATUS']._serialized_end=1584
-  _globals['_RUNREASON']._serialized_start=1587
-  _globals['_RUNREASON']._serialized_end=1987
-  _globals['_ATTEMPT']._serialized_start=130
-  _globals['_ATTEMPT']._serialized_end=405
-  _globals['_RUNOVERRIDES']._serialized_start=408
-  _globals['_RUNOVERRIDES']._serialized_end=791
-  _globals['_RUNOVERRIDES_ENVENTRY']._serialized_start=686
-  _globals['_RUNOVERRIDES_ENVENTRY']._serialized_end=728
-  _globals['_RUNOVERRIDES_SECRETENVENTRY']._serialized_start=730
-  _globals['_RUNOVERRIDES_SECRETENVENTRY']._serialized_end=778
-  _globals['_RUN']._serialized_start=794
-  _globals['_RUN']._serialized_end=1419
+  _globals['_RUNSTATUS']._serialized_start=1489
+  _globals['_RUNSTATUS']._serialized_end=1651
+  _globals['_RUNREASON']._serialized_start=1654
+  _globals['_RUNREASON']._serialized_end=2054
+  _globals['_ATTEMPT']._serialized_start=155
+  _globals['_ATTEMPT']._serialized_end=430
+  _globals['_RUNOVERRIDES']._serialized_start=433
+  _globals['_RUNOVERRIDES']._serialized_end=816
+  _globals['_RUNOVERRIDES_ENVENTRY']._serialized_start=711
+  _globals['_RUNOVERRIDES_ENVENTRY']._serialized_end=753
+  _globals['_RUNOVERRIDES_SECRETENVENTRY']._serialized_start=755
+  _globals['_RUNOVERRIDES_SECRETENVENTRY']._serialized_end=803
+  _globals['_RUN']._serialized_start=819
+  _globals['_RUN']._serialized_end=1486
 # @@protoc_insertion_point(module_scope)
