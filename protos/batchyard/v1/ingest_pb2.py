@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x62\x61tchyard/v1/ingest.proto\x12\x0c\x62\x61tchyard.v1\"\x99\x02\n\x0cIngestConfig\x12(\n\x05input\x18\x01 \x01(\x0b\x32\x19.batchyard.v1.IngestInput\x12*\n\x06\x66ormat\x18\x02 \x01(\x0b\x32\x1a.batchyard.v1.IngestFormat\x12\r\n\x05table\x18\x03 \x01(\t\x12+\n\x07\x63olumns\x18\x04 \x03(\x0b\x32\x1a.batchyard.v1.IngestColumn\x12\x19\n\x11input_concurrency\x18\x05 \x01(\x05\x12\x0f\n\x07\x64ry_run\x18\x06 \x01(\x08\x12\x35\n\x0c\x65rror_policy\x18\x07 \x01(\x0b\x32\x1f.batchyard.v1.IngestErrorPolicy\x12\x14\n\x0cledger_table\x18\x08 \x01(\t\"i\n\x0bIngestInput\x12\x0b\n\x03uri\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x14\n\x0c\x65ndpoint_url\x18\x03 \x01(\t\x12\x14\n\x0cregex_filter\x18\x04 \x01(\t\x12\x11\n\tmax_files\x18\x05 \x01(\x05\"\xa2\x01\n\x0cIngestFormat\x12&\n\x03\x63sv\x18\x01 \x01(\x0b\x32\x17.batchyard.v1.CsvFormatH\x00\x12,\n\x06ndjson\x18\x02 \x01(\x0b\x32\x1a.batchyard.v1.NdjsonFormatH\x00\x12\x34\n\x0b\x63ompression\x18\x03 \x01(\x0e\x32\x1f.batchyard.v1.IngestCompressionB\x06\n\x04kind\"b\n\tCsvFormat\x12\x13\n\x06header\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x11\n\tdelimiter\x18\x02 \x01(\t\x12\r\n\x05quote\x18\x03 \x01(\t\x12\x13\n\x0bnull_string\x18\x04 \x01(\tB\t\n\x07_header\"\x0e\n\x0cNdjsonFormat\"\xb4\x01\n\x0cIngestColumn\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12,\n\x04type\x18\x03 \x01(\x0e\x32\x1e.batchyard.v1.IngestColumnType\x12\x10\n\x08nullable\x18\x04 \x01(\x08\x12\x1a\n\rdefault_value\x18\x05 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x10timestamp_format\x18\x06 \x01(\tB\x10\n\x0e_default_value\"\x83\x01\n\x11IngestErrorPolicy\x12\x31\n\tfail_fast\x18\x01 \x01(\x0b\x32\x1c.batchyard.v1.IngestFailFastH\x00\x12\x31\n\tskip_rows\x18\x02 \x01(\x0b\x32\x1c.batchyard.v1.IngestSkipRowsH\x00\x42\x08\n\x06policy\"\x10\n\x0eIngestFailFast\"&\n\x0eIngestSkipRows\x12\x14\n\x0cmax_bad_rows\x18\x01 \x01(\x03*\x8e\x01\n\x11IngestCompression\x12\"\n\x1eINGEST_COMPRESSION_UNSPECIFIED\x10\x00\x12\x1b\n\x17INGEST_COMPRESSION_NONE\x10\x01\x12\x1b\n\x17INGEST_COMPRESSION_GZIP\x10\x02\x12\x1b\n\x17INGEST_COMPRESSION_ZSTD\x10\x03*\xae\x02\n\x10IngestColumnType\x12\"\n\x1eINGEST_COLUMN_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n\x17INGEST_COLUMN_TYPE_TEXT\x10\x01\x12\x1e\n\x1aINGEST_COLUMN_TYPE_INTEGER\x10\x02\x12\x1d\n\x19INGEST_COLUMN_TYPE_DOUBLE\x10\x03\x12\x1e\n\x1aINGEST_COLUMN_TYPE_BOOLEAN\x10\x04\x12 \n\x1cINGEST_COLUMN_TYPE_TIMESTAMP\x10\x05\x12\x1b\n\x17INGEST_COLUMN_TYPE_DATE\x10\x06\x12\x1b\n\x17INGEST_COLUMN_TYPE_JSON\x10\x07\x12\x1e\n\x1aINGEST_COLUMN_TYPE_NUMERIC\x10\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x62\x61tchyard/v1/ingest.proto\x12\x0c\x62\x61tchyard.v1\"\x99\x02\n\x0cIngestConfig\x12(\n\x05input\x18\x01 \x01(\x0b\x32\x19.batchyard.v1.IngestInput\x12*\n\x06\x66ormat\x18\x02 \x01(\x0b\x32\x1a.batchyard.v1.IngestFormat\x12\r\n\x05table\x18\x03 \x01(\t\x12+\n\x07\x63olumns\x18\x04 \x03(\x0b\x32\x1a.batchyard.v1.IngestColumn\x12\x19\n\x11input_concurrency\x18\x05 \x01(\x05\x12\x0f\n\x07\x64ry_run\x18\x06 \x01(\x08\x12\x35\n\x0c\x65rror_policy\x18\x07 \x01(\x0b\x32\x1f.batchyard.v1.IngestErrorPolicy\x12\x14\n\x0cledger_table\x18\x08 \x01(\t\"i\n\x0bIngestInput\x12\x0b\n\x03uri\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x14\n\x0c\x65ndpoint_url\x18\x03 \x01(\t\x12\x14\n\x0cregex_filter\x18\x04 \x01(\t\x12\x11\n\tmax_files\x18\x05 \x01(\x05\"\xa2\x01\n\x0cIngestFormat\x12&\n\x03\x63sv\x18\x01 \x01(\x0b\x32\x17.batchyard.v1.CsvFormatH\x00\x12,\n\x06ndjson\x18\x02 \x01(\x0b\x32\x1a.batchyard.v1.NdjsonFormatH\x00\x12\x34\n\x0b\x63ompression\x18\x03 \x01(\x0e\x32\x1f.batchyard.v1.IngestCompressionB\x06\n\x04kind\"b\n\tCsvFormat\x12\x13\n\x06header\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x11\n\tdelimiter\x18\x02 \x01(\t\x12\r\n\x05quote\x18\x03 \x01(\t\x12\x13\n\x0bnull_string\x18\x04 \x01(\tB\t\n\x07_header\"\x0e\n\x0cNdjsonFormat\"\xc6\x01\n\x0cIngestColumn\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12,\n\x04type\x18\x03 \x01(\x0e\x32\x1e.batchyard.v1.IngestColumnType\x12\x15\n\x08nullable\x18\x04 \x01(\x08H\x00\x88\x01\x01\x12\x1a\n\rdefault_value\x18\x05 \x01(\tH\x01\x88\x01\x01\x12\x18\n\x10timestamp_format\x18\x06 \x01(\tB\x0b\n\t_nullableB\x10\n\x0e_default_value\"\x83\x01\n\x11IngestErrorPolicy\x12\x31\n\tfail_fast\x18\x01 \x01(\x0b\x32\x1c.batchyard.v1.IngestFailFastH\x00\x12\x31\n\tskip_rows\x18\x02 \x01(\x0b\x32\x1c.batchyard.v1.IngestSkipRowsH\x00\x42\x08\n\x06policy\"\x10\n\x0eIngestFailFast\"&\n\x0eIngestSkipRows\x12\x14\n\x0cmax_bad_rows\x18\x01 \x01(\x03*\x8e\x01\n\x11IngestCompression\x12\"\n\x1eINGEST_COMPRESSION_UNSPECIFIED\x10\x00\x12\x1b\n\x17INGEST_COMPRESSION_NONE\x10\x01\x12\x1b\n\x17INGEST_COMPRESSION_GZIP\x10\x02\x12\x1b\n\x17INGEST_COMPRESSION_ZSTD\x10\x03*\xae\x02\n\x10IngestColumnType\x12\"\n\x1eINGEST_COLUMN_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n\x17INGEST_COLUMN_TYPE_TEXT\x10\x01\x12\x1e\n\x1aINGEST_COLUMN_TYPE_INTEGER\x10\x02\x12\x1d\n\x19INGEST_COLUMN_TYPE_DOUBLE\x10\x03\x12\x1e\n\x1aINGEST_COLUMN_TYPE_BOOLEAN\x10\x04\x12 \n\x1cINGEST_COLUMN_TYPE_TIMESTAMP\x10\x05\x12\x1b\n\x17INGEST_COLUMN_TYPE_DATE\x10\x06\x12\x1b\n\x17INGEST_COLUMN_TYPE_JSON\x10\x07\x12\x1e\n\x1aINGEST_COLUMN_TYPE_NUMERIC\x10\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'batchyard.v1.ingest_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INGESTCOMPRESSION']._serialized_start=1091
-  _globals['_INGESTCOMPRESSION']._serialized_end=1233
-  _globals['_INGESTCOLUMNTYPE']._serialized_start=1236
-  _globals['_INGESTCOLUMNTYPE']._serialized_end=1538
+  _globals['_INGESTCOMPRESSION']._serialized_start=1109
+  _globals['_INGESTCOMPRESSION']._serialized_end=1251
+  _globals['_INGESTCOLUMNTYPE']._serialized_start=1254
+  _globals['_INGESTCOLUMNTYPE']._serialized_end=1556
   _globals['_INGESTCONFIG']._serialized_start=44
   _globals['_INGESTCONFIG']._serialized_end=325
   _globals['_INGESTINPUT']._serialized_start=327
@@ -46,11 +46,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_NDJSONFORMAT']._serialized_start=699
   _globals['_NDJSONFORMAT']._serialized_end=713
   _globals['_INGESTCOLUMN']._serialized_start=716
-  _globals['_INGESTCOLUMN']._serialized_end=896
-  _globals['_INGESTERRORPOLICY']._serialized_start=899
-  _globals['_INGESTERRORPOLICY']._serialized_end=1030
-  _globals['_INGESTFAILFAST']._serialized_start=1032
-  _globals['_INGESTFAILFAST']._serialized_end=1048
-  _globals['_INGESTSKIPROWS']._serialized_start=1050
-  _globals['_INGESTSKIPROWS']._serialized_end=1088
+  _globals['_INGESTCOLUMN']._serialized_end=914
+  _globals['_INGESTERRORPOLICY']._serialized_start=917
+  _globals['_INGESTERRORPOLICY']._serialized_end=1048
+  _globals['_INGESTFAILFAST']._serialized_start=1050
+  _globals['_INGESTFAILFAST']._serialized_end=1066
+  _globals['_INGESTSKIPROWS']._serialized_start=1068
+  _globals['_INGESTSKIPROWS']._serialized_end=1106
 # @@protoc_insertion_point(module_scope)

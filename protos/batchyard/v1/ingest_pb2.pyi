@@ -264,8 +264,8 @@ class CsvFormat(_message.Message):
     quote: _builtins.str
     """The quote character, one character (default "\\"")."""
     null_string: _builtins.str
-    """The unquoted text that stands for NULL (default: the empty field). A quoted empty
-    field is always the empty string.
+    """The text that stands for NULL; empty (the default): an empty field, quoted or not,
+    is NULL.
     """
     def __init__(
         self,
@@ -324,8 +324,8 @@ class IngestColumn(_message.Message):
     type: Global___IngestColumnType.ValueType
     """The value's type; unset: the target column's type decides."""
     nullable: _builtins.bool
-    """Whether a missing or null value is allowed (then NULL, or `default_value`). A NULL
-    in a column that is not nullable makes the row bad.
+    """Whether a missing or null value is allowed (then NULL, or `default_value`); unset: as
+    the target column (NOT NULL or not). A NULL where none is allowed makes the row bad.
     """
     default_value: _builtins.str
     """The text used when the value is missing or null (converted like any value)."""
@@ -339,17 +339,22 @@ class IngestColumn(_message.Message):
         name: _builtins.str = ...,
         source: _builtins.str = ...,
         type: Global___IngestColumnType.ValueType = ...,
-        nullable: _builtins.bool = ...,
+        nullable: _builtins.bool | None = ...,
         default_value: _builtins.str | None = ...,
         timestamp_format: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_default_value", b"_default_value", "default_value", b"default_value"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_default_value", b"_default_value", "_nullable", b"_nullable", "default_value", b"default_value", "nullable", b"nullable"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_default_value", b"_default_value", "default_value", b"default_value", "name", b"name", "nullable", b"nullable", "source", b"source", "timestamp_format", b"timestamp_format", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_default_value", b"_default_value", "_nullable", b"_nullable", "default_value", b"default_value", "name", b"name", "nullable", b"nullable", "source", b"source", "timestamp_format", b"timestamp_format", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__default_value: _TypeAlias = _typing.Literal["default_value"]  # noqa: Y015
     _WhichOneofArgType__default_value: _TypeAlias = _typing.Literal["_default_value", b"_default_value"]  # noqa: Y015
+    _WhichOneofReturnType__nullable: _TypeAlias = _typing.Literal["nullable"]  # noqa: Y015
+    _WhichOneofArgType__nullable: _TypeAlias = _typing.Literal["_nullable", b"_nullable"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__default_value) -> _WhichOneofReturnType__default_value | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__nullable) -> _WhichOneofReturnType__nullable | None: ...
 
 Global___IngestColumn: _TypeAlias = IngestColumn  # noqa: Y015
 
