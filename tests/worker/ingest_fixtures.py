@@ -32,7 +32,11 @@ def ingest_job(
     """An INGEST job loading ``uri`` (on the moto ``endpoint``) into ``table``."""
     config = ingest_pb2.IngestConfig(
         input=ingest_pb2.IngestInput(
-            uri=uri, endpoint_url=endpoint, region="us-east-1", regex_filter=regex, max_files=max_files
+            uri=uri,
+            endpoint_url=endpoint,
+            region="us-east-1",
+            regex_filter=regex,
+            max_files=max_files,
         ),
         table=table,
         columns=columns or [],

@@ -77,10 +77,11 @@ async def _until_signalled(
     outcome = Outcome()
     pools: list[Any] = []
     task = asyncio.ensure_future(_run(dsn, config, run, attempt, tracker, outcome, pools))
-    stopped = asyncio.Event()
+    in_flight: list[Any] = []
 
     def stop() -> None:
-        stopped.set()
+        if not in_flight:
+            in_flight.extend(outcome.in_flight or [None])
         task.cancel()
 
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -88,13 +89,12 @@ async def _until_signalled(
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
-        in_flight = list(outcome.in_flight)
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(task, STOP_GRACE)
         for pool in pools:
             pool.terminate()
         done = len(outcome.loaded) + len(outcome.before)
-        names = ", ".join(item.uri for item in in_flight[:20]) or "none"
+        names = ", ".join(item.uri for item in in_flight[:20] if item is not None) or "none"
         warn(
             f"stopped by a signal: {done} file(s) are in, {len(outcome.loaded)} of them loaded "
             f"by this run ({outcome.rows} rows); rolled back the file(s) in flight: {names}"
