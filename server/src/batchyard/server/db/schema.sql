@@ -44,7 +44,7 @@ CREATE TABLE public.definition_versions (
     config jsonb NOT NULL,
     created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
     sealed_secrets bytea NOT NULL,
-    CONSTRAINT definition_versions_job_type_check CHECK ((job_type = ANY (ARRAY['PYTHON'::text, 'SQL'::text, 'SHELL'::text])))
+    CONSTRAINT definition_versions_job_type_check CHECK ((job_type = ANY (ARRAY['PYTHON'::text, 'SQL'::text, 'SHELL'::text, 'INGEST'::text])))
 );
 
 CREATE TABLE public.definitions (
@@ -131,6 +131,7 @@ CREATE TABLE public.runs (
     started_at timestamp with time zone,
     ended_at timestamp with time zone,
     revision bigint DEFAULT 1 NOT NULL,
+    tasks jsonb,
     CONSTRAINT runs_lease_check CHECK (((status = 'RUNNING'::text) = (lease_id IS NOT NULL))),
     CONSTRAINT runs_progress_check CHECK (((progress >= 0) AND (progress <= 100))),
     CONSTRAINT runs_status_check CHECK ((status = ANY (ARRAY['PENDING'::text, 'RUNNING'::text, 'SUCCEEDED'::text, 'FAILED'::text, 'CANCELLED'::text])))
