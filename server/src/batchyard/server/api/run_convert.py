@@ -5,6 +5,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from batchyard.server.api.job_convert import config_to_pb, retry_from_pb, seconds, timestamp
+from batchyard.server.api.task_convert import tasks_to_pb
 from batchyard.server.domain.errors import FieldViolation, InvalidArgument
 from batchyard.server.domain.jobs import JobConfig, Secrets
 from batchyard.server.domain.runs import Attempt, Overrides, Run, RunReason, RunStatus
@@ -88,7 +89,7 @@ class ConfigMemo:
 
 def run_to_pb(run: Run, configs: ConfigMemo | None = None) -> pb.Run:
     convert = configs or config_to_pb
-    return pb.Run(
+    out = pb.Run(
         uuid=str(run.uuid),
         workspace=run.workspace,
         definition_uuid=str(run.definition_uuid) if run.definition_uuid else "",
@@ -110,6 +111,10 @@ def run_to_pb(run: Run, configs: ConfigMemo | None = None) -> pb.Run:
         next_attempt_time=timestamp(run.next_attempt_time),
         revision=run.revision,
     )
+    tasks_to_pb(run.tasks, out.tasks)
+    if run.tasks is None:
+        out.ClearField("tasks")
+    return out
 
 
 class FreshRuns:

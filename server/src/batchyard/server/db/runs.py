@@ -167,6 +167,7 @@ def _run(row: asyncpg.Record, secrets: Secrets, attempts: tuple[Attempt, ...]) -
         end_time=row["ended_at"],
         next_attempt_time=row["available_at"] if reason == RunReason.WAITING_FOR_RETRY else None,
         revision=row["revision"],
+        tasks=row.get("tasks"),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
 from batchyard.server.domain.errors import FieldViolation
@@ -82,6 +83,8 @@ class Run:
     end_time: datetime | None
     next_attempt_time: datetime | None
     revision: int
+    tasks: dict[str, Any] | None = None
+    """The latest task summary the job reported (TaskSummary's JSON form), if any."""
 
 
 @dataclass(frozen=True)

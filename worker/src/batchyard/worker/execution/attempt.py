@@ -41,6 +41,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from batchyard.v1 import task_pb2
 from batchyard.worker import outcome as outcomes
 from batchyard.worker.execution.command import Command, build_command, job_environment
 from batchyard.worker.execution.directories import AttemptPaths
@@ -127,6 +128,11 @@ class Execution:
     def progress(self) -> int | None:
         """The latest progress the job reported (0-100), if any."""
         return None if self._collector is None else self._collector.progress
+
+    @property
+    def tasks(self) -> task_pb2.TaskSummary | None:
+        """The latest task summary the job reported (``::tasks``), if any."""
+        return None if self._collector is None else self._collector.tasks
 
     @property
     def timeout(self) -> float:

@@ -36,7 +36,7 @@ SELECT request_id, id FROM runs WHERE workspace_id = $1 AND request_id = ANY($2:
 SELECT r.id, w.name AS workspace, r.definition_id, r.definition_name, r.definition_version,
        r.request_id, r.status, r.reason, r.message, r.cancel_requested, r.progress,
        r.num_retries_used, r.payload_size, r.available_at, r.submitted_at, r.started_at,
-       r.ended_at, r.revision, c.config, c.sealed_secrets
+       r.ended_at, r.revision, c.config, c.sealed_secrets, r.tasks
 FROM runs r
 JOIN workspaces w ON w.id = r.workspace_id
 JOIN run_specs s ON s.run_id = r.id
