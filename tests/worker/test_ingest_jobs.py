@@ -279,7 +279,9 @@ async def test_fail_fast_stops_at_a_bad_file_mid_way_and_a_rerun_finishes_the_re
     s3.put_object(Bucket=bucket, Key="f/1.csv", Body=csv_lines(good[1]))  # fixed: a new ETag
     again = await run_job(job, ingest_options, run="run-2")
     succeeded(again)
-    assert await table_digest(target, table) == expected_digest([row for rows in good for row in rows])
+    assert await table_digest(target, table) == expected_digest(
+        [row for rows in good for row in rows]
+    )
 
 
 async def test_an_empty_prefix_fails_with_a_clear_message(

@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeAlias, TypeVar
 from batchyard.v1 import (
     access_pb2,
     definition_pb2,
+    ingest_pb2,
     job_pb2,
     log_pb2,
     result_pb2,
@@ -366,4 +367,57 @@ def tail_logs_request(
         only_new=only_new,
         min_level=log_level(min_level),
         streams=[log_stream(s) for s in streams],
+    )
+
+
+# ---------------------------------------------------------------- ingest
+
+INGEST_FORMATS = ("csv", "ndjson")
+
+
+def ingest_config(
+    uri: str,
+    *,
+    target: str,
+    table: str,
+    format: str = "csv",
+    regex: str = "",
+    max_files: int = 0,
+    dry_run: bool = False,
+    input_concurrency: int = 0,
+    region: str = "",
+    endpoint_url: str = "",
+    columns: Sequence[ingest_pb2.IngestColumn] = (),
+    csv: ingest_pb2.CsvFormat | None = None,
+    max_bad_rows: int | None = None,
+) -> job_pb2.JobConfig:
+    """The inline configuration of an ad-hoc INGEST run: the S3 object or prefix `uri`
+    (its keys filtered by `regex`, at most `max_files`) loaded into `table` of the database
+    the workers know as `target`, each file exactly once. `format` is "csv" or "ndjson";
+    `max_bad_rows` skips up to that many bad rows (default: fail at the first)."""
+    if format not in INGEST_FORMATS:
+        raise ValueError(f"format {format!r}: expected one of {', '.join(INGEST_FORMATS)}")
+    ingest = ingest_pb2.IngestConfig(
+        input=ingest_pb2.IngestInput(
+            uri=uri,
+            region=region,
+            endpoint_url=endpoint_url,
+            regex_filter=regex,
+            max_files=max_files,
+        ),
+        table=table,
+        columns=list(columns),
+        input_concurrency=input_concurrency,
+        dry_run=dry_run,
+    )
+    if format == "csv":
+        ingest.format.csv.CopyFrom(csv or ingest_pb2.CsvFormat())
+    else:
+        ingest.format.ndjson.SetInParent()
+    if max_bad_rows is not None:
+        ingest.error_policy.skip_rows.max_bad_rows = max_bad_rows
+    return job_pb2.JobConfig(
+        type=job_pb2.JOB_TYPE_INGEST,
+        sql_target=job_pb2.SqlTarget(connection=target),
+        ingest=ingest,
     )
