@@ -57,6 +57,7 @@ def test_the_tree_is_what_the_docs_say() -> None:
         "workspaces",
         "audit",
         "completion",
+        "ingest",
         *PLUGINS,
     }
 

@@ -55,3 +55,42 @@ async def test_an_ingest_run_loads_a_prefix_and_reports_task_counts(
             assert {"config.ingest.input.uri", "config.ingest.table"} <= fields
     finally:
         await conn.close()
+
+
+async def test_batchyard_ingest_wait_dry_run_then_load_then_nothing_left(
+    capsys: Any,
+    target: str,
+    start_worker: Any,
+    s3: Any,
+    bucket: str,
+    s3_endpoint: str,
+    sql_target_dsn: str,
+) -> None:
+    from tests.client.cli_runner import Cli
+
+    table = new_table()
+    conn = await asyncpg.connect(sql_target_dsn)
+    try:
+        await create_table(conn, table)
+        s3.put_object(Bucket=bucket, Key="c/a.csv", Body=csv_lines(numbered(1, 3)))
+        s3.put_object(Bucket=bucket, Key="c/b.csv", Body=csv_lines(numbered(7, 2)))
+        start_worker()
+        ingest = Cli(capsys, target, "ingest", "--request-timeout")
+        uri = f"s3://{bucket}/c/"
+        common = (uri, "--target", "sandbox", "--table", table, "--endpoint-url", s3_endpoint)
+        code, out, err = await ingest(*common, "--dry-run", "--wait")
+        assert code == 0, err
+        assert "tasks: LIST done · LOAD 0/2 done · 0%" in err
+        assert await conn.fetchval(f"SELECT count(*) FROM {table}") == 0
+        code, out, err = await ingest(*common, "--regex", r"a\.csv$", "--wait")
+        assert code == 0, err
+        assert "tasks: LIST done · LOAD done · 100%" in err
+        code, out, err = await ingest(*common, "--wait")
+        assert code == 0, err
+        assert await conn.fetchval(f"SELECT count(*) FROM {table}") == 5
+        code, out, err = await ingest(
+            *common, "--format", "ndjson", "--max-bad-rows", "0", "--wait"
+        )
+        assert code == 1 and "max_bad_rows" in err
+    finally:
+        await conn.close()

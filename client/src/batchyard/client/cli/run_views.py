@@ -20,7 +20,7 @@ from batchyard.client.cli.render import (
 from batchyard.client.describe import STATUSES as STATUSES
 from batchyard.client.describe import definition_ref as definition_ref
 from batchyard.client.describe import elapsed as elapsed
-from batchyard.client.describe import one_line
+from batchyard.client.describe import one_line, tasks_text
 from batchyard.client.describe import outcome_lines as outcome_lines
 from batchyard.client.describe import reason_text as reason_text
 from batchyard.client.describe import state_text as state_text
@@ -117,6 +117,13 @@ def run_details(run: run_pb2.Run, now: datetime) -> str:
     if run.num_retries_used:
         pairs.append(("Retries used", str(run.num_retries_used)))
     pairs.append(("Progress", f"{run.progress}%"))
+    if run.HasField("tasks"):
+        pairs.append(("Tasks", tasks_text(run.tasks)))
+        for error in run.tasks.errors:
+            line = f" line {error.line}" if error.line else ""
+            pairs.append(
+                ("  error", one_line(f"{error.phase} {error.task}{line}: {error.message}"))
+            )
     if run.payload_size:
         pairs.append(("Payload", f"{run.payload_size} bytes"))
     if run.request_id:

@@ -75,6 +75,7 @@ JOB_TYPES: dict[str, job_pb2.JobType.ValueType] = {
     "python": job_pb2.JOB_TYPE_PYTHON,
     "sql": job_pb2.JOB_TYPE_SQL,
     "shell": job_pb2.JOB_TYPE_SHELL,
+    "ingest": job_pb2.JOB_TYPE_INGEST,
 }
 ROLES: dict[str, access_pb2.TokenRole.ValueType] = {
     "admin": access_pb2.TOKEN_ROLE_ADMIN,
