@@ -78,17 +78,17 @@ async def test_batchyard_ingest_wait_dry_run_then_load_then_nothing_left(
         ingest = Cli(capsys, target, "ingest", "--request-timeout")
         uri = f"s3://{bucket}/c/"
         common = (uri, "--target", "sandbox", "--table", table, "--endpoint-url", s3_endpoint)
-        code, out, err = await ingest(*common, "--dry-run", "--wait")
+        code, _, err = await ingest(*common, "--dry-run", "--wait")
         assert code == 0, err
         assert "tasks: LIST done · LOAD 0/2 done · 0%" in err
         assert await conn.fetchval(f"SELECT count(*) FROM {table}") == 0
-        code, out, err = await ingest(*common, "--regex", r"a\.csv$", "--wait")
+        code, _, err = await ingest(*common, "--regex", r"a\.csv$", "--wait")
         assert code == 0, err
         assert "tasks: LIST done · LOAD done · 100%" in err
-        code, out, err = await ingest(*common, "--wait")
+        code, _, err = await ingest(*common, "--wait")
         assert code == 0, err
         assert await conn.fetchval(f"SELECT count(*) FROM {table}") == 5
-        code, out, err = await ingest(
+        code, _, err = await ingest(
             *common, "--format", "ndjson", "--max-bad-rows", "0", "--wait"
         )
         assert code == 1 and "max_bad_rows" in err
