@@ -113,7 +113,9 @@ async def test_max_files_loads_the_first_keys_in_order(
     assert await table_digest(target, table) == expected_digest(numbered(0, 2) + numbered(10, 2))
 
 
+@pytest.mark.parametrize("mapped", [False, True], ids=["as-is", "mapped"])
 async def test_csv_edge_cases_quotes_newlines_nulls_bom_and_crlf(
+    mapped: bool,
     ingest_options: ExecutionOptions,
     s3: Any,
     bucket: str,
@@ -272,7 +274,8 @@ async def test_fail_fast_stops_at_a_bad_file_mid_way_and_a_rerun_finishes_the_re
     failed = await run_job(job, ingest_options)
     assert failed.outcome.status == run_pb2.RUN_STATUS_FAILED
     text = log(failed)
-    assert f"s3://{bucket}/f/1.csv line 7: id: 'oops' is not an integer" in text
+    assert f"s3://{bucket}/f/1.csv: the database refused the rows: invalid input syntax" in text
+    assert 'line 7, column id: "oops"' in text
     assert "1 of 4 file(s) are in" in text
     assert f"failed: s3://{bucket}/f/1.csv" in text and f"not loaded: s3://{bucket}/f/2.csv" in text
     assert await table_digest(target, table) == expected_digest(good[0])

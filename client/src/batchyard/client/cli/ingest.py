@@ -75,7 +75,13 @@ def register(subparsers: Any) -> None:
         "--format", choices=FORMATS, default="csv", help="file format (default csv)"
     )
     parser.add_argument("--regex", metavar="RE", default="", help="load only keys matching RE")
-    parser.add_argument("--max-files", metavar="N", type=options.non_negative_int, default=0)
+    parser.add_argument(
+        "--max-files",
+        metavar="N",
+        type=options.non_negative_int,
+        default=0,
+        help="load at most N files, in key order (default: all)",
+    )
     parser.add_argument(
         "--dry-run", action="store_true", help="list, infer and check; load nothing"
     )

@@ -30,6 +30,7 @@ import zstandard
 from batchyard.v1 import ingest_pb2
 
 BATCH_ROWS = 5000
+CHUNK_BYTES = 1024 * 1024
 QUEUED_BATCHES = 3
 _WAIT = 0.2
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -116,6 +117,12 @@ class _LoopReader(io.RawIOBase):
 
 def open_text(raw: io.RawIOBase, name: str, chosen: int) -> tuple[io.TextIOWrapper, str]:
     """The decompressed, decoded text of ``raw`` and the compression found."""
+    stream, kind = open_binary(raw, name, chosen)
+    return io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline=""), kind
+
+
+def open_binary(raw: io.RawIOBase, name: str, chosen: int) -> tuple[Any, str]:
+    """The decompressed bytes of ``raw`` and the compression found."""
     buffered = io.BufferedReader(raw, 1024 * 1024)
     kind = compression_of(name, buffered.peek(4)[:4], chosen)
     stream: Any = buffered
@@ -124,7 +131,7 @@ def open_text(raw: io.RawIOBase, name: str, chosen: int) -> tuple[io.TextIOWrapp
     elif kind == "zstd":
         reader = zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True)
         stream = io.BufferedReader(reader, 1024 * 1024)
-    return io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline=""), kind
+    return stream, kind
 
 
 def csv_rows(text: io.TextIOWrapper, options: ingest_pb2.CsvFormat) -> Iterator[tuple[int, Any]]:
@@ -178,6 +185,7 @@ class FileReader:
         form: ingest_pb2.IngestFormat,
         *,
         batch_rows: int = BATCH_ROWS,
+        raw: bool = False,
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = threading.Event()
@@ -186,6 +194,8 @@ class FileReader:
         self._name = name
         self._form = form
         self._batch_rows = batch_rows
+        self._raw_bytes = raw
+        """Yield the decompressed bytes in chunks, not rows."""
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._room = threading.Semaphore(QUEUED_BATCHES)
         self._thread = threading.Thread(target=self._work, name=f"ingest {name}", daemon=True)
@@ -199,8 +209,17 @@ class FileReader:
     def start(self) -> None:
         self._thread.start()
 
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The file's decompressed bytes (a ``raw`` reader); raises FileError."""
+        async for item in self._items():
+            yield item
+
     async def batches(self) -> AsyncIterator[Batch]:
         """The file's batches; raises FileError."""
+        async for item in self._items():
+            yield item
+
+    async def _items(self) -> AsyncIterator[Any]:
         while True:
             item = await self._queue.get()
             self._room.release()
@@ -213,10 +232,14 @@ class FileReader:
     async def close(self) -> None:
         """Stops the thread (if still reading) and closes the object's stream."""
         self._stop.set()
-        await self._chunks.aclose()  # type: ignore[attr-defined]
+        with contextlib.suppress(RuntimeError):  # still running in the thread's last call
+            await self._chunks.aclose()  # type: ignore[attr-defined]
 
     def _work(self) -> None:
         try:
+            if self._raw_bytes:
+                self._work_bytes()
+                return
             text, self.compression = open_text(self._raw, self._name, self._form.compression)
             rows = self._rows(text)
             batch = Batch()
@@ -236,6 +259,16 @@ class FileReader:
             self._fail(FileError(f"cannot read {self._name}: {_describe(exc)}"))
         except Exception as exc:  # the thread's boundary: the loop reports it
             self._fail(exc)
+
+    def _work_bytes(self) -> None:
+        stream, self.compression = open_binary(self._raw, self._name, self._form.compression)
+        while (
+            chunk := stream.read1(CHUNK_BYTES)
+            if hasattr(stream, "read1")
+            else stream.read(CHUNK_BYTES)
+        ):
+            self._put(chunk)
+        self._put(None)
 
     def _rows(self, text: io.TextIOWrapper) -> Iterator[tuple[int, Any]]:
         if self._form.WhichOneof("kind") == "ndjson":

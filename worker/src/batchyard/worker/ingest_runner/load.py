@@ -10,6 +10,8 @@ stop — rolls the whole file back, ledger row included.
 
 from __future__ import annotations
 
+import codecs
+import csv
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,12 +19,14 @@ from typing import Any
 import asyncpg
 
 from batchyard.v1 import ingest_pb2
-from batchyard.worker.ingest_runner.decode import Batch, FileError, FileReader
+from batchyard.worker.ingest_runner.decode import Batch, FileError, FileReader, compression_of
 from batchyard.worker.ingest_runner.ledger import Ledger, Table
 from batchyard.worker.ingest_runner.mapping import MappingError, Plan, csv_plan, ndjson_plan
 from batchyard.worker.ingest_runner.tasks import Tracker, warn
 from batchyard.worker.ingest_runner.values import BadValue
 from batchyard.worker.sources.port import ObjectStore, SourceError, StoredObject
+
+MAX_HEADER_BYTES = 1024 * 1024
 
 
 class FileFailed(Exception):
@@ -82,12 +86,27 @@ def plan_for(
     return csv_plan(config, table, reader.header, width)
 
 
+def passes_through(config: ingest_pb2.IngestConfig) -> bool:
+    """Whether the files go to the database as they are (decompressed): CSV with a header
+    naming the columns, no mapping, failing at the first bad row. PostgreSQL then parses
+    and converts (``COPY … (FORMAT csv)``), which is faster than any parsing here."""
+    options = config.format.csv
+    return (
+        config.format.WhichOneof("kind") == "csv"
+        and (not options.HasField("header") or options.header)
+        and not config.columns
+        and config.error_policy.WhichOneof("policy") != "skip_rows"
+    )
+
+
 async def load_file(conn: Any, context: Context, item: StoredObject) -> Counts | None:
     """Loads ``item`` in one transaction; None when the ledger says it is in already.
     Raises FileFailed (the transaction rolled back)."""
     async with conn.transaction():
         if not await context.ledger.claim(conn, item, context.run, context.attempt):
             return None
+        if passes_through(context.config):
+            return await _load_as_is(conn, context, item)
         reader = FileReader(context.store.read(item), item.key, context.config.format)
         reader.start()
         counts = Counts()
@@ -115,6 +134,108 @@ async def load_file(conn: Any, context: Context, item: StoredObject) -> Counts |
             await reader.close()
         counts.compression = reader.compression
         return counts
+
+
+async def _load_as_is(conn: Any, context: Context, item: StoredObject) -> Counts:
+    """The file's bytes into ``COPY … FROM STDIN (FORMAT csv, HEADER)``, its header naming
+    the columns (a byte order mark is dropped). Plain files go from S3 to the database
+    without a thread; compressed ones through the reader's thread, decompressed."""
+    options = context.config.format.csv
+    counts = Counts()
+    stored = context.store.read(item)
+    reader: FileReader | None = None
+    try:
+        head = await anext(stored, b"")
+        counts.compression = compression_of(item.key, head[:4], context.config.format.compression)
+        if counts.compression == "none":
+            chunks = _prepend(head, stored)
+        else:
+            reader = FileReader(_prepend(head, stored), item.key, context.config.format, raw=True)
+            reader.start()
+            chunks = reader.chunks()
+        first, header = await _header(chunks, options)
+        if header is None:
+            raise FileFailed(f"{item.uri}: the file is empty (no CSV header)")
+        csv_plan(context.config, context.table, header, len(header))  # the columns exist
+        status = await conn.copy_to_table(
+            context.table.name,
+            schema_name=context.table.schema,
+            columns=header,
+            source=_tracked(context, item, first, chunks),
+            **_copy_options(options),
+        )
+        counts.rows = int(status.rsplit(" ", 1)[-1])
+        await context.ledger.finish(conn, item, counts.rows, 0)
+    except (MappingError, FileError, SourceError) as exc:
+        raise FileFailed(f"{item.uri}: {exc}") from None
+    except asyncpg.PostgresError as exc:
+        if isinstance(exc, asyncpg.PostgresConnectionError):
+            raise
+        raise FileFailed(f"{item.uri}: the database refused the rows: {_pg_error(exc)}") from None
+    finally:
+        if reader is not None:
+            await reader.close()
+        await stored.aclose()  # type: ignore[attr-defined]
+    return counts
+
+
+def _copy_options(options: ingest_pb2.CsvFormat) -> dict[str, Any]:
+    copy: dict[str, Any] = {"format": "csv", "header": True}
+    if options.delimiter:
+        copy["delimiter"] = options.delimiter
+    if options.quote:
+        copy["quote"] = options.quote
+    if options.null_string:
+        copy["null"] = options.null_string
+    return copy
+
+
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    async for chunk in rest:
+        yield chunk
+
+
+async def _tracked(
+    context: Context, item: StoredObject, first: bytes, chunks: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    """The bytes for COPY, the file's progress counted as they go (compressed bytes for a
+    compressed file are estimated by the decompressed ones, capped at the size)."""
+    tracker = context.tracker
+    sent = len(first)
+    yield first
+    async for chunk in chunks:
+        sent += len(chunk)
+        tracker.running_bytes[item.uri] = min(sent, item.size)
+        tracker.report()
+        yield chunk
+
+
+async def _header(
+    chunks: AsyncIterator[bytes], options: ingest_pb2.CsvFormat
+) -> tuple[bytes, list[str] | None]:
+    """The bytes read until the header's line end (BOM dropped), and the header's names."""
+    data = b""
+    async for chunk in chunks:
+        data += chunk
+        if b"\n" in data or len(data) > MAX_HEADER_BYTES:
+            break
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    line = data.split(b"\n", 1)[0]
+    if not line.strip():
+        return data, None
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FileError(f"the CSV header is not UTF-8 text (byte {exc.start})") from None
+    row = next(
+        csv.reader(
+            [text.rstrip("\r")], delimiter=options.delimiter or ",", quotechar=options.quote or '"'
+        )
+    )
+    return data, row
 
 
 async def _records(
@@ -148,7 +269,9 @@ async def _records(
 
 def _pg_error(exc: asyncpg.PostgresError) -> str:
     message = getattr(exc, "message", None) or str(exc)
-    detail = getattr(exc, "detail", None)
     sqlstate = getattr(exc, "sqlstate", None)
     out = f"{message} (SQLSTATE {sqlstate})" if sqlstate else message
-    return f"{out}: {detail}" if detail else out
+    for extra in (getattr(exc, "detail", None), getattr(exc, "context", None)):
+        if extra:
+            out += f"; {extra}"
+    return out
