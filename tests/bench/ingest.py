@@ -134,7 +134,9 @@ async def ingest(config: job_pb2.JobConfig, dsn: str, state: Path) -> tuple[floa
 def psql_copy(dsn: str, table: str, files: list[Path]) -> float:
     script = "".join(f"\\copy {table} FROM '{f}' WITH (FORMAT csv, HEADER true)\n" for f in files)
     started = time.perf_counter()
-    subprocess.run([PSQL, "-X", "-q", "-v", "ON_ERROR_STOP=1", dsn], input=script.encode(), check=True)
+    subprocess.run(
+        [PSQL, "-X", "-q", "-v", "ON_ERROR_STOP=1", dsn], input=script.encode(), check=True
+    )
     return time.perf_counter() - started
 
 
@@ -178,6 +180,7 @@ async def main(args: argparse.Namespace) -> None:
         print(line("batchyard ingest (conc. 2)", rows, size, took))
         print(f"ratio ingest/psql: {floor / took:.2f}x; load average after: {os.getloadavg()}")
         print(f"moto (the S3 server, on the same 2 cores) used {moto_cpu:.1f} s CPU meanwhile")
+        await stop_latency(endpoint, dsn, conn, base / "state3")
         if args.big_mib:
             await big_file(args.big_mib, base, s3, endpoint, dsn, conn)
         await conn.close()
@@ -185,6 +188,36 @@ async def main(args: argparse.Namespace) -> None:
         moto.terminate()
         moto.wait()
         await embedded.stop()
+
+
+async def stop_latency(endpoint: str, dsn: str, conn: Any, state: Path) -> None:
+    """How long a cancel takes from the worker's SIGTERM to the runner's exit, mid-file."""
+    from batchyard.worker.outcome import StopReason
+
+    await conn.execute(f"CREATE TABLE stopped ({COLUMNS})")
+    config = ingest_job("s3://bench/in/", endpoint, "stopped", concurrency=2)
+    options = ExecutionOptions(
+        state_dir=state,
+        workspace_root=state,
+        python=sys.executable,
+        job_path=os.environ.get("PATH") or os.defpath,
+        sql_targets={"target": dsn},
+        kill_grace=30.0,
+    )
+    query = (
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+        "'batchyard-ingest-job' AND state = 'active' AND query LIKE 'COPY%'"
+    )
+    async with Execution(AttemptSpec("stop", 1, config), options) as execution:
+        task = asyncio.create_task(execution.run())
+        while not await conn.fetchval(query):
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.5)
+        started = time.perf_counter()
+        execution.stop(StopReason.CANCEL)
+        outcome = await task
+        took = time.perf_counter() - started
+    print(f"cancel mid-file: the runner exited {took:.2f} s after SIGTERM ({outcome.message})")
 
 
 async def big_file(mib: int, base: Path, s3: Any, endpoint: str, dsn: str, conn: Any) -> None:
@@ -196,7 +229,9 @@ async def big_file(mib: int, base: Path, s3: Any, endpoint: str, dsn: str, conn:
     await conn.execute(f"CREATE TABLE big ({COLUMNS})")
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     watch = RunnerWatch()
-    took, outcome = await ingest(ingest_job("s3://bench/big/", endpoint, "big"), dsn, base / "state2")
+    took, outcome = await ingest(
+        ingest_job("s3://bench/big/", endpoint, "big"), dsn, base / "state2"
+    )
     runner_peak = watch.stop()
     assert outcome.status == 3, outcome.message
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
