@@ -88,9 +88,7 @@ async def test_batchyard_ingest_wait_dry_run_then_load_then_nothing_left(
         code, _, err = await ingest(*common, "--wait")
         assert code == 0, err
         assert await conn.fetchval(f"SELECT count(*) FROM {table}") == 5
-        code, _, err = await ingest(
-            *common, "--format", "ndjson", "--max-bad-rows", "0", "--wait"
-        )
+        code, _, err = await ingest(*common, "--format", "ndjson", "--max-bad-rows", "0", "--wait")
         assert code == 1 and "max_bad_rows" in err
     finally:
         await conn.close()
