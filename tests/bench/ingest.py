@@ -8,7 +8,9 @@ S3, then, side by side in one run: `psql \\copy` of every file from local disk, 
 the other in one session (the floor), and an INGEST attempt of the prefix as the worker
 runs it (the ingest runner subprocess, input_concurrency 2). Prints rows/s and MB/s of
 each and their ratio. With --big-mib, also loads one CSV file of about that size and
-prints the peak RSS of the runner and the growth of this (worker) process.
+prints the peak RSS of the runner and the growth of this (worker) process; and how long a
+cancel mid-file takes from SIGTERM to the runner's exit. The moto server runs on the same
+cores as everything else (real S3 would not), so compare ratios within one run.
 """
 
 from __future__ import annotations
@@ -71,11 +73,6 @@ def start_moto() -> tuple[subprocess.Popen[bytes], str]:
         except Exception:
             time.sleep(0.1)
     raise RuntimeError("moto did not start")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_kib(pid: int) -> int:
@@ -171,15 +168,12 @@ async def main(args: argparse.Namespace) -> None:
         print(f"load average before: {os.getloadavg()}")
         floor = psql_copy(dsn, "floor", files)
         config = ingest_job("s3://bench/in/", endpoint, "loaded", concurrency=2)
-        moto_before = cpu_seconds(moto.pid)
         took, outcome = await ingest(config, dsn, base / "state")
-        moto_cpu = cpu_seconds(moto.pid) - moto_before
         assert outcome.status == 3, outcome.message
         assert await conn.fetchval("SELECT count(*) FROM loaded") == rows
         print(line("psql \\copy (local files)", rows, size, floor))
         print(line("batchyard ingest (conc. 2)", rows, size, took))
         print(f"ratio ingest/psql: {floor / took:.2f}x; load average after: {os.getloadavg()}")
-        print(f"moto (the S3 server, on the same 2 cores) used {moto_cpu:.1f} s CPU meanwhile")
         await stop_latency(endpoint, dsn, conn, base / "state3")
         if args.big_mib:
             await big_file(args.big_mib, base, s3, endpoint, dsn, conn)
