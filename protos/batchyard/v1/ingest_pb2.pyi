@@ -264,8 +264,9 @@ class CsvFormat(_message.Message):
     quote: _builtins.str
     """The quote character, one character (default "\\"")."""
     null_string: _builtins.str
-    """The text that stands for NULL; empty (the default): an empty field, quoted or not,
-    is NULL.
+    """The text that stands for NULL (default: the empty field). An empty unquoted field is
+    NULL; a quoted empty field ("") is the empty string when the files go to COPY as they
+    are (a header, no `columns`, fail-fast) and NULL when their rows are decoded.
     """
     def __init__(
         self,
