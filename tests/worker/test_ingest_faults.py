@@ -27,7 +27,7 @@ from tests.worker.jobs import MemorySink, alive, run_job, wait_for
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 
-ROWS_PER_FILE = 60_000
+ROWS_PER_FILE = 120_000
 RUNNER = b"batchyard.worker.ingest_runner"
 MAPPED = [ingest_pb2.IngestColumn(name=name) for name in ("id", "name", "amount")]
 
@@ -87,12 +87,15 @@ async def files_in(conn: asyncpg.Connection, table: str) -> int:
     )
 
 
-def runner_pids() -> list[int]:
+def runner_pids(root: Path) -> list[int]:
+    """The ingest runners working below ``root`` (their working directory is the attempt's)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if RUNNER in (entry / "cmdline").read_bytes().split(b"\0"):
+                if RUNNER in (entry / "cmdline").read_bytes().split(b"\0") and os.readlink(
+                    entry / "cwd"
+                ).startswith(str(root)):
                     found.append(int(entry.name))
             except OSError:
                 continue
@@ -141,7 +144,9 @@ async def test_kill_9_of_the_worker_then_a_retry_loads_every_row_exactly_once(
     finally:
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait()
-    await wait_for(lambda: not runner_pids(), "the runner to die with its worker", within=20)
+    await wait_for(
+        lambda: not runner_pids(tmp_path), "the runner to die with its worker", within=20
+    )
 
     async def nothing_copying() -> bool:
         return not await copying(target)
@@ -187,4 +192,4 @@ async def test_cancel_mid_file_rolls_the_file_back_and_keeps_the_files_done(
     again = await run_job(job, ingest_options, run="run-2")
     assert again.outcome.status == run_pb2.RUN_STATUS_SUCCEEDED
     assert await digest(target, table) == expected(rows)
-    assert not [pid for pid in runner_pids() if alive(pid)]
+    assert not [pid for pid in runner_pids(ingest_options.state_dir) if alive(pid)]
