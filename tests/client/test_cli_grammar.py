@@ -59,6 +59,7 @@ def test_the_tree_is_what_the_docs_say() -> None:
         "completion",
         "queues",
         "schedules",
+        "ingest",
         *PLUGINS,
     }
 

@@ -15,7 +15,7 @@ import grpc
 import pytest
 
 from batchyard.server.app import App
-from batchyard.v1 import log_pb2, log_service_pb2_grpc, run_pb2, worker_service_pb2
+from batchyard.v1 import log_pb2, log_service_pb2_grpc, run_pb2, task_pb2, worker_service_pb2
 from batchyard.v1 import log_service_pb2 as lpb
 from batchyard.v1 import run_service_pb2 as rpb
 from batchyard.worker.execution.attempt import ExecutionOptions
@@ -61,12 +61,16 @@ class RecordingApi(WorkerApi):
         self.carried: list[int] = []
 
     async def complete(
-        self, lease: Lease, outcome: Outcome, logs: bytes = b""
+        self,
+        lease: Lease,
+        outcome: Outcome,
+        logs: bytes = b"",
+        tasks: task_pb2.TaskSummary | None = None,
     ) -> run_pb2.RunStatus.ValueType:
         carried = len(worker_service_pb2.AppendLogsRequest.FromString(logs).entries)
         self.stored_at_complete.append(len(await read_log(self.logs, lease.run)) + carried)
         self.carried.append(carried)
-        return await super().complete(lease, outcome, logs)
+        return await super().complete(lease, outcome, logs, tasks)
 
 
 async def read_log(logs: Any, run_id: str, **fields: Any) -> list[log_pb2.LogEntry]:

@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from batchyard.v1 import ingest_pb2 as _ingest_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
@@ -39,6 +40,8 @@ class _JobTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_JobType.Value
     file inside the source, or, when the job has no source, a command name looked up
     on the worker's PATH (or an absolute path).
     """
+    JOB_TYPE_INGEST: _JobType.ValueType  # 4
+    """Loads files from S3 into a table of `sql_target` (see `ingest`); no source."""
 
 class JobType(_JobType, metaclass=_JobTypeEnumTypeWrapper):
     """What kind of program a job runs."""
@@ -56,6 +59,8 @@ JOB_TYPE_SHELL: JobType.ValueType  # 3
 file inside the source, or, when the job has no source, a command name looked up
 on the worker's PATH (or an absolute path).
 """
+JOB_TYPE_INGEST: JobType.ValueType  # 4
+"""Loads files from S3 into a table of `sql_target` (see `ingest`); no source."""
 Global___JobType: _TypeAlias = JobType  # noqa: Y015
 
 class _ExitCodeAction:
@@ -458,6 +463,7 @@ class JobConfig(_message.Message):
     PRIORITY_FIELD_NUMBER: _builtins.int
     RESOURCES_FIELD_NUMBER: _builtins.int
     SQL_TARGET_FIELD_NUMBER: _builtins.int
+    INGEST_FIELD_NUMBER: _builtins.int
     type: Global___JobType.ValueType
     """The kind of program. Required."""
     source_location: _builtins.str
@@ -507,7 +513,13 @@ class JobConfig(_message.Message):
 
     @_builtins.property
     def sql_target(self) -> Global___SqlTarget:
-        """The database a SQL job runs against. Required for SQL, not allowed otherwise."""
+        """The database a SQL or INGEST job runs against. Required for those, not allowed
+        otherwise.
+        """
+
+    @_builtins.property
+    def ingest(self) -> _ingest_pb2.IngestConfig:
+        """What an INGEST job loads, and how. Required for INGEST jobs, refused for others."""
 
     def __init__(
         self,
@@ -525,10 +537,11 @@ class JobConfig(_message.Message):
         priority: _builtins.int = ...,
         resources: Global___ResourceRequirements | None = ...,
         sql_target: Global___SqlTarget | None = ...,
+        ingest: _ingest_pb2.IngestConfig | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["resources", b"resources", "retry_strategy", b"retry_strategy", "source", b"source", "sql_target", b"sql_target", "timeout", b"timeout"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ingest", b"ingest", "resources", b"resources", "retry_strategy", b"retry_strategy", "source", b"source", "sql_target", b"sql_target", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "env", b"env", "priority", b"priority", "queue", b"queue", "resources", b"resources", "retry_strategy", b"retry_strategy", "secret_env", b"secret_env", "secret_env_names", b"secret_env_names", "source", b"source", "source_location", b"source_location", "sql_target", b"sql_target", "timeout", b"timeout", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "env", b"env", "ingest", b"ingest", "priority", b"priority", "queue", b"queue", "resources", b"resources", "retry_strategy", b"retry_strategy", "secret_env", b"secret_env", "secret_env_names", b"secret_env_names", "source", b"source", "source_location", b"source_location", "sql_target", b"sql_target", "timeout", b"timeout", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

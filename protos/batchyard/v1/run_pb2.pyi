@@ -5,6 +5,7 @@ isort:skip_file
 
 from batchyard.v1 import job_pb2 as _job_pb2
 from batchyard.v1 import pipeline_pb2 as _pipeline_pb2
+from batchyard.v1 import task_pb2 as _task_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
@@ -354,6 +355,7 @@ class Run(_message.Message):
     DEPENDENCIES_WAITING_FIELD_NUMBER: _builtins.int
     SCHEDULE_FIELD_NUMBER: _builtins.int
     SCHEDULE_FIRE_TIME_FIELD_NUMBER: _builtins.int
+    TASKS_FIELD_NUMBER: _builtins.int
     uuid: _builtins.str
     """The run's id, a UUID."""
     workspace: _builtins.str
@@ -435,6 +437,12 @@ class Run(_message.Message):
     def schedule_fire_time(self) -> _timestamp_pb2.Timestamp:
         """The fire time on the schedule's timetable it was submitted for; unset when none."""
 
+    @_builtins.property
+    def tasks(self) -> _task_pb2.TaskSummary:
+        """The run's tasks by phase and state, as its job reported them last (unset until it
+        reports any); kept after the run ends.
+        """
+
     def __init__(
         self,
         *,
@@ -467,10 +475,11 @@ class Run(_message.Message):
         dependencies_waiting: _builtins.int = ...,
         schedule: _builtins.str = ...,
         schedule_fire_time: _timestamp_pb2.Timestamp | None = ...,
+        tasks: _task_pb2.TaskSummary | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "array_summary", b"array_summary", "config", b"config", "end_time", b"end_time", "next_attempt_time", b"next_attempt_time", "queue_position", b"queue_position", "schedule_fire_time", b"schedule_fire_time", "start_time", b"start_time", "submit_time", b"submit_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "array_summary", b"array_summary", "config", b"config", "end_time", b"end_time", "next_attempt_time", b"next_attempt_time", "queue_position", b"queue_position", "schedule_fire_time", b"schedule_fire_time", "start_time", b"start_time", "submit_time", b"submit_time", "tasks", b"tasks"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "array_index", b"array_index", "array_size", b"array_size", "array_summary", b"array_summary", "attempts", b"attempts", "cancel_requested", b"cancel_requested", "config", b"config", "definition_name", b"definition_name", "definition_uuid", b"definition_uuid", "definition_version", b"definition_version", "dependencies_waiting", b"dependencies_waiting", "depends_on", b"depends_on", "end_time", b"end_time", "message", b"message", "next_attempt_time", b"next_attempt_time", "num_retries_used", b"num_retries_used", "parent_run", b"parent_run", "payload_size", b"payload_size", "progress", b"progress", "queue_position", b"queue_position", "reason", b"reason", "request_id", b"request_id", "revision", b"revision", "schedule", b"schedule", "schedule_fire_time", b"schedule_fire_time", "start_time", b"start_time", "status", b"status", "submit_time", b"submit_time", "uuid", b"uuid", "workspace", b"workspace"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "array_index", b"array_index", "array_size", b"array_size", "array_summary", b"array_summary", "attempts", b"attempts", "cancel_requested", b"cancel_requested", "config", b"config", "definition_name", b"definition_name", "definition_uuid", b"definition_uuid", "definition_version", b"definition_version", "dependencies_waiting", b"dependencies_waiting", "depends_on", b"depends_on", "end_time", b"end_time", "message", b"message", "next_attempt_time", b"next_attempt_time", "num_retries_used", b"num_retries_used", "parent_run", b"parent_run", "payload_size", b"payload_size", "progress", b"progress", "queue_position", b"queue_position", "reason", b"reason", "request_id", b"request_id", "revision", b"revision", "schedule", b"schedule", "schedule_fire_time", b"schedule_fire_time", "start_time", b"start_time", "status", b"status", "submit_time", b"submit_time", "tasks", b"tasks", "uuid", b"uuid", "workspace", b"workspace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__queue_position: _TypeAlias = _typing.Literal["queue_position"]  # noqa: Y015
     _WhichOneofArgType__queue_position: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position"]  # noqa: Y015

@@ -7,6 +7,7 @@ from batchyard.v1 import job_pb2 as _job_pb2
 from batchyard.v1 import log_pb2 as _log_pb2
 from batchyard.v1 import result_pb2 as _result_pb2
 from batchyard.v1 import run_pb2 as _run_pb2
+from batchyard.v1 import task_pb2 as _task_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
@@ -156,6 +157,7 @@ class RenewLeaseRequest(_message.Message):
     ATTEMPT_FIELD_NUMBER: _builtins.int
     LEASE_ID_FIELD_NUMBER: _builtins.int
     PROGRESS_FIELD_NUMBER: _builtins.int
+    TASKS_FIELD_NUMBER: _builtins.int
     run: _builtins.str
     """The run's uuid."""
     attempt: _builtins.int
@@ -164,6 +166,12 @@ class RenewLeaseRequest(_message.Message):
     """The lease id from LeaseRuns."""
     progress: _builtins.int
     """The latest progress the job reported (0 to 100), if any."""
+    @_builtins.property
+    def tasks(self) -> _task_pb2.TaskSummary:
+        """The latest task summary the job reported, if it changed since the last renewal (the
+        latest value wins; at most 64 KiB).
+        """
+
     def __init__(
         self,
         *,
@@ -171,10 +179,11 @@ class RenewLeaseRequest(_message.Message):
         attempt: _builtins.int = ...,
         lease_id: _builtins.str = ...,
         progress: _builtins.int | None = ...,
+        tasks: _task_pb2.TaskSummary | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_progress", b"_progress", "progress", b"progress"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_progress", b"_progress", "progress", b"progress", "tasks", b"tasks"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_progress", b"_progress", "attempt", b"attempt", "lease_id", b"lease_id", "progress", b"progress", "run", b"run"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_progress", b"_progress", "attempt", b"attempt", "lease_id", b"lease_id", "progress", b"progress", "run", b"run", "tasks", b"tasks"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__progress: _TypeAlias = _typing.Literal["progress"]  # noqa: Y015
     _WhichOneofArgType__progress: _TypeAlias = _typing.Literal["_progress", b"_progress"]  # noqa: Y015
@@ -286,6 +295,7 @@ class CompleteRunRequest(_message.Message):
     LOGS_FIELD_NUMBER: _builtins.int
     PEAK_MEMORY_BYTES_FIELD_NUMBER: _builtins.int
     CPU_TIME_FIELD_NUMBER: _builtins.int
+    TASKS_FIELD_NUMBER: _builtins.int
     run: _builtins.str
     """The run's uuid."""
     attempt: _builtins.int
@@ -327,6 +337,10 @@ class CompleteRunRequest(_message.Message):
         Attempt.cpu_time); 0 to 10 years.
         """
 
+    @_builtins.property
+    def tasks(self) -> _task_pb2.TaskSummary:
+        """The final task summary the job reported, if any (the latest value wins)."""
+
     def __init__(
         self,
         *,
@@ -342,10 +356,11 @@ class CompleteRunRequest(_message.Message):
         logs: Global___AppendLogsRequest | None = ...,
         peak_memory_bytes: _builtins.int | None = ...,
         cpu_time: _duration_pb2.Duration | None = ...,
+        tasks: _task_pb2.TaskSummary | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_peak_memory_bytes", b"_peak_memory_bytes", "_progress", b"_progress", "cpu_time", b"cpu_time", "exit_code", b"exit_code", "logs", b"logs", "peak_memory_bytes", b"peak_memory_bytes", "progress", b"progress"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_peak_memory_bytes", b"_peak_memory_bytes", "_progress", b"_progress", "cpu_time", b"cpu_time", "exit_code", b"exit_code", "logs", b"logs", "peak_memory_bytes", b"peak_memory_bytes", "progress", b"progress", "tasks", b"tasks"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_peak_memory_bytes", b"_peak_memory_bytes", "_progress", b"_progress", "attempt", b"attempt", "cpu_time", b"cpu_time", "exit_code", b"exit_code", "lease_id", b"lease_id", "logs", b"logs", "message", b"message", "peak_memory_bytes", b"peak_memory_bytes", "progress", b"progress", "reason", b"reason", "results", b"results", "run", b"run", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_peak_memory_bytes", b"_peak_memory_bytes", "_progress", b"_progress", "attempt", b"attempt", "cpu_time", b"cpu_time", "exit_code", b"exit_code", "lease_id", b"lease_id", "logs", b"logs", "message", b"message", "peak_memory_bytes", b"peak_memory_bytes", "progress", b"progress", "reason", b"reason", "results", b"results", "run", b"run", "status", b"status", "tasks", b"tasks"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__exit_code: _TypeAlias = _typing.Literal["exit_code"]  # noqa: Y015
     _WhichOneofArgType__exit_code: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code"]  # noqa: Y015

@@ -16,7 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from batchyard.client.core.requests import LEVELS as LEVELS
 from batchyard.client.core.requests import STATUSES as STATUSES
 from batchyard.client.core.requests import STREAMS as STREAMS
-from batchyard.v1 import log_pb2, run_pb2
+from batchyard.v1 import log_pb2, run_pb2, task_pb2
 
 
 class Status(enum.StrEnum):
@@ -103,9 +103,34 @@ def state_text(run: run_pb2.Run) -> str:
             details.append(f"{run.progress}%")
         if run.cancel_requested:
             details.append("cancel requested")
+        if run.HasField("tasks"):
+            details.append(tasks_text(run.tasks))
     elif run.status != run_pb2.RUN_STATUS_CANCELLED and reason_text(run.reason):
         details.append(reason_text(run.reason))  # a cancelled run's reason says nothing new
     return status_text(run.status) + (f" ({', '.join(details)})" if details else "")
+
+
+def tasks_text(tasks: task_pb2.TaskSummary) -> str:
+    """The task counts in a line: 'LIST done · LOAD 3/8 done, 2 running, 1 failed · 40%
+    (estimated) · 2 errors'."""
+    parts = []
+    for phase in tasks.phases:
+        total = phase.pending + phase.running + phase.done + phase.failed
+        if total <= 1 and not phase.failed:
+            state = "running" if phase.running else ("done" if phase.done else "pending")
+            parts.append(f"{phase.name} {state}")
+            continue
+        counts = [f"{phase.done}/{total} done"]
+        counts += [
+            f"{n} {word}" for n, word in ((phase.running, "running"), (phase.failed, "failed")) if n
+        ]
+        parts.append(f"{phase.name} {', '.join(counts)}")
+    percent = f"{tasks.percent_complete}%" + (" (estimated)" if tasks.estimated else "")
+    parts.append(percent)
+    errors = tasks.error_count or len(tasks.errors)
+    if errors:
+        parts.append(f"{errors} error{'s' if errors != 1 else ''}")
+    return " · ".join(parts)
 
 
 def elapsed(seconds: float) -> str:

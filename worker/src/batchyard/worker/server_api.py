@@ -30,6 +30,7 @@ from batchyard.config import Flag, Kind, SettingsError, Values, switch, text
 from batchyard.v1 import (
     result_pb2,
     run_pb2,
+    task_pb2,
     worker_control_pb2,
     worker_service_pb2,
     worker_service_pb2_grpc,
@@ -186,18 +187,27 @@ class WorkerApi:
         )
         return response
 
-    async def renew(self, lease: Lease, progress: int | None) -> bool:
-        """Extends the lease; True when a user asked to cancel the run."""
+    async def renew(
+        self, lease: Lease, progress: int | None, tasks: task_pb2.TaskSummary | None = None
+    ) -> bool:
+        """Extends the lease (with the task summary, if it changed); True when a user asked
+        to cancel the run."""
         request = worker_service_pb2.RenewLeaseRequest(
             run=lease.run, attempt=lease.attempt, lease_id=lease.lease_id, progress=progress
         )
+        if tasks is not None:
+            request.tasks.CopyFrom(tasks)
         response: worker_service_pb2.RenewLeaseResponse = await self._fenced(
             self._stub.RenewLease, request
         )
         return response.cancel_requested
 
     async def complete(
-        self, lease: Lease, outcome: Outcome, logs: bytes = b""
+        self,
+        lease: Lease,
+        outcome: Outcome,
+        logs: bytes = b"",
+        tasks: task_pb2.TaskSummary | None = None,
     ) -> run_pb2.RunStatus.ValueType:
         """Reports how the attempt ended (retrying while the server is unreachable); returns
         the run's status afterwards (PENDING when the server will retry it). ``logs``: the
@@ -230,6 +240,8 @@ class WorkerApi:
             request.cpu_time.FromMicroseconds(round(usage.cpu_seconds * 1e6))
         if logs:
             request.logs.MergeFromString(logs)
+        if tasks is not None:
+            request.tasks.CopyFrom(tasks)
         backoff = Backoff()
         while True:
             try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
+from typing import Any
 
 import grpc
 
@@ -37,6 +38,7 @@ from batchyard.client.core.requests import (
     DependsOn,
     Payload,
     StatusFilter,
+    ingest_config,
     list_definitions,
     sql_config,
     status_values,
@@ -270,6 +272,38 @@ class AsyncClient(ClientBase[AsyncCaller]):
         """Submit an ad-hoc SQL run (see `Client.sql`)."""
         return await self.runs.submit(
             config=sql_config(query, target), timeout=timeout, queue=queue, request_id=request_id
+        )
+
+    async def ingest(
+        self,
+        uri: str,
+        *,
+        target: str,
+        table: str,
+        format: str = "csv",
+        regex: str = "",
+        max_files: int = 0,
+        dry_run: bool = False,
+        max_bad_rows: int | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (the run's time limit)
+        queue: str | None = None,
+        request_id: str = "",
+        **options: Any,
+    ) -> AsyncRun:
+        """Submit an ad-hoc INGEST run (see `Client.ingest`)."""
+        config = ingest_config(
+            uri,
+            target=target,
+            table=table,
+            format=format,
+            regex=regex,
+            max_files=max_files,
+            dry_run=dry_run,
+            max_bad_rows=max_bad_rows,
+            **options,
+        )
+        return await self.runs.submit(
+            config=config, timeout=timeout, queue=queue, request_id=request_id
         )
 
     @property

@@ -23,11 +23,12 @@ JOB_TYPES: dict[str, job_pb2.JobType.ValueType] = {
     "python": job_pb2.JOB_TYPE_PYTHON,
     "sql": job_pb2.JOB_TYPE_SQL,
     "shell": job_pb2.JOB_TYPE_SHELL,
+    "ingest": job_pb2.JOB_TYPE_INGEST,
 }
 
 
 def type_name(job_type: job_pb2.JobType.ValueType) -> str:
-    """'python', 'sql', 'shell', or '-' when unset."""
+    """'python', 'sql', 'shell', 'ingest', or '-' when unset."""
     for name, value in JOB_TYPES.items():
         if value == job_type:
             return name
@@ -72,6 +73,11 @@ def definition_details(d: definition_pb2.Definition, now: datetime) -> str:
         pairs.append(("Secret env", ", ".join(config.secret_env_names) + " (values hidden)"))
     if config.HasField("sql_target"):
         pairs.append(("SQL target", _sql_target(config.sql_target)))
+    if config.HasField("ingest"):
+        ingest = config.ingest
+        kind = ingest.format.WhichOneof("kind") or "-"
+        dry = " (dry run)" if ingest.dry_run else ""
+        pairs.append(("Ingest", f"{ingest.input.uri} → {ingest.table} as {kind}{dry}"))
     timeout = config.timeout.ToTimedelta().total_seconds()
     pairs += [
         ("Queue", config.queue or "-"),

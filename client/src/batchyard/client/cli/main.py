@@ -65,6 +65,11 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "create, list, pause, resume, trigger and delete schedules",
         "batchyard.client.cli.schedules:register",
     ),
+    (
+        "ingest",
+        "load files from S3 into a table, each file exactly once",
+        "batchyard.client.cli.ingest:register",
+    ),
 )
 
 EPILOG = """\

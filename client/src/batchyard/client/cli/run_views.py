@@ -19,7 +19,7 @@ from batchyard.client.cli.render import (
     table,
 )
 from batchyard.client.describe import STATUSES as STATUSES
-from batchyard.client.describe import attempt_usage, one_line
+from batchyard.client.describe import attempt_usage, one_line, tasks_text
 from batchyard.client.describe import definition_ref as definition_ref
 from batchyard.client.describe import elapsed as elapsed
 from batchyard.client.describe import outcome_lines as outcome_lines
@@ -120,6 +120,13 @@ def run_details(run: run_pb2.Run, now: datetime) -> str:
     if run.num_retries_used:
         pairs.append(("Retries used", str(run.num_retries_used)))
     pairs.append(("Progress", f"{run.progress}%"))
+    if run.HasField("tasks"):
+        pairs.append(("Tasks", tasks_text(run.tasks)))
+        for error in run.tasks.errors:
+            line = f" line {error.line}" if error.line else ""
+            pairs.append(
+                ("  error", one_line(f"{error.phase} {error.task}{line}: {error.message}"))
+            )
     if run.payload_size:
         pairs.append(("Payload", f"{run.payload_size} bytes"))
     if run.request_id:

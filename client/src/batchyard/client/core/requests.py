@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeAlias, TypeVar
 from batchyard.v1 import (
     access_pb2,
     definition_pb2,
+    ingest_pb2,
     job_pb2,
     log_pb2,
     pipeline_pb2,
@@ -80,6 +81,7 @@ JOB_TYPES: dict[str, job_pb2.JobType.ValueType] = {
     "python": job_pb2.JOB_TYPE_PYTHON,
     "sql": job_pb2.JOB_TYPE_SQL,
     "shell": job_pb2.JOB_TYPE_SHELL,
+    "ingest": job_pb2.JOB_TYPE_INGEST,
 }
 ROLES: dict[str, access_pb2.TokenRole.ValueType] = {
     "admin": access_pb2.TOKEN_ROLE_ADMIN,
@@ -600,3 +602,56 @@ def delete_runs_request(
     if older_than is not None:
         _seconds_field(request, "older_than", older_than)
     return request
+
+
+# ---------------------------------------------------------------- ingest
+
+INGEST_FORMATS = ("csv", "ndjson")
+
+
+def ingest_config(
+    uri: str,
+    *,
+    target: str,
+    table: str,
+    format: str = "csv",
+    regex: str = "",
+    max_files: int = 0,
+    dry_run: bool = False,
+    input_concurrency: int = 0,
+    region: str = "",
+    endpoint_url: str = "",
+    columns: Sequence[ingest_pb2.IngestColumn] = (),
+    csv: ingest_pb2.CsvFormat | None = None,
+    max_bad_rows: int | None = None,
+) -> job_pb2.JobConfig:
+    """The inline configuration of an ad-hoc INGEST run: the S3 object or prefix `uri`
+    (its keys filtered by `regex`, at most `max_files`) loaded into `table` of the database
+    the workers know as `target`, each file exactly once. `format` is "csv" or "ndjson";
+    `max_bad_rows` skips up to that many bad rows (default: fail at the first)."""
+    if format not in INGEST_FORMATS:
+        raise ValueError(f"format {format!r}: expected one of {', '.join(INGEST_FORMATS)}")
+    ingest = ingest_pb2.IngestConfig(
+        input=ingest_pb2.IngestInput(
+            uri=uri,
+            region=region,
+            endpoint_url=endpoint_url,
+            regex_filter=regex,
+            max_files=max_files,
+        ),
+        table=table,
+        columns=list(columns),
+        input_concurrency=input_concurrency,
+        dry_run=dry_run,
+    )
+    if format == "csv":
+        ingest.format.csv.CopyFrom(csv or ingest_pb2.CsvFormat())
+    else:
+        ingest.format.ndjson.SetInParent()
+    if max_bad_rows is not None:
+        ingest.error_policy.skip_rows.max_bad_rows = max_bad_rows
+    return job_pb2.JobConfig(
+        type=job_pb2.JOB_TYPE_INGEST,
+        sql_target=job_pb2.SqlTarget(connection=target),
+        ingest=ingest,
+    )

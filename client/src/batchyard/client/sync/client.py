@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
+from typing import Any
 
 import grpc
 
@@ -30,6 +31,7 @@ from batchyard.client.core.requests import (
     DependsOn,
     Payload,
     StatusFilter,
+    ingest_config,
     list_definitions,
     sql_config,
     status_values,
@@ -314,6 +316,43 @@ class Client(ClientBase[Caller]):
         return self.runs.submit(
             config=sql_config(query, target), timeout=timeout, queue=queue, request_id=request_id
         )
+
+    def ingest(
+        self,
+        uri: str,
+        *,
+        target: str,
+        table: str,
+        format: str = "csv",
+        regex: str = "",
+        max_files: int = 0,
+        dry_run: bool = False,
+        max_bad_rows: int | None = None,
+        timeout: float | None = None,
+        queue: str | None = None,
+        request_id: str = "",
+        **options: Any,
+    ) -> Run:
+        """Submit an ad-hoc INGEST run: the S3 object or prefix `uri` (keys filtered by
+        `regex`, at most `max_files`) loaded into `table` ("schema.table") of the database
+        the workers know as `target`, each file exactly once (a ledger in that database;
+        running it again loads only what is missing). `format`: "csv" or "ndjson";
+        `dry_run` lists, infers and checks, and loads nothing; `max_bad_rows` skips up to
+        that many bad rows (default: fail at the first); `options` are those of
+        `core.requests.ingest_config` (columns, csv, input_concurrency, region,
+        endpoint_url). Its task counts are `run.state.tasks`."""
+        config = ingest_config(
+            uri,
+            target=target,
+            table=table,
+            format=format,
+            regex=regex,
+            max_files=max_files,
+            dry_run=dry_run,
+            max_bad_rows=max_bad_rows,
+            **options,
+        )
+        return self.runs.submit(config=config, timeout=timeout, queue=queue, request_id=request_id)
 
     @property
     def channel(self) -> grpc.Channel:

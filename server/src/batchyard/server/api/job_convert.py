@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, json_format, timestamp_pb2
 
 from batchyard.server.domain import jobs as d
 from batchyard.v1 import job_pb2 as pb
@@ -13,6 +13,7 @@ _TYPES: dict[int, d.JobType] = {
     pb.JOB_TYPE_PYTHON: d.JobType.PYTHON,
     pb.JOB_TYPE_SQL: d.JobType.SQL,
     pb.JOB_TYPE_SHELL: d.JobType.SHELL,
+    pb.JOB_TYPE_INGEST: d.JobType.INGEST,
 }
 _TYPES_BACK = {v: k for k, v in _TYPES.items()}
 _ACTIONS: dict[int, d.ExitCodeAction] = {
@@ -102,6 +103,9 @@ def config_from_pb(config: pb.JobConfig) -> tuple[d.JobConfig, d.Secrets]:
             output_bytes=res.output_bytes,
         ),
         sql_target=target,
+        ingest=json_format.MessageToDict(config.ingest, preserving_proto_field_name=True)
+        if config.HasField("ingest")
+        else None,
     )
     secrets = d.Secrets(
         env=dict(config.secret_env),
@@ -181,4 +185,6 @@ def config_to_pb(config: d.JobConfig, secrets: d.Secrets, *, reveal: bool = Fals
                 out.sql_target.dsn = secrets.sql_dsn
         else:
             out.sql_target.connection = config.sql_target.connection
+    if config.ingest is not None:
+        json_format.ParseDict(config.ingest, out.ingest)
     return out

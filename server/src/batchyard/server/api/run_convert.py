@@ -5,6 +5,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from batchyard.server.api.job_convert import config_to_pb, retry_from_pb, seconds, timestamp
+from batchyard.server.api.task_convert import tasks_to_pb
 from batchyard.server.domain.errors import FieldViolation, InvalidArgument
 from batchyard.server.domain.graph import ArraySummary, Condition, Dependency, Kind
 from batchyard.server.domain.jobs import JobConfig, Secrets
@@ -138,7 +139,7 @@ def run_to_pb(run: Run, configs: ConfigMemo | None = None) -> pb.Run:
 
 def _plain_run_to_pb(run: Run, configs: ConfigMemo | None = None) -> pb.Run:
     convert = configs or config_to_pb
-    return pb.Run(
+    out = pb.Run(
         uuid=str(run.uuid),
         workspace=run.workspace,
         definition_uuid=str(run.definition_uuid) if run.definition_uuid else "",
@@ -163,6 +164,10 @@ def _plain_run_to_pb(run: Run, configs: ConfigMemo | None = None) -> pb.Run:
         schedule=str(run.schedule_uuid) if run.schedule_uuid else "",
         schedule_fire_time=timestamp(run.schedule_fire_time),
     )
+    tasks_to_pb(run.tasks, out.tasks)
+    if run.tasks is None:
+        out.ClearField("tasks")
+    return out
 
 
 class FreshRuns:

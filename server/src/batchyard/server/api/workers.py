@@ -26,6 +26,7 @@ from batchyard.server.api.run_convert import (
     status_from_pb,
     status_to_pb,
 )
+from batchyard.server.api.task_convert import tasks_from_pb
 from batchyard.server.db import attempt_end, leases
 from batchyard.server.db.job_codec import SecretBox
 from batchyard.server.db.pool import Pool
@@ -206,10 +207,13 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         progress = request.progress if request.HasField("progress") else None
         if progress is not None and not 0 <= progress <= 100:
             raise InvalidArgument([FieldViolation("progress", "0 to 100")])
+        tasks = tasks_from_pb(request.tasks) if request.HasField("tasks") else None
         expires, cancel = await leases.renew(
             self._pool, fence, progress, self._settings.ttl_seconds
         )
-        if progress is not None:  # watchers see progress as it comes
+        if tasks is not None:
+            await leases.set_tasks(self._pool, fence, tasks)
+        if progress is not None or tasks is not None:  # watchers see progress as it comes
             self._wakeups.poke([run_key(fence.run)])
         return pb.RenewLeaseResponse(lease_expire_time=timestamp(expires), cancel_requested=cancel)
 
@@ -219,6 +223,8 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         fence = fence_from(request.run, request.attempt, request.lease_id)
         outcome, progress = _reported(request)
         results = results_from_pb(request.results, fence.attempt)
+        if request.HasField("tasks"):  # while the lease holds; a repeat finds it gone
+            await leases.set_tasks(self._pool, fence, tasks_from_pb(request.tasks))
         applied = None
         if request.HasField("logs") and len(request.logs.entries):
             applied = await self._complete_with_logs(

@@ -58,6 +58,7 @@ def config_to_json(config: JobConfig) -> dict[str, Any]:
         "priority": config.priority,
         "resources": vars(config.resources),
         "sql_target": vars(config.sql_target) if config.sql_target else None,
+        **({"ingest": config.ingest} if config.ingest is not None else {}),
     }
 
 
@@ -88,6 +89,7 @@ def config_from_json(doc: dict[str, Any]) -> JobConfig:
         priority=doc["priority"],
         resources=Resources(**doc["resources"]),
         sql_target=SqlTarget(**doc["sql_target"]) if doc["sql_target"] else None,
+        ingest=doc.get("ingest"),
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, replace
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -194,3 +195,9 @@ async def renew(
     if row is None:
         raise LeaseLost(f"lease on run {fence.run} attempt {fence.attempt} is gone")
     return row["lease_expires_at"], row["cancel_requested"]
+
+
+async def set_tasks(pool: asyncpg.Pool, fence: Fence, tasks: dict[str, Any]) -> bool:
+    """Store the run's task summary (the latest wins); False when the lease is gone."""
+    row = await pool.fetchrow(*bind("set_tasks", **asdict(fence), tasks=tasks))
+    return row is not None

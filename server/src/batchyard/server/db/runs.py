@@ -190,6 +190,7 @@ def _run(
         dependencies_waiting=row["dependencies_waiting"],
         schedule_uuid=row["schedule_id"],
         schedule_fire_time=row["schedule_fire_time"],
+        tasks=row.get("tasks"),
     )
 
 

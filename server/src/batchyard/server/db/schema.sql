@@ -79,7 +79,7 @@ CREATE TABLE public.definition_versions (
     config jsonb NOT NULL,
     created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
     sealed_secrets bytea NOT NULL,
-    CONSTRAINT definition_versions_job_type_check CHECK ((job_type = ANY (ARRAY['PYTHON'::text, 'SQL'::text, 'SHELL'::text])))
+    CONSTRAINT definition_versions_job_type_check CHECK ((job_type = ANY (ARRAY['PYTHON'::text, 'SQL'::text, 'SHELL'::text, 'INGEST'::text])))
 );
 
 CREATE TABLE public.definitions (
@@ -211,6 +211,7 @@ CREATE TABLE public.runs (
     dependencies_waiting integer DEFAULT 0 NOT NULL,
     schedule_id uuid,
     schedule_fire_time timestamp with time zone,
+    tasks jsonb,
     CONSTRAINT runs_array_check CHECK (((array_size = 0) OR ((array_size >= 2) AND (array_size <= 10000)))),
     CONSTRAINT runs_lease_check CHECK (((status = 'RUNNING'::text) = (lease_id IS NOT NULL))),
     CONSTRAINT runs_progress_check CHECK (((progress >= 0) AND (progress <= 100))),

@@ -86,6 +86,7 @@ CONFIG_FIELDS = {
     "config.priority": "priority",
     "config.resources": "resources",
     "config.sql_target": "sql_target",
+    "config.ingest": "ingest",
 }
 SECRET_PATHS = {"config.secret_env", "config.source.git.access_token", "config.sql_target.dsn"}
 UPDATABLE = {"name", "description", "config", *CONFIG_FIELDS, *SECRET_PATHS}

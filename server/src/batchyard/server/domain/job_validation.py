@@ -8,6 +8,7 @@ from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
 from batchyard.server.domain.errors import FieldViolation
+from batchyard.server.domain.ingest_validation import validate_ingest
 from batchyard.server.domain.jobs import (
     GitSource,
     InlineSource,
@@ -48,7 +49,7 @@ def validate_config(config: JobConfig, secrets: Secrets) -> list[FieldViolation]
     """Every violation in the configuration, with paths relative to the config."""
     out: list[FieldViolation] = []
     if config.type is None:
-        out.append(FieldViolation("type", "required: one of PYTHON, SQL, SHELL"))
+        out.append(FieldViolation("type", "required: one of PYTHON, SQL, SHELL, INGEST"))
     out += _source(config)
     out += _location(config)
     out += _args(config.args)
@@ -65,13 +66,33 @@ def validate_config(config: JobConfig, secrets: Secrets) -> list[FieldViolation]
         out.append(FieldViolation("priority", "must be between -1000 and 1000"))
     out += _resources(config.resources)
     out += _sql_target(config, secrets)
+    out += _ingest(config)
     if len(secrets.git_token) > 4096:
         out.append(FieldViolation("source.git.access_token", "at most 4096 characters"))
     return out
 
 
+def _ingest(config: JobConfig) -> list[FieldViolation]:
+    if config.type != JobType.INGEST:
+        return (
+            [FieldViolation("ingest", "only for INGEST jobs")] if config.ingest is not None else []
+        )
+    if config.ingest is None:
+        return [FieldViolation("ingest", "required for INGEST jobs: input, format and table")]
+    out = validate_ingest(config.ingest)
+    if config.source is not None:
+        out.append(FieldViolation("source", "an INGEST job has no source: it reads ingest.input"))
+    if config.source_location:
+        out.append(FieldViolation("source_location", "not used by INGEST jobs"))
+    if config.args:
+        out.append(FieldViolation("args", "INGEST jobs take no args"))
+    return out
+
+
 def _source(config: JobConfig) -> list[FieldViolation]:
     source = config.source
+    if config.type == JobType.INGEST:
+        return []
     if source is None:
         if config.type in (JobType.PYTHON, JobType.SQL):
             return [FieldViolation("source", f"required for {config.type.value} jobs")]
@@ -155,6 +176,8 @@ def relative_path_problem(path: str, *, allow_empty: bool) -> str | None:
 
 def _location(config: JobConfig) -> list[FieldViolation]:
     location = config.source_location
+    if config.type == JobType.INGEST:
+        return []
     if config.type == JobType.SHELL and config.source is None:
         if not location:
             return [FieldViolation("source_location", "required: the command to run")]
@@ -231,10 +254,14 @@ def _resources(res: Resources) -> list[FieldViolation]:
 
 def _sql_target(config: JobConfig, secrets: Secrets) -> list[FieldViolation]:
     target = config.sql_target
-    if config.type != JobType.SQL:
-        return [FieldViolation("sql_target", "only for SQL jobs")] if target else []
+    if config.type not in (JobType.SQL, JobType.INGEST):
+        return [FieldViolation("sql_target", "only for SQL and INGEST jobs")] if target else []
     if target is None or not (target.connection or target.uses_dsn):
-        return [FieldViolation("sql_target", "required for SQL jobs: a connection name or a dsn")]
+        return [
+            FieldViolation(
+                "sql_target", f"required for {config.type.value} jobs: a connection name or a dsn"
+            )
+        ]
     if target.uses_dsn:
         dsn = secrets.sql_dsn
         if not dsn.startswith(("postgres://", "postgresql://")) or CONTROL.search(dsn):

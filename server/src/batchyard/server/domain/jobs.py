@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class JobType(StrEnum):
     PYTHON = "PYTHON"
     SQL = "SQL"
     SHELL = "SHELL"
+    INGEST = "INGEST"
 
 
 class ExitCodeAction(StrEnum):
@@ -106,6 +108,9 @@ class JobConfig:
     priority: int = 0
     resources: Resources = field(default_factory=Resources)
     sql_target: SqlTarget | None = None
+    # An INGEST job's IngestConfig in its protobuf JSON form (field names as in the
+    # proto), checked by `ingest_validation`; None for other jobs.
+    ingest: dict[str, Any] | None = None
 
 
 DEFAULT_QUEUE = "default"
@@ -135,4 +140,5 @@ def with_defaults(config: JobConfig) -> JobConfig:
         priority=config.priority,
         resources=config.resources,
         sql_target=config.sql_target,
+        ingest=config.ingest,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
 from batchyard.server.domain.errors import FieldViolation
@@ -100,6 +101,8 @@ class Run:
     schedule_uuid: UUID | None = None
     """The schedule that submitted the run, and for which fire time."""
     schedule_fire_time: datetime | None = None
+    tasks: dict[str, Any] | None = None
+    """The latest task summary the job reported (TaskSummary's JSON form), if any."""
 
 
 @dataclass(frozen=True)

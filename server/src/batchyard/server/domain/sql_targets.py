@@ -67,8 +67,8 @@ def identity_of(dsn: str) -> DatabaseIdentity | None:
 def service_database_violations(
     config: JobConfig, secrets: Secrets, service: DatabaseIdentity | None
 ) -> list[FieldViolation]:
-    """A SQL job's DSN may not name the service's database, nor use its credentials."""
-    if service is None or config.type != JobType.SQL or not secrets.sql_dsn:
+    """A SQL or INGEST job's DSN may not name the service's database, nor use its credentials."""
+    if service is None or config.type not in (JobType.SQL, JobType.INGEST) or not secrets.sql_dsn:
         return []
     target = identity_of(secrets.sql_dsn)
     if target is None:

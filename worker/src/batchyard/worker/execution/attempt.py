@@ -44,6 +44,7 @@ from typing import Self
 
 import structlog
 
+from batchyard.v1 import task_pb2
 from batchyard.worker import outcome as outcomes
 from batchyard.worker.execution.cgroups import AttemptCgroup, remove_when_empty
 from batchyard.worker.execution.command import Command, build_command, job_environment
@@ -133,6 +134,11 @@ class Execution:
     def progress(self) -> int | None:
         """The latest progress the job reported (0-100), if any."""
         return None if self._collector is None else self._collector.progress
+
+    @property
+    def tasks(self) -> task_pb2.TaskSummary | None:
+        """The latest task summary the job reported (``::tasks``), if any."""
+        return None if self._collector is None else self._collector.tasks
 
     @property
     def timeout(self) -> float:

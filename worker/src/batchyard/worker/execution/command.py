@@ -10,6 +10,10 @@ No shell is involved, so arguments are never re-interpreted:
   may be another environment without asyncpg; ``-I`` keeps the job's ``PYTHON*`` variables
   and the working directory out of the runner's imports. The target's DSN is added to the
   runner's environment only (``BATCHYARD_SQL_DSN``), never to its arguments;
+* INGEST → ``[<worker's python>, -I, -m, batchyard.worker.ingest_runner]`` the same way,
+  with the job's ``IngestConfig`` (protobuf JSON) in ``BATCHYARD_INGEST_CONFIG``, the
+  target's DSN in ``BATCHYARD_SQL_DSN`` and the worker's own ``AWS_*`` credentials and
+  settings (:data:`AWS_VARIABLES`): the runner reads S3 with the worker's S3 code;
 * SHELL with a source → ``[<source root>/<source_location>, *args]`` when the file starts
   with ``#!`` (or is an ELF binary), else ``["/bin/sh", <file>, *args]`` the way POSIX
   ``execvp`` runs a script without an interpreter line;
@@ -37,6 +41,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from google.protobuf import json_format
+
 from batchyard.v1 import job_pb2
 from batchyard.worker.execution.directories import AttemptPaths
 from batchyard.worker.execution.sql_targets import DSN_VARIABLE, target_dsn
@@ -49,6 +55,23 @@ from batchyard.worker.sources.port import (
 
 POSIX_SHELL = "/bin/sh"
 SQL_RUNNER = "batchyard.worker.sql_runner"
+INGEST_RUNNER = "batchyard.worker.ingest_runner"
+INGEST_CONFIG_VARIABLE = "BATCHYARD_INGEST_CONFIG"
+"""The ingest runner's variable for the job's IngestConfig (protobuf JSON)."""
+AWS_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_EC2_METADATA_DISABLED",
+    "AWS_CA_BUNDLE",
+)
+"""The worker's own S3 credentials and settings an ingest runner gets (S3 access is the
+worker's, as for S3 sources, never the job's)."""
 _DIRECT_EXEC_MAGIC = (b"#!", b"\x7fELF")
 
 
@@ -120,6 +143,14 @@ def _sql_program(job: _Job) -> tuple[tuple[str, ...], Mapping[str, str]]:
     return argv, {**job.env, DSN_VARIABLE: dsn}
 
 
+def _ingest_program(job: _Job) -> tuple[tuple[str, ...], Mapping[str, str]]:
+    dsn = target_dsn(job.config.sql_target, job.sql_targets)
+    aws = {name: os.environ[name] for name in AWS_VARIABLES if os.environ.get(name)}
+    config = json_format.MessageToJson(job.config.ingest, indent=None)
+    argv = (_runner_python(), "-I", "-m", INGEST_RUNNER)
+    return argv, {**job.env, **aws, INGEST_CONFIG_VARIABLE: config, DSN_VARIABLE: dsn}
+
+
 def _shell_program(job: _Job) -> tuple[tuple[str, ...], Mapping[str, str]]:
     args = tuple(job.config.args)
     if job.root is not None:
@@ -132,6 +163,7 @@ PROGRAMS: Mapping[int, Program] = {
     job_pb2.JOB_TYPE_PYTHON: _python_program,
     job_pb2.JOB_TYPE_SQL: _sql_program,
     job_pb2.JOB_TYPE_SHELL: _shell_program,
+    job_pb2.JOB_TYPE_INGEST: _ingest_program,
 }
 """Each job type's program (a new type, such as a runner subprocess, is one entry)."""
 

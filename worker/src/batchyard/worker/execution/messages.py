@@ -36,6 +36,10 @@ def describe_job(config: job_pb2.JobConfig) -> str:
     command = shlex.join([program(config), *config.args])
     if config.type == job_pb2.JOB_TYPE_SQL:
         return f"{kind} job: {command} against {describe_target(config.sql_target)}"
+    if config.type == job_pb2.JOB_TYPE_INGEST:
+        into = f"{config.ingest.table} of {describe_target(config.sql_target)}"
+        dry = " (dry run)" if config.ingest.dry_run else ""
+        return f"ingest job{dry}: {config.ingest.input.uri} into {into}"
     return f"{kind} job: {command}"
 
 

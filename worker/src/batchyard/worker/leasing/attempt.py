@@ -23,7 +23,7 @@ import asyncio
 import grpc
 import structlog
 
-from batchyard.v1 import run_pb2, worker_service_pb2
+from batchyard.v1 import run_pb2, task_pb2, worker_service_pb2
 from batchyard.worker.execution.attempt import AttemptSpec, Execution, ExecutionOptions
 from batchyard.worker.leasing.control import watch_cancel
 from batchyard.worker.leasing.heartbeat import keep_lease
@@ -119,7 +119,7 @@ class LeasedAttempt:
             if outcome.stopped is StopReason.SHUTDOWN:
                 await self._release("the worker is shutting down")
                 return
-            await self._complete(outcome, final_logs or b"")
+            await self._complete(outcome, final_logs or b"", execution.tasks)
 
     async def _flush_logs(
         self, outcome: Outcome, heartbeat: asyncio.Task[StopReason | None]
@@ -156,11 +156,13 @@ class LeasedAttempt:
         """AppendLogs was refused: the lease is gone, the job must die now."""
         self._execution.stop(StopReason.LEASE_LOST)
 
-    async def _complete(self, outcome: Outcome, logs: bytes) -> None:
+    async def _complete(
+        self, outcome: Outcome, logs: bytes, tasks: task_pb2.TaskSummary | None = None
+    ) -> None:
         """CompleteRun, carrying the log's last entries when the shipper handed them over
         (a serialized AppendLogsRequest; b"" when everything is stored already)."""
         try:
-            run_status = await self._api.complete(self.lease, outcome, logs)
+            run_status = await self._api.complete(self.lease, outcome, logs, tasks)
         except LeaseLost as exc:
             _log.warning("lease_lost", call="CompleteRun", detail=str(exc))
         except grpc.aio.AioRpcError as exc:

@@ -1,7 +1,8 @@
 """The heartbeat of one running attempt: RenewLease every ``renew_interval``.
 
-Each renewal carries the latest progress the job reported (values in between are coalesced
-away). The answer drives the job: ``cancel_requested`` stops it gracefully (the run is then
+Each renewal carries the latest progress the job reported, and its task summary when it
+changed (values in between are coalesced away: the latest wins). The answer drives the
+job: ``cancel_requested`` stops it gracefully (the run is then
 completed as CANCELLED); a lost lease kills it at once. A renewal that fails for any other
 reason (server unavailable, deadline) is retried sooner, and the job keeps running until the
 server actually reports the lease lost.
@@ -15,6 +16,7 @@ from typing import Protocol
 import grpc
 import structlog
 
+from batchyard.v1 import task_pb2
 from batchyard.worker.outcome import StopReason
 from batchyard.worker.server_api import Lease, LeaseLost, WorkerApi, status_code
 
@@ -31,6 +33,9 @@ class Renewable(Protocol):
     @property
     def progress(self) -> int | None: ...
 
+    @property
+    def tasks(self) -> task_pb2.TaskSummary | None: ...
+
     def stop(self, reason: StopReason) -> None: ...
 
 
@@ -42,11 +47,15 @@ async def keep_lease(
     delay = interval
     cancel_seen = False
     sent: int | None = None
+    sent_tasks: task_pb2.TaskSummary | None = None
     while True:
-        await _until_due(execution, delay, sent)
+        await _until_due(execution, delay, sent, sent_tasks)
         progress = execution.progress
+        tasks = execution.tasks
         try:
-            cancel_requested = await api.renew(lease, progress)
+            cancel_requested = await api.renew(
+                lease, progress, tasks if tasks is not sent_tasks else None
+            )
         except LeaseLost as exc:
             _log.warning("lease_lost", call="RenewLease", detail=str(exc))
             execution.stop(StopReason.LEASE_LOST)
@@ -56,14 +65,16 @@ async def keep_lease(
             _log.warning("lease_renew_failed", code=status_code(exc).name, retry_in=delay)
             continue
         delay = interval
-        sent = progress
+        sent, sent_tasks = progress, tasks
         if cancel_requested and not cancel_seen:
             cancel_seen = True
             _log.info("cancel_requested")
             execution.stop(StopReason.CANCEL)
 
 
-async def _until_due(execution: Renewable, delay: float, sent: int | None) -> None:
+async def _until_due(
+    execution: Renewable, delay: float, sent: int | None, sent_tasks: object
+) -> None:
     """Sleeps until the next renewal is due, or sooner once the job reported progress the
     server has not seen (watchers then see it within ~PROGRESS_TICK, not a whole interval)."""
     loop = asyncio.get_running_loop()
@@ -72,4 +83,7 @@ async def _until_due(execution: Renewable, delay: float, sent: int | None) -> No
         await asyncio.sleep(min(PROGRESS_TICK, left))
         progress = execution.progress
         if progress is not None and progress != sent:
+            return
+        tasks = execution.tasks
+        if tasks is not None and tasks is not sent_tasks:
             return

@@ -15,6 +15,10 @@ Rules users see in the stored log:
   is cut, or a ``%``) sets the run's progress and is *not* stored in the log: it takes no
   seq and does not count against the caps. A malformed one (``::progress 150``,
   ``::progress soon``) is an ordinary line and is stored.
+* **Tasks**: a line ``::tasks {json}`` (the JSON form of ``batchyard.v1.TaskSummary``:
+  phases with counts per state, ``percentComplete``, ``estimated``, ``errors``) sets the
+  run's task summary, the latest winning, and is not stored either; one that does not parse
+  or is out of bounds (more than 16 phases) is an ordinary line.
 * **Per line**: a line longer than ``max_line_bytes`` (16 KiB by default) keeps its first
   bytes and ends with the marker ``…[truncated N bytes]`` (:mod:`batchyard.worker.output.lines`).
 * **Per attempt**: at most ``max_output_lines`` lines (1,000,000 by default) and
@@ -37,8 +41,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import NamedTuple, Protocol
 
+from google.protobuf import json_format
+
 from batchyard.config import Flag, integer
 from batchyard.config import size as size_kind
+from batchyard.v1 import task_pb2
 from batchyard.worker.output.lines import DEFAULT_MAX_LINE_BYTES, LineSplitter
 from batchyard.worker.output.masking import Masker
 
@@ -67,6 +74,9 @@ MAX_OUTPUT_BYTES = Flag(
 )
 FLAGS = (MAX_LINE_BYTES, MAX_OUTPUT_LINES, MAX_OUTPUT_BYTES)
 _PROGRESS_PREFIX = "::progress"
+_TASKS_PREFIX = "::tasks "
+MAX_TASK_PHASES = 16
+MAX_TASK_ERRORS = 20
 
 _PROGRESS = re.compile(r"::progress\s+(\d{1,3}(?:\.\d*)?)\s*%?\s*")
 
@@ -157,6 +167,25 @@ def parse_progress(text: str) -> int | None:
     return int(value) if 0 <= value <= 100 else None
 
 
+def parse_tasks(text: str) -> task_pb2.TaskSummary | None:
+    """The summary of a ``::tasks {json}`` line (``batchyard.v1.TaskSummary`` in its JSON
+    form, at most 16 phases and 20 errors; the line itself is capped by max-line-bytes),
+    else None."""
+    if not text.startswith(_TASKS_PREFIX):
+        return None
+    try:
+        summary = json_format.Parse(text[len(_TASKS_PREFIX) :], task_pb2.TaskSummary())
+    except json_format.ParseError:
+        return None
+    if len(summary.phases) > MAX_TASK_PHASES or not 0 <= summary.percent_complete <= 100:
+        return None
+    if any(not 1 <= len(phase.name) <= 32 for phase in summary.phases):
+        return None
+    if len(summary.errors) > MAX_TASK_ERRORS:
+        del summary.errors[: len(summary.errors) - MAX_TASK_ERRORS]
+    return summary
+
+
 def line_level(stream: Stream, text: str) -> Level:
     """stdout is INFO and stderr WARNING, unless the line is a JSON object with a level."""
     default = _DEFAULT_LEVEL[stream]
@@ -210,6 +239,8 @@ class OutputCollector:
         self._closed = False
         self.progress: int | None = None
         """The latest progress the job reported, if any."""
+        self.tasks: task_pb2.TaskSummary | None = None
+        """The latest task summary the job reported (a new object each time), if any."""
 
     @property
     def last_seq(self) -> int:
@@ -293,6 +324,11 @@ class OutputCollector:
                 progress = parse_progress(text)
                 if progress is not None:
                     self.progress = progress
+                    continue  # kept out of the stored log
+            elif text.startswith(_TASKS_PREFIX):
+                tasks = parse_tasks(text)
+                if tasks is not None:
+                    self.tasks = tasks
                     continue  # kept out of the stored log
             if (
                 self._over_limit

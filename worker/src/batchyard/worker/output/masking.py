@@ -39,6 +39,7 @@ from __future__ import annotations
 import base64
 import contextvars
 import json
+import os
 import re
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
@@ -59,6 +60,9 @@ _PROCESS_LOG: contextvars.ContextVar[Masker | None] = contextvars.ContextVar(
 )
 
 
+_AWS_SECRETS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
 def job_secrets(config: job_pb2.JobConfig) -> list[str]:
     """Every secret value of the job (short ones included; :class:`Masker` drops them)."""
     values = list(config.secret_env.values())
@@ -67,6 +71,8 @@ def job_secrets(config: job_pb2.JobConfig) -> list[str]:
     if config.HasField("sql_target"):
         dsn = config.sql_target.dsn
         values += [dsn, *dsn_passwords(dsn)]
+    if config.type == job_pb2.JOB_TYPE_INGEST:  # its runner holds the worker's S3 secrets
+        values += [os.environ.get(name, "") for name in _AWS_SECRETS]
     return [value for value in values if value]
 
 

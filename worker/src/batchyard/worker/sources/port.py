@@ -18,7 +18,8 @@ checked against the resolved root, and the resolved path is what gets executed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
@@ -29,6 +30,8 @@ DEFAULT_LOCATIONS = {
     job_pb2.JOB_TYPE_SQL: "query.sql",
     job_pb2.JOB_TYPE_SHELL: "main.sh",
 }
+SOURCELESS = {job_pb2.JOB_TYPE_SHELL, job_pb2.JOB_TYPE_INGEST}
+"""Job types that may have no source (an INGEST job reads S3 itself, and has none)."""
 
 
 class SourceError(Exception):
@@ -72,14 +75,16 @@ def source_location(config: job_pb2.JobConfig) -> str:
 
 def check_supported(config: job_pb2.JobConfig) -> None:
     """Refuses what this worker cannot run, before any work is done."""
-    if config.type not in DEFAULT_LOCATIONS:
+    if config.type not in DEFAULT_LOCATIONS and config.type != job_pb2.JOB_TYPE_INGEST:
         raise SourceError("the job has no valid type")
-    if config.source.WhichOneof("kind") is None and config.type != job_pb2.JOB_TYPE_SHELL:
+    if config.source.WhichOneof("kind") is None and config.type not in SOURCELESS:
         raise SourceError(f"a {job_type_name(config)} job needs a source")
+    if config.type == job_pb2.JOB_TYPE_INGEST and not config.HasField("ingest"):
+        raise SourceError("an ingest job needs its ingest configuration")
 
 
 def job_type_name(config: job_pb2.JobConfig) -> str:
-    """The job type in lower case: python, sql or shell."""
+    """The job type in lower case: python, sql, shell or ingest."""
     return job_pb2.JobType.Name(config.type).removeprefix("JOB_TYPE_").lower()
 
 
@@ -117,3 +122,30 @@ class NoSource:
 
     def describe(self) -> str:
         return ""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One object of an object store: what a job reading objects one by one (an INGEST
+    job's runner) needs to know of it before opening it."""
+
+    uri: str
+    """``s3://bucket/key``."""
+    key: str
+    size: int
+    etag: str
+    """The store's version tag of the content (with ``size``: what "the same file" means)."""
+
+
+class ObjectStore(Protocol):
+    """Objects read one by one, streamed (never downloaded whole): the other face of a
+    source, for jobs that read a store themselves instead of having it fetched."""
+
+    def objects(self) -> AsyncIterator[StoredObject]:
+        """The objects the source names, in key order (one object, or every object below a
+        prefix; "folder" markers left out); raises SourceError."""
+        ...
+
+    def read(self, item: StoredObject) -> AsyncIterator[bytes]:
+        """The object's bytes in chunks; raises SourceError (also mid-object)."""
+        ...

@@ -19,8 +19,9 @@ SOURCE_UNAVAILABLE.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -153,6 +154,17 @@ async def fetch_s3(
     """Downloads ``source`` into ``destination`` (created); ``note`` gets system warnings."""
     limits = limits or S3Limits()
     location = parse_s3_uri(source.uri)
+    with s3_errors(f"cannot download {location}"):
+        async with s3_client(source, limits) as client:
+            if location.is_prefix:
+                return await _fetch_prefix(client, location, destination, note, limits)
+            return await _fetch_object(client, location, destination, limits)
+
+
+@contextlib.asynccontextmanager
+async def s3_client(source: job_pb2.S3Source, limits: S3Limits) -> AsyncIterator[Any]:
+    """An aiobotocore S3 client for the source's region and endpoint, bounded by ``limits``
+    (credentials from the default chain)."""
     endpoint = source.endpoint_url or None
     if endpoint is not None and not endpoint.startswith(("http://", "https://")):
         raise SourceError(f"s3 endpoint_url {endpoint!r} must start with http:// or https://")
@@ -162,23 +174,27 @@ async def fetch_s3(
         retries={"max_attempts": limits.max_attempts, "mode": "standard"},
     )
     session = get_session()
+    async with session.create_client(
+        "s3", region_name=source.region or None, endpoint_url=endpoint, config=config
+    ) as client:
+        yield client
+
+
+@contextlib.contextmanager
+def s3_errors(what: str) -> Iterator[None]:
+    """Turns S3, network and file errors into a SourceError that starts with ``what``."""
     try:
-        async with session.create_client(
-            "s3", region_name=source.region or None, endpoint_url=endpoint, config=config
-        ) as client:
-            if location.is_prefix:
-                return await _fetch_prefix(client, location, destination, note, limits)
-            return await _fetch_object(client, location, destination, limits)
+        yield
     except ClientError as exc:
-        raise SourceError(f"cannot download {location}: {_client_error(exc)}") from None
+        raise SourceError(f"{what}: {_client_error(exc)}") from None
     except BotoCoreError as exc:
-        raise SourceError(f"cannot download {location}: {exc}") from None
+        raise SourceError(f"{what}: {exc}") from None
     except TimeoutError:
-        raise SourceError(f"cannot download {location}: timed out") from None
+        raise SourceError(f"{what}: timed out") from None
     except aiohttp.ClientError as exc:  # a connection broken mid-object
-        raise SourceError(f"cannot download {location}: {exc or type(exc).__name__}") from None
+        raise SourceError(f"{what}: {exc or type(exc).__name__}") from None
     except OSError as exc:  # writing below the source directory
-        raise SourceError(f"cannot download {location}: {exc.strerror or exc}") from None
+        raise SourceError(f"{what}: {exc.strerror or exc}") from None
 
 
 class S3Source:

@@ -183,3 +183,14 @@ WITH run AS (
     SELECT id, attempt, :first_seq, :last_seq, :entries FROM run
 )
 SELECT queue FROM run;
+
+-- name: set_tasks
+-- The task summary a worker reports (RenewLease, CompleteRun): the latest value wins,
+-- fenced like renew_lease; a change bumps the revision (watchers see it).
+UPDATE runs
+SET tasks = :tasks::jsonb,
+    revision = revision + CASE WHEN tasks IS DISTINCT FROM :tasks::jsonb THEN 1 ELSE 0 END
+WHERE id = :run AND attempt = :attempt AND lease_id = :lease_id
+  AND status = 'RUNNING' AND lease_expires_at > clock_timestamp()
+  AND workspace_id = :workspace_id
+RETURNING id;

@@ -43,7 +43,7 @@ SELECT r.id, w.name AS workspace, r.definition_id, r.definition_name, r.definiti
        r.num_retries_used, r.payload_size, r.available_at, r.submitted_at, r.started_at,
        r.ended_at, r.revision, c.config, c.sealed_secrets,
        r.parent_id, r.array_index, r.array_size, r.dependencies_waiting, r.schedule_id,
-       r.schedule_fire_time
+       r.schedule_fire_time, r.tasks
 FROM runs r
 JOIN workspaces w ON w.id = r.workspace_id
 JOIN run_specs s ON s.run_id = r.id
