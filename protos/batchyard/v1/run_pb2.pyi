@@ -122,6 +122,34 @@ store.
 """
 Global___RunReason: _TypeAlias = RunReason  # noqa: Y015
 
+class _RetryBudget:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RetryBudgetEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RetryBudget.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RETRY_BUDGET_UNSPECIFIED: _RetryBudget.ValueType  # 0
+    """No retry followed the attempt."""
+    RETRY_BUDGET_JOB: _RetryBudget.ValueType  # 1
+    """The job's own: `retry_strategy.num_retries` (the job failed, or infrastructure
+    retries were used up).
+    """
+    RETRY_BUDGET_INFRA: _RetryBudget.ValueType  # 2
+    """Infrastructure: `retry_strategy.num_infra_retries` (the attempt's worker was lost)."""
+
+class RetryBudget(_RetryBudget, metaclass=_RetryBudgetEnumTypeWrapper):
+    """The budget a retry was charged to."""
+
+RETRY_BUDGET_UNSPECIFIED: RetryBudget.ValueType  # 0
+"""No retry followed the attempt."""
+RETRY_BUDGET_JOB: RetryBudget.ValueType  # 1
+"""The job's own: `retry_strategy.num_retries` (the job failed, or infrastructure
+retries were used up).
+"""
+RETRY_BUDGET_INFRA: RetryBudget.ValueType  # 2
+"""Infrastructure: `retry_strategy.num_infra_retries` (the attempt's worker was lost)."""
+Global___RetryBudget: _TypeAlias = RetryBudget  # noqa: Y015
+
 @_typing.final
 class Attempt(_message.Message):
     """One try of a run on a worker."""
@@ -136,6 +164,7 @@ class Attempt(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     EXIT_CODE_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
+    RETRY_BUDGET_FIELD_NUMBER: _builtins.int
     number: _builtins.int
     """1 for the first attempt, counting up."""
     worker_id: _builtins.str
@@ -152,6 +181,10 @@ class Attempt(_message.Message):
     """
     message: _builtins.str
     """A short human-readable account, e.g. "killed after timeout 30s" or the source error."""
+    retry_budget: Global___RetryBudget.ValueType
+    """Which retry budget the retry after this attempt was charged to (unspecified: none,
+    e.g. the last attempt, or one handed back).
+    """
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """When the worker leased it."""
@@ -171,10 +204,11 @@ class Attempt(_message.Message):
         reason: Global___RunReason.ValueType = ...,
         exit_code: _builtins.int | None = ...,
         message: _builtins.str = ...,
+        retry_budget: Global___RetryBudget.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "end_time", b"end_time", "exit_code", b"exit_code", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "end_time", b"end_time", "exit_code", b"exit_code", "message", b"message", "number", b"number", "reason", b"reason", "start_time", b"start_time", "status", b"status", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "end_time", b"end_time", "exit_code", b"exit_code", "message", b"message", "number", b"number", "reason", b"reason", "retry_budget", b"retry_budget", "start_time", b"start_time", "status", b"status", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__exit_code: _TypeAlias = _typing.Literal["exit_code"]  # noqa: Y015
     _WhichOneofArgType__exit_code: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code"]  # noqa: Y015
@@ -306,6 +340,7 @@ class Run(_message.Message):
     END_TIME_FIELD_NUMBER: _builtins.int
     NEXT_ATTEMPT_TIME_FIELD_NUMBER: _builtins.int
     REVISION_FIELD_NUMBER: _builtins.int
+    NUM_INFRA_RETRIES_USED_FIELD_NUMBER: _builtins.int
     uuid: _builtins.str
     """The run's id, a UUID."""
     workspace: _builtins.str
@@ -336,6 +371,10 @@ class Run(_message.Message):
     """The idempotency key the run was submitted with, if any."""
     revision: _builtins.int
     """Bumped on every change of the run; WatchRun resumes after a revision."""
+    num_infra_retries_used: _builtins.int
+    """How many infrastructure retries were used (attempts lost with their worker that were
+    retried from `retry_strategy.num_infra_retries`, not counted in `num_retries_used`).
+    """
     @_builtins.property
     def config(self) -> _job_pb2.JobConfig:
         """The effective configuration (definition plus overrides), secrets left out."""
@@ -383,10 +422,11 @@ class Run(_message.Message):
         end_time: _timestamp_pb2.Timestamp | None = ...,
         next_attempt_time: _timestamp_pb2.Timestamp | None = ...,
         revision: _builtins.int = ...,
+        num_infra_retries_used: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "end_time", b"end_time", "next_attempt_time", b"next_attempt_time", "start_time", b"start_time", "submit_time", b"submit_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cancel_requested", b"cancel_requested", "config", b"config", "definition_name", b"definition_name", "definition_uuid", b"definition_uuid", "definition_version", b"definition_version", "end_time", b"end_time", "message", b"message", "next_attempt_time", b"next_attempt_time", "num_retries_used", b"num_retries_used", "payload_size", b"payload_size", "progress", b"progress", "reason", b"reason", "request_id", b"request_id", "revision", b"revision", "start_time", b"start_time", "status", b"status", "submit_time", b"submit_time", "uuid", b"uuid", "workspace", b"workspace"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cancel_requested", b"cancel_requested", "config", b"config", "definition_name", b"definition_name", "definition_uuid", b"definition_uuid", "definition_version", b"definition_version", "end_time", b"end_time", "message", b"message", "next_attempt_time", b"next_attempt_time", "num_infra_retries_used", b"num_infra_retries_used", "num_retries_used", b"num_retries_used", "payload_size", b"payload_size", "progress", b"progress", "reason", b"reason", "request_id", b"request_id", "revision", b"revision", "start_time", b"start_time", "status", b"status", "submit_time", b"submit_time", "uuid", b"uuid", "workspace", b"workspace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -195,7 +195,13 @@ class App:
             results=ResultReader(pool, WorkspaceResolver(), self.settings.artifacts.open()),
             batcher=SubmitBatcher(pool, box),
             reader=DefinitionReader(pool, box),
-            rescuer=Rescuer(pool, wakeups, self.settings.rescue_interval_seconds),
+            rescuer=Rescuer(
+                pool,
+                wakeups,
+                self.settings.rescue_interval_seconds,
+                ttl_seconds=self.settings.lease_ttl_seconds,
+                max_outage_seconds=self.settings.max_outage_seconds,
+            ),
         )
 
     def _build_server(self, pool: asyncpg.Pool, bg: _Services, box: SecretBox) -> grpc.aio.Server:
@@ -226,7 +232,10 @@ class App:
     ) -> list[tuple[object, Any]]:
         workspaces = WorkspaceResolver()
         service_db = identity_of(self.dsn)  # SQL jobs may not name it
-        lease_settings = LeaseSettings(ttl_seconds=self.settings.lease_ttl_seconds)
+        lease_settings = LeaseSettings(
+            ttl_seconds=self.settings.lease_ttl_seconds,
+            max_outage_seconds=self.settings.max_outage_seconds,
+        )
         run_parts = (bg.wakeups, bg.batcher, bg.reader, bg.results, bg.audit, service_db)
         return [
             (

@@ -139,6 +139,7 @@ def _attempt(row: asyncpg.Record) -> Attempt:
         reason=RunReason(row["reason"]),
         exit_code=row["exit_code"],
         message=row["message"],
+        retry_budget=row["retry_budget"],
     )
 
 
@@ -167,6 +168,7 @@ def _run(row: asyncpg.Record, secrets: Secrets, attempts: tuple[Attempt, ...]) -
         end_time=row["ended_at"],
         next_attempt_time=row["available_at"] if reason == RunReason.WAITING_FOR_RETRY else None,
         revision=row["revision"],
+        num_infra_retries_used=row["num_infra_retries_used"],
     )
 
 

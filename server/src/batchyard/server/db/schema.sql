@@ -70,6 +70,7 @@ CREATE TABLE public.run_attempts (
     message text DEFAULT ''::text NOT NULL,
     ended_by text,
     log_seq bigint DEFAULT 0 NOT NULL,
+    retry_budget text DEFAULT ''::text NOT NULL,
     CONSTRAINT run_attempts_ended_by_check CHECK ((ended_by = ANY (ARRAY['worker'::text, 'release'::text, 'rescuer'::text])))
 );
 
@@ -131,6 +132,7 @@ CREATE TABLE public.runs (
     started_at timestamp with time zone,
     ended_at timestamp with time zone,
     revision bigint DEFAULT 1 NOT NULL,
+    num_infra_retries_used integer DEFAULT 0 NOT NULL,
     CONSTRAINT runs_lease_check CHECK (((status = 'RUNNING'::text) = (lease_id IS NOT NULL))),
     CONSTRAINT runs_progress_check CHECK (((progress >= 0) AND (progress <= 100))),
     CONSTRAINT runs_status_check CHECK ((status = ANY (ARRAY['PENDING'::text, 'RUNNING'::text, 'SUCCEEDED'::text, 'FAILED'::text, 'CANCELLED'::text])))
@@ -140,6 +142,28 @@ CREATE TABLE public.schema_migrations (
     version integer NOT NULL,
     name text NOT NULL,
     applied_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL
+);
+
+CREATE TABLE public.service_clock (
+    id integer NOT NULL,
+    last_tick_at timestamp with time zone,
+    last_gap_at timestamp with time zone,
+    last_gap_seconds double precision,
+    CONSTRAINT service_clock_one_row CHECK ((id = 1))
+);
+
+CREATE TABLE public.workers (
+    workspace_id uuid NOT NULL,
+    worker_id text NOT NULL,
+    host text DEFAULT ''::text NOT NULL,
+    version text DEFAULT ''::text NOT NULL,
+    queues text[] DEFAULT '{}'::text[] NOT NULL,
+    slots integer DEFAULT 0 NOT NULL,
+    slots_busy integer DEFAULT 0 NOT NULL,
+    started_at timestamp with time zone,
+    first_seen_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    last_seen_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    fenced_at timestamp with time zone
 );
 
 CREATE TABLE public.workspaces (
@@ -184,6 +208,12 @@ ALTER TABLE ONLY public.runs
 ALTER TABLE ONLY public.schema_migrations
     ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
 
+ALTER TABLE ONLY public.service_clock
+    ADD CONSTRAINT service_clock_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.workers
+    ADD CONSTRAINT workers_pkey PRIMARY KEY (workspace_id, worker_id);
+
 ALTER TABLE ONLY public.workspaces
     ADD CONSTRAINT workspaces_name_key UNIQUE (name);
 
@@ -208,6 +238,8 @@ CREATE UNIQUE INDEX runs_request_id_key ON public.runs USING btree (workspace_id
 
 CREATE INDEX runs_workspace_submitted_idx ON public.runs USING btree (workspace_id, submitted_at DESC, id DESC);
 
+CREATE INDEX workers_seen_idx ON public.workers USING btree (workspace_id, last_seen_at DESC);
+
 ALTER TABLE ONLY public.api_tokens
     ADD CONSTRAINT api_tokens_workspace_id_fkey FOREIGN KEY (workspace_id) REFERENCES public.workspaces(id);
 
@@ -222,3 +254,6 @@ ALTER TABLE ONLY public.run_attempts
 
 ALTER TABLE ONLY public.runs
     ADD CONSTRAINT runs_workspace_fkey FOREIGN KEY (workspace_id) REFERENCES public.workspaces(id);
+
+ALTER TABLE ONLY public.workers
+    ADD CONSTRAINT workers_workspace_id_fkey FOREIGN KEY (workspace_id) REFERENCES public.workspaces(id);

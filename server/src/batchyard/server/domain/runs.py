@@ -57,6 +57,8 @@ class Attempt:
     reason: RunReason
     exit_code: int | None
     message: str
+    retry_budget: str = ""
+    """What the retry after it was charged to: "", "job" or "infra"."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class Run:
     end_time: datetime | None
     next_attempt_time: datetime | None
     revision: int
+    num_infra_retries_used: int = 0
 
 
 @dataclass(frozen=True)

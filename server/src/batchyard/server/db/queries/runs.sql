@@ -35,7 +35,7 @@ SELECT request_id, id FROM runs WHERE workspace_id = $1 AND request_id = ANY($2:
 -- name: get_runs
 SELECT r.id, w.name AS workspace, r.definition_id, r.definition_name, r.definition_version,
        r.request_id, r.status, r.reason, r.message, r.cancel_requested, r.progress,
-       r.num_retries_used, r.payload_size, r.available_at, r.submitted_at, r.started_at,
+       r.num_retries_used, r.num_infra_retries_used, r.payload_size, r.available_at, r.submitted_at, r.started_at,
        r.ended_at, r.revision, c.config, c.sealed_secrets
 FROM runs r
 JOIN workspaces w ON w.id = r.workspace_id
@@ -44,7 +44,8 @@ JOIN run_configs c ON c.id = s.config_id
 WHERE r.workspace_id = $1 AND r.id = ANY($2::uuid[]);
 
 -- name: get_attempts
-SELECT run_id, number, worker_id, started_at, ended_at, status, reason, exit_code, message
+SELECT run_id, number, worker_id, started_at, ended_at, status, reason, exit_code, message,
+       retry_budget
 FROM run_attempts
 WHERE run_id = ANY($1::uuid[])
 ORDER BY run_id, number;
