@@ -88,14 +88,17 @@ class Fleet:
     def channel(self) -> grpc.aio.Channel:
         return aio_channel(self.target, token=self.token)
 
-    async def submit_sleepers(self, count: int, seconds: float, name: str = "sleeper") -> list[str]:
-        """`count` runs of `sleep` that print a line a second, without retries."""
+    async def submit_sleepers(
+        self, count: int, seconds: float, name: str = "sleeper", infra_retries: int = 0
+    ) -> list[str]:
+        """`count` runs of `sleep` that print a line a second, without retries of the job's
+        own (and `infra_retries` for a lost worker)."""
         script = f"for i in $(seq {int(seconds)}); do echo line $i; sleep 1; done"
         config = {
             "type": "JOB_TYPE_SHELL",
             "sourceLocation": "/bin/sh",
             "args": ["-c", script],
-            "retryStrategy": {"numRetries": 0},
+            "retryStrategy": {"numRetries": 0, "numInfraRetries": infra_retries},
         }
         async with self.channel() as channel:
             await define(definition_service_pb2_grpc.DefinitionServiceStub(channel), name, config)

@@ -96,7 +96,7 @@ async def test_a_run_rescued_from_a_frozen_worker_goes_to_a_live_one(tmp_path, d
     try:
         await fleet.start_server()
         frozen = fleet.start_worker("--slots", "2")  # one slot left: a long-poll stays open
-        (run,) = await fleet.submit_sleepers(1, 6)
+        (run,) = await fleet.submit_sleepers(1, 6, infra_retries=1)
         await fleet.wait_running([run])
         frozen.send_signal(signal.SIGSTOP)
         # The lease expires; the rescued run must not go to the frozen worker's open poll.
