@@ -24,6 +24,7 @@ from batchyard.server.app import SERVICES
 from batchyard.v1 import access_pb2 as apb
 from batchyard.v1 import (
     access_service_pb2,
+    fleet_service_pb2,
     log_pb2,
     log_service_pb2,
     result_pb2,
@@ -285,6 +286,11 @@ def ref_requests(v: Victim) -> dict[str, tuple[Callable[[str], Any], str, str]]:
             v.viewer.prefix,
             "byt_000000000000",
         ),
+        "FleetService/GetWorker": (
+            lambda ref: fleet_service_pb2.GetWorkerRequest(worker_id=ref),
+            "beta-w",
+            "no-such-worker",
+        ),
     }
 
 
@@ -362,7 +368,14 @@ async def test_another_workspace_is_invisible(
         victim_ids = {v.definition.uuid, v.running.run, v.finished, v.pending, v.viewer.prefix}
         assert listed.events and not {e.object_id for e in listed.events} & victim_ids
 
+    async def own_workers_only(ch: grpc.aio.Channel) -> None:
+        listed = await invoke(
+            ch, METHODS["FleetService/ListWorkers"], fleet_service_pb2.ListWorkersRequest()
+        )
+        assert "beta-w" not in {w.worker_id for w in listed.workers}
+
     visible_checks = {
+        "FleetService/ListWorkers": own_workers_only,
         "DefinitionService/ListDefinitions": no_victim_definitions,
         "DefinitionService/CreateDefinition": create_same_name,
         "RunService/ListRuns": no_victim_runs,

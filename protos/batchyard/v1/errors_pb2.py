@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x62\x61tchyard/v1/errors.proto\x12\x0c\x62\x61tchyard.v1\x1a google/protobuf/descriptor.proto*\xee\x04\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x45RROR_REASON_INVALID_FIELD\x10\x01\x12%\n!ERROR_REASON_DEFINITION_NOT_FOUND\x10\x02\x12\"\n\x1e\x45RROR_REASON_DEFINITION_EXISTS\x10\x03\x12\x1e\n\x1a\x45RROR_REASON_RUN_NOT_FOUND\x10\x04\x12\x1b\n\x17\x45RROR_REASON_LEASE_LOST\x10\x05\x12\x1c\n\x18\x45RROR_REASON_WRONG_STATE\x10\x06\x12!\n\x1d\x45RROR_REASON_VERSION_CONFLICT\x10\x07\x12!\n\x1d\x45RROR_REASON_OUTCOME_CONFLICT\x10\x08\x12#\n\x1f\x45RROR_REASON_INVALID_PAGE_TOKEN\x10\t\x12!\n\x1d\x45RROR_REASON_RESULT_NOT_FOUND\x10\n\x12 \n\x1c\x45RROR_REASON_UNAUTHENTICATED\x10\x0b\x12\"\n\x1e\x45RROR_REASON_PERMISSION_DENIED\x10\x0c\x12#\n\x1f\x45RROR_REASON_SERVER_UNAVAILABLE\x10\r\x12\x19\n\x15\x45RROR_REASON_INTERNAL\x10\x0e\x12\"\n\x1e\x45RROR_REASON_CONCURRENCY_LIMIT\x10\x0f\x12!\n\x1d\x45RROR_REASON_WORKSPACE_EXISTS\x10\x10\x12 \n\x1c\x45RROR_REASON_TOKEN_NOT_FOUND\x10\x11:R\n\rerror_reasons\x12\x1e.google.protobuf.MethodOptions\x18\xb8\x8e\x03 \x03(\x0e\x32\x19.batchyard.v1.ErrorReasonb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x62\x61tchyard/v1/errors.proto\x12\x0c\x62\x61tchyard.v1\x1a google/protobuf/descriptor.proto*\x91\x05\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x45RROR_REASON_INVALID_FIELD\x10\x01\x12%\n!ERROR_REASON_DEFINITION_NOT_FOUND\x10\x02\x12\"\n\x1e\x45RROR_REASON_DEFINITION_EXISTS\x10\x03\x12\x1e\n\x1a\x45RROR_REASON_RUN_NOT_FOUND\x10\x04\x12\x1b\n\x17\x45RROR_REASON_LEASE_LOST\x10\x05\x12\x1c\n\x18\x45RROR_REASON_WRONG_STATE\x10\x06\x12!\n\x1d\x45RROR_REASON_VERSION_CONFLICT\x10\x07\x12!\n\x1d\x45RROR_REASON_OUTCOME_CONFLICT\x10\x08\x12#\n\x1f\x45RROR_REASON_INVALID_PAGE_TOKEN\x10\t\x12!\n\x1d\x45RROR_REASON_RESULT_NOT_FOUND\x10\n\x12 \n\x1c\x45RROR_REASON_UNAUTHENTICATED\x10\x0b\x12\"\n\x1e\x45RROR_REASON_PERMISSION_DENIED\x10\x0c\x12#\n\x1f\x45RROR_REASON_SERVER_UNAVAILABLE\x10\r\x12\x19\n\x15\x45RROR_REASON_INTERNAL\x10\x0e\x12\"\n\x1e\x45RROR_REASON_CONCURRENCY_LIMIT\x10\x0f\x12!\n\x1d\x45RROR_REASON_WORKSPACE_EXISTS\x10\x10\x12 \n\x1c\x45RROR_REASON_TOKEN_NOT_FOUND\x10\x11\x12!\n\x1d\x45RROR_REASON_WORKER_NOT_FOUND\x10\x14:R\n\rerror_reasons\x12\x1e.google.protobuf.MethodOptions\x18\xb8\x8e\x03 \x03(\x0e\x32\x19.batchyard.v1.ErrorReasonb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,5 +33,5 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'batchyard.v1.errors_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ERRORREASON']._serialized_start=78
-  _globals['_ERRORREASON']._serialized_end=700
+  _globals['_ERRORREASON']._serialized_end=735
 # @@protoc_insertion_point(module_scope)

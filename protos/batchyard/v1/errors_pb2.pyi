@@ -71,6 +71,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """A workspace with that name already exists (ALREADY_EXISTS)."""
     ERROR_REASON_TOKEN_NOT_FOUND: _ErrorReason.ValueType  # 17
     """The token (by uuid or prefix) does not exist in the caller's workspace (NOT_FOUND)."""
+    ERROR_REASON_WORKER_NOT_FOUND: _ErrorReason.ValueType  # 20
+    """The worker has never called the server in the caller's workspace (NOT_FOUND)."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Machine-readable error reasons.
@@ -132,6 +134,8 @@ ERROR_REASON_WORKSPACE_EXISTS: ErrorReason.ValueType  # 16
 """A workspace with that name already exists (ALREADY_EXISTS)."""
 ERROR_REASON_TOKEN_NOT_FOUND: ErrorReason.ValueType  # 17
 """The token (by uuid or prefix) does not exist in the caller's workspace (NOT_FOUND)."""
+ERROR_REASON_WORKER_NOT_FOUND: ErrorReason.ValueType  # 20
+"""The worker has never called the server in the caller's workspace (NOT_FOUND)."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 ERROR_REASONS_FIELD_NUMBER: _builtins.int

@@ -22,6 +22,7 @@ from batchyard.server.api.audit import AuditLog
 from batchyard.server.api.auth import Authenticator, check_coverage
 from batchyard.server.api.budgets import Budgets
 from batchyard.server.api.definitions import DefinitionServicer
+from batchyard.server.api.fleet import FleetServicer
 from batchyard.server.api.instrument import instrument
 from batchyard.server.api.logs import LogServicer
 from batchyard.server.api.results import ResultReader
@@ -47,6 +48,7 @@ from batchyard.server.tls import add_port, check_listen
 from batchyard.v1 import (
     access_service_pb2,
     definition_service_pb2,
+    fleet_service_pb2,
     log_service_pb2,
     run_service_pb2,
     worker_service_pb2,
@@ -60,6 +62,7 @@ SERVICES = [
     worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
     log_service_pb2.DESCRIPTOR.services_by_name["LogService"].full_name,
     *(s.full_name for s in access_service_pb2.DESCRIPTOR.services_by_name.values()),
+    fleet_service_pb2.DESCRIPTOR.services_by_name["FleetService"].full_name,
 ]
 
 
@@ -248,6 +251,7 @@ class App:
             (TokenServicer(pool, bg.audit, authenticator), access_service_pb2),
             (WorkspaceServicer(pool, bg.audit), access_service_pb2),
             (AuditServicer(pool, bg.audit), access_service_pb2),
+            (FleetServicer(pool, self.settings.lease_ttl_seconds), fleet_service_pb2),
         ]
 
     async def stop(self, grace: float | None = None) -> None:

@@ -23,6 +23,7 @@ import grpc
 from batchyard.client import connection
 from batchyard.client.aio.access import AsyncAudit, AsyncTokens, AsyncWorkspaces
 from batchyard.client.aio.call import AsyncCaller
+from batchyard.client.aio.fleet import AsyncWorkers
 from batchyard.client.aio.logs import AsyncLogsClient
 from batchyard.client.aio.paging import AsyncPaged, alisting
 from batchyard.client.aio.results import AsyncRunResults
@@ -44,6 +45,7 @@ from batchyard.v1 import (
     access_service_pb2_grpc,
     definition_pb2,
     definition_service_pb2_grpc,
+    fleet_service_pb2_grpc,
     log_service_pb2_grpc,
     run_service_pb2_grpc,
 )
@@ -207,6 +209,7 @@ class AsyncClient(ClientBase[AsyncCaller]):
             access_service_pb2_grpc.WorkspaceServiceStub(self._channel), call
         )
         self.audit = AsyncAudit(access_service_pb2_grpc.AuditServiceStub(self._channel), call)
+        self.workers = AsyncWorkers(fleet_service_pb2_grpc.FleetServiceStub(self._channel), call)
 
     async def run(self, run_id: str) -> AsyncRun:
         """A handle on the existing run `run_id`, read now (RunNotFoundError if none)."""

@@ -12,7 +12,7 @@ import os
 import sys
 from importlib.metadata import PackageNotFoundError, entry_points, version
 
-from batchyard.client.cli import access, completion, definitions, logs, results, runs, sql
+from batchyard.client.cli import access, completion, definitions, logs, results, runs, sql, workers
 from batchyard.client.cli.failures import EXIT_USAGE, run
 
 PLUGIN_GROUP = "batchyard.commands"
@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     sql.register(subparsers)
     access.register(subparsers)
     completion.register(subparsers)
+    workers.register(subparsers)
     for entry in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
         entry.load()(subparsers)
     return parser

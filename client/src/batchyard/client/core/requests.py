@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeAlias, TypeVar
 from batchyard.v1 import (
     access_pb2,
     definition_pb2,
+    fleet_pb2,
     job_pb2,
     log_pb2,
     result_pb2,
@@ -26,6 +27,7 @@ from batchyard.v1 import (
 )
 from batchyard.v1 import access_service_pb2 as apb
 from batchyard.v1 import definition_service_pb2 as dpb
+from batchyard.v1 import fleet_service_pb2 as fpb
 from batchyard.v1 import log_service_pb2 as lpb
 from batchyard.v1 import run_service_pb2 as rpb
 
@@ -367,3 +369,18 @@ def tail_logs_request(
         min_level=log_level(min_level),
         streams=[log_stream(s) for s in streams],
     )
+
+
+# ---------------------------------------------------------------- workers
+
+
+def list_workers() -> Listing[fleet_pb2.Worker]:
+    """The live workers of the workspace, by id."""
+    return _listing("workers", fpb.ListWorkersRequest)
+
+
+def get_worker_request(worker_id: str) -> fpb.GetWorkerRequest:
+    """One worker by its id; ValueError for an empty id."""
+    if not worker_id.strip():
+        raise ValueError("a worker id is required")
+    return fpb.GetWorkerRequest(worker_id=worker_id.strip())

@@ -37,6 +37,7 @@ from batchyard.client.core.retry import RetryPolicy
 from batchyard.client.specs import DefinitionSpec, load_definition
 from batchyard.client.sync.access import Audit, Tokens, Workspaces
 from batchyard.client.sync.call import Caller, RetryInterceptor
+from batchyard.client.sync.fleet import Workers
 from batchyard.client.sync.logs import LogsClient
 from batchyard.client.sync.paging import Paged, listing
 from batchyard.client.sync.results import RunResults
@@ -46,6 +47,7 @@ from batchyard.v1 import (
     access_service_pb2_grpc,
     definition_pb2,
     definition_service_pb2_grpc,
+    fleet_service_pb2_grpc,
     run_pb2,
 )
 from batchyard.v1 import definition_service_pb2 as dpb
@@ -208,7 +210,8 @@ class Client(ClientBase[Caller]):
     """A connection to a Batchyard server, for Python programs and notebooks (the
     arguments: see `ClientBase`).
 
-    Parts: `definitions`, `runs`, `logs`, `tokens`, `workspaces`, `audit`; `run(run_id)`
+    Parts: `definitions`, `runs`, `logs`, `tokens`, `workspaces`, `audit`, `workers`;
+    `run(run_id)`
     for a handle on an existing run; `sql(query, target=...)` for an ad-hoc query.
     Close it when done, or use it as a context manager.
     """
@@ -238,6 +241,8 @@ class Client(ClientBase[Caller]):
         """Workspaces (admin of `default`)."""
         self.audit = Audit(access_service_pb2_grpc.AuditServiceStub(self._plain), self.retry)
         """The audit trail (admin)."""
+        self.workers = Workers(fleet_service_pb2_grpc.FleetServiceStub(self._plain), self.retry)
+        """The workers serving the workspace."""
 
     def run(self, run_id: str) -> Run:
         """A handle on the existing run `run_id`, read now (RunNotFoundError if none)."""

@@ -66,6 +66,7 @@ PERMISSIONS: dict[str, dict[str, Permission]] = {
     "batchyard.v1.TokenService": {"CreateToken": ADMIN, "ListTokens": ADMIN, "RevokeToken": ADMIN},
     "batchyard.v1.WorkspaceService": {"CreateWorkspace": ADMIN, "ListWorkspaces": READ},
     "batchyard.v1.AuditService": {"ListAuditEvents": ADMIN},
+    "batchyard.v1.FleetService": {"ListWorkers": READ, "GetWorker": READ},
 }
 
 _principal: ContextVar[Principal | None] = ContextVar("batchyard_principal", default=None)

@@ -70,3 +70,83 @@ async def fenced_since(
         )
     )
     return bool(fenced)
+
+
+@dataclass(frozen=True)
+class RunningAttempt:
+    run: UUID
+    attempt: int
+    lease_expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class WorkerRecord:
+    """A worker as the server last saw it."""
+
+    worker_id: str
+    host: str
+    version: str
+    queues: list[str]
+    slots: int
+    slots_busy: int
+    started_at: datetime | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+    fenced: bool
+    alive: bool
+    running: list[RunningAttempt]
+
+
+async def list_live(
+    pool: asyncpg.Pool, workspace: UUID, ttl_seconds: float, after: str | None, limit: int
+) -> list[WorkerRecord]:
+    """Live workers (seen within the TTL) by id, after `after`."""
+    rows = await pool.fetch(
+        *bind(
+            "list_workers",
+            workspace_id=workspace,
+            ttl_seconds=ttl_seconds,
+            after=after,
+            limit=limit,
+        )
+    )
+    return await _with_running(pool, workspace, rows)
+
+
+async def get(
+    pool: asyncpg.Pool, workspace: UUID, worker_id: str, ttl_seconds: float
+) -> WorkerRecord | None:
+    row = await pool.fetchrow(
+        *bind("get_worker", workspace_id=workspace, worker_id=worker_id, ttl_seconds=ttl_seconds)
+    )
+    return (await _with_running(pool, workspace, [row]))[0] if row is not None else None
+
+
+async def _with_running(
+    pool: asyncpg.Pool, workspace: UUID, rows: list[asyncpg.Record]
+) -> list[WorkerRecord]:
+    running: dict[str, list[RunningAttempt]] = {r["worker_id"]: [] for r in rows}
+    if rows:
+        for a in await pool.fetch(
+            *bind("workers_running", workspace_id=workspace, worker_ids=list(running))
+        ):
+            running[a["worker_id"]].append(
+                RunningAttempt(a["id"], a["attempt"], a["lease_expires_at"])
+            )
+    return [
+        WorkerRecord(
+            worker_id=r["worker_id"],
+            host=r["host"],
+            version=r["version"],
+            queues=list(r["queues"]),
+            slots=r["slots"],
+            slots_busy=r["slots_busy"],
+            started_at=r["started_at"],
+            first_seen_at=r["first_seen_at"],
+            last_seen_at=r["last_seen_at"],
+            fenced=r["fenced"],
+            alive=r["alive"],
+            running=running[r["worker_id"]],
+        )
+        for r in rows
+    ]

@@ -68,3 +68,29 @@ WITH seen AS (
 SELECT fenced_at IS NOT NULL AND fenced_at >= :call_at::timestamptz AS fenced
 FROM workers
 WHERE workspace_id = :workspace_id AND worker_id = :worker_id;
+
+-- name: list_workers
+-- The live workers of a workspace (seen within :ttl_seconds), by id, after :after.
+SELECT worker_id, host, version, queues, slots, slots_busy, started_at, first_seen_at,
+       last_seen_at, fenced_at IS NOT NULL AS fenced, TRUE AS alive
+FROM workers
+WHERE workspace_id = :workspace_id
+  AND last_seen_at > clock_timestamp() - make_interval(secs => :ttl_seconds)
+  AND (:after::text IS NULL OR worker_id > :after::text)
+ORDER BY worker_id
+LIMIT :limit;
+
+-- name: get_worker
+SELECT worker_id, host, version, queues, slots, slots_busy, started_at, first_seen_at,
+       last_seen_at, fenced_at IS NOT NULL AS fenced,
+       last_seen_at > clock_timestamp() - make_interval(secs => :ttl_seconds) AS alive
+FROM workers
+WHERE workspace_id = :workspace_id AND worker_id = :worker_id;
+
+-- name: workers_running
+-- The attempts these workers run now (the running runs, through their partial index).
+SELECT worker_id, id, attempt, lease_expires_at
+FROM runs
+WHERE status = 'RUNNING' AND lease_expires_at IS NOT NULL
+  AND workspace_id = :workspace_id AND worker_id = ANY(:worker_ids::text[])
+ORDER BY worker_id, id;
