@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from batchyard.server.embedded import start_embedded
-from batchyard.v1 import run_pb2
+from batchyard.v1 import definition_service_pb2_grpc, run_pb2, run_service_pb2_grpc
 from tests import pg
-from tests.e2e.outages import Fleet, toll
+from tests.e2e.jobs import define, submit
+from tests.e2e.outages import CutProxy, Fleet, toll
 
 TTL = 2.0
 OUTAGE = 8.0  # four leases long
@@ -117,3 +118,55 @@ async def test_a_run_rescued_from_a_frozen_worker_goes_to_a_live_one(tmp_path, d
     assert [a.worker_id for a in done.attempts] == ["w0", "w1"]
     assert done.attempts[0].reason == run_pb2.RUN_REASON_WORKER_LOST
     assert rescued.attempts[0].reason == run_pb2.RUN_REASON_WORKER_LOST
+
+
+MAX_OUTAGE = 4.0
+KILL_GRACE = 1.0
+
+
+async def test_a_cut_off_worker_stops_its_job_within_the_stated_overlap(tmp_path, database_url):
+    """The worker behind the proxy gets no answer at all: the server rescues its run
+    after the TTL and another worker runs it; the cut-off worker stops its job once no
+    renewal succeeded for TTL + max-outage. The two attempts overlap by at most
+    max-outage + the worker's kill grace (the bound server/README.md states)."""
+    fleet = Fleet(tmp_path, database_url, ttl=TTL, max_outage=MAX_OUTAGE)
+    proxy = CutProxy(fleet.target)
+    ticks = tmp_path / "ticks"
+    try:
+        await fleet.start_server()
+        await proxy.start()
+        cut_off = fleet.start_worker("--slots", "1", "--server", proxy.address)
+        tick = f'echo "$BATCHYARD_ATTEMPT $(date +%s.%N)" >> {ticks}'
+        script = f"for i in $(seq 120); do {tick}; sleep 0.1; done"
+        config = {
+            "type": "JOB_TYPE_SHELL",
+            "sourceLocation": "/bin/sh",
+            "args": ["-c", script],
+            "retryStrategy": {"numRetries": 0, "numInfraRetries": 1},
+        }
+        async with fleet.channel() as channel:
+            await define(
+                definition_service_pb2_grpc.DefinitionServiceStub(channel), "ticker", config
+            )
+            run = (await submit(run_service_pb2_grpc.RunServiceStub(channel), "ticker")).uuid
+        await fleet.wait_running([run])
+        fleet.start_worker("--slots", "1")  # idle until the run is rescued
+        await asyncio.sleep(3)
+        proxy.cut = True
+        (done,) = await fleet.wait_finished([run], timeout=90)
+        assert cut_off.poll() is None  # the cut-off worker stopped its job, not itself
+        proxy.heal()
+    finally:
+        await proxy.close()
+        await fleet.close()
+    assert done.status == run_pb2.RUN_STATUS_SUCCEEDED
+    assert [a.worker_id for a in done.attempts] == ["w0", "w1"]
+    assert "lease_given_up" in (tmp_path / "worker-0.log").read_text()
+    seen: dict[str, list[float]] = {"1": [], "2": []}
+    for line in ticks.read_text().split("\n"):
+        if line.strip():
+            attempt, at = line.split()
+            seen[attempt].append(float(at))
+    overlap = max(seen["1"]) - min(seen["2"])
+    print(f"overlap of attempts 1 and 2: {overlap:.2f} s (bound {MAX_OUTAGE + KILL_GRACE} s)")
+    assert overlap <= MAX_OUTAGE + KILL_GRACE + 0.5, overlap

@@ -6,7 +6,7 @@ import shlex
 from collections.abc import Sequence
 from datetime import datetime
 
-from batchyard.client.cli.definition_views import retries_text, type_name
+from batchyard.client.cli.definition_views import infra_retries_text, retries_text, type_name
 from batchyard.client.cli.render import (
     absolute_time,
     as_datetime,
@@ -28,7 +28,19 @@ from batchyard.client.describe import status_text as status_text
 from batchyard.v1 import run_pb2
 
 TABLE_HEADERS = ("UUID", "DEFINITION", "STATUS", "REASON", "ATTEMPTS", "SUBMITTED", "ENDED")
-ATTEMPT_HEADERS = ("#", "WORKER", "STARTED", "ENDED", "STATUS", "REASON", "EXIT CODE", "MESSAGE")
+ATTEMPT_HEADERS = (
+    "#",
+    "WORKER",
+    "STARTED",
+    "ENDED",
+    "STATUS",
+    "REASON",
+    "EXIT CODE",
+    "RETRY",
+    "MESSAGE",
+)
+# Which budget the retry after an attempt was charged to.
+RETRY_BUDGETS = {run_pb2.RETRY_BUDGET_JOB: "job", run_pb2.RETRY_BUDGET_INFRA: "infra"}
 
 
 # ANSI colours of statuses, on a terminal.
@@ -113,9 +125,12 @@ def run_details(run: run_pb2.Run, now: datetime) -> str:
         ("Priority", str(config.priority)),
         ("Timeout", duration(timeout) if config.HasField("timeout") else "1h (default)"),
         ("Retries", retries_text(config.retry_strategy)),
+        ("Infra retries", infra_retries_text(config.retry_strategy)),
     ]
     if run.num_retries_used:
         pairs.append(("Retries used", str(run.num_retries_used)))
+    if run.num_infra_retries_used:
+        pairs.append(("Infra retries used", str(run.num_infra_retries_used)))
     pairs.append(("Progress", f"{run.progress}%"))
     if run.payload_size:
         pairs.append(("Payload", f"{run.payload_size} bytes"))
@@ -136,7 +151,8 @@ def run_details(run: run_pb2.Run, now: datetime) -> str:
 
 
 def attempts_table(attempts: Sequence[run_pb2.Attempt], now: datetime) -> str:
-    """#, WORKER, STARTED, ENDED, STATUS, REASON, EXIT CODE, MESSAGE: one row per attempt."""
+    """#, WORKER, STARTED, ENDED, STATUS, REASON, EXIT CODE, RETRY (the budget the retry
+    after it was charged to: job or infra), MESSAGE: one row per attempt."""
     rows = [
         [
             str(a.number),
@@ -145,6 +161,7 @@ def attempts_table(attempts: Sequence[run_pb2.Attempt], now: datetime) -> str:
             relative_time(as_datetime(a.end_time), now),
             *_attempt_state(a),
             str(a.exit_code) if a.HasField("exit_code") else "-",
+            RETRY_BUDGETS.get(a.retry_budget, "-"),
             one_line(a.message) or "-",
         ]
         for a in attempts
