@@ -4,6 +4,8 @@ work (F2): real server and worker subprocesses, short leases, the outage made fo
 
 Each test fails without the service clock / worker fencing (leases expired during the
 outage: the runs end FAILED, worker lost; the rescued run goes back to the frozen worker).
+The database outage and the cut-off worker are longer: `uv run pytest -m fault
+tests/e2e/test_outages.py` runs them.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ async def own_postgres():
     shutil.rmtree(home, ignore_errors=True)
 
 
+@pytest.mark.fault
 async def test_a_database_outage_longer_than_the_lease_kills_no_job(tmp_path, own_postgres):
     fleet = Fleet(tmp_path, own_postgres.url, ttl=TTL, token=own_postgres.admin_token)
     try:
@@ -124,6 +127,7 @@ MAX_OUTAGE = 4.0
 KILL_GRACE = 1.0
 
 
+@pytest.mark.fault
 async def test_a_cut_off_worker_stops_its_job_within_the_stated_overlap(tmp_path, database_url):
     """The worker behind the proxy gets no answer at all: the server rescues its run
     after the TTL and another worker runs it; the cut-off worker stops its job once no
