@@ -29,6 +29,8 @@ READING = [
     "tokens list",
     "workspaces list",
     "audit list",
+    "workers list",
+    "workers get",
 ]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -57,6 +59,7 @@ def test_the_tree_is_what_the_docs_say() -> None:
         "workspaces",
         "audit",
         "completion",
+        "workers",
         *PLUGINS,
     }
 

@@ -333,11 +333,12 @@ async def test_get_shows_attempts_and_the_outcome(cli, hello, worker):
         "REASON",
         "EXIT",
         "CODE",
+        "RETRY",
         "MESSAGE",
     ]
     assert row.split()[:2] == ["1", "t"]
     assert "failed  non-zero exit code  3" in row
-    assert row.endswith("boom")
+    assert row.split()[-2:] == ["job", "boom"]
 
 
 @pytest.mark.parametrize("fmt", ["json", "yaml"])
