@@ -14,6 +14,7 @@ from grpc_status import rpc_status
 from batchyard.v1 import (
     access_service_pb2,
     definition_service_pb2,
+    fleet_service_pb2,
     log_service_pb2,
     queue_service_pb2,
     retention_service_pb2,
@@ -31,6 +32,7 @@ API_MODULES: tuple[ModuleType, ...] = (
     queue_service_pb2,
     schedule_service_pb2,
     retention_service_pb2,
+    fleet_service_pb2,
 )
 """Every module of ours that defines a service (tests/server/test_tenancy.py checks that
 the server serves exactly these)."""

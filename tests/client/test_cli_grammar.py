@@ -29,6 +29,8 @@ READING = [
     "tokens list",
     "workspaces list",
     "audit list",
+    "workers list",
+    "workers get",
 ]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -60,6 +62,7 @@ def test_the_tree_is_what_the_docs_say() -> None:
         "queues",
         "schedules",
         "ingest",
+        "workers",
         *PLUGINS,
     }
 

@@ -42,6 +42,8 @@ PARTS = [
     aio.AsyncWorkspaces,
     aio.AsyncAudit,
     aio.AsyncLogsClient,
+    sync_sdk.Workers,
+    aio.AsyncWorkers,
 ]
 
 

@@ -175,7 +175,12 @@ async def test_a_paused_worker_is_fenced_off_and_its_job_killed(
     definitions, runs, tmp_path, start_worker
 ):
     pids_file = tmp_path / "pids"
-    await define(definitions, "long", shell_job(f"echo $$ >> {pids_file}; sleep 1000"))
+    no_retries = {"numRetries": 0, "numInfraRetries": 0}
+    await define(
+        definitions,
+        "long",
+        shell_job(f"echo $$ >> {pids_file}; sleep 1000", retryStrategy=no_retries),
+    )
     paused = start_worker()
     run = await submit(runs, "long")
     (job_pid,) = await read_pids(pids_file, 1)

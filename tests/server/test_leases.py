@@ -280,7 +280,11 @@ short_leases = pytest.mark.server(lease_ttl_seconds=0.6, rescue_interval_seconds
 
 @short_leases
 async def test_expired_lease_becomes_a_new_attempt_then_a_failure(definitions, runs, workers):
-    await define(definitions, retryStrategy={"numRetries": 1, "delayBetweenRetries": "3600s"})
+    # One infrastructure retry, none of the job's own.
+    await define(
+        definitions,
+        retryStrategy={"numRetries": 0, "numInfraRetries": 1, "delayBetweenRetries": "3600s"},
+    )
     run = await submit(runs, "job")
     (first,) = await lease(workers, worker_id="doomed")
     # The worker stops heartbeating; the rescuer hands the run to the next worker at once.
@@ -288,7 +292,9 @@ async def test_expired_lease_becomes_a_new_attempt_then_a_failure(definitions, r
     assert second.run == run.uuid and second.attempt == 2
     lost = await get(runs, run.uuid)
     assert lost.attempts[0].reason == run_pb2.RUN_REASON_WORKER_LOST
-    assert lost.attempts[0].status == run_pb2.RUN_STATUS_FAILED and lost.num_retries_used == 1
+    assert lost.attempts[0].status == run_pb2.RUN_STATUS_FAILED
+    assert (lost.num_retries_used, lost.num_infra_retries_used) == (0, 1)
+    assert lost.attempts[0].retry_budget == run_pb2.RETRY_BUDGET_INFRA
     # The stale worker is fenced off, whatever it tries.
     for call in (
         complete(workers, first),

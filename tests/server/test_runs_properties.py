@@ -73,6 +73,7 @@ retry_strategies = st.builds(
     delay_seconds=st.none() | st.floats(min_value=0, max_value=86_400),
     retry_on_timeout=st.booleans(),
     exit_code_rules=st.lists(rules, max_size=3).map(tuple),
+    num_infra_retries=st.integers(min_value=0, max_value=5),
 )
 retries_used = st.integers(min_value=0, max_value=12)
 
@@ -114,16 +115,22 @@ def test_a_non_zero_exit_needs_its_exit_code(code: int | None, message: str) -> 
     assert [v.field for v in validate_outcome(outcome)] == ["exit_code"]
 
 
-@given(reported | worker_lost, retry_strategies, retries_used, st.booleans())
+@given(reported | worker_lost, retry_strategies, retries_used, retries_used, st.booleans())
 def test_an_ended_attempt_leaves_its_run_final_or_pending_for_a_retry(
-    outcome: Outcome, strategy: RetryStrategy, used: int, cancel_requested: bool
+    outcome: Outcome, strategy: RetryStrategy, used: int, infra_used: int, cancel_requested: bool
 ) -> None:
-    nxt = after_attempt(outcome, strategy, used, cancel_requested)
+    nxt = after_attempt(outcome, strategy, used, cancel_requested, infra_used)
     assert nxt.status != RunStatus.RUNNING
     assert nxt.retry == (nxt.status == RunStatus.PENDING)
     if nxt.retry:
         assert nxt.reason in (RunReason.IN_QUEUE, RunReason.WAITING_FOR_RETRY)
-        assert used < strategy.num_retries
+        if nxt.budget == "infra":  # only a lost worker, and only within its own budget
+            assert outcome.reason == RunReason.WORKER_LOST
+            assert infra_used < strategy.num_infra_retries
+        else:
+            assert nxt.budget == "job" and used < strategy.num_retries
+            if outcome.reason == RunReason.WORKER_LOST:  # the infra budget went first
+                assert infra_used >= strategy.num_infra_retries
     else:
         assert nxt.status.finished
         assert nxt.delay_seconds == 0
@@ -151,8 +158,23 @@ def test_a_requested_cancel_wins_over_any_retry(
 def test_a_failure_past_the_retry_budget_fails_the_run_with_its_reason(
     outcome: Outcome, strategy: RetryStrategy, used: int
 ) -> None:
-    nxt = after_attempt(outcome, strategy, max(used, strategy.num_retries), False)
+    nxt = after_attempt(
+        outcome, strategy, max(used, strategy.num_retries), False, strategy.num_infra_retries
+    )
     assert nxt == Next(RunStatus.FAILED, outcome.reason)
+
+
+@given(worker_lost, retry_strategies, retries_used, retries_used)
+def test_a_lost_worker_spends_the_infrastructure_budget_first(
+    outcome: Outcome, strategy: RetryStrategy, used: int, infra_used: int
+) -> None:
+    nxt = after_attempt(outcome, strategy, used, False, infra_used)
+    if infra_used < strategy.num_infra_retries:
+        assert nxt == Next(RunStatus.PENDING, RunReason.IN_QUEUE, retry=True, budget="infra")
+    elif used < strategy.num_retries:
+        assert nxt == Next(RunStatus.PENDING, RunReason.IN_QUEUE, retry=True, budget="job")
+    else:
+        assert nxt == Next(RunStatus.FAILED, RunReason.WORKER_LOST)
 
 
 @given(other_failure | worker_lost, retry_strategies)
@@ -161,17 +183,23 @@ def test_a_failure_within_the_budget_is_retried_as_its_strategy_says(
 ) -> None:
     if strategy.num_retries == 0:
         return
-    nxt = after_attempt(outcome, strategy, strategy.num_retries - 1, False)
+    nxt = after_attempt(
+        outcome, strategy, strategy.num_retries - 1, False, strategy.num_infra_retries
+    )
     if outcome.reason == RunReason.TIMEOUT and not strategy.retry_on_timeout:
         assert nxt == Next(RunStatus.FAILED, RunReason.TIMEOUT)
     elif outcome.reason == RunReason.WORKER_LOST:
         # not the job's fault: back in the queue at once
-        assert nxt == Next(RunStatus.PENDING, RunReason.IN_QUEUE, retry=True)
+        assert nxt == Next(RunStatus.PENDING, RunReason.IN_QUEUE, retry=True, budget="job")
     else:
         delay = strategy.delay_seconds
         expected = DEFAULT_RETRY_DELAY_SECONDS if delay is None else delay
         assert nxt == Next(
-            RunStatus.PENDING, RunReason.WAITING_FOR_RETRY, retry=True, delay_seconds=expected
+            RunStatus.PENDING,
+            RunReason.WAITING_FOR_RETRY,
+            retry=True,
+            delay_seconds=expected,
+            budget="job",
         )
 
 
@@ -192,16 +220,19 @@ def test_the_first_rule_naming_an_exit_code_decides_whether_it_is_retried(
 def test_a_run_has_at_most_one_attempt_more_than_its_retries(
     strategy: RetryStrategy, outcomes: list[Outcome]
 ) -> None:
-    """Play attempts until the run is final, counting retries as the database does."""
-    used, attempts, nxt = 0, 0, None
+    """Play attempts until the run is final, counting retries as the database does (each
+    budget its own)."""
+    used, infra, attempts, nxt = 0, 0, 0, None
     for outcome in outcomes:
         attempts += 1
-        nxt = after_attempt(outcome, strategy, used, False)
-        used += 1 if nxt.retry else 0
+        nxt = after_attempt(outcome, strategy, used, False, infra)
+        used += 1 if nxt.budget == "job" else 0
+        infra += 1 if nxt.budget == "infra" else 0
         if nxt.status.finished:
             break
-    assert attempts <= strategy.num_retries + 1
-    assert used <= strategy.num_retries
+    budget = strategy.num_retries + strategy.num_infra_retries
+    assert attempts <= budget + 1
+    assert used <= strategy.num_retries and infra <= strategy.num_infra_retries
     assert nxt is not None
-    if attempts == strategy.num_retries + 1:
+    if attempts == budget + 1:
         assert nxt.status.finished

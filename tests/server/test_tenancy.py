@@ -24,6 +24,7 @@ from batchyard.server.app import SERVICES, App
 from batchyard.v1 import access_pb2 as apb
 from batchyard.v1 import (
     access_service_pb2,
+    fleet_service_pb2,
     log_pb2,
     log_service_pb2,
     queue_pb2,
@@ -349,6 +350,11 @@ def ref_requests(v: Victim) -> dict[str, tuple[Callable[[str], Any], str, str]]:
             "beta-queue",
             "missing-queue",
         ),
+        "FleetService/GetWorker": (
+            lambda ref: fleet_service_pb2.GetWorkerRequest(worker_id=ref),
+            "beta-w",
+            "no-such-worker",
+        ),
     }
 
 
@@ -500,6 +506,16 @@ async def test_another_workspace_is_invisible(
     visible_checks = {
         "RetentionService/DeleteRuns": deletes_own_runs_only,
         "ScheduleService/ListSchedules": no_victim_schedules,
+    }
+
+    async def own_workers_only(ch: grpc.aio.Channel) -> None:
+        listed = await invoke(
+            ch, METHODS["FleetService/ListWorkers"], fleet_service_pb2.ListWorkersRequest()
+        )
+        assert "beta-w" not in {w.worker_id for w in listed.workers}
+
+    visible_checks |= {
+        "FleetService/ListWorkers": own_workers_only,
         "DefinitionService/ListDefinitions": no_victim_definitions,
         "DefinitionService/CreateDefinition": create_same_name,
         "RunService/ListRuns": no_victim_runs,

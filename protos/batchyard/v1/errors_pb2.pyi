@@ -79,6 +79,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """A queue with that name already exists in the workspace (ALREADY_EXISTS)."""
     ERROR_REASON_SCHEDULE_NOT_FOUND: _ErrorReason.ValueType  # 35
     """The schedule does not exist in the caller's workspace (NOT_FOUND)."""
+    ERROR_REASON_WORKER_NOT_FOUND: _ErrorReason.ValueType  # 20
+    """The worker has never called the server in the caller's workspace (NOT_FOUND)."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Machine-readable error reasons.
@@ -148,6 +150,8 @@ ERROR_REASON_QUEUE_EXISTS: ErrorReason.ValueType  # 26
 """A queue with that name already exists in the workspace (ALREADY_EXISTS)."""
 ERROR_REASON_SCHEDULE_NOT_FOUND: ErrorReason.ValueType  # 35
 """The schedule does not exist in the caller's workspace (NOT_FOUND)."""
+ERROR_REASON_WORKER_NOT_FOUND: ErrorReason.ValueType  # 20
+"""The worker has never called the server in the caller's workspace (NOT_FOUND)."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 ERROR_REASONS_FIELD_NUMBER: _builtins.int

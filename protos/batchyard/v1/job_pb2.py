@@ -26,7 +26,7 @@ from batchyard.v1 import ingest_pb2 as batchyard_dot_v1_dot_ingest__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x62\x61tchyard/v1/job.proto\x12\x0c\x62\x61tchyard.v1\x1a\x19\x62\x61tchyard/v1/ingest.proto\x1a\x1egoogle/protobuf/duration.proto\"\xc0\x01\n\x06Source\x12\x32\n\tworkspace\x18\x01 \x01(\x0b\x32\x1d.batchyard.v1.WorkspaceSourceH\x00\x12&\n\x03git\x18\x02 \x01(\x0b\x32\x17.batchyard.v1.GitSourceH\x00\x12$\n\x02s3\x18\x03 \x01(\x0b\x32\x16.batchyard.v1.S3SourceH\x00\x12,\n\x06inline\x18\x04 \x01(\x0b\x32\x1a.batchyard.v1.InlineSourceH\x00\x42\x06\n\x04kind\"\x1f\n\x0fWorkspaceSource\x12\x0c\n\x04path\x18\x01 \x01(\t\"\x86\x01\n\tGitSource\x12\x10\n\x08repo_url\x18\x01 \x01(\t\x12\x11\n\treference\x18\x02 \x01(\t\x12\x10\n\x08username\x18\x03 \x01(\t\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x04 \x01(\t\x12\x18\n\x10has_access_token\x18\x05 \x01(\x08\x12\x12\n\nsubmodules\x18\x06 \x01(\x08\"=\n\x08S3Source\x12\x0b\n\x03uri\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x14\n\x0c\x65ndpoint_url\x18\x03 \x01(\t\"\x1c\n\x0cInlineSource\x12\x0c\n\x04text\x18\x01 \x01(\t\"P\n\x0c\x45xitCodeRule\x12\x12\n\nexit_codes\x18\x01 \x03(\x05\x12,\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x1c.batchyard.v1.ExitCodeAction\"\xad\x01\n\rRetryStrategy\x12\x13\n\x0bnum_retries\x18\x01 \x01(\x05\x12\x38\n\x15\x64\x65lay_between_retries\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x18\n\x10retry_on_timeout\x18\x03 \x01(\x08\x12\x33\n\x0f\x65xit_code_rules\x18\x04 \x03(\x0b\x32\x1a.batchyard.v1.ExitCodeRule\"\xa4\x01\n\x14ResourceRequirements\x12\x0c\n\x04\x63pus\x18\x01 \x01(\x01\x12\x14\n\x0cmemory_bytes\x18\x02 \x01(\x03\x12+\n\x08\x63pu_time\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nopen_files\x18\x04 \x01(\x03\x12\x11\n\tprocesses\x18\x05 \x01(\x03\x12\x14\n\x0coutput_bytes\x18\x06 \x01(\x03\"K\n\tSqlTarget\x12\x14\n\nconnection\x18\x01 \x01(\tH\x00\x12\r\n\x03\x64sn\x18\x02 \x01(\tH\x00\x12\x0f\n\x07has_dsn\x18\x03 \x01(\x08\x42\x08\n\x06target\"\xf2\x04\n\tJobConfig\x12#\n\x04type\x18\x01 \x01(\x0e\x32\x15.batchyard.v1.JobType\x12$\n\x06source\x18\x02 \x01(\x0b\x32\x14.batchyard.v1.Source\x12\x17\n\x0fsource_location\x18\x03 \x01(\t\x12\x0c\n\x04\x61rgs\x18\x04 \x03(\t\x12-\n\x03\x65nv\x18\x05 \x03(\x0b\x32 .batchyard.v1.JobConfig.EnvEntry\x12:\n\nsecret_env\x18\x06 \x03(\x0b\x32&.batchyard.v1.JobConfig.SecretEnvEntry\x12\x18\n\x10secret_env_names\x18\x07 \x03(\t\x12\x33\n\x0eretry_strategy\x18\x08 \x01(\x0b\x32\x1b.batchyard.v1.RetryStrategy\x12*\n\x07timeout\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12\r\n\x05queue\x18\n \x01(\t\x12\x10\n\x08priority\x18\x0b \x01(\x05\x12\x35\n\tresources\x18\x0c \x01(\x0b\x32\".batchyard.v1.ResourceRequirements\x12+\n\nsql_target\x18\r \x01(\x0b\x32\x17.batchyard.v1.SqlTarget\x12*\n\x06ingest\x18\x46 \x01(\x0b\x32\x1a.batchyard.v1.IngestConfig\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x30\n\x0eSecretEnvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*s\n\x07JobType\x12\x18\n\x14JOB_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0fJOB_TYPE_PYTHON\x10\x01\x12\x10\n\x0cJOB_TYPE_SQL\x10\x02\x12\x12\n\x0eJOB_TYPE_SHELL\x10\x03\x12\x13\n\x0fJOB_TYPE_INGEST\x10\x04*i\n\x0e\x45xitCodeAction\x12 \n\x1c\x45XIT_CODE_ACTION_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x45XIT_CODE_ACTION_RETRY\x10\x01\x12\x19\n\x15\x45XIT_CODE_ACTION_EXIT\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x62\x61tchyard/v1/job.proto\x12\x0c\x62\x61tchyard.v1\x1a\x19\x62\x61tchyard/v1/ingest.proto\x1a\x1egoogle/protobuf/duration.proto\"\xc0\x01\n\x06Source\x12\x32\n\tworkspace\x18\x01 \x01(\x0b\x32\x1d.batchyard.v1.WorkspaceSourceH\x00\x12&\n\x03git\x18\x02 \x01(\x0b\x32\x17.batchyard.v1.GitSourceH\x00\x12$\n\x02s3\x18\x03 \x01(\x0b\x32\x16.batchyard.v1.S3SourceH\x00\x12,\n\x06inline\x18\x04 \x01(\x0b\x32\x1a.batchyard.v1.InlineSourceH\x00\x42\x06\n\x04kind\"\x1f\n\x0fWorkspaceSource\x12\x0c\n\x04path\x18\x01 \x01(\t\"\x86\x01\n\tGitSource\x12\x10\n\x08repo_url\x18\x01 \x01(\t\x12\x11\n\treference\x18\x02 \x01(\t\x12\x10\n\x08username\x18\x03 \x01(\t\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x04 \x01(\t\x12\x18\n\x10has_access_token\x18\x05 \x01(\x08\x12\x12\n\nsubmodules\x18\x06 \x01(\x08\"=\n\x08S3Source\x12\x0b\n\x03uri\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x14\n\x0c\x65ndpoint_url\x18\x03 \x01(\t\"\x1c\n\x0cInlineSource\x12\x0c\n\x04text\x18\x01 \x01(\t\"P\n\x0c\x45xitCodeRule\x12\x12\n\nexit_codes\x18\x01 \x03(\x05\x12,\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x1c.batchyard.v1.ExitCodeAction\"\xe3\x01\n\rRetryStrategy\x12\x13\n\x0bnum_retries\x18\x01 \x01(\x05\x12\x38\n\x15\x64\x65lay_between_retries\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x18\n\x10retry_on_timeout\x18\x03 \x01(\x08\x12\x33\n\x0f\x65xit_code_rules\x18\x04 \x03(\x0b\x32\x1a.batchyard.v1.ExitCodeRule\x12\x1e\n\x11num_infra_retries\x18\x1e \x01(\x05H\x00\x88\x01\x01\x42\x14\n\x12_num_infra_retries\"\xa4\x01\n\x14ResourceRequirements\x12\x0c\n\x04\x63pus\x18\x01 \x01(\x01\x12\x14\n\x0cmemory_bytes\x18\x02 \x01(\x03\x12+\n\x08\x63pu_time\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nopen_files\x18\x04 \x01(\x03\x12\x11\n\tprocesses\x18\x05 \x01(\x03\x12\x14\n\x0coutput_bytes\x18\x06 \x01(\x03\"K\n\tSqlTarget\x12\x14\n\nconnection\x18\x01 \x01(\tH\x00\x12\r\n\x03\x64sn\x18\x02 \x01(\tH\x00\x12\x0f\n\x07has_dsn\x18\x03 \x01(\x08\x42\x08\n\x06target\"\xf2\x04\n\tJobConfig\x12#\n\x04type\x18\x01 \x01(\x0e\x32\x15.batchyard.v1.JobType\x12$\n\x06source\x18\x02 \x01(\x0b\x32\x14.batchyard.v1.Source\x12\x17\n\x0fsource_location\x18\x03 \x01(\t\x12\x0c\n\x04\x61rgs\x18\x04 \x03(\t\x12-\n\x03\x65nv\x18\x05 \x03(\x0b\x32 .batchyard.v1.JobConfig.EnvEntry\x12:\n\nsecret_env\x18\x06 \x03(\x0b\x32&.batchyard.v1.JobConfig.SecretEnvEntry\x12\x18\n\x10secret_env_names\x18\x07 \x03(\t\x12\x33\n\x0eretry_strategy\x18\x08 \x01(\x0b\x32\x1b.batchyard.v1.RetryStrategy\x12*\n\x07timeout\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12\r\n\x05queue\x18\n \x01(\t\x12\x10\n\x08priority\x18\x0b \x01(\x05\x12\x35\n\tresources\x18\x0c \x01(\x0b\x32\".batchyard.v1.ResourceRequirements\x12+\n\nsql_target\x18\r \x01(\x0b\x32\x17.batchyard.v1.SqlTarget\x12*\n\x06ingest\x18\x46 \x01(\x0b\x32\x1a.batchyard.v1.IngestConfig\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x30\n\x0eSecretEnvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*s\n\x07JobType\x12\x18\n\x14JOB_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0fJOB_TYPE_PYTHON\x10\x01\x12\x10\n\x0cJOB_TYPE_SQL\x10\x02\x12\x12\n\x0eJOB_TYPE_SHELL\x10\x03\x12\x13\n\x0fJOB_TYPE_INGEST\x10\x04*i\n\x0e\x45xitCodeAction\x12 \n\x1c\x45XIT_CODE_ACTION_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x45XIT_CODE_ACTION_RETRY\x10\x01\x12\x19\n\x15\x45XIT_CODE_ACTION_EXIT\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,10 +37,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOBCONFIG_ENVENTRY']._serialized_options = b'8\001'
   _globals['_JOBCONFIG_SECRETENVENTRY']._loaded_options = None
   _globals['_JOBCONFIG_SECRETENVENTRY']._serialized_options = b'8\001'
-  _globals['_JOBTYPE']._serialized_start=1688
-  _globals['_JOBTYPE']._serialized_end=1803
-  _globals['_EXITCODEACTION']._serialized_start=1805
-  _globals['_EXITCODEACTION']._serialized_end=1910
+  _globals['_JOBTYPE']._serialized_start=1742
+  _globals['_JOBTYPE']._serialized_end=1857
+  _globals['_EXITCODEACTION']._serialized_start=1859
+  _globals['_EXITCODEACTION']._serialized_end=1964
   _globals['_SOURCE']._serialized_start=100
   _globals['_SOURCE']._serialized_end=292
   _globals['_WORKSPACESOURCE']._serialized_start=294
@@ -54,15 +54,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXITCODERULE']._serialized_start=557
   _globals['_EXITCODERULE']._serialized_end=637
   _globals['_RETRYSTRATEGY']._serialized_start=640
-  _globals['_RETRYSTRATEGY']._serialized_end=813
-  _globals['_RESOURCEREQUIREMENTS']._serialized_start=816
-  _globals['_RESOURCEREQUIREMENTS']._serialized_end=980
-  _globals['_SQLTARGET']._serialized_start=982
-  _globals['_SQLTARGET']._serialized_end=1057
-  _globals['_JOBCONFIG']._serialized_start=1060
-  _globals['_JOBCONFIG']._serialized_end=1686
-  _globals['_JOBCONFIG_ENVENTRY']._serialized_start=1594
-  _globals['_JOBCONFIG_ENVENTRY']._serialized_end=1636
-  _globals['_JOBCONFIG_SECRETENVENTRY']._serialized_start=1638
-  _globals['_JOBCONFIG_SECRETENVENTRY']._serialized_end=1686
+  _globals['_RETRYSTRATEGY']._serialized_end=867
+  _globals['_RESOURCEREQUIREMENTS']._serialized_start=870
+  _globals['_RESOURCEREQUIREMENTS']._serialized_end=1034
+  _globals['_SQLTARGET']._serialized_start=1036
+  _globals['_SQLTARGET']._serialized_end=1111
+  _globals['_JOBCONFIG']._serialized_start=1114
+  _globals['_JOBCONFIG']._serialized_end=1740
+  _globals['_JOBCONFIG_ENVENTRY']._serialized_start=1648
+  _globals['_JOBCONFIG_ENVENTRY']._serialized_end=1690
+  _globals['_JOBCONFIG_SECRETENVENTRY']._serialized_start=1692
+  _globals['_JOBCONFIG_SECRETENVENTRY']._serialized_end=1740
 # @@protoc_insertion_point(module_scope)

@@ -298,10 +298,16 @@ class RetryStrategy(_message.Message):
     DELAY_BETWEEN_RETRIES_FIELD_NUMBER: _builtins.int
     RETRY_ON_TIMEOUT_FIELD_NUMBER: _builtins.int
     EXIT_CODE_RULES_FIELD_NUMBER: _builtins.int
+    NUM_INFRA_RETRIES_FIELD_NUMBER: _builtins.int
     num_retries: _builtins.int
     """How many times to retry after the first attempt fails (0 to 100; default 0)."""
     retry_on_timeout: _builtins.bool
     """Whether an attempt that hit its timeout is retried (default false)."""
+    num_infra_retries: _builtins.int
+    """How many times an attempt lost to the infrastructure (its worker lost, RUN_REASON_
+    WORKER_LOST) is retried before such losses spend `num_retries` (0 to 100; unset
+    means 3). These retries start at once and do not count in `num_retries`.
+    """
     @_builtins.property
     def delay_between_retries(self) -> _duration_pb2.Duration:
         """How long a failed run waits (PENDING, waiting for retry) before its next attempt.
@@ -319,12 +325,15 @@ class RetryStrategy(_message.Message):
         delay_between_retries: _duration_pb2.Duration | None = ...,
         retry_on_timeout: _builtins.bool = ...,
         exit_code_rules: _abc.Iterable[Global___ExitCodeRule] | None = ...,
+        num_infra_retries: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["delay_between_retries", b"delay_between_retries"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_num_infra_retries", b"_num_infra_retries", "delay_between_retries", b"delay_between_retries", "num_infra_retries", b"num_infra_retries"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delay_between_retries", b"delay_between_retries", "exit_code_rules", b"exit_code_rules", "num_retries", b"num_retries", "retry_on_timeout", b"retry_on_timeout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_num_infra_retries", b"_num_infra_retries", "delay_between_retries", b"delay_between_retries", "exit_code_rules", b"exit_code_rules", "num_infra_retries", b"num_infra_retries", "num_retries", b"num_retries", "retry_on_timeout", b"retry_on_timeout"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__num_infra_retries: _TypeAlias = _typing.Literal["num_infra_retries"]  # noqa: Y015
+    _WhichOneofArgType__num_infra_retries: _TypeAlias = _typing.Literal["_num_infra_retries", b"_num_infra_retries"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__num_infra_retries) -> _WhichOneofReturnType__num_infra_retries | None: ...
 
 Global___RetryStrategy: _TypeAlias = RetryStrategy  # noqa: Y015
 

@@ -140,6 +140,34 @@ RUN_REASON_CANCELLED_BY_SCHEDULE: RunReason.ValueType  # 35
 """CANCELLED: the run's schedule (overlap policy CANCEL_OTHER) replaced it by a newer run."""
 Global___RunReason: _TypeAlias = RunReason  # noqa: Y015
 
+class _RetryBudget:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RetryBudgetEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RetryBudget.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RETRY_BUDGET_UNSPECIFIED: _RetryBudget.ValueType  # 0
+    """No retry followed the attempt."""
+    RETRY_BUDGET_JOB: _RetryBudget.ValueType  # 1
+    """The job's own: `retry_strategy.num_retries` (the job failed, or infrastructure
+    retries were used up).
+    """
+    RETRY_BUDGET_INFRA: _RetryBudget.ValueType  # 2
+    """Infrastructure: `retry_strategy.num_infra_retries` (the attempt's worker was lost)."""
+
+class RetryBudget(_RetryBudget, metaclass=_RetryBudgetEnumTypeWrapper):
+    """The budget a retry was charged to."""
+
+RETRY_BUDGET_UNSPECIFIED: RetryBudget.ValueType  # 0
+"""No retry followed the attempt."""
+RETRY_BUDGET_JOB: RetryBudget.ValueType  # 1
+"""The job's own: `retry_strategy.num_retries` (the job failed, or infrastructure
+retries were used up).
+"""
+RETRY_BUDGET_INFRA: RetryBudget.ValueType  # 2
+"""Infrastructure: `retry_strategy.num_infra_retries` (the attempt's worker was lost)."""
+Global___RetryBudget: _TypeAlias = RetryBudget  # noqa: Y015
+
 @_typing.final
 class Attempt(_message.Message):
     """One try of a run on a worker."""
@@ -156,6 +184,7 @@ class Attempt(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     PEAK_MEMORY_BYTES_FIELD_NUMBER: _builtins.int
     CPU_TIME_FIELD_NUMBER: _builtins.int
+    RETRY_BUDGET_FIELD_NUMBER: _builtins.int
     number: _builtins.int
     """1 for the first attempt, counting up."""
     worker_id: _builtins.str
@@ -177,6 +206,10 @@ class Attempt(_message.Message):
     attempt cgroup's memory.peak (all processes together) where the host offers it, else
     the largest resident set one process of the job reached (the leader or a descendant
     it waited for). Unset when not measured (the job never started, its worker was lost).
+    """
+    retry_budget: Global___RetryBudget.ValueType
+    """Which retry budget the retry after this attempt was charged to (unspecified: none,
+    e.g. the last attempt, or one handed back).
     """
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
@@ -206,10 +239,11 @@ class Attempt(_message.Message):
         message: _builtins.str = ...,
         peak_memory_bytes: _builtins.int | None = ...,
         cpu_time: _duration_pb2.Duration | None = ...,
+        retry_budget: Global___RetryBudget.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_peak_memory_bytes", b"_peak_memory_bytes", "cpu_time", b"cpu_time", "end_time", b"end_time", "exit_code", b"exit_code", "peak_memory_bytes", b"peak_memory_bytes", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_peak_memory_bytes", b"_peak_memory_bytes", "cpu_time", b"cpu_time", "end_time", b"end_time", "exit_code", b"exit_code", "message", b"message", "number", b"number", "peak_memory_bytes", b"peak_memory_bytes", "reason", b"reason", "start_time", b"start_time", "status", b"status", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "_peak_memory_bytes", b"_peak_memory_bytes", "cpu_time", b"cpu_time", "end_time", b"end_time", "exit_code", b"exit_code", "message", b"message", "number", b"number", "peak_memory_bytes", b"peak_memory_bytes", "reason", b"reason", "retry_budget", b"retry_budget", "start_time", b"start_time", "status", b"status", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__exit_code: _TypeAlias = _typing.Literal["exit_code"]  # noqa: Y015
     _WhichOneofArgType__exit_code: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code"]  # noqa: Y015
@@ -356,6 +390,7 @@ class Run(_message.Message):
     SCHEDULE_FIELD_NUMBER: _builtins.int
     SCHEDULE_FIRE_TIME_FIELD_NUMBER: _builtins.int
     TASKS_FIELD_NUMBER: _builtins.int
+    NUM_INFRA_RETRIES_USED_FIELD_NUMBER: _builtins.int
     uuid: _builtins.str
     """The run's id, a UUID."""
     workspace: _builtins.str
@@ -401,6 +436,10 @@ class Run(_message.Message):
     """How many of `depends_on` are not met yet (0 once the run may be leased)."""
     schedule: _builtins.str
     """The schedule that submitted it (uuid); empty for a run submitted otherwise."""
+    num_infra_retries_used: _builtins.int
+    """How many infrastructure retries were used (attempts lost with their worker that were
+    retried from `retry_strategy.num_infra_retries`, not counted in `num_retries_used`).
+    """
     @_builtins.property
     def config(self) -> _job_pb2.JobConfig:
         """The effective configuration (definition plus overrides), secrets left out."""
@@ -476,10 +515,11 @@ class Run(_message.Message):
         schedule: _builtins.str = ...,
         schedule_fire_time: _timestamp_pb2.Timestamp | None = ...,
         tasks: _task_pb2.TaskSummary | None = ...,
+        num_infra_retries_used: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "array_summary", b"array_summary", "config", b"config", "end_time", b"end_time", "next_attempt_time", b"next_attempt_time", "queue_position", b"queue_position", "schedule_fire_time", b"schedule_fire_time", "start_time", b"start_time", "submit_time", b"submit_time", "tasks", b"tasks"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "array_index", b"array_index", "array_size", b"array_size", "array_summary", b"array_summary", "attempts", b"attempts", "cancel_requested", b"cancel_requested", "config", b"config", "definition_name", b"definition_name", "definition_uuid", b"definition_uuid", "definition_version", b"definition_version", "dependencies_waiting", b"dependencies_waiting", "depends_on", b"depends_on", "end_time", b"end_time", "message", b"message", "next_attempt_time", b"next_attempt_time", "num_retries_used", b"num_retries_used", "parent_run", b"parent_run", "payload_size", b"payload_size", "progress", b"progress", "queue_position", b"queue_position", "reason", b"reason", "request_id", b"request_id", "revision", b"revision", "schedule", b"schedule", "schedule_fire_time", b"schedule_fire_time", "start_time", b"start_time", "status", b"status", "submit_time", b"submit_time", "tasks", b"tasks", "uuid", b"uuid", "workspace", b"workspace"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "array_index", b"array_index", "array_size", b"array_size", "array_summary", b"array_summary", "attempts", b"attempts", "cancel_requested", b"cancel_requested", "config", b"config", "definition_name", b"definition_name", "definition_uuid", b"definition_uuid", "definition_version", b"definition_version", "dependencies_waiting", b"dependencies_waiting", "depends_on", b"depends_on", "end_time", b"end_time", "message", b"message", "next_attempt_time", b"next_attempt_time", "num_infra_retries_used", b"num_infra_retries_used", "num_retries_used", b"num_retries_used", "parent_run", b"parent_run", "payload_size", b"payload_size", "progress", b"progress", "queue_position", b"queue_position", "reason", b"reason", "request_id", b"request_id", "revision", b"revision", "schedule", b"schedule", "schedule_fire_time", b"schedule_fire_time", "start_time", b"start_time", "status", b"status", "submit_time", b"submit_time", "tasks", b"tasks", "uuid", b"uuid", "workspace", b"workspace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__queue_position: _TypeAlias = _typing.Literal["queue_position"]  # noqa: Y015
     _WhichOneofArgType__queue_position: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position"]  # noqa: Y015

@@ -33,7 +33,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!batchyard/v1/worker_service.proto\x12\x0c\x62\x61tchyard.v1\x1a\x19\x62\x61tchyard/v1/errors.proto\x1a\x16\x62\x61tchyard/v1/job.proto\x1a\x16\x62\x61tchyard/v1/log.proto\x1a\x19\x62\x61tchyard/v1/result.proto\x1a\x16\x62\x61tchyard/v1/run.proto\x1a!batchyard/v1/worker_control.proto\x1a\x17\x62\x61tchyard/v1/task.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"p\n\x10LeaseRunsRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0e\n\x06queues\x18\x02 \x03(\t\x12\x10\n\x08max_runs\x18\x03 \x01(\x05\x12\'\n\x04wait\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xd8\x01\n\tLeasedRun\x12\x0b\n\x03run\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x10\n\x08lease_id\x18\x03 \x01(\t\x12\x35\n\x11lease_expire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x06\x63onfig\x18\x05 \x01(\x0b\x32\x17.batchyard.v1.JobConfig\x12\x0f\n\x07payload\x18\x06 \x01(\x0c\x12\x17\n\x0f\x64\x65\x66inition_name\x18\x07 \x01(\t\x12\x11\n\tworkspace\x18\x08 \x01(\t\"m\n\x11LeaseRunsResponse\x12%\n\x04runs\x18\x01 \x03(\x0b\x32\x17.batchyard.v1.LeasedRun\x12\x31\n\x0erenew_interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x91\x01\n\x11RenewLeaseRequest\x12\x0b\n\x03run\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x10\n\x08lease_id\x18\x03 \x01(\t\x12\x15\n\x08progress\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12(\n\x05tasks\x18\x46 \x01(\x0b\x32\x19.batchyard.v1.TaskSummaryB\x0b\n\t_progress\"e\n\x12RenewLeaseResponse\x12\x35\n\x11lease_expire_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x63\x61ncel_requested\x18\x02 \x01(\x08\"l\n\x11\x41ppendLogsRequest\x12\x0b\n\x03run\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x10\n\x08lease_id\x18\x03 \x01(\t\x12\'\n\x07\x65ntries\x18\x04 \x03(\x0b\x32\x16.batchyard.v1.LogEntry\"\'\n\x12\x41ppendLogsResponse\x12\x11\n\tacked_seq\x18\x01 \x01(\x03\"\xd7\x03\n\x12\x43ompleteRunRequest\x12\x0b\n\x03run\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x10\n\x08lease_id\x18\x03 \x01(\t\x12\'\n\x06status\x18\x04 \x01(\x0e\x32\x17.batchyard.v1.RunStatus\x12\'\n\x06reason\x18\x05 \x01(\x0e\x32\x17.batchyard.v1.RunReason\x12\x16\n\texit_code\x18\x06 \x01(\x05H\x00\x88\x01\x01\x12\x0f\n\x07message\x18\x07 \x01(\t\x12(\n\x07results\x18\x08 \x03(\x0b\x32\x17.batchyard.v1.RunResult\x12\x15\n\x08progress\x18\t \x01(\x05H\x01\x88\x01\x01\x12-\n\x04logs\x18\n \x01(\x0b\x32\x1f.batchyard.v1.AppendLogsRequest\x12\x1e\n\x11peak_memory_bytes\x18# \x01(\x03H\x02\x88\x01\x01\x12+\n\x08\x63pu_time\x18$ \x01(\x0b\x32\x19.google.protobuf.Duration\x12(\n\x05tasks\x18\x46 \x01(\x0b\x32\x19.batchyard.v1.TaskSummaryB\x0c\n\n_exit_codeB\x0b\n\t_progressB\x14\n\x12_peak_memory_bytes\"y\n\x13\x43ompleteRunResponse\x12+\n\nrun_status\x18\x01 \x01(\x0e\x32\x17.batchyard.v1.RunStatus\x12\x35\n\x11next_attempt_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"T\n\x11ReleaseRunRequest\x12\x0b\n\x03run\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x10\n\x08lease_id\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\x14\n\x12ReleaseRunResponse2\xa4\x04\n\rWorkerService\x12L\n\tLeaseRuns\x12\x1e.batchyard.v1.LeaseRunsRequest\x1a\x1f.batchyard.v1.LeaseRunsResponse\x12V\n\nRenewLease\x12\x1f.batchyard.v1.RenewLeaseRequest\x1a .batchyard.v1.RenewLeaseResponse\"\x05\xc2\xf3\x18\x01\x05\x12X\n\nAppendLogs\x12\x1f.batchyard.v1.AppendLogsRequest\x1a .batchyard.v1.AppendLogsResponse\"\x05\xc2\xf3\x18\x01\x05(\x01\x12Z\n\x0b\x43ompleteRun\x12 .batchyard.v1.CompleteRunRequest\x1a!.batchyard.v1.CompleteRunResponse\"\x06\xc2\xf3\x18\x02\x05\x08\x12V\n\nReleaseRun\x12\x1f.batchyard.v1.ReleaseRunRequest\x1a .batchyard.v1.ReleaseRunResponse\"\x05\xc2\xf3\x18\x01\x05\x12_\n\rWaitForCancel\x12\".batchyard.v1.WaitForCancelRequest\x1a#.batchyard.v1.WaitForCancelResponse\"\x05\xc2\xf3\x18\x01\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!batchyard/v1/worker_service.proto\x12\x0c\x62\x61tchyard.v1\x1a\x19\x62\x61tchyard/v1/errors.proto\x1a\x16\x62\x61tchyard/v1/job.proto\x1a\x16\x62\x61tchyard/v1/log.proto\x1a\x19\x62\x61tchyard/v1/result.proto\x1a\x16\x62\x61tchyard/v1/run.proto\x1a!batchyard/v1/worker_control.proto\x1a\x17\x62\x61tchyard/v1/task.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x01\n\x10LeaseRunsRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0e\n\x06queues\x18\x02 \x03(\t\x12\x10\n\x08max_runs\x18\x03 \x01(\x05\x12\'\n\x04wait\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0c\n\x04host\x18\x1e \x01(\t\x12\x0f\n\x07version\x18\x1f \x01(\t\x12\r\n\x05slots\x18  \x01(\x05\x12\x12\n\nslots_busy\x18! \x01(\x05\x12.\n\nstart_time\x18\" \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd8\x01\n\tLeasedRun\x12\x0b\n\x03run\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x10\n\x08lease_id\x18\x03 \x01(\t\x12\x35\n\x11lease_expire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x06\x63onfig\x18\x05 \x01(\x0b\x32\x17.batchyard.v1.JobConfig\x12\x0f\n\x07payload\x18\x06 \x01(\x0c\x12\x17\n\x0f\x64\x65\x66inition_name\x18\x07 \x01(\t\x12\x11\n\tworkspace\x18\x08 \x01(\t\"\xca\x01\n\x11LeaseRunsResponse\x12%\n\x04runs\x18\x01 \x03(\x0b\x32\x17.batchyard.v1.LeasedRun\x12\x31\n\x0erenew_interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12,\n\tlease_ttl\x18\x1e \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\nmax_outage\x18\x1f \x01(\x0b\x32\x19.google.protobuf.Duration\"\x91\x01\n\x11RenewLeaseRequest\x12\x0b\n\x03run\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x10\n\x08lease_id\x18\x03 \x01(\t\x12\x15\n\x08progress\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12(\n\x05tasks\x18\x46 \x01(\x0b\x32\x19.batchyard.v1.TaskSummaryB\x0b\n\t_progress\"e\n\x12RenewLeaseResponse\x12\x35\n\x11lease_expire_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x63\x61ncel_requested\x18\x02 \x01(\x08\"l\n\x11\x41ppendLogsRequest\x12\x0b\n\x03run\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x10\n\x08lease_id\x18\x03 \x01(\t\x12\'\n\x07\x65ntries\x18\x04 \x03(\x0b\x32\x16.batchyard.v1.LogEntry\"\'\n\x12\x41ppendLogsResponse\x12\x11\n\tacked_seq\x18\x01 \x01(\x03\"\xd7\x03\n\x12\x43ompleteRunRequest\x12\x0b\n\x03run\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x10\n\x08lease_id\x18\x03 \x01(\t\x12\'\n\x06status\x18\x04 \x01(\x0e\x32\x17.batchyard.v1.RunStatus\x12\'\n\x06reason\x18\x05 \x01(\x0e\x32\x17.batchyard.v1.RunReason\x12\x16\n\texit_code\x18\x06 \x01(\x05H\x00\x88\x01\x01\x12\x0f\n\x07message\x18\x07 \x01(\t\x12(\n\x07results\x18\x08 \x03(\x0b\x32\x17.batchyard.v1.RunResult\x12\x15\n\x08progress\x18\t \x01(\x05H\x01\x88\x01\x01\x12-\n\x04logs\x18\n \x01(\x0b\x32\x1f.batchyard.v1.AppendLogsRequest\x12\x1e\n\x11peak_memory_bytes\x18# \x01(\x03H\x02\x88\x01\x01\x12+\n\x08\x63pu_time\x18$ \x01(\x0b\x32\x19.google.protobuf.Duration\x12(\n\x05tasks\x18\x46 \x01(\x0b\x32\x19.batchyard.v1.TaskSummaryB\x0c\n\n_exit_codeB\x0b\n\t_progressB\x14\n\x12_peak_memory_bytes\"y\n\x13\x43ompleteRunResponse\x12+\n\nrun_status\x18\x01 \x01(\x0e\x32\x17.batchyard.v1.RunStatus\x12\x35\n\x11next_attempt_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"T\n\x11ReleaseRunRequest\x12\x0b\n\x03run\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x10\n\x08lease_id\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\x14\n\x12ReleaseRunResponse2\xa4\x04\n\rWorkerService\x12L\n\tLeaseRuns\x12\x1e.batchyard.v1.LeaseRunsRequest\x1a\x1f.batchyard.v1.LeaseRunsResponse\x12V\n\nRenewLease\x12\x1f.batchyard.v1.RenewLeaseRequest\x1a .batchyard.v1.RenewLeaseResponse\"\x05\xc2\xf3\x18\x01\x05\x12X\n\nAppendLogs\x12\x1f.batchyard.v1.AppendLogsRequest\x1a .batchyard.v1.AppendLogsResponse\"\x05\xc2\xf3\x18\x01\x05(\x01\x12Z\n\x0b\x43ompleteRun\x12 .batchyard.v1.CompleteRunRequest\x1a!.batchyard.v1.CompleteRunResponse\"\x06\xc2\xf3\x18\x02\x05\x08\x12V\n\nReleaseRun\x12\x1f.batchyard.v1.ReleaseRunRequest\x1a .batchyard.v1.ReleaseRunResponse\"\x05\xc2\xf3\x18\x01\x05\x12_\n\rWaitForCancel\x12\".batchyard.v1.WaitForCancelRequest\x1a#.batchyard.v1.WaitForCancelResponse\"\x05\xc2\xf3\x18\x01\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,28 +50,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WORKERSERVICE'].methods_by_name['ReleaseRun']._serialized_options = b'\302\363\030\001\005'
   _globals['_WORKERSERVICE'].methods_by_name['WaitForCancel']._loaded_options = None
   _globals['_WORKERSERVICE'].methods_by_name['WaitForCancel']._serialized_options = b'\302\363\030\001\005'
-  _globals['_LEASERUNSREQUEST']._serialized_start=302
-  _globals['_LEASERUNSREQUEST']._serialized_end=414
-  _globals['_LEASEDRUN']._serialized_start=417
-  _globals['_LEASEDRUN']._serialized_end=633
-  _globals['_LEASERUNSRESPONSE']._serialized_start=635
-  _globals['_LEASERUNSRESPONSE']._serialized_end=744
-  _globals['_RENEWLEASEREQUEST']._serialized_start=747
-  _globals['_RENEWLEASEREQUEST']._serialized_end=892
-  _globals['_RENEWLEASERESPONSE']._serialized_start=894
-  _globals['_RENEWLEASERESPONSE']._serialized_end=995
-  _globals['_APPENDLOGSREQUEST']._serialized_start=997
-  _globals['_APPENDLOGSREQUEST']._serialized_end=1105
-  _globals['_APPENDLOGSRESPONSE']._serialized_start=1107
-  _globals['_APPENDLOGSRESPONSE']._serialized_end=1146
-  _globals['_COMPLETERUNREQUEST']._serialized_start=1149
-  _globals['_COMPLETERUNREQUEST']._serialized_end=1620
-  _globals['_COMPLETERUNRESPONSE']._serialized_start=1622
-  _globals['_COMPLETERUNRESPONSE']._serialized_end=1743
-  _globals['_RELEASERUNREQUEST']._serialized_start=1745
-  _globals['_RELEASERUNREQUEST']._serialized_end=1829
-  _globals['_RELEASERUNRESPONSE']._serialized_start=1831
-  _globals['_RELEASERUNRESPONSE']._serialized_end=1851
-  _globals['_WORKERSERVICE']._serialized_start=1854
-  _globals['_WORKERSERVICE']._serialized_end=2402
+  _globals['_LEASERUNSREQUEST']._serialized_start=303
+  _globals['_LEASERUNSREQUEST']._serialized_end=529
+  _globals['_LEASEDRUN']._serialized_start=532
+  _globals['_LEASEDRUN']._serialized_end=748
+  _globals['_LEASERUNSRESPONSE']._serialized_start=751
+  _globals['_LEASERUNSRESPONSE']._serialized_end=953
+  _globals['_RENEWLEASEREQUEST']._serialized_start=956
+  _globals['_RENEWLEASEREQUEST']._serialized_end=1101
+  _globals['_RENEWLEASERESPONSE']._serialized_start=1103
+  _globals['_RENEWLEASERESPONSE']._serialized_end=1204
+  _globals['_APPENDLOGSREQUEST']._serialized_start=1206
+  _globals['_APPENDLOGSREQUEST']._serialized_end=1314
+  _globals['_APPENDLOGSRESPONSE']._serialized_start=1316
+  _globals['_APPENDLOGSRESPONSE']._serialized_end=1355
+  _globals['_COMPLETERUNREQUEST']._serialized_start=1358
+  _globals['_COMPLETERUNREQUEST']._serialized_end=1829
+  _globals['_COMPLETERUNRESPONSE']._serialized_start=1831
+  _globals['_COMPLETERUNRESPONSE']._serialized_end=1952
+  _globals['_RELEASERUNREQUEST']._serialized_start=1954
+  _globals['_RELEASERUNREQUEST']._serialized_end=2038
+  _globals['_RELEASERUNRESPONSE']._serialized_start=2040
+  _globals['_RELEASERUNRESPONSE']._serialized_end=2060
+  _globals['_WORKERSERVICE']._serialized_start=2063
+  _globals['_WORKERSERVICE']._serialized_end=2611
 # @@protoc_insertion_point(module_scope)

@@ -35,10 +35,23 @@ class LeaseRunsRequest(_message.Message):
     QUEUES_FIELD_NUMBER: _builtins.int
     MAX_RUNS_FIELD_NUMBER: _builtins.int
     WAIT_FIELD_NUMBER: _builtins.int
+    HOST_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    SLOTS_FIELD_NUMBER: _builtins.int
+    SLOTS_BUSY_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     """A stable id for the worker process, e.g. "host-1234" (1 to 200 characters)."""
     max_runs: _builtins.int
     """The worker's free slots: at most this many runs are leased (1 to 1000)."""
+    host: _builtins.str
+    """The worker's host name, shown in ListWorkers (at most 200 characters)."""
+    version: _builtins.str
+    """The worker's software version, shown in ListWorkers (at most 200 characters)."""
+    slots: _builtins.int
+    """How many attempts the worker runs at once (0 to 10000; 0: not said)."""
+    slots_busy: _builtins.int
+    """How many of its slots are busy now (0 to `slots`)."""
     @_builtins.property
     def queues(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The queues the worker serves (at least one)."""
@@ -47,6 +60,10 @@ class LeaseRunsRequest(_message.Message):
     def wait(self) -> _duration_pb2.Duration:
         """How long to wait for work when none is ready (0 to 60 s; unset means 30 s)."""
 
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """When the worker process started."""
+
     def __init__(
         self,
         *,
@@ -54,10 +71,15 @@ class LeaseRunsRequest(_message.Message):
         queues: _abc.Iterable[_builtins.str] | None = ...,
         max_runs: _builtins.int = ...,
         wait: _duration_pb2.Duration | None = ...,
+        host: _builtins.str = ...,
+        version: _builtins.str = ...,
+        slots: _builtins.int = ...,
+        slots_busy: _builtins.int = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["wait", b"wait"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["start_time", b"start_time", "wait", b"wait"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_runs", b"max_runs", "queues", b"queues", "wait", b"wait", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["host", b"host", "max_runs", b"max_runs", "queues", b"queues", "slots", b"slots", "slots_busy", b"slots_busy", "start_time", b"start_time", "version", b"version", "wait", b"wait", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -125,6 +147,8 @@ class LeaseRunsResponse(_message.Message):
 
     RUNS_FIELD_NUMBER: _builtins.int
     RENEW_INTERVAL_FIELD_NUMBER: _builtins.int
+    LEASE_TTL_FIELD_NUMBER: _builtins.int
+    MAX_OUTAGE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def runs(self) -> _containers.RepeatedCompositeFieldContainer[Global___LeasedRun]:
         """The leased runs; empty when `wait` passed with no work."""
@@ -133,15 +157,27 @@ class LeaseRunsResponse(_message.Message):
     def renew_interval(self) -> _duration_pb2.Duration:
         """How often the worker should renew each lease."""
 
+    @_builtins.property
+    def lease_ttl(self) -> _duration_pb2.Duration:
+        """How long a lease lasts without a renewal while the service is up."""
+
+    @_builtins.property
+    def max_outage(self) -> _duration_pb2.Duration:
+        """The longest outage of the service leases are extended across. A worker that gets no
+        answer at all for longer than `lease_ttl` plus this stops its jobs (self-fencing).
+        """
+
     def __init__(
         self,
         *,
         runs: _abc.Iterable[Global___LeasedRun] | None = ...,
         renew_interval: _duration_pb2.Duration | None = ...,
+        lease_ttl: _duration_pb2.Duration | None = ...,
+        max_outage: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["renew_interval", b"renew_interval"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lease_ttl", b"lease_ttl", "max_outage", b"max_outage", "renew_interval", b"renew_interval"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["renew_interval", b"renew_interval", "runs", b"runs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease_ttl", b"lease_ttl", "max_outage", b"max_outage", "renew_interval", b"renew_interval", "runs", b"runs"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

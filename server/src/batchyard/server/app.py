@@ -22,6 +22,7 @@ from batchyard.server.api.audit import AuditLog
 from batchyard.server.api.auth import Authenticator, check_coverage
 from batchyard.server.api.budgets import Budgets
 from batchyard.server.api.definitions import DefinitionServicer
+from batchyard.server.api.fleet import FleetServicer
 from batchyard.server.api.instrument import instrument
 from batchyard.server.api.logs import LogServicer
 from batchyard.server.api.queues import QueueServicer
@@ -56,6 +57,7 @@ from batchyard.server.tls import add_port, check_listen
 from batchyard.v1 import (
     access_service_pb2,
     definition_service_pb2,
+    fleet_service_pb2,
     log_service_pb2,
     queue_service_pb2,
     retention_service_pb2,
@@ -75,6 +77,7 @@ SERVICES = [
     queue_service_pb2.DESCRIPTOR.services_by_name["QueueService"].full_name,
     schedule_service_pb2.DESCRIPTOR.services_by_name["ScheduleService"].full_name,
     retention_service_pb2.DESCRIPTOR.services_by_name["RetentionService"].full_name,
+    fleet_service_pb2.DESCRIPTOR.services_by_name["FleetService"].full_name,
 ]
 
 
@@ -241,7 +244,13 @@ class App:
             results=ResultReader(pool, WorkspaceResolver(), artifacts),
             batcher=SubmitBatcher(pool, box),
             reader=reader,
-            rescuer=Rescuer(pool, wakeups, self.settings.rescue_interval_seconds),
+            rescuer=Rescuer(
+                pool,
+                wakeups,
+                self.settings.rescue_interval_seconds,
+                ttl_seconds=self.settings.lease_ttl_seconds,
+                max_outage_seconds=self.settings.max_outage_seconds,
+            ),
             pipeline_sweeper=PipelineSweeper(pool),
             scheduled_runs=scheduled_runs,
             scheduler=Scheduler(pool, box, wakeups, scheduled_runs.prepare),
@@ -284,7 +293,10 @@ class App:
     ) -> list[tuple[object, Any]]:
         workspaces = WorkspaceResolver()
         service_db = identity_of(self.dsn)  # SQL jobs may not name it
-        lease_settings = LeaseSettings(ttl_seconds=self.settings.lease_ttl_seconds)
+        lease_settings = LeaseSettings(
+            ttl_seconds=self.settings.lease_ttl_seconds,
+            max_outage_seconds=self.settings.max_outage_seconds,
+        )
         run_parts = (bg.wakeups, bg.batcher, bg.reader, bg.results, bg.audit, service_db)
         return [
             (
@@ -306,6 +318,7 @@ class App:
                 RetentionServicer(pool, box, workspaces, bg.purger.purge, bg.audit),
                 retention_service_pb2,
             ),
+            (FleetServicer(pool, self.settings.lease_ttl_seconds), fleet_service_pb2),
         ]
 
     async def stop(self, grace: float | None = None) -> None:

@@ -42,6 +42,9 @@ class ServerSettings:
     grace_seconds: float = 10.0
     lease_ttl_seconds: float = 30.0
     rescue_interval_seconds: float = 2.0
+    # Outages of the service (every replica, or the database) up to this long cost no
+    # lease: leases are extended by the outage (server/README.md, "Leases across outages").
+    max_outage_seconds: float = 300.0
     log_format: str = "auto"  # auto | json | console
     log_level: str = "info"
     artifacts: ArtifactLocation = field(default_factory=lambda: parse_location(default_artifacts()))
@@ -89,6 +92,13 @@ RESCUE_INTERVAL = Flag(
     duration(0.05, 600),
     "time between passes of the expired-lease rescuer",
     default=2.0,
+)
+MAX_OUTAGE = Flag(
+    "max-outage",
+    duration(0, 86400),
+    "longest outage of the service (all servers, or the database) that costs running jobs "
+    "no lease: leases are extended by the outage, up to this",
+    default=300.0,
 )
 ARTIFACTS = Flag(
     "artifacts",
@@ -140,6 +150,7 @@ FLAGS = (
     LOG_FORMAT,
     LOG_LEVEL,
     HTTP_LISTEN,
+    MAX_OUTAGE,
 )
 GROUPS: tuple[tuple[str | None, Sequence[Flag[Any]]], ...] = (
     (None, FLAGS),
@@ -173,6 +184,7 @@ def from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) ->
         grace_seconds=values[GRACE],
         lease_ttl_seconds=values[LEASE_TTL],
         rescue_interval_seconds=values[RESCUE_INTERVAL],
+        max_outage_seconds=values[MAX_OUTAGE],
         log_format=values[LOG_FORMAT],
         log_level=values[LOG_LEVEL],
         artifacts=parse_location(

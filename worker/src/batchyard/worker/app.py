@@ -49,6 +49,7 @@ async def serve(settings: WorkerSettings) -> None:
                 queues=settings.runner.queues,
                 lease_wait=connection.lease_wait,
                 token=connection.token,
+                slots=settings.runner.slots,
             )
             runner = Runner(
                 settings.runner,

@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
 import structlog
-from google.protobuf import duration_pb2
+from google.protobuf import duration_pb2, timestamp_pb2
 
 from batchyard.client.connection import ClientTls, TlsConfigError, choose_tls, split_target
 from batchyard.config import Flag, Kind, SettingsError, Values, switch, text
@@ -42,6 +44,16 @@ if TYPE_CHECKING:
 
 _log = structlog.get_logger(__name__)
 
+
+def _version() -> str:
+    try:
+        return metadata.version("batchyard-worker")
+    except metadata.PackageNotFoundError:
+        return ""
+
+
+_VERSION = _version()
+
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 LOST = frozenset({grpc.StatusCode.ABORTED, grpc.StatusCode.NOT_FOUND})
 CALL_TIMEOUT = 10.0
@@ -51,6 +63,8 @@ APPEND_LOGS_METHOD = "/batchyard.v1.WorkerService/AppendLogs"
 
 DEFAULT_SERVER = "localhost:50051"
 DEFAULT_LEASE_WAIT = 30.0
+DEFAULT_MAX_OUTAGE = 300.0
+"""The server's --max-outage default, for a server that does not say."""
 
 
 def _server(raw: str) -> str:
@@ -145,10 +159,31 @@ def status_code(exc: grpc.aio.AioRpcError) -> Any:
 
 
 def channel_options() -> list[tuple[str, int]]:
+    """Big messages, and a short reconnect backoff (0.2 s, at most 1 s): gRPC's own grows
+    to 2 minutes, which kept workers away from a restarted server for seconds while their
+    leases ran out. A worker holds leases: reconnecting each second is worth it."""
     return [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.initial_reconnect_backoff_ms", 200),
+        ("grpc.max_reconnect_backoff_ms", 1000),
     ]
+
+
+@dataclass
+class LeaseTerms:
+    """What the server said of its leases (LeaseRuns): how long one lasts unrenewed while
+    the service is up, and the longest outage of the service it is extended across."""
+
+    ttl: float | None = None
+    max_outage: float = DEFAULT_MAX_OUTAGE
+
+    def give_up_after(self, renew_interval: float) -> float:
+        """Seconds without any successful renewal after which a worker stops the job
+        (self-fencing): by then the server has expired the lease, even across the longest
+        outage it makes up for."""
+        ttl = self.ttl if self.ttl is not None else 3 * renew_interval
+        return ttl + self.max_outage
 
 
 class WorkerApi:
@@ -162,6 +197,7 @@ class WorkerApi:
         queues: tuple[str, ...],
         lease_wait: float = 30.0,
         token: str | None = None,
+        slots: int = 0,
     ) -> None:
         self._stub: WorkerServiceAsyncStub = worker_service_pb2_grpc.WorkerServiceStub(channel)
         # AppendLogs messages arrive already encoded (shipping.wire): no serializer.
@@ -174,17 +210,35 @@ class WorkerApi:
         self._queues = queues
         self._lease_wait = lease_wait
         self._metadata = (("authorization", f"Bearer {token}"),) if token else None
+        self._slots = slots
+        self._started = timestamp_pb2.Timestamp()
+        self._started.GetCurrentTime()
+        self.terms = LeaseTerms()
+        """The lease terms of the server's last LeaseRuns answer."""
 
     async def lease(self, max_runs: int) -> worker_service_pb2.LeaseRunsResponse:
         """Long-polls for up to ``max_runs`` runs."""
         wait = duration_pb2.Duration()
         wait.FromMilliseconds(int(self._lease_wait * 1000))
         request = worker_service_pb2.LeaseRunsRequest(
-            worker_id=self._worker_id, queues=self._queues, max_runs=max_runs, wait=wait
+            worker_id=self._worker_id,
+            queues=self._queues,
+            max_runs=max_runs,
+            wait=wait,
+            host=socket.gethostname()[:200],
+            version=_VERSION,
+            slots=self._slots,
+            slots_busy=max(0, self._slots - max_runs),
+            start_time=self._started,
         )
         response: worker_service_pb2.LeaseRunsResponse = await self._stub.LeaseRuns(
             request, timeout=self._lease_wait + 15.0, metadata=self._metadata
         )
+        if response.HasField("lease_ttl"):
+            self.terms = LeaseTerms(
+                ttl=response.lease_ttl.ToTimedelta().total_seconds(),
+                max_outage=response.max_outage.ToTimedelta().total_seconds(),
+            )
         return response
 
     async def renew(

@@ -5,6 +5,7 @@ imports the synchronous face (`batchyard.client.sync`)."""
 
 from batchyard.client.aio.access import AsyncAudit, AsyncTokens, AsyncWorkspaces
 from batchyard.client.aio.client import AsyncClient, AsyncDefinitions, AsyncRuns
+from batchyard.client.aio.fleet import AsyncWorkers
 from batchyard.client.aio.logs import AsyncLogsClient
 from batchyard.client.aio.paging import AsyncPaged
 from batchyard.client.aio.results import AsyncRunResults
@@ -22,5 +23,6 @@ __all__ = [
     "AsyncRunResults",
     "AsyncRuns",
     "AsyncTokens",
+    "AsyncWorkers",
     "AsyncWorkspaces",
 ]

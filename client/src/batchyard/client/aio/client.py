@@ -24,6 +24,7 @@ import grpc
 from batchyard.client import connection
 from batchyard.client.aio.access import AsyncAudit, AsyncTokens, AsyncWorkspaces
 from batchyard.client.aio.call import AsyncCaller
+from batchyard.client.aio.fleet import AsyncWorkers
 from batchyard.client.aio.logs import AsyncLogsClient
 from batchyard.client.aio.paging import AsyncPaged, alisting
 from batchyard.client.aio.queues import AsyncQueues
@@ -50,6 +51,7 @@ from batchyard.v1 import (
     access_service_pb2_grpc,
     definition_pb2,
     definition_service_pb2_grpc,
+    fleet_service_pb2_grpc,
     log_service_pb2_grpc,
     queue_service_pb2_grpc,
     retention_service_pb2_grpc,
@@ -255,6 +257,7 @@ class AsyncClient(ClientBase[AsyncCaller]):
         self.retention = AsyncRetention(
             retention_service_pb2_grpc.RetentionServiceStub(self._channel), call
         )
+        self.workers = AsyncWorkers(fleet_service_pb2_grpc.FleetServiceStub(self._channel), call)
 
     async def run(self, run_id: str) -> AsyncRun:
         """A handle on the existing run `run_id`, read now (RunNotFoundError if none)."""

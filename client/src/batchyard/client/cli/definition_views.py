@@ -118,6 +118,15 @@ def _sql_target(target: job_pb2.SqlTarget) -> str:
     return "DSN (hidden)" if target.has_dsn else "-"
 
 
+def infra_retries_text(strategy: job_pb2.RetryStrategy) -> str:
+    """How many times an attempt lost with its worker is retried (not counted in the
+    retries), e.g. '3 (default), at once'."""
+    if strategy.HasField("num_infra_retries"):
+        count = strategy.num_infra_retries
+        return "none" if not count else f"{count}, at once, when a worker is lost"
+    return "3 (default), at once, when a worker is lost"
+
+
 def retries_text(strategy: job_pb2.RetryStrategy) -> str:
     """'none', or '3, 1m apart' plus the retry-on-timeout flag and exit-code rules."""
     if not strategy.num_retries:

@@ -70,6 +70,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "load files from S3 into a table, each file exactly once",
         "batchyard.client.cli.ingest:register",
     ),
+    ("workers", "list the workers serving your workspace", "batchyard.client.cli.workers:register"),
 )
 
 EPILOG = """\

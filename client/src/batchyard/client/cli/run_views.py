@@ -6,7 +6,7 @@ import shlex
 from collections.abc import Sequence
 from datetime import datetime
 
-from batchyard.client.cli.definition_views import retries_text, type_name
+from batchyard.client.cli.definition_views import infra_retries_text, retries_text, type_name
 from batchyard.client.cli.pipeline_views import graph_pairs
 from batchyard.client.cli.render import (
     absolute_time,
@@ -30,8 +30,20 @@ from batchyard.v1 import run_pb2
 
 TABLE_HEADERS = ("UUID", "DEFINITION", "STATUS", "REASON", "ATTEMPTS", "SUBMITTED", "ENDED")
 ATTEMPT_HEADERS = (
-    "#", "WORKER", "STARTED", "ENDED", "STATUS", "REASON", "EXIT CODE", "MEMORY", "CPU", "MESSAGE"
-)  # fmt: skip
+    "#",
+    "WORKER",
+    "STARTED",
+    "ENDED",
+    "STATUS",
+    "REASON",
+    "EXIT CODE",
+    "MEMORY",
+    "CPU",
+    "RETRY",
+    "MESSAGE",
+)
+# Which budget the retry after an attempt was charged to.
+RETRY_BUDGETS = {run_pb2.RETRY_BUDGET_JOB: "job", run_pb2.RETRY_BUDGET_INFRA: "infra"}
 
 
 # ANSI colours of statuses, on a terminal.
@@ -116,9 +128,12 @@ def run_details(run: run_pb2.Run, now: datetime) -> str:
         ("Priority", str(config.priority)),
         ("Timeout", duration(timeout) if config.HasField("timeout") else "1h (default)"),
         ("Retries", retries_text(config.retry_strategy)),
+        ("Infra retries", infra_retries_text(config.retry_strategy)),
     ]
     if run.num_retries_used:
         pairs.append(("Retries used", str(run.num_retries_used)))
+    if run.num_infra_retries_used:
+        pairs.append(("Infra retries used", str(run.num_infra_retries_used)))
     pairs.append(("Progress", f"{run.progress}%"))
     if run.HasField("tasks"):
         pairs.append(("Tasks", tasks_text(run.tasks)))
@@ -148,7 +163,8 @@ def run_details(run: run_pb2.Run, now: datetime) -> str:
 
 def attempts_table(attempts: Sequence[run_pb2.Attempt], now: datetime) -> str:
     """#, WORKER, STARTED, ENDED, STATUS, REASON, EXIT CODE, MEMORY (peak), CPU (time),
-    MESSAGE: one row per attempt."""
+    RETRY (the budget the retry after it was charged to: job or infra), MESSAGE: one row
+    per attempt."""
     rows = [
         [
             str(a.number),
@@ -158,6 +174,7 @@ def attempts_table(attempts: Sequence[run_pb2.Attempt], now: datetime) -> str:
             *attempt_state(a),
             str(a.exit_code) if a.HasField("exit_code") else "-",
             *attempt_usage(a),
+            RETRY_BUDGETS.get(a.retry_budget, "-"),
             one_line(a.message) or "-",
         ]
         for a in attempts

@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeAlias, TypeVar
 from batchyard.v1 import (
     access_pb2,
     definition_pb2,
+    fleet_pb2,
     ingest_pb2,
     job_pb2,
     log_pb2,
@@ -30,6 +31,7 @@ from batchyard.v1 import (
 )
 from batchyard.v1 import access_service_pb2 as apb
 from batchyard.v1 import definition_service_pb2 as dpb
+from batchyard.v1 import fleet_service_pb2 as fpb
 from batchyard.v1 import log_service_pb2 as lpb
 from batchyard.v1 import queue_service_pb2 as qpb
 from batchyard.v1 import retention_service_pb2 as retpb
@@ -655,3 +657,18 @@ def ingest_config(
         sql_target=job_pb2.SqlTarget(connection=target),
         ingest=ingest,
     )
+
+
+# ---------------------------------------------------------------- workers
+
+
+def list_workers() -> Listing[fleet_pb2.Worker]:
+    """The live workers of the workspace, by id."""
+    return _listing("workers", fpb.ListWorkersRequest)
+
+
+def get_worker_request(worker_id: str) -> fpb.GetWorkerRequest:
+    """One worker by its id; ValueError for an empty id."""
+    if not worker_id.strip():
+        raise ValueError("a worker id is required")
+    return fpb.GetWorkerRequest(worker_id=worker_id.strip())

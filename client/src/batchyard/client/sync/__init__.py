@@ -4,6 +4,7 @@ helper (`call.Caller`). It never imports the asyncio face (`batchyard.client.aio
 
 from batchyard.client.sync.access import Audit, Tokens, Workspaces
 from batchyard.client.sync.client import Client, Definitions, Runs
+from batchyard.client.sync.fleet import Workers
 from batchyard.client.sync.logs import LogsClient
 from batchyard.client.sync.paging import Paged
 from batchyard.client.sync.results import RunResults
@@ -23,5 +24,6 @@ __all__ = [
     "Runs",
     "RunsClient",
     "Tokens",
+    "Workers",
     "Workspaces",
 ]

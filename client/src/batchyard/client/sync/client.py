@@ -41,6 +41,7 @@ from batchyard.client.core.retry import RetryPolicy
 from batchyard.client.specs import DefinitionSpec, load_definition
 from batchyard.client.sync.access import Audit, Tokens, Workspaces
 from batchyard.client.sync.call import Caller, RetryInterceptor
+from batchyard.client.sync.fleet import Workers
 from batchyard.client.sync.logs import LogsClient
 from batchyard.client.sync.paging import Paged, listing
 from batchyard.client.sync.queues import Queues
@@ -52,6 +53,7 @@ from batchyard.v1 import (
     access_service_pb2_grpc,
     definition_pb2,
     definition_service_pb2_grpc,
+    fleet_service_pb2_grpc,
     queue_service_pb2_grpc,
     retention_service_pb2_grpc,
     run_pb2,
@@ -257,7 +259,8 @@ class Client(ClientBase[Caller]):
     """A connection to a Batchyard server, for Python programs and notebooks (the
     arguments: see `ClientBase`).
 
-    Parts: `definitions`, `runs`, `logs`, `tokens`, `workspaces`, `audit`; `run(run_id)`
+    Parts: `definitions`, `runs`, `logs`, `tokens`, `workspaces`, `audit`, `workers`;
+    `run(run_id)`
     for a handle on an existing run; `sql(query, target=...)` for an ad-hoc query.
     Close it when done, or use it as a context manager.
     """
@@ -297,6 +300,8 @@ class Client(ClientBase[Caller]):
             retention_service_pb2_grpc.RetentionServiceStub(self._plain), self.retry
         )
         """Retention policies and bulk deletion of finished runs."""
+        self.workers = Workers(fleet_service_pb2_grpc.FleetServiceStub(self._plain), self.retry)
+        """The workers serving the workspace."""
 
     def run(self, run_id: str) -> Run:
         """A handle on the existing run `run_id`, read now (RunNotFoundError if none)."""

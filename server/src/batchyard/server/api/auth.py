@@ -89,6 +89,7 @@ PERMISSIONS: dict[str, dict[str, Permission]] = {
         "SetRetentionPolicy": ADMIN,
         "DeleteRuns": WRITE,
     },
+    "batchyard.v1.FleetService": {"ListWorkers": READ, "GetWorker": READ},
 }
 
 _principal: ContextVar[Principal | None] = ContextVar("batchyard_principal", default=None)

@@ -66,6 +66,9 @@ def _source_from_pb(source: pb.Source) -> d.Source | None:
 def retry_from_pb(retry: pb.RetryStrategy) -> d.RetryStrategy:
     return d.RetryStrategy(
         num_retries=retry.num_retries,
+        num_infra_retries=retry.num_infra_retries
+        if retry.HasField("num_infra_retries")
+        else d.DEFAULT_INFRA_RETRIES,
         delay_seconds=seconds(retry.delay_between_retries)
         if retry.HasField("delay_between_retries")
         else None,
@@ -138,6 +141,7 @@ def _source_to_pb(source: d.Source, secrets: d.Secrets, out: pb.Source, reveal: 
 
 def retry_to_pb(retry: d.RetryStrategy, out: pb.RetryStrategy) -> None:
     out.num_retries = retry.num_retries
+    out.num_infra_retries = retry.num_infra_retries
     if retry.delay_seconds is not None:
         out.delay_between_retries.CopyFrom(duration(retry.delay_seconds))
     out.retry_on_timeout = retry.retry_on_timeout

@@ -69,6 +69,13 @@ def overrides_from_pb(o: pb.RunOverrides) -> Overrides:
     )
 
 
+_BUDGETS = {
+    "": pb.RETRY_BUDGET_UNSPECIFIED,
+    "job": pb.RETRY_BUDGET_JOB,
+    "infra": pb.RETRY_BUDGET_INFRA,
+}
+
+
 def _attempt_to_pb(a: Attempt) -> pb.Attempt:
     out = pb.Attempt(
         number=a.number,
@@ -78,6 +85,7 @@ def _attempt_to_pb(a: Attempt) -> pb.Attempt:
         status=status_to_pb(a.status),
         reason=reason_to_pb(a.reason),
         message=a.message,
+        retry_budget=_BUDGETS[a.retry_budget],
     )
     if a.exit_code is not None:
         out.exit_code = a.exit_code
@@ -153,6 +161,7 @@ def _plain_run_to_pb(run: Run, configs: ConfigMemo | None = None) -> pb.Run:
         progress=run.progress,
         attempts=[_attempt_to_pb(a) for a in run.attempts],
         num_retries_used=run.num_retries_used,
+        num_infra_retries_used=run.num_infra_retries_used,
         payload_size=run.payload_size,
         request_id=run.request_id,
         submit_time=timestamp(run.submit_time),

@@ -27,6 +27,7 @@ from batchyard.server.api.run_convert import (
     status_to_pb,
 )
 from batchyard.server.api.task_convert import tasks_from_pb
+from batchyard.server.api.worker_presence import Presence, arrival_from
 from batchyard.server.db import attempt_end, leases
 from batchyard.server.db.job_codec import SecretBox
 from batchyard.server.db.pool import Pool
@@ -53,6 +54,8 @@ class LeaseSettings:
     ttl_seconds: float = 30.0
     # How often a waiting long-poll looks again without a wake-up.
     poll_seconds: float = 1.0
+    # The longest outage of the service leases are extended across (told to workers).
+    max_outage_seconds: float = 300.0
 
 
 def _check_lease_request(request: pb.LeaseRunsRequest) -> float:
@@ -131,21 +134,25 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         self._wakeups = wakeups
         self._settings = settings
         self._limited = leases.LimitedQueues()
+        self._presence = Presence(pool, settings.ttl_seconds)
 
     async def LeaseRuns(
         self, request: pb.LeaseRunsRequest, context: Context
     ) -> pb.LeaseRunsResponse:
         wait = _check_lease_request(request)
+        arrival = arrival_from(request)
         queues = sorted(set(request.queues))
         workspace = current_principal().workspace_id  # a worker leases its workspace's runs
+        call_at = await self._presence.arrive(workspace, arrival)
         loop = asyncio.get_running_loop()
         left = context.time_remaining()
         if left is not None:  # answer before the caller gives up: a run leased into a
             wait = min(wait, max(0.0, left - LEASE_DEADLINE_MARGIN))  # dead call idles
         deadline = loop.time() + wait
-        ttl = self._settings.ttl_seconds
         while True:
             with self._wakeups.waiter(queues) as woken:
+                if await self._presence.fenced(workspace, request.worker_id, call_at):
+                    return self._leased([])  # its lease was just expired: no work for it
                 found = await self._lease_for(
                     context, workspace, queues, request.max_runs, request.worker_id
                 )
@@ -153,14 +160,20 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
                 if found:
                     self._wakeups.poke([run_key(x.run) for x in found])
                 if found or remaining <= 0 or context.done():
-                    return pb.LeaseRunsResponse(
-                        runs=[_leased_to_pb(x) for x in found],
-                        renew_interval=duration(ttl / 3),
-                    )
+                    return self._leased(found)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
                         woken.wait(), min(remaining, self._settings.poll_seconds)
                     )
+
+    def _leased(self, found: list[Lease]) -> pb.LeaseRunsResponse:
+        ttl = self._settings.ttl_seconds
+        return pb.LeaseRunsResponse(
+            runs=[_leased_to_pb(x) for x in found],
+            renew_interval=duration(ttl / 3),
+            lease_ttl=duration(ttl),
+            max_outage=duration(self._settings.max_outage_seconds),
+        )
 
     async def _lease_for(
         self, context: Context, workspace: Any, queues: list[str], limit: int, worker_id: str

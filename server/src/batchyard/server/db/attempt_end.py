@@ -66,6 +66,7 @@ async def _end(
             ended_by=ended_by,
             peak_memory_bytes=outcome.peak_memory_bytes,
             cpu_usec=outcome.cpu_usec,
+            retry_budget=nxt.budget,
         )
     )
     row = await conn.fetchrow(
@@ -75,7 +76,8 @@ async def _end(
             status=nxt.status.value,
             reason=nxt.reason.value,
             message=outcome.message,
-            retries_used=1 if nxt.retry else 0,
+            retries_used=1 if nxt.budget == "job" else 0,
+            infra_retries_used=1 if nxt.budget == "infra" else 0,
             delay_seconds=nxt.delay_seconds,
             progress=progress,
         )
@@ -179,17 +181,34 @@ async def rescue_expired(
     pool: asyncpg.Pool, limit: int = 100, now: datetime | None = None
 ) -> list[Rescued]:
     """Turn leases expired at `now` (None: by the database clock) into a new attempt
-    (worker lost) or a failure."""
+    (worker lost) or a failure, and fence their workers (in the same transaction: a
+    long-poll that sees the rescued run sees its worker fenced)."""
     out = []
+    lost: set[tuple[UUID, str]] = set()
     async with pool.acquire() as conn, conn.transaction():
         for row in await conn.fetch(q("lock_expired_leases"), limit, now):
             strategy = config_from_json(row["config"]).retry_strategy
             worker = row["worker_id"] or "?"
             outcome = worker_lost(worker)
-            nxt = after_attempt(outcome, strategy, row["num_retries_used"], row["cancel_requested"])
+            nxt = after_attempt(
+                outcome,
+                strategy,
+                row["num_retries_used"],
+                row["cancel_requested"],
+                row["num_infra_retries_used"],
+            )
             fence = Fence(row["id"], row["attempt"], UUID(int=0))
             status, _ = await _end(conn, fence, outcome, nxt, "rescuer", None)
             if status.finished:
                 await pipelines.after_end(conn, fence.run)
             out.append(Rescued(row["id"], row["attempt"], worker, status, row["queue"]))
+            lost.add((row["workspace_id"], worker))
+        if lost:  # no new work for them until they prove alive again
+            await conn.execute(
+                *bind(
+                    "fence_workers",
+                    workspaces=[w for w, _ in lost],
+                    worker_ids=[w for _, w in lost],
+                )
+            )
     return out

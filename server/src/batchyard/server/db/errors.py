@@ -22,6 +22,8 @@ _TRANSIENT = (
     asyncpg.DeadlockDetectedError,
     ConnectionError,
     TimeoutError,
+    # A PostgreSQL on a Unix socket that is stopped: its socket file is gone (ENOENT).
+    FileNotFoundError,
 )
 
 

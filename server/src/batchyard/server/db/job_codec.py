@@ -8,6 +8,7 @@ from typing import Any
 
 from batchyard.server.domain.errors import SecretsUnreadable
 from batchyard.server.domain.jobs import (
+    DEFAULT_INFRA_RETRIES,
     ExitCodeAction,
     ExitCodeRule,
     GitSource,
@@ -46,6 +47,7 @@ def config_to_json(config: JobConfig) -> dict[str, Any]:
         "env": dict(config.env),
         "retry_strategy": {
             "num_retries": retry.num_retries,
+            "num_infra_retries": retry.num_infra_retries,
             "delay_seconds": retry.delay_seconds,
             "retry_on_timeout": retry.retry_on_timeout,
             "exit_code_rules": [
@@ -80,6 +82,7 @@ def config_from_json(doc: dict[str, Any]) -> JobConfig:
         env=dict(doc["env"]),
         retry_strategy=RetryStrategy(
             num_retries=retry["num_retries"],
+            num_infra_retries=retry.get("num_infra_retries", DEFAULT_INFRA_RETRIES),
             delay_seconds=retry["delay_seconds"],
             retry_on_timeout=retry["retry_on_timeout"],
             exit_code_rules=rules,

@@ -190,6 +190,7 @@ async def renew(
             **asdict(fence),  # run, attempt, lease_id, workspace_id
             progress=progress,
             ttl_seconds=ttl,
+            coalesce_seconds=ttl / 6,
         )
     )
     if row is None:

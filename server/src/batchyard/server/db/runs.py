@@ -146,6 +146,7 @@ def _attempt(row: asyncpg.Record) -> Attempt:
         message=row["message"],
         peak_memory_bytes=row["peak_memory_bytes"],
         cpu_usec=row["cpu_usec"],
+        retry_budget=row["retry_budget"],
     )
 
 
@@ -191,6 +192,7 @@ def _run(
         schedule_uuid=row["schedule_id"],
         schedule_fire_time=row["schedule_fire_time"],
         tasks=row.get("tasks"),
+        num_infra_retries_used=row["num_infra_retries_used"],
     )
 
 

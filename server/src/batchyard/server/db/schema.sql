@@ -129,6 +129,7 @@ CREATE TABLE public.run_attempts (
     log_seq bigint DEFAULT 0 NOT NULL,
     peak_memory_bytes bigint,
     cpu_usec bigint,
+    retry_budget text DEFAULT ''::text NOT NULL,
     CONSTRAINT run_attempts_cpu_usec_check CHECK ((cpu_usec >= 0)),
     CONSTRAINT run_attempts_ended_by_check CHECK ((ended_by = ANY (ARRAY['worker'::text, 'release'::text, 'rescuer'::text]))),
     CONSTRAINT run_attempts_peak_memory_check CHECK ((peak_memory_bytes >= 0))
@@ -212,6 +213,7 @@ CREATE TABLE public.runs (
     schedule_id uuid,
     schedule_fire_time timestamp with time zone,
     tasks jsonb,
+    num_infra_retries_used integer DEFAULT 0 NOT NULL,
     CONSTRAINT runs_array_check CHECK (((array_size = 0) OR ((array_size >= 2) AND (array_size <= 10000)))),
     CONSTRAINT runs_lease_check CHECK (((status = 'RUNNING'::text) = (lease_id IS NOT NULL))),
     CONSTRAINT runs_progress_check CHECK (((progress >= 0) AND (progress <= 100))),
@@ -260,6 +262,28 @@ CREATE TABLE public.schema_migrations (
     version integer NOT NULL,
     name text NOT NULL,
     applied_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL
+);
+
+CREATE TABLE public.service_clock (
+    id integer NOT NULL,
+    last_tick_at timestamp with time zone,
+    last_gap_at timestamp with time zone,
+    last_gap_seconds double precision,
+    CONSTRAINT service_clock_one_row CHECK ((id = 1))
+);
+
+CREATE TABLE public.workers (
+    workspace_id uuid NOT NULL,
+    worker_id text NOT NULL,
+    host text DEFAULT ''::text NOT NULL,
+    version text DEFAULT ''::text NOT NULL,
+    queues text[] DEFAULT '{}'::text[] NOT NULL,
+    slots integer DEFAULT 0 NOT NULL,
+    slots_busy integer DEFAULT 0 NOT NULL,
+    started_at timestamp with time zone,
+    first_seen_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    last_seen_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    fenced_at timestamp with time zone
 );
 
 CREATE TABLE public.workspaces (
@@ -316,6 +340,12 @@ ALTER TABLE ONLY public.schedules
 ALTER TABLE ONLY public.schema_migrations
     ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
 
+ALTER TABLE ONLY public.service_clock
+    ADD CONSTRAINT service_clock_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.workers
+    ADD CONSTRAINT workers_pkey PRIMARY KEY (workspace_id, worker_id);
+
 ALTER TABLE ONLY public.workspaces
     ADD CONSTRAINT workspaces_name_key UNIQUE (name);
 
@@ -366,6 +396,8 @@ CREATE INDEX schedules_due_idx ON public.schedules USING btree (next_fire_at) WH
 
 CREATE INDEX schedules_workspace_idx ON public.schedules USING btree (workspace_id, created_at DESC, id DESC);
 
+CREATE INDEX workers_seen_idx ON public.workers USING btree (workspace_id, last_seen_at DESC);
+
 CREATE TRIGGER runs_queue_exists AFTER INSERT ON public.runs REFERENCING NEW TABLE AS new_runs FOR EACH STATEMENT EXECUTE FUNCTION public.runs_queue_exists();
 
 CREATE TRIGGER workspaces_default_queue AFTER INSERT ON public.workspaces FOR EACH ROW EXECUTE FUNCTION public.queues_default_for_workspace();
@@ -399,3 +431,6 @@ ALTER TABLE ONLY public.schedule_fires
 
 ALTER TABLE ONLY public.schedules
     ADD CONSTRAINT schedules_workspace_fkey FOREIGN KEY (workspace_id) REFERENCES public.workspaces(id);
+
+ALTER TABLE ONLY public.workers
+    ADD CONSTRAINT workers_workspace_id_fkey FOREIGN KEY (workspace_id) REFERENCES public.workspaces(id);

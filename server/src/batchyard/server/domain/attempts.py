@@ -95,6 +95,8 @@ class Next:
     retry: bool = False
     # Seconds until the next attempt may start (when retry).
     delay_seconds: float = 0.0
+    # The budget the retry is charged to: "job" (num_retries) or "infra" (num_infra_retries).
+    budget: str = ""
 
 
 def _retryable(outcome: Outcome, strategy: RetryStrategy) -> bool:
@@ -108,23 +110,33 @@ def _retryable(outcome: Outcome, strategy: RetryStrategy) -> bool:
 
 
 def after_attempt(
-    outcome: Outcome, strategy: RetryStrategy, retries_used: int, cancel_requested: bool
+    outcome: Outcome,
+    strategy: RetryStrategy,
+    retries_used: int,
+    cancel_requested: bool,
+    infra_retries_used: int = 0,
 ) -> Next:
-    """Decide what an ended attempt does to its run (the retry strategy applies here)."""
+    """Decide what an ended attempt does to its run (the retry strategy applies here).
+    An attempt lost with its worker is the infrastructure's fault: it is retried at once
+    from `num_infra_retries`, and only once those are spent from `num_retries`."""
     if outcome.status == RunStatus.SUCCEEDED:
         return Next(RunStatus.SUCCEEDED, RunReason.NONE)
     if outcome.status == RunStatus.CANCELLED or cancel_requested:
         return Next(RunStatus.CANCELLED, RunReason.CANCELLED_BY_USER)
+    lost = outcome.reason == RunReason.WORKER_LOST
+    if lost and infra_retries_used < strategy.num_infra_retries:
+        return Next(RunStatus.PENDING, RunReason.IN_QUEUE, retry=True, budget="infra")
     if _retryable(outcome, strategy) and retries_used < strategy.num_retries:
-        if outcome.reason == RunReason.WORKER_LOST:
+        if lost:
             # The job did nothing wrong: back in the queue at once.
-            return Next(RunStatus.PENDING, RunReason.IN_QUEUE, retry=True)
+            return Next(RunStatus.PENDING, RunReason.IN_QUEUE, retry=True, budget="job")
         delay = strategy.delay_seconds
         return Next(
             RunStatus.PENDING,
             RunReason.WAITING_FOR_RETRY,
             retry=True,
             delay_seconds=DEFAULT_RETRY_DELAY_SECONDS if delay is None else delay,
+            budget="job",
         )
     return Next(RunStatus.FAILED, outcome.reason)
 

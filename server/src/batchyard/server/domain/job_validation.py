@@ -222,6 +222,8 @@ def _retry(retry: RetryStrategy) -> list[FieldViolation]:
     out = []
     if not 0 <= retry.num_retries <= MAX_RETRIES:
         out.append(FieldViolation("retry_strategy.num_retries", "must be between 0 and 100"))
+    if not 0 <= retry.num_infra_retries <= MAX_RETRIES:
+        out.append(FieldViolation("retry_strategy.num_infra_retries", "must be between 0 and 100"))
     delay = retry.delay_seconds
     if delay is not None and not 0 <= delay <= MAX_RETRY_DELAY_SECONDS:
         out.append(

@@ -54,6 +54,10 @@ class ExitCodeRule:
     action: ExitCodeAction | None = None
 
 
+DEFAULT_INFRA_RETRIES = 3
+"""Retries of attempts lost with their worker a strategy allows unless it says."""
+
+
 @dataclass(frozen=True)
 class RetryStrategy:
     num_retries: int = 0
@@ -61,6 +65,8 @@ class RetryStrategy:
     delay_seconds: float | None = None
     retry_on_timeout: bool = False
     exit_code_rules: tuple[ExitCodeRule, ...] = ()
+    # Retries of attempts lost with their worker, before they spend `num_retries`.
+    num_infra_retries: int = DEFAULT_INFRA_RETRIES
 
 
 @dataclass(frozen=True)

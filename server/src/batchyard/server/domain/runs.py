@@ -65,6 +65,8 @@ class Attempt:
     message: str
     peak_memory_bytes: int | None = None
     cpu_usec: int | None = None
+    retry_budget: str = ""
+    """What the retry after it was charged to: "", "job" or "infra"."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ class Run:
     schedule_fire_time: datetime | None = None
     tasks: dict[str, Any] | None = None
     """The latest task summary the job reported (TaskSummary's JSON form), if any."""
+    num_infra_retries_used: int = 0
 
 
 @dataclass(frozen=True)

@@ -84,23 +84,36 @@ DELETE FROM run_attempts a USING undone
 WHERE a.run_id = undone.id AND a.number = undone.attempt;
 
 -- name: renew_lease
--- Fenced by (run, attempt, lease), the worker's workspace (:workspace_id) and the database
--- clock. Progress changes bump the
--- revision (watchers see them); a bare heartbeat does not.
-UPDATE runs
-SET lease_expires_at = clock_timestamp() + make_interval(secs => :ttl_seconds),
-    progress = coalesce(:progress::integer, progress),
-    revision = revision + CASE WHEN :progress::integer IS DISTINCT FROM progress
-                                AND :progress::integer IS NOT NULL THEN 1 ELSE 0 END
-WHERE id = :run AND attempt = :attempt AND lease_id = :lease_id
-  AND status = 'RUNNING' AND lease_expires_at > clock_timestamp()
-  AND workspace_id = :workspace_id
-RETURNING lease_expires_at, cancel_requested;
+-- Fenced by (run, attempt, lease) and the worker's workspace (:workspace_id). A lease
+-- holds until the rescuer ends it (by the database clock, after making up for outages of
+-- the service: maintenance/service_clock.py), so a renewal that comes late because the
+-- service was away still lands. Progress changes bump the revision (watchers see them); a
+-- bare heartbeat does not. The worker is seen (at most every :coalesce_seconds) and, if
+-- fenced, proven alive.
+WITH renewed AS (
+    UPDATE runs
+    SET lease_expires_at = clock_timestamp() + make_interval(secs => :ttl_seconds),
+        progress = coalesce(:progress::integer, progress),
+        revision = revision + CASE WHEN :progress::integer IS DISTINCT FROM progress
+                                    AND :progress::integer IS NOT NULL THEN 1 ELSE 0 END
+    WHERE id = :run AND attempt = :attempt AND lease_id = :lease_id
+      AND status = 'RUNNING' AND workspace_id = :workspace_id
+    RETURNING lease_expires_at, cancel_requested, worker_id
+), seen AS (
+    UPDATE workers w
+    SET last_seen_at = clock_timestamp(), fenced_at = NULL
+    FROM renewed r
+    WHERE w.workspace_id = :workspace_id AND w.worker_id = r.worker_id
+      AND (w.fenced_at IS NOT NULL
+           OR w.last_seen_at < clock_timestamp() - make_interval(secs => :coalesce_seconds))
+)
+SELECT lease_expires_at, cancel_requested FROM renewed;
 
 -- name: lock_run_for_worker
 SELECT r.workspace_id, r.status, r.attempt, r.lease_id, r.queue, r.cancel_requested,
        r.num_retries_used,
-       r.lease_expires_at > clock_timestamp() AS lease_live, c.config
+       -- A lease holds until the rescuer ends it (see renew_lease).
+       r.lease_expires_at IS NOT NULL AS lease_live, c.config
 FROM runs r
 JOIN run_specs s ON s.run_id = r.id
 JOIN run_configs c ON c.id = s.config_id
@@ -113,16 +126,19 @@ FROM run_attempts
 WHERE run_id = $1 AND number = $2;
 
 -- name: end_attempt
--- :ended_by: worker, release or rescuer; :peak_memory_bytes, :cpu_usec NULL if not measured.
+-- :ended_by: worker, release or rescuer; :peak_memory_bytes, :cpu_usec NULL if not measured;
+-- :retry_budget: what the retry after it is charged to ('', 'job', 'infra').
 UPDATE run_attempts
 SET ended_at = clock_timestamp(), status = :status, reason = :reason, exit_code = :exit_code,
     message = :message,
-    ended_by = :ended_by,
+    ended_by = :ended_by, retry_budget = :retry_budget,
     peak_memory_bytes = :peak_memory_bytes::bigint, cpu_usec = :cpu_usec::bigint
 WHERE run_id = :run AND number = :attempt;
 
 -- name: set_run_after_attempt
--- :retries_used is 0 or 1 (this attempt spent a retry); :delay_seconds until the next
+-- :retries_used and :infra_retries_used are 0 or 1 (this attempt spent a retry of the
+-- job's budget, or of the infrastructure's: end_attempt's :retry_budget says which);
+-- :delay_seconds until the next
 -- attempt may start; :progress the final progress (or NULL).
 -- A run cancelled at a user's request keeps the user's message, in the past tense
 -- ("cancel requested by user: …" while it ran, "cancelled by user: …" now).
@@ -133,6 +149,7 @@ SET status = :status, reason = :reason,
                    ELSE :message END,
     lease_id = NULL, lease_expires_at = NULL,
     num_retries_used = num_retries_used + :retries_used,
+    num_infra_retries_used = num_infra_retries_used + :infra_retries_used,
     available_at = clock_timestamp() + make_interval(secs => :delay_seconds),
     ended_at = CASE WHEN :status IN ('SUCCEEDED', 'FAILED', 'CANCELLED') THEN clock_timestamp() END,
     progress = coalesce(:progress::integer, progress),
@@ -144,7 +161,8 @@ RETURNING status, available_at;
 -- The rescuer: running runs whose lease ran out (by the database clock; $2, when not
 -- null, is a test's clock). SKIP LOCKED keeps several server replicas from rescuing the
 -- same run.
-SELECT r.id, r.attempt, r.queue, r.worker_id, r.cancel_requested, r.num_retries_used, c.config
+SELECT r.id, r.attempt, r.queue, r.worker_id, r.workspace_id, r.cancel_requested,
+       r.num_retries_used, r.num_infra_retries_used, c.config
 FROM runs r
 JOIN run_specs s ON s.run_id = r.id
 JOIN run_configs c ON c.id = s.config_id
@@ -165,8 +183,7 @@ WITH run AS (
         lease_expires_at = NULL, ended_at = clock_timestamp(),
         progress = coalesce(:progress::integer, progress), revision = revision + 1
     WHERE id = :run AND attempt = :attempt AND lease_id = :lease_id
-      AND status = 'RUNNING' AND lease_expires_at > clock_timestamp()
-      AND workspace_id = :workspace_id
+      AND status = 'RUNNING' AND workspace_id = :workspace_id  -- held until rescued
       AND EXISTS (SELECT 1 FROM run_attempts
                   WHERE run_id = :run AND number = :attempt AND log_seq = :first_seq - 1)
     RETURNING id, attempt, queue

@@ -6,8 +6,7 @@
 WITH fence AS (
     SELECT 1 AS ok FROM runs
     WHERE id = :run AND attempt = :attempt AND lease_id = :lease_id
-      AND status = 'RUNNING' AND lease_expires_at > clock_timestamp()
-      AND workspace_id = :workspace_id
+      AND status = 'RUNNING' AND workspace_id = :workspace_id  -- held until rescued
 ), extended AS (
     UPDATE run_attempts SET log_seq = :last_seq
     WHERE run_id = :run AND number = :attempt AND log_seq = :first_seq - 1

@@ -40,7 +40,8 @@ SELECT request_id, id FROM runs WHERE workspace_id = $1 AND request_id = ANY($2:
 -- name: get_runs
 SELECT r.id, w.name AS workspace, r.definition_id, r.definition_name, r.definition_version,
        r.request_id, r.status, r.reason, r.message, r.cancel_requested, r.progress,
-       r.num_retries_used, r.payload_size, r.available_at, r.submitted_at, r.started_at,
+       r.num_retries_used, r.num_infra_retries_used, r.payload_size,
+       r.available_at, r.submitted_at, r.started_at,
        r.ended_at, r.revision, c.config, c.sealed_secrets,
        r.parent_id, r.array_index, r.array_size, r.dependencies_waiting, r.schedule_id,
        r.schedule_fire_time, r.tasks
@@ -52,7 +53,7 @@ WHERE r.workspace_id = $1 AND r.id = ANY($2::uuid[]);
 
 -- name: get_attempts
 SELECT run_id, number, worker_id, started_at, ended_at, status, reason, exit_code, message,
-       peak_memory_bytes, cpu_usec
+       peak_memory_bytes, cpu_usec, retry_budget
 FROM run_attempts
 WHERE run_id = ANY($1::uuid[])
 ORDER BY run_id, number;
