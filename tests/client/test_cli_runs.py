@@ -335,14 +335,14 @@ async def test_get_shows_attempts_and_the_outcome(cli, hello, worker):
         "REASON",
         "EXIT",
         "CODE",
+        "RETRY",
         "MEMORY",
         "CPU",
-        "RETRY",
         "MESSAGE",
     ]
     assert row.split()[:2] == ["1", "t"]
     assert "failed  non-zero exit code  3" in row
-    assert row.split()[-4:] == ["-", "-", "job", "boom"]  # no measure; retried: job
+    assert row.split()[-4:] == ["job", "-", "-", "boom"]  # retried: job; nothing measured
 
 
 @pytest.mark.parametrize("fmt", ["json", "yaml"])

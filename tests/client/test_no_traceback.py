@@ -56,6 +56,10 @@ def argv_for(path: str, parser: argparse.ArgumentParser, server: str, *extra: st
         elif "FILE" in str(action.metavar or "") or "file" in (action.help or ""):
             value = "/nonexistent/input.yaml"
         argv += [action.option_strings[0], value] if action.option_strings else [value]
+    for group in parser._mutually_exclusive_groups:  # e.g. --cron | --every
+        if group.required:
+            first = group._group_actions[0]
+            argv += [first.option_strings[0], *([] if first.nargs == 0 else ["x"])]
     for flag, value in (("--server", server), ("--timeout", "1"), ("--reconnect-timeout", "1")):
         if flag in options:
             argv += [flag, value]

@@ -22,7 +22,7 @@ from batchyard.v1 import definition_service_pb2 as dspb
 from batchyard.v1 import run_service_pb2 as rpb
 from tests.connect_channel import error_of
 from tests.rpc import failure
-from tests.server.helpers import complete, define, fail_fields, lease, submit
+from tests.server.helpers import complete, define, fail_fields, lease, make_queue, submit
 
 pytestmark = pytest.mark.server(http_listen="127.0.0.1:0")
 
@@ -185,8 +185,9 @@ def samples(text: str, name: str) -> dict[str, float]:
 
 
 async def test_metrics_count_what_was_done(
-    http: aiohttp.ClientSession, definitions: Any, runs: Any, workers: Any
+    http: aiohttp.ClientSession, definitions: Any, runs: Any, workers: Any, queues: Any
 ) -> None:
+    await make_queue(queues, "q")
     await define(definitions, "job", queue="q")
     for _ in range(7):
         await submit(runs, "job")
@@ -212,8 +213,14 @@ async def test_metrics_count_what_was_done(
 
 
 async def test_run_again_keeps_version_overrides_and_payload(
-    http: aiohttp.ClientSession, definitions: Any, runs: Any, workers: Any, admin_token: str
+    http: aiohttp.ClientSession,
+    definitions: Any,
+    runs: Any,
+    workers: Any,
+    admin_token: str,
+    queues: Any,
 ) -> None:
+    await make_queue(queues, "again")
     await define(definitions, "job", queue="again")
     first = await submit(
         runs, "job", payload="cGF5bG9hZA==", overrides={"args": ["a"], "env": {"K": "v"}}

@@ -62,7 +62,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "schedules",
-        "create, list, pause, resume, trigger and delete schedules",
+        "run definitions on a timetable (cron or interval)",
         "batchyard.client.cli.schedules:register",
     ),
     (

@@ -37,9 +37,9 @@ ATTEMPT_HEADERS = (
     "STATUS",
     "REASON",
     "EXIT CODE",
+    "RETRY",
     "MEMORY",
     "CPU",
-    "RETRY",
     "MESSAGE",
 )
 # Which budget the retry after an attempt was charged to.
@@ -162,8 +162,8 @@ def run_details(run: run_pb2.Run, now: datetime) -> str:
 
 
 def attempts_table(attempts: Sequence[run_pb2.Attempt], now: datetime) -> str:
-    """#, WORKER, STARTED, ENDED, STATUS, REASON, EXIT CODE, MEMORY (peak), CPU (time),
-    RETRY (the budget the retry after it was charged to: job or infra), MESSAGE: one row
+    """#, WORKER, STARTED, ENDED, STATUS, REASON, EXIT CODE, RETRY (the budget the retry
+    after it was charged to: job or infra), MEMORY (peak), CPU (time), MESSAGE: one row
     per attempt."""
     rows = [
         [
@@ -173,8 +173,8 @@ def attempts_table(attempts: Sequence[run_pb2.Attempt], now: datetime) -> str:
             relative_time(as_datetime(a.end_time), now),
             *attempt_state(a),
             str(a.exit_code) if a.HasField("exit_code") else "-",
-            *attempt_usage(a),
             RETRY_BUDGETS.get(a.retry_budget, "-"),
+            *attempt_usage(a),
             one_line(a.message) or "-",
         ]
         for a in attempts

@@ -84,10 +84,11 @@ class Wakeups:
         self._wake_local(list(self._waiters))
 
     @contextlib.contextmanager
-    def waiter(self, queues: list[str]) -> Iterator[asyncio.Event]:
+    def waiter(self, queues: list[str], *, background: bool = False) -> Iterator[asyncio.Event]:
         """An event set when any of `queues` (or runs: `run_key`) may have news. Register
-        before you look. Raises Unavailable once the server is draining."""
-        if self._draining:
+        before you look. Raises Unavailable once the server is draining, unless the waiter
+        is a `background` service's (the supervisor stops those itself)."""
+        if self._draining and not background:
             raise Unavailable(DRAINING)
         event = asyncio.Event()
         for queue in queues:

@@ -54,6 +54,11 @@ class HttpContext:
         self._code, self.status = code, status
         raise Aborted()
 
+    async def send_initial_metadata(self, metadata: Sequence[tuple[str, str | bytes]]) -> None:
+        """Streams send their headers at once over gRPC; the HTTP face sends its response
+        headers with the first message (or the end), so there is nothing to do here."""
+        del metadata
+
     def add_done_callback(self, callback: Callable[[Any], object]) -> None:
         self._callbacks.append(callback)
 

@@ -118,7 +118,7 @@ class Scheduler:
         """Passes until cancelled; a database that is away skips a pass, anything else is
         a crash for the supervisor to report."""
         while True:
-            with self._wakeups.waiter([SCHEDULES_KEY]) as changed:
+            with self._wakeups.waiter([SCHEDULES_KEY], background=True) as changed:
                 wait = POLL_SECONDS
                 try:
                     await self.run_once()
