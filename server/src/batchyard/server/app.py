@@ -146,6 +146,19 @@ class _Services:
         ]
 
 
+POOL_CLOSE_SECONDS = 10.0
+"""How long stop() waits for borrowed database connections to come back before it
+terminates the pool (a connection never released must not hold the shutdown forever)."""
+
+
+async def _close_pool(pool: asyncpg.Pool) -> None:
+    try:
+        await asyncio.wait_for(pool.close(), POOL_CLOSE_SECONDS)
+    except TimeoutError:
+        log.warning("database_pool_terminated", waited_seconds=POOL_CLOSE_SECONDS)
+        pool.terminate()
+
+
 @dataclass
 class App:
     settings: ServerSettings
@@ -339,7 +352,7 @@ class App:
         if self._supervisor is not None:
             await self._supervisor.stop()
         if self._pool is not None:
-            await self._pool.close()
+            await _close_pool(self._pool)
         if self._embedded is not None:
             await self._embedded.stop()
         log.info("server_stopped")

@@ -60,6 +60,11 @@ class _Entry:
     crashes: int = 0
 
 
+STOP_SECONDS = 10.0
+"""How long stop() waits for one service's loop to end after its cancel, and then for
+its stop()."""
+
+
 @dataclass
 class Supervisor:
     on_fatal: Callable[[str], None]
@@ -90,9 +95,13 @@ class Supervisor:
             entry = self._entries.pop()
             if entry.task is not None:
                 entry.task.cancel()
-                await asyncio.wait([entry.task])  # a cancel of stop() itself still propagates
+                # a cancel of stop() itself still propagates; a loop that ignores its
+                # cancel is reported and left behind rather than holding the shutdown
+                _, pending = await asyncio.wait([entry.task], timeout=STOP_SECONDS)
+                if pending:
+                    log.error("service_did_not_stop", service=entry.service.name)
             try:
-                await entry.service.stop()
+                await asyncio.wait_for(entry.service.stop(), STOP_SECONDS)
             except Exception as exc:  # boundary: the others must still stop
                 log.error("service_stop_failed", service=entry.service.name, exc_info=exc)
 
