@@ -130,7 +130,9 @@ async def run_job(
         if during is not None:
             await during(execution, sink)
         outcome = await task
-        files = {p.name: p.read_bytes() for p in execution.paths.output.iterdir() if p.is_file()}
+        output = execution.paths.output
+        found = output.iterdir() if output.is_dir() else ()  # an attempt may end before it
+        files = {p.name: p.read_bytes() for p in found if p.is_file()}
         result = Result(outcome, sink, execution.paths.root, files)
     assert emptied(result.attempt_dir), "something of the attempt outlived it"
     assert sink.closed

@@ -94,6 +94,8 @@ class AsyncResumableStream(Generic[Message, Item]):
                     self._teller.back()
                     for item in self._items(message):
                         yield item
+                if outage.connected():  # reopened, and it ended at once: back all the same
+                    self._teller.back()
                 return  # the server ended the stream: the run has ended
             except asyncio.CancelledError:
                 task = asyncio.current_task()

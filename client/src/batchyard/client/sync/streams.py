@@ -131,6 +131,8 @@ class ResumableStream(Generic[Message, Item]):
                     outage.connected()
                     self._teller.back()
                     yield from self._items(message)
+                if outage.connected():  # reopened, and it ended at once: back all the same
+                    self._teller.back()
                 return  # the server ended the stream: the run has ended
             except grpc.RpcError as exc:
                 if self._cancelled.is_set():
