@@ -143,10 +143,9 @@ def run_ingest(args: argparse.Namespace) -> int:
     """`ingest URI --target NAME --table TABLE [...] [--wait]`."""
     from batchyard.client.cli.failures import EXIT_OK, EXIT_WAIT_TIMEOUT, UsageError
     from batchyard.client.cli.options import open_client
-    from batchyard.client.cli.run_views import outcome_lines, state_text
-    from batchyard.client.cli.run_wait import exit_code, state_display
+    from batchyard.client.cli.run_views import outcome_lines
+    from batchyard.client.cli.run_wait import exit_code, wait_to_end
     from batchyard.client.describe import tasks_text
-    from batchyard.client.errors import WaitTimeoutError
     from batchyard.v1 import ingest_pb2
 
     if args.wait_timeout is not None and not args.wait:
@@ -180,24 +179,9 @@ def run_ingest(args: argparse.Namespace) -> int:
                 f"submitted run {run.uuid}; see: batchyard runs watch {run.uuid}", file=sys.stderr
             )
             return EXIT_OK
-        display = state_display(sys.stderr)
-        try:
-            final = handle.wait(
-                args.wait_timeout,
-                show_progress=False,
-                raise_on_failure=False,
-                reconnect_timeout=args.reconnect_timeout,
-                on_state=display.update,
-            ).state
-        except WaitTimeoutError as exc:
-            display.close()
-            print(
-                f"stopped waiting: run {run.uuid} is {state_text(exc.run)} and goes on",
-                file=sys.stderr,
-            )
+        final = wait_to_end(handle, args)
+        if final is None:
             return EXIT_WAIT_TIMEOUT
-        finally:
-            display.close()
         print("\n".join(outcome_lines(final)), file=sys.stderr)
         if final.HasField("tasks"):
             print(f"tasks: {tasks_text(final.tasks)}", file=sys.stderr)

@@ -10,6 +10,7 @@ Elsewhere (a file, a pipe, a CI log) it is one plain line per change of state.
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import sys
 import threading
@@ -380,3 +381,36 @@ def _stop(printer: LogPrinter | None, display: StateDisplay) -> None:
 
 def _quiet(_seconds: float | None) -> None:
     """The log follower's outages: the watch of the same run tells them."""
+
+
+def wait_to_end(handle: Run, args: argparse.Namespace) -> run_pb2.Run | None:
+    """Follow the run to its end, its state on stderr (`args.wait_timeout`,
+    `args.reconnect_timeout`); None if --wait-timeout passed (said on stderr)."""
+    run = handle.state
+    display = state_display(sys.stderr)
+    try:
+        final = handle.wait(
+            args.wait_timeout,
+            show_progress=False,
+            raise_on_failure=False,
+            reconnect_timeout=args.reconnect_timeout,
+            on_state=display.update,
+        ).state
+    except WaitTimeoutError as exc:
+        display.close()
+        print(
+            f"stopped waiting after {duration(exc.timeout)}: run {run.uuid} is "
+            f"{state_text(exc.run)} and goes on (see: batchyard runs watch {run.uuid})",
+            file=sys.stderr,
+        )
+        return None
+    except KeyboardInterrupt:
+        display.close()
+        newline = "" if isinstance(display, ProgressLine) else "\n"  # after the echoed ^C
+        print(f"{newline}stopped waiting: run {run.uuid} goes on", file=sys.stderr)
+        raise
+    except BaseException:
+        display.close()
+        raise
+    display.close()
+    return final

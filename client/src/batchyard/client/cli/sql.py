@@ -27,11 +27,11 @@ from batchyard.client.cli.options import (
     non_negative_int,
     open_client,
 )
-from batchyard.client.cli.render import duration, to_yaml
-from batchyard.client.cli.run_views import outcome_lines, state_text
-from batchyard.client.cli.run_wait import ProgressLine, exit_code, state_display
+from batchyard.client.cli.render import to_yaml
+from batchyard.client.cli.run_views import outcome_lines
+from batchyard.client.cli.run_wait import exit_code, wait_to_end
 from batchyard.client.core.requests import SQL_RESULT_NAME
-from batchyard.client.errors import BatchyardError, WaitTimeoutError
+from batchyard.client.errors import BatchyardError
 from batchyard.client.sync import Client, Run
 from batchyard.v1 import run_pb2
 
@@ -169,7 +169,7 @@ def run_sql(args: argparse.Namespace) -> int:
             hint = f"see: batchyard runs watch {run.uuid}"
             print(f"submitted run {run.uuid}; {hint}", file=sys.stderr)
             return EXIT_OK
-        final = _wait(handle, args)
+        final = wait_to_end(handle, args)
         if final is None:
             return EXIT_WAIT_TIMEOUT
         if final.status != run_pb2.RUN_STATUS_SUCCEEDED:
@@ -226,38 +226,6 @@ def _read_query(args: argparse.Namespace) -> str:
     if len(query.encode()) > MAX_QUERY_BYTES:
         raise UsageError("the query is over 1 MiB")
     return query
-
-
-def _wait(handle: Run, args: argparse.Namespace) -> run_pb2.Run | None:
-    """Follow the run to its end, its state on stderr; None if --wait-timeout passed."""
-    run = handle.state
-    display = state_display(sys.stderr)
-    try:
-        final = handle.wait(
-            args.wait_timeout,
-            show_progress=False,
-            raise_on_failure=False,
-            reconnect_timeout=args.reconnect_timeout,
-            on_state=display.update,
-        ).state
-    except WaitTimeoutError as exc:
-        display.close()
-        print(
-            f"stopped waiting after {duration(exc.timeout)}: run {run.uuid} is "
-            f"{state_text(exc.run)} and goes on (see: batchyard runs watch {run.uuid})",
-            file=sys.stderr,
-        )
-        return None
-    except KeyboardInterrupt:
-        display.close()
-        newline = "" if isinstance(display, ProgressLine) else "\n"  # after the echoed ^C
-        print(f"{newline}stopped waiting: run {run.uuid} goes on", file=sys.stderr)
-        raise
-    except BaseException:
-        display.close()
-        raise
-    display.close()
-    return final
 
 
 def _print_log_tail(client: Client, run: run_pb2.Run) -> None:
